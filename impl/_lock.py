@@ -1,0 +1,179 @@
+"""The context lock: recursive, FIFO among waiters, with a contention callback.
+
+Prior art: QEMU's ``RFifoLock`` (util/rfifolock.c, Stefan Hajnoczi, QEMU 2.0, 2014; see
+shared/reference/qemu-semantics.md section 1).  Behaviour kept from it:
+
+* A ticket lock: ``tail`` hands out tickets, ``head`` is the ticket entitled to the lock,
+  so waiters are served strictly in arrival order.  A thread that releases and immediately
+  re-acquires queues *behind* existing waiters: that is what lets an IOThread looping
+  ``acquire; aio_poll(ctx, True); release`` hand the context to a waiting thread.
+* Recursion by the owner (``nesting``) never waits and never calls the callback.
+* The contention callback runs in the *waiting* thread, before the first wait and after
+  every wake-up that did not grant the lock, with the internal mutex held; it must not touch
+  this lock.  The AioContext's callback kicks the owner out of a blocking ``aio_poll``.
+
+Differences, on purpose: a release by a thread that does not own the lock, or of a lock
+nobody holds, raises (:class:`NotOwnerError` / :class:`LockNotHeldError`) and leaves the lock
+exactly as it was, where QEMU aborts; and :meth:`RFifoLock.lock` takes an optional timeout
+(a waiter that gives up leaves its ticket marked abandoned, skipped when ``head`` reaches it)
+so tests can bound every wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._errors import LockNotHeldError, NotOwnerError
+from ._platform import Platform, ThreadId, TraceEvent
+
+__all__ = ["LockStatistics", "RFifoLock"]
+
+
+@dataclass(frozen=True, slots=True)
+class LockStatistics:
+    """A snapshot of the lock (for tests, monitors and reports)."""
+
+    owner: ThreadId | None
+    depth: int
+    waiters: int
+
+
+class RFifoLock:
+    """Recursive FIFO lock with a contention callback.
+
+    Args:
+        platform: the concurrency seam.
+        contention_cb: called (in the waiting thread, internal mutex held) when a thread
+            must wait; ``None`` for none.
+        name: for error messages.
+        trace_id: the context id reported in trace events.
+    """
+
+    __slots__ = (
+        "_abandoned",
+        "_cb",
+        "_cond",
+        "_head",
+        "_me",
+        "_mutex",
+        "_nesting",
+        "_owner",
+        "_platform",
+        "_tail",
+        "name",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        platform: Platform,
+        contention_cb: Callable[[], None] | None = None,
+        *,
+        name: str = "lock",
+        trace_id: int = 0,
+    ) -> None:
+        self._platform = platform
+        self._mutex = platform.mutex(f"{name}.mutex")
+        self._cond = platform.condition(self._mutex)
+        self._head = 0  # ticket entitled to own the lock (guarded by _mutex)
+        self._tail = 0  # next ticket to hand out (guarded by _mutex)
+        self._abandoned: set[int] = set()  # tickets of waiters that timed out (_mutex)
+        # _owner is written before _nesting when granting and read after it by the fast
+        # path, so a thread can only ever see its *own* id paired with nesting > 0 while it
+        # really holds the lock.  Both are written only by the thread that holds the lock.
+        self._owner: ThreadId | None = None
+        self._nesting = 0
+        self._cb = contention_cb
+        self._me = platform.current_thread
+        self.name = name
+        self.trace_id = trace_id
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return f"<RFifoLock {self.name} owner={s.owner} depth={s.depth} waiters={s.waiters}>"
+
+    # -- queries ---------------------------------------------------------------------------
+    def held_by_me(self) -> bool:
+        """Whether the calling thread owns the lock."""
+        return self._nesting > 0 and self._owner == self._me()
+
+    @property
+    def depth(self) -> int:
+        """Current nesting depth (0 when free)."""
+        return self._nesting
+
+    def statistics(self) -> LockStatistics:
+        with self._mutex:
+            held = self._nesting > 0
+            return LockStatistics(
+                owner=self._owner if held else None,
+                depth=self._nesting,
+                waiters=self._tail - self._head - (1 if held else 0) - len(self._abandoned),
+            )
+
+    # -- lock / unlock ---------------------------------------------------------------------
+    def lock(self, timeout: float | None = None) -> bool:
+        """Acquire (recursively).  Returns False only if ``timeout`` (seconds) ran out."""
+        me = self._me()
+        if self._nesting > 0 and self._owner == me:
+            self._nesting += 1
+            self._trace("acquire", me, self._nesting)
+            return True
+        with self._mutex:
+            ticket = self._tail
+            self._tail += 1
+            if ticket != self._head:
+                self._trace("lock_wait", me, ticket)
+                deadline = None
+                if timeout is not None:
+                    deadline = self._platform.monotonic_ns() + int(timeout * 1e9)
+                while ticket != self._head:
+                    if self._cb is not None:
+                        self._cb()
+                    if deadline is None:
+                        self._cond.wait()
+                        continue
+                    left = deadline - self._platform.monotonic_ns()
+                    if left <= 0 or not self._cond.wait(left / 1e9):
+                        if ticket == self._head:
+                            break
+                        if self._platform.monotonic_ns() >= deadline:
+                            self._abandoned.add(ticket)
+                            return False
+            self._owner = me
+            self._nesting = 1
+        self._trace("acquire", me, 1)
+        return True
+
+    def unlock(self) -> None:
+        """Release one level; the last release hands the lock to the next ticket."""
+        me = self._me()
+        depth = self._nesting
+        if depth == 0:
+            raise LockNotHeldError(
+                f"cannot release {self.name}: it is not held by any thread; "
+                "every release must match an earlier acquire"
+            )
+        if self._owner != me:
+            raise NotOwnerError(
+                f"cannot release {self.name} from thread {me}: it is owned by thread "
+                f"{self._owner}; only the owner may release it"
+            )
+        self._trace("release", me, depth - 1)
+        if depth > 1:
+            self._nesting = depth - 1
+            return
+        with self._mutex:
+            self._nesting = 0
+            head = self._head + 1
+            while head in self._abandoned:
+                self._abandoned.discard(head)
+                head += 1
+            self._head = head
+            self._cond.notify_all()
+
+    def _trace(self, kind: str, me: ThreadId, obj: int) -> None:
+        tr = self._platform.tracer
+        if tr is not None:
+            tr(TraceEvent(kind, me, self.trace_id, obj, self.name))

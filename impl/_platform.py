@@ -1,0 +1,248 @@
+"""The concurrency seam: everything impl needs from threads, memory and the OS.
+
+Why it exists: the same AioContext code must run on real threads (fast, for users and
+real-thread stress) and under a deterministic controlled scheduler (for schedule exploration
+with simulated weak memory, a later part of this project).  Prior art: loom and shuttle keep
+the real API of their mock primitives and route every operation through one runtime; we do
+the same with a small :class:`Platform` protocol that impl receives at construction.
+
+Rules for impl code:
+
+* No impl module imports ``threading``, ``select``, ``time`` or ``os`` except
+  :mod:`impl._real` (enforced by ``tests/test_seam.py``).
+* Every shared word that is read or written without a lock (the lock-free paths: BH flags,
+  ``notify_me``, ``notified``) is an :class:`AtomicCell` with an explicit
+  :class:`Ordering`, and every barrier QEMU writes (``smp_mb``/``smp_wmb``/``smp_rmb``) is a
+  :meth:`Platform.fence` call.  On the real platform these are plain attribute accesses
+  (the GIL orders them sequentially); on a controlled platform each one is a scheduling
+  point and may be reordered as the chosen memory model allows.
+* Trace events go through :attr:`Platform.tracer`; when it is ``None`` an emission costs
+  one attribute load and one ``is None`` test.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, NewType, Protocol, TypeVar
+
+__all__ = [
+    "POLLERR",
+    "POLLHUP",
+    "POLLIN",
+    "POLLNVAL",
+    "POLLOUT",
+    "AtomicCell",
+    "Condition",
+    "Fence",
+    "Mutex",
+    "Ordering",
+    "Platform",
+    "Poller",
+    "RawNotifier",
+    "ThreadHandle",
+    "ThreadId",
+    "TraceEvent",
+    "Tracer",
+]
+
+T = TypeVar("T")
+
+#: Identity of a thread as the platform sees it (``threading.get_ident`` on the real one,
+#: a small stable integer on a controlled one).
+ThreadId = NewType("ThreadId", int)
+
+# poll(2) event bits; the values are Linux's and are what the real platform passes through.
+POLLIN = 0x001
+POLLOUT = 0x004
+POLLERR = 0x008
+POLLHUP = 0x010
+POLLNVAL = 0x020
+
+
+class Ordering(enum.Enum):
+    """C11 memory orderings for atomic operations."""
+
+    RELAXED = "relaxed"
+    ACQUIRE = "acquire"
+    RELEASE = "release"
+    ACQ_REL = "acq_rel"
+    SEQ_CST = "seq_cst"
+
+
+class Fence(enum.Enum):
+    """QEMU's barriers: ``smp_mb`` (full), ``smp_wmb`` (store-store), ``smp_rmb`` (load-load)."""
+
+    MB = "smp_mb"
+    WMB = "smp_wmb"
+    RMB = "smp_rmb"
+
+
+class AtomicCell(Protocol[T]):
+    """One shared word accessed without a lock.  ``name`` labels it in traces."""
+
+    name: str
+
+    def load(self, order: Ordering = Ordering.SEQ_CST) -> T: ...
+
+    def store(self, value: T, order: Ordering = Ordering.SEQ_CST) -> None: ...
+
+    def exchange(self, value: T, order: Ordering = Ordering.SEQ_CST) -> T: ...
+
+    def compare_exchange(
+        self, expected: T, value: T, order: Ordering = Ordering.SEQ_CST
+    ) -> T:
+        """Store ``value`` if the cell holds ``expected``; return the old value either way."""
+        ...
+
+    def fetch_add(self, delta: int, order: Ordering = Ordering.SEQ_CST) -> T:
+        """Add ``delta`` (integer cells only); return the old value."""
+        ...
+
+
+class Mutex(Protocol):
+    """A non-recursive mutual-exclusion lock (``QemuMutex``)."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Condition(Protocol):
+    """A condition variable bound to one :class:`Mutex` (``QemuCond``)."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def notify(self, n: int = 1) -> None: ...
+
+    def notify_all(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class ThreadHandle(Protocol):
+    """A started platform thread."""
+
+    name: str
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
+class RawNotifier(Protocol):
+    """An ``EventNotifier`` at OS level: an eventfd, or a pipe pair as fallback.
+
+    ``set`` makes ``read_fd`` readable (several sets coalesce); ``test_and_clear`` drains it
+    and tells whether it was set.  Both are safe from any thread.
+    """
+
+    read_fd: int
+    write_fd: int
+
+    def set(self) -> None: ...
+
+    def test_and_clear(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class Poller(Protocol):
+    """A poll set kept across iterations (``register`` replaces an fd's events)."""
+
+    def register(self, fd: int, events: int) -> None: ...
+
+    def unregister(self, fd: int) -> None: ...
+
+    def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
+        """Wait up to ``timeout_ns`` (-1: forever, 0: don't block); return ``(fd, revents)``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One step of the protocol, as seen by monitors.
+
+    Attributes:
+        kind: what happened (``acquire``, ``release``, ``lock_wait``, ``contention_kick``,
+            ``poll_begin``, ``poll_wait``, ``poll_end``, ``bh_new``, ``bh_schedule``,
+            ``bh_run_begin``, ``bh_run_end``, ``bh_cancel``, ``bh_delete``, ``notify``,
+            ``notify_accept``, ``handler_run_begin``, ``handler_run_end``,
+            ``timer_run_begin``, ``timer_run_end``, ``iothread_start``, ``iothread_stop``).
+        thread: the platform thread that did it.
+        ctx: the AioContext's id (0 when not applicable).
+        obj: the BH / handler / timer id, or another integer payload (lock depth, progress).
+        detail: free text (callback name, ``blocking``) for human-readable traces.
+    """
+
+    kind: str
+    thread: ThreadId
+    ctx: int = 0
+    obj: int = 0
+    detail: str = ""
+
+
+Tracer = Callable[[TraceEvent], None]
+
+
+class Platform(Protocol):
+    """The seam.  See the module docstring for the rules impl follows."""
+
+    #: Trace listener; ``None`` when nobody listens.
+    tracer: Tracer | None
+
+    def new_id(self) -> int:
+        """A fresh small integer for naming contexts, BHs, timers (stable per platform)."""
+        ...
+
+    # -- threads -----------------------------------------------------------------------
+    def start_thread(self, target: Callable[[], None], name: str) -> ThreadHandle: ...
+
+    def current_thread(self) -> ThreadId: ...
+
+    def main_thread(self) -> ThreadId: ...
+
+    # -- locks ---------------------------------------------------------------------------
+    def mutex(self, name: str = "") -> Mutex: ...
+
+    def condition(self, mutex: Mutex) -> Condition: ...
+
+    # -- lock-free memory ------------------------------------------------------------------
+    def atomic(self, initial: T, name: str = "") -> AtomicCell[T]: ...
+
+    def fence(self, kind: Fence) -> None: ...
+
+    # -- OS --------------------------------------------------------------------------------
+    def notifier(self) -> RawNotifier: ...
+
+    def poller(self) -> Poller: ...
+
+    def fd_is_open(self, fd: int) -> bool: ...
+
+    def monotonic_ns(self) -> int:
+        """A clock that never goes back (QEMU_CLOCK_REALTIME's source)."""
+        ...
+
+    def wall_ns(self) -> int:
+        """Wall-clock time since the epoch (QEMU_CLOCK_HOST's source); may jump."""
+        ...
+
+
+class Cell(Generic[T]):
+    """Helper base for platforms: a named value (not itself atomic)."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, value: T, name: str) -> None:
+        self.value = value
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}={self.value!r}>"

@@ -1,0 +1,216 @@
+"""Thread pool: blocking work on worker threads, completion as a BH in the submitting context.
+
+Prior art: QEMU thread-pool.c of 2014-2015 (QEMU 2.1-2.4; shared/reference/qemu-semantics.md
+section 9): c2e50e3d (completion delivered by a BH of the context), 3c80ca158c (the
+completion BH re-schedules itself *before* each callback, so a callback that runs a nested
+``aio_poll`` waiting for another finished request can complete it), and the 2014 async
+cancel: a request still queued is taken off the queue and completes with ``-ECANCELED``;
+one already running completes normally.  Either way its callback runs exactly once, in the
+context's thread.
+
+Differences: workers are created directly by ``submit`` (QEMU creates them from a BH so they
+inherit the context thread's CPU affinity, which means nothing here); a ``func`` that raises
+completes with ``-EIO`` and the exception kept on the request (QEMU functions return
+``-errno``).
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CallbackError, PoolShutdownError, callable_name, check_callable
+from ._platform import Fence
+
+if TYPE_CHECKING:
+    from ._context import AioContext
+
+__all__ = ["ThreadPool", "ThreadPoolRequest"]
+
+
+class RequestState(enum.Enum):
+    QUEUED = "queued"
+    ACTIVE = "active"
+    DONE = "done"
+
+
+class ThreadPoolRequest:
+    """The AIOCB of a submitted request."""
+
+    __slots__ = ("arg", "cancelled", "cb", "completed", "exception", "func", "id", "opaque", "pool", "ret", "state")
+
+    def __init__(
+        self,
+        pool: ThreadPool,
+        func: Callable[[Any], int],
+        arg: Any,
+        cb: Callable[[Any, int], None] | None,
+        opaque: Any,
+    ) -> None:
+        self.pool = pool
+        self.func = func
+        self.arg = arg
+        self.cb = cb
+        self.opaque = opaque
+        self.state = RequestState.QUEUED
+        self.ret = 0
+        self.exception: BaseException | None = None
+        self.cancelled = False
+        self.completed = False
+        self.id = pool.ctx.platform.new_id()
+
+    def __repr__(self) -> str:
+        return f"<ThreadPoolRequest {self.id} {callable_name(self.func)} {self.state.value} ret={self.ret}>"
+
+    def cancel_async(self) -> None:
+        """``bdrv_aio_cancel_async``: see :meth:`ThreadPool.cancel`."""
+        self.pool.cancel(self)
+
+
+class ThreadPool:
+    """One per AioContext (``aio_get_thread_pool``).
+
+    Args:
+        ctx: the context whose thread runs completions.
+        max_threads: QEMU's default is 64.
+        idle_timeout: seconds an idle worker waits before it exits (QEMU: 10).
+    """
+
+    def __init__(self, ctx: AioContext, *, max_threads: int = 64, idle_timeout: float = 10.0) -> None:
+        p = ctx.platform
+        self._p = p
+        self.ctx = ctx
+        self.max_threads = max_threads
+        self.idle_timeout = idle_timeout
+        self._mutex = p.mutex("threadpool")
+        self._cond = p.condition(self._mutex)  # request arrival, stop, worker exit
+        self._queue: deque[ThreadPoolRequest] = deque()
+        self._live: list[ThreadPoolRequest] = []  # every request not yet completed (QEMU's head)
+        self._cur_threads = 0
+        self._idle_threads = 0
+        self._stopping = False
+        self.completion_bh = ctx.bh_new(self._completion_bh)
+
+    def __repr__(self) -> str:
+        return f"<ThreadPool {self.ctx.name} threads={self._cur_threads} queued={len(self._queue)}>"
+
+    def submit(
+        self,
+        func: Callable[[Any], int],
+        arg: Any = None,
+        cb: Callable[[Any, int], None] | None = None,
+        opaque: Any = None,
+    ) -> ThreadPoolRequest:
+        """``thread_pool_submit_aio``: run ``func(arg)`` on a worker, then ``cb(opaque, ret)``."""
+        check_callable(func, "thread pool function")
+        check_callable(cb, "completion callback", optional=True)
+        req = ThreadPoolRequest(self, func, arg, cb, opaque)
+        with self._mutex:
+            if self._stopping:
+                raise PoolShutdownError(
+                    f"cannot submit {callable_name(func)} to the thread pool of {self.ctx.name}: "
+                    "the pool was shut down (its context was closed)"
+                )
+            self._live.append(req)
+            self._queue.append(req)
+            if self._idle_threads == 0 and self._cur_threads < self.max_threads:
+                self._cur_threads += 1
+                self._p.start_thread(self._worker, f"{self.ctx.name}.worker")
+            self._cond.notify()
+        return req
+
+    def _worker(self) -> None:
+        p = self._p
+        mutex = self._mutex
+        mutex.acquire()
+        try:
+            while not self._stopping:
+                if not self._queue:
+                    self._idle_threads += 1
+                    woke = self._cond.wait(self.idle_timeout)
+                    self._idle_threads -= 1
+                    if not woke and not self._queue:
+                        break  # idle too long
+                    continue
+                req = self._queue.popleft()
+                req.state = RequestState.ACTIVE
+                mutex.release()
+                try:
+                    try:
+                        ret = int(req.func(req.arg))
+                    except Exception as e:
+                        req.exception = e
+                        ret = -errno.EIO
+                    req.ret = ret
+                    p.fence(Fence.WMB)  # ret before state, paired with the BH's RMB
+                finally:
+                    mutex.acquire()
+                req.state = RequestState.DONE
+                if not self._stopping:
+                    self.completion_bh.schedule()
+        finally:
+            self._cur_threads -= 1
+            self._cond.notify_all()
+            mutex.release()
+
+    def cancel(self, req: ThreadPoolRequest) -> None:
+        """Cancel asynchronously: a queued request completes with ``-ECANCELED`` and never
+        runs; a running or finished one is not affected.  The callback runs exactly once."""
+        with self._mutex:
+            if req.state is RequestState.QUEUED and not req.cancelled:
+                try:
+                    self._queue.remove(req)
+                except ValueError:
+                    return
+                req.cancelled = True
+                req.ret = -errno.ECANCELED
+                req.state = RequestState.DONE
+                if not self.completion_bh.deleted:
+                    self.completion_bh.schedule()
+
+    def _completion_bh(self, _opaque: object) -> None:
+        while True:
+            with self._mutex:
+                req = next((r for r in self._live if r.state is RequestState.DONE), None)
+                if req is None:
+                    return
+                self._live.remove(req)
+            req.completed = True
+            if req.cb is None:
+                continue
+            self._p.fence(Fence.RMB)
+            # 3c80ca158c: re-arm first, so a nested aio_poll in the callback completes the rest.
+            self.completion_bh.schedule()
+            try:
+                req.cb(req.opaque, req.ret)
+            except Exception as e:
+                raise CallbackError("completion", callable_name(req.cb), e) from e
+
+    @property
+    def threads(self) -> int:
+        return self._cur_threads
+
+    def pending(self) -> int:
+        """Requests submitted and not yet completed."""
+        with self._mutex:
+            return len(self._live)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """``thread_pool_free``: stop the workers; queued requests are dropped uncompleted."""
+        with self._mutex:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._queue.clear()
+            self._cond.notify_all()
+            deadline = self._p.monotonic_ns() + int(timeout * 1e9)
+            while self._cur_threads > 0:
+                left = deadline - self._p.monotonic_ns()
+                if left <= 0:
+                    break  # a func is still running; its worker exits when it returns
+                self._cond.wait(left / 1e9)
+        if not self.completion_bh.deleted:
+            self.completion_bh.delete()

@@ -1,0 +1,317 @@
+"""Clocks and per-context timer lists.
+
+Prior art: QEMU's QEMUTimerList / QEMUTimerListGroup (qemu-timer.c, 2013-2014, Alex Bligh's
+"aio / timers" series; shared/reference/qemu-semantics.md section 7).  Behaviour kept:
+
+* Three clocks, run in this order: REALTIME (monotonic), VIRTUAL (guest time: stops with
+  the VM), HOST (wall clock, may jump).  Scales: SCALE_NS=1, SCALE_US=1e3, SCALE_MS=1e6.
+* Each context owns one timer list per clock, sorted by expiry, FIFO among equal expiries.
+  ``timer_mod`` re-inserts and, when the timer became the list head, notifies the context
+  (``aio_notify``) so a blocked ``aio_poll`` recomputes its timeout.  ``timer_del`` does not
+  notify.  All three are thread-safe (a per-list mutex).
+* Expiry runs inside ``aio_poll`` (last step of dispatch); the clock is read once per list
+  per run, so a callback that re-arms for a time not after that reading runs again in the
+  same run, and one that re-arms later does not.
+* ``qemu_clock_enable(clock, False)``: the list's deadline is "none" and nothing runs.
+
+Our addition for deterministic tests: the VIRTUAL clock can be frozen (``stop``) and moved
+forward by hand (``advance``), like trio's MockClock; both notify every context with a
+VIRTUAL timer so the new deadline is seen at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import CallbackError, TimerFreedError, UsageError, callable_name, check_callable
+from ._platform import Platform, TraceEvent
+
+__all__ = [
+    "SCALE_MS",
+    "SCALE_NS",
+    "SCALE_US",
+    "ClockType",
+    "Clocks",
+    "QEMUTimer",
+    "TimerList",
+    "TimerListGroup",
+    "clocks_for",
+]
+
+SCALE_NS = 1
+SCALE_US = 1_000
+SCALE_MS = 1_000_000
+
+
+class ClockType(enum.IntEnum):
+    """QEMU's clock types, in the order timers are run."""
+
+    REALTIME = 0
+    VIRTUAL = 1
+    HOST = 2
+
+
+class Clocks:
+    """The clocks of one platform (QEMU has one set per process)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._p = platform
+        self._mutex = platform.mutex("clocks")
+        self._virtual_offset = 0
+        self._virtual_frozen: int | None = None
+        self._enabled = {c: True for c in ClockType}
+        self._lists: weakref.WeakSet[TimerList] = weakref.WeakSet()
+
+    def get_ns(self, clock: ClockType) -> int:
+        if clock is ClockType.REALTIME:
+            return self._p.monotonic_ns()
+        if clock is ClockType.HOST:
+            return self._p.wall_ns()
+        if clock is ClockType.VIRTUAL:
+            frozen = self._virtual_frozen
+            if frozen is not None:
+                return frozen
+            return self._p.monotonic_ns() + self._virtual_offset
+        raise UsageError(f"unknown clock {clock!r}; use QEMU_CLOCK_REALTIME, _VIRTUAL or _HOST")
+
+    # -- virtual clock control ----------------------------------------------------------------
+    def stop_virtual(self) -> None:
+        """Freeze virtual time (as when the VM stops)."""
+        with self._mutex:
+            if self._virtual_frozen is None:
+                self._virtual_frozen = self._p.monotonic_ns() + self._virtual_offset
+
+    def start_virtual(self) -> None:
+        """Let virtual time run again from where it was frozen."""
+        with self._mutex:
+            frozen = self._virtual_frozen
+            if frozen is not None:
+                self._virtual_offset = frozen - self._p.monotonic_ns()
+                self._virtual_frozen = None
+        self._notify(ClockType.VIRTUAL)
+
+    def advance_virtual(self, ns: int) -> None:
+        """Move virtual time forward by ``ns`` (frozen or running)."""
+        if ns < 0:
+            raise UsageError(f"cannot move the virtual clock back by {-ns} ns; time only advances")
+        with self._mutex:
+            if self._virtual_frozen is not None:
+                self._virtual_frozen += ns
+            else:
+                self._virtual_offset += ns
+        self._notify(ClockType.VIRTUAL)
+
+    def virtual_running(self) -> bool:
+        return self._virtual_frozen is None
+
+    def enable(self, clock: ClockType, enabled: bool) -> None:
+        """``qemu_clock_enable``: a disabled clock's timers neither run nor bound a poll."""
+        self._enabled[ClockType(clock)] = enabled
+        if enabled:
+            self._notify(ClockType(clock))
+
+    def enabled(self, clock: ClockType) -> bool:
+        return self._enabled[clock]
+
+    def _register(self, tl: TimerList) -> None:
+        with self._mutex:
+            self._lists.add(tl)
+
+    def _notify(self, clock: ClockType) -> None:
+        with self._mutex:
+            lists = [tl for tl in self._lists if tl.clock is clock]
+        for tl in lists:
+            tl.notify()
+
+
+_clocks: weakref.WeakKeyDictionary[Any, Clocks] = weakref.WeakKeyDictionary()
+
+
+def clocks_for(platform: Platform) -> Clocks:
+    """The clock set of ``platform`` (created on first use)."""
+    c = _clocks.get(platform)
+    if c is None:
+        c = _clocks.setdefault(platform, Clocks(platform))
+    return c
+
+
+class QEMUTimer:
+    """A timer bound to one context's list for one clock (``aio_timer_new``)."""
+
+    __slots__ = ("_seq", "cb", "expire_time", "freed", "id", "opaque", "scale", "timer_list")
+
+    def __init__(
+        self, timer_list: TimerList, scale: int, cb: Callable[[Any], None], opaque: Any
+    ) -> None:
+        check_callable(cb, "timer callback")
+        if not isinstance(scale, int) or scale <= 0:
+            raise UsageError(f"timer scale must be a positive int (SCALE_NS/US/MS), got {scale!r}")
+        self.timer_list = timer_list
+        self.scale = scale
+        self.cb = cb
+        self.opaque = opaque
+        self.expire_time = -1  # ns; -1 = not pending
+        self.freed = False
+        self._seq = 0
+        self.id = timer_list.platform.new_id()
+
+    def __repr__(self) -> str:
+        return f"<QEMUTimer {self.id} {callable_name(self.cb)} expire={self.expire_time}>"
+
+    def _check(self, what: str) -> None:
+        if self.freed:
+            raise TimerFreedError(
+                f"{what} on timer {self.id} ({callable_name(self.cb)}) after timer_free; "
+                "create a new timer with aio_timer_new"
+            )
+
+    def mod(self, expire: int) -> None:
+        """Arm for ``expire`` (in the timer's scale) on its clock."""
+        self._check("timer_mod")
+        self.timer_list.mod(self, max(int(expire) * self.scale, 0))
+
+    def mod_ns(self, expire_ns: int) -> None:
+        self._check("timer_mod_ns")
+        self.timer_list.mod(self, max(int(expire_ns), 0))
+
+    def delete(self) -> None:
+        """Disarm (``timer_del``); the timer stays usable."""
+        self._check("timer_del")
+        self.timer_list.remove(self)
+
+    def pending(self) -> bool:
+        return self.expire_time >= 0
+
+    def expire_ns(self) -> int:
+        return self.expire_time
+
+    def free(self) -> None:
+        """Disarm and retire (``timer_free``); any later use raises."""
+        self._check("timer_free")
+        self.timer_list.remove(self)
+        self.freed = True
+
+
+def _key(t: QEMUTimer) -> tuple[int, int]:
+    return (t.expire_time, t._seq)
+
+
+class TimerList:
+    """Active timers of one clock in one context, sorted by (expiry, arming order)."""
+
+    def __init__(
+        self, clocks: Clocks, clock: ClockType, notify: Callable[[], None], ctx_id: int
+    ) -> None:
+        self.platform = clocks._p
+        self.clocks = clocks
+        self.clock = clock
+        self._notify_cb = notify
+        self._ctx_id = ctx_id
+        self._mutex = clocks._p.mutex(f"timerlist.{clock.name}")
+        self._active: list[QEMUTimer] = []
+        self._seq = 0
+        clocks._register(self)
+
+    def notify(self) -> None:
+        self._notify_cb()
+
+    def mod(self, t: QEMUTimer, expire_ns: int) -> None:
+        with self._mutex:
+            active = self._active
+            if t.expire_time >= 0:
+                active.remove(t)
+            self._seq += 1
+            t._seq = self._seq
+            t.expire_time = expire_ns
+            i = bisect.bisect_right(active, (expire_ns, t._seq), key=_key)
+            active.insert(i, t)
+            became_head = i == 0
+        if became_head:
+            self._notify_cb()
+
+    def remove(self, t: QEMUTimer) -> None:
+        with self._mutex:
+            if t.expire_time >= 0:
+                self._active.remove(t)
+                t.expire_time = -1
+
+    def deadline_ns(self) -> int:
+        """Nanoseconds until the first expiry: -1 none (or clock disabled), 0 expired."""
+        if not self.clocks._enabled[self.clock]:
+            return -1
+        active = self._active
+        if not active:
+            return -1
+        try:
+            head = active[0].expire_time
+        except IndexError:
+            return -1
+        return max(0, head - self.clocks.get_ns(self.clock))
+
+    def run_timers(self) -> bool:
+        """Run every timer expired at one clock reading; True if any ran."""
+        if not self._active or not self.clocks._enabled[self.clock]:
+            return False
+        now = self.clocks.get_ns(self.clock)
+        progress = False
+        tr_platform = self.platform
+        while True:
+            with self._mutex:
+                active = self._active
+                if not active or active[0].expire_time > now:
+                    break
+                t = active.pop(0)
+                t.expire_time = -1
+                cb, opaque = t.cb, t.opaque
+            tr = tr_platform.tracer
+            if tr is not None:
+                me = tr_platform.current_thread()
+                tr(TraceEvent("timer_run_begin", me, self._ctx_id, t.id, callable_name(cb)))
+            try:
+                cb(opaque)
+            except Exception as e:
+                raise CallbackError("timer", callable_name(cb), e) from e
+            if tr is not None:
+                tr(TraceEvent("timer_run_end", tr_platform.current_thread(), self._ctx_id, t.id))
+            progress = True
+        return progress
+
+
+class TimerListGroup:
+    """One timer list per clock, for one context."""
+
+    def __init__(self, clocks: Clocks, notify: Callable[[], None], ctx_id: int) -> None:
+        self.clocks = clocks
+        self.lists = tuple(TimerList(clocks, c, notify, ctx_id) for c in ClockType)
+
+    def deadline_ns(self) -> int:
+        best = -1
+        for tl in self.lists:
+            d = tl.deadline_ns()
+            if d == 0:
+                return 0
+            if d > 0 and (best < 0 or d < best):
+                best = d
+        return best
+
+    def run_timers(self) -> bool:
+        progress = False
+        for tl in self.lists:
+            if tl.run_timers():
+                progress = True
+        return progress
+
+    def new_timer(
+        self, clock: ClockType | int, scale: int, cb: Callable[[Any], None], opaque: Any
+    ) -> QEMUTimer:
+        try:
+            c = ClockType(clock)
+        except ValueError:
+            raise UsageError(
+                f"unknown clock {clock!r}; use QEMU_CLOCK_REALTIME, _VIRTUAL or _HOST"
+            ) from None
+        return QEMUTimer(self.lists[c], scale, cb, opaque)
