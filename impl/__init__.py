@@ -48,7 +48,7 @@ from ._platform import (
 )
 from ._real import RealPlatform, default_platform
 from ._threadpool import ThreadPool, ThreadPoolRequest
-from ._timers import SCALE_MS, SCALE_NS, SCALE_US, ClockType, Clocks, QEMUTimer, clocks_for
+from ._timers import SCALE_MS, SCALE_NS, SCALE_US, Clocks, ClockType, QEMUTimer, clocks_for
 
 __all__ = [
     "BH",

@@ -214,7 +214,11 @@ class BH:
         self.scheduled.store(True, _RELEASE)
         tr = self.ctx._p.tracer
         if tr is not None:
-            tr(TraceEvent("bh_schedule", self.ctx._p.current_thread(), self.ctx.id, self.id, "idle"))
+            tr(
+                TraceEvent(
+                    "bh_schedule", self.ctx._p.current_thread(), self.ctx.id, self.id, "idle"
+                )
+            )
 
     def cancel(self) -> None:
         """``qemu_bh_cancel``: unschedule (a run already under way is not stopped)."""
@@ -275,7 +279,9 @@ class AioHandler:
         self.revents = 0
 
     def __repr__(self) -> str:
-        return f"<AioHandler fd={self.fd} events={self.events:#x}{' deleted' if self.deleted else ''}>"
+        return (
+            f"<AioHandler fd={self.fd} events={self.events:#x}{' deleted' if self.deleted else ''}>"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -896,4 +902,3 @@ class AioContext:
             yield self
         finally:
             self.release()
-

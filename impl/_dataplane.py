@@ -147,7 +147,9 @@ class DataplaneDevice:
         self._transition = True
         try:
             with self.ctx:
-                self.ctx.set_event_notifier(self.host_notifier, self._handle_notify, is_external=True)
+                self.ctx.set_event_notifier(
+                    self.host_notifier, self._handle_notify, is_external=True
+                )
             self.host_notifier.set()  # requests queued while stopped
             self.started = True
         finally:
@@ -211,5 +213,3 @@ def one_off(ctx: AioContext, fn: Callable[[], R], *, timeout: float | None = Non
         return fn()
     finally:
         ctx.release()
-
-

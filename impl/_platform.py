@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Generic, NewType, Protocol, TypeVar
 
 __all__ = [
@@ -90,9 +91,7 @@ class AtomicCell(Protocol[T]):
 
     def exchange(self, value: T, order: Ordering = Ordering.SEQ_CST) -> T: ...
 
-    def compare_exchange(
-        self, expected: T, value: T, order: Ordering = Ordering.SEQ_CST
-    ) -> T:
+    def compare_exchange(self, expected: T, value: T, order: Ordering = Ordering.SEQ_CST) -> T:
         """Store ``value`` if the cell holds ``expected``; return the old value either way."""
         ...
 
@@ -110,7 +109,13 @@ class Mutex(Protocol):
 
     def __enter__(self) -> bool: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
 
 
 class Condition(Protocol):
@@ -124,7 +129,13 @@ class Condition(Protocol):
 
     def __enter__(self) -> bool: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
 
 
 class ThreadHandle(Protocol):

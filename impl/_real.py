@@ -10,6 +10,7 @@ keeps the cells correct on free-threaded builds too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -19,7 +20,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ._platform import Cell, Fence, Ordering, ThreadId, Tracer
+from ._platform import (
+    Cell,
+    Condition,
+    Fence,
+    Mutex,
+    Ordering,
+    Platform,
+    Poller,
+    RawNotifier,
+    ThreadHandle,
+    ThreadId,
+    Tracer,
+)
 
 __all__ = ["RealPlatform", "default_platform"]
 
@@ -58,7 +71,7 @@ class _RealAtomic(Cell[T]):
     def fetch_add(self, delta: int, order: Ordering = _SEQ) -> T:
         with self._rmw:
             old = self.value
-            self.value = old + delta  # type: ignore[operator]
+            self.value = old + delta  # type: ignore[operator, assignment]
         return old
 
 
@@ -73,10 +86,8 @@ class _EventFdNotifier:
         self.write_fd = fd
 
     def set(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):  # counter saturated: it is set already
             os.eventfd_write(self.write_fd, 1)
-        except BlockingIOError:  # counter saturated: it is set already
-            pass
 
     def test_and_clear(self) -> bool:
         try:
@@ -101,10 +112,8 @@ class _PipeNotifier:
             os.set_inheritable(fd, False)
 
     def set(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):  # pipe full: a read is pending anyway
             os.write(self.write_fd, b"\x01")
-        except BlockingIOError:  # pipe full: a read is pending anyway
-            pass
 
     def test_and_clear(self) -> bool:
         got = False
@@ -132,10 +141,8 @@ class _RealPoller:
         self._poll.register(fd, events)
 
     def unregister(self, fd: int) -> None:
-        try:
+        with contextlib.suppress(KeyError):
             self._poll.unregister(fd)
-        except KeyError:
-            pass
 
     def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
         if timeout_ns < 0:
@@ -168,7 +175,7 @@ class RealPlatform:
     def new_id(self) -> int:
         return next(self._ids)
 
-    def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+    def start_thread(self, target: Callable[[], None], name: str) -> ThreadHandle:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         return t
@@ -176,11 +183,11 @@ class RealPlatform:
     def main_thread(self) -> ThreadId:
         return self._main
 
-    def mutex(self, name: str = "") -> threading.Lock:
+    def mutex(self, name: str = "") -> Mutex:
         return threading.Lock()
 
-    def condition(self, mutex: threading.Lock) -> threading.Condition:  # type: ignore[override]
-        return threading.Condition(mutex)
+    def condition(self, mutex: Mutex) -> Condition:
+        return threading.Condition(mutex)  # type: ignore[arg-type]
 
     def atomic(self, initial: T, name: str = "") -> _RealAtomic[T]:
         return _RealAtomic(initial, name, self._rmw)
@@ -188,12 +195,12 @@ class RealPlatform:
     def fence(self, kind: Fence) -> None:
         """No-op: under the GIL Python's memory is sequentially consistent."""
 
-    def notifier(self) -> _EventFdNotifier | _PipeNotifier:
+    def notifier(self) -> RawNotifier:
         if self._use_eventfd:
             return _EventFdNotifier()
         return _PipeNotifier()
 
-    def poller(self) -> _RealPoller:
+    def poller(self) -> Poller:
         return _RealPoller()
 
     def fd_is_open(self, fd: int) -> bool:
@@ -212,11 +219,11 @@ class RealPlatform:
         return time.time_ns()
 
 
-_default: RealPlatform | None = None
+_default: Platform | None = None
 _default_lock = threading.Lock()
 
 
-def default_platform() -> RealPlatform:
+def default_platform() -> Platform:
     """The process-wide real platform that impl uses when none is passed in."""
     global _default
     if _default is None:

@@ -40,7 +40,19 @@ class RequestState(enum.Enum):
 class ThreadPoolRequest:
     """The AIOCB of a submitted request."""
 
-    __slots__ = ("arg", "cancelled", "cb", "completed", "exception", "func", "id", "opaque", "pool", "ret", "state")
+    __slots__ = (
+        "arg",
+        "cancelled",
+        "cb",
+        "completed",
+        "exception",
+        "func",
+        "id",
+        "opaque",
+        "pool",
+        "ret",
+        "state",
+    )
 
     def __init__(
         self,
@@ -63,7 +75,8 @@ class ThreadPoolRequest:
         self.id = pool.ctx.platform.new_id()
 
     def __repr__(self) -> str:
-        return f"<ThreadPoolRequest {self.id} {callable_name(self.func)} {self.state.value} ret={self.ret}>"
+        name = callable_name(self.func)
+        return f"<ThreadPoolRequest {self.id} {name} {self.state.value} ret={self.ret}>"
 
     def cancel_async(self) -> None:
         """``bdrv_aio_cancel_async``: see :meth:`ThreadPool.cancel`."""
@@ -79,7 +92,9 @@ class ThreadPool:
         idle_timeout: seconds an idle worker waits before it exits (QEMU: 10).
     """
 
-    def __init__(self, ctx: AioContext, *, max_threads: int = 64, idle_timeout: float = 10.0) -> None:
+    def __init__(
+        self, ctx: AioContext, *, max_threads: int = 64, idle_timeout: float = 10.0
+    ) -> None:
         p = ctx.platform
         self._p = p
         self.ctx = ctx

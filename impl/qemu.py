@@ -229,7 +229,9 @@ def qemu_clock_get_ms(clock: ClockType | int, platform: Platform | None = None) 
     return qemu_clock_get_ns(clock, platform) // SCALE_MS
 
 
-def qemu_clock_enable(clock: ClockType | int, enabled: bool, platform: Platform | None = None) -> None:
+def qemu_clock_enable(
+    clock: ClockType | int, enabled: bool, platform: Platform | None = None
+) -> None:
     clocks_for(platform or default_platform()).enable(ClockType(clock), enabled)
 
 
@@ -283,5 +285,3 @@ def thread_pool_submit_aio(
 
 def bdrv_aio_cancel_async(acb: ThreadPoolRequest) -> None:
     acb.cancel_async()
-
-
