@@ -211,7 +211,9 @@ class BH:
             return
         self.idle.store(True, _RELAXED)
         self.ctx._p.fence(Fence.WMB)  # idle (and the callback's inputs) before scheduled
-        self.scheduled.store(True, _RELEASE)
+        # An exchange, not a store: a store could land inside the poller's claiming
+        # exchange and be lost.
+        self.scheduled.exchange(True, _RELEASE)
         tr = self.ctx._p.tracer
         if tr is not None:
             tr(
@@ -484,7 +486,9 @@ class AioContext:
         p.fence(Fence.MB)
         if self.notify_me.load(_RELAXED):
             self._raw_notifier.set()
-            self.notified.store(True, _SEQ)
+            # An RMW (QEMU's atomic_mb_set is an xchg on x86): it must not land inside
+            # aio_notify_accept's exchange.
+            self.notified.exchange(True, _SEQ)
             tr = p.tracer
             if tr is not None:
                 tr(TraceEvent("notify", p.current_thread(), self.id, 1))

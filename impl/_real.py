@@ -2,10 +2,11 @@
 
 This is the only impl module that touches ``threading``, ``select``, ``time`` and ``os``
 (``tests/test_seam.py`` enforces it).  It is deliberately thin: the GIL already makes single
-attribute loads and stores atomic and sequentially consistent, so loads are plain reads and
-fences are no-ops; read-modify-write operations (and the stores that race with them) take one
-platform-wide lock so an exchange can never interleave with a store to the same cell.  That
-keeps the cells correct on free-threaded builds too.
+attribute loads and stores atomic and sequentially consistent, so loads and stores are plain
+attribute accesses and fences are no-ops; read-modify-write operations take one
+platform-wide lock.  Consequence, which impl respects: a plain ``store`` that races an RMW on
+the same cell may land between the RMW's read and write, so wherever a store can race an
+RMW and the difference matters (``notified``, an idle schedule), impl uses an RMW instead.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class _RealAtomic(Cell[T]):
         return self.value
 
     def store(self, value: T, order: Ordering = _SEQ) -> None:
-        with self._rmw:
-            self.value = value
+        self.value = value
 
     def exchange(self, value: T, order: Ordering = _SEQ) -> T:
         with self._rmw:

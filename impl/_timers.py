@@ -64,7 +64,10 @@ class Clocks:
         self._virtual_offset = 0
         self._virtual_frozen: int | None = None
         self._enabled = {c: True for c in ClockType}
-        self._lists: weakref.WeakSet[TimerList] = weakref.WeakSet()
+        # Insertion-ordered (not a WeakSet) so notifications happen in a deterministic
+        # order: the controlled scheduler replays runs step by step.
+        self._lists: weakref.WeakValueDictionary[int, TimerList] = weakref.WeakValueDictionary()
+        self._next_list = 0
 
     def get_ns(self, clock: ClockType) -> int:
         if clock is ClockType.REALTIME:
@@ -119,11 +122,12 @@ class Clocks:
 
     def _register(self, tl: TimerList) -> None:
         with self._mutex:
-            self._lists.add(tl)
+            self._next_list += 1
+            self._lists[self._next_list] = tl
 
     def _notify(self, clock: ClockType) -> None:
         with self._mutex:
-            lists = [tl for tl in self._lists if tl.clock is clock]
+            lists = [tl for tl in self._lists.values() if tl.clock is clock]
         for tl in lists:
             tl.notify()
 

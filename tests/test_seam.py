@@ -228,7 +228,7 @@ def test_notify_while_polling_sets_notifier_before_notified() -> None:
         "fence smp_mb",
         "load ctx.notify_me relaxed",
         "notifier_set",
-        "store ctx.notified seq_cst",
+        "exchange ctx.notified seq_cst",
     ]
     ctx.notify_me.store(0)
     plat.log.clear()
