@@ -549,6 +549,8 @@ class AioContext:
                     tr(TraceEvent("bh_run_begin", p.current_thread(), self.id, bh.id, bh.name))
                 try:
                     bh.cb(bh.opaque)
+                except CallbackError:
+                    raise  # already names the callback that failed
                 except Exception as e:
                     raise CallbackError("bh", bh.name, e) from e
                 if tr is not None:
@@ -606,7 +608,10 @@ class AioContext:
         check_callable(io_read, "io_read", optional=True)
         check_callable(io_write, "io_write", optional=True)
         if not isinstance(fd, int) or isinstance(fd, bool):
-            raise InvalidFdError(f"fd must be an int, got {type(fd).__name__} {fd!r}")
+            raise InvalidFdError(
+                f"cannot register fd {fd!r} in {self.name}: fd must be an int file descriptor, "
+                f"got {type(fd).__name__}; pass the integer from os.open/socket.fileno()"
+            )
         if io_read is None and io_write is None:
             self._remove_handler(fd, "aio_set_fd_handler")
             return
@@ -791,6 +796,8 @@ class AioContext:
             tr(TraceEvent("handler_run_begin", self._p.current_thread(), self.id, node.id, kind))
         try:
             cb(node.opaque)
+        except CallbackError:
+            raise  # already names the callback that failed
         except Exception as e:
             raise CallbackError(kind, callable_name(cb), e) from e
         if tr is not None:

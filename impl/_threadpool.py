@@ -127,7 +127,8 @@ class ThreadPool:
             if self._stopping:
                 raise PoolShutdownError(
                     f"cannot submit {callable_name(func)} to the thread pool of {self.ctx.name}: "
-                    "the pool was shut down (its context was closed)"
+                    "the pool was shut down (its context was closed); submit to a live "
+                    "context's pool (aio_get_thread_pool)"
                 )
             self._live.append(req)
             self._queue.append(req)
@@ -201,6 +202,8 @@ class ThreadPool:
             self.completion_bh.schedule()
             try:
                 req.cb(req.opaque, req.ret)
+            except CallbackError:
+                raise  # already names the callback that failed
             except Exception as e:
                 raise CallbackError("completion", callable_name(req.cb), e) from e
 

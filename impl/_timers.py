@@ -277,6 +277,8 @@ class TimerList:
                 tr(TraceEvent("timer_run_begin", me, self._ctx_id, t.id, callable_name(cb)))
             try:
                 cb(opaque)
+            except CallbackError:
+                raise  # already names the callback that failed
             except Exception as e:
                 raise CallbackError("timer", callable_name(cb), e) from e
             if tr is not None:
