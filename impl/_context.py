@@ -142,7 +142,7 @@ class BH:
     is written once (by ``delete``) and read by the loop.
     """
 
-    __slots__ = ("cb", "ctx", "deleted", "dummy", "id", "idle", "name", "opaque", "scheduled")
+    __slots__ = ("cb", "ctx", "deleted", "dummy", "id", "idle", "opaque", "scheduled")
 
     def __init__(
         self,
@@ -158,7 +158,6 @@ class BH:
         self.cb = cb
         self.opaque = opaque
         self.id = p.new_id()
-        self.name = callable_name(cb)
         self.scheduled = p.atomic(oneshot, "bh.scheduled")
         self.idle = p.atomic(False, "bh.idle")
         self.deleted = oneshot
@@ -175,6 +174,11 @@ class BH:
             if on
         ]
         return f"<BH {self.id} {self.name} {' '.join(flags) or 'idle-state'}>"
+
+    @property
+    def name(self) -> str:
+        """The callback's name (computed on demand: most BHs never need it)."""
+        return callable_name(self.cb)
 
     def _check(self, what: str) -> None:
         if self.deleted:
@@ -431,13 +435,22 @@ class AioContext:
         self._lock.unlock()
 
     def __enter__(self) -> AioContext:
+        lock = self._lock
+        # Nested fast path (see RFifoLock: only the owner can see itself with depth > 0).
+        if lock._nesting > 0 and lock._owner == lock._me() and self._p.tracer is None:
+            lock._nesting += 1
+            return self
         if self._closed:
             self._check_open("aio_context_acquire")
-        self._lock.lock()
+        lock.lock()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._lock.unlock()
+        lock = self._lock
+        if lock._nesting > 1 and lock._owner == lock._me() and self._p.tracer is None:
+            lock._nesting -= 1
+            return
+        lock.unlock()
 
     def held_by_me(self) -> bool:
         return self._lock.held_by_me()
@@ -493,13 +506,18 @@ class AioContext:
             if tr is not None:
                 tr(TraceEvent("notify", p.current_thread(), self.id, 1))
 
-    def aio_notify_accept(self) -> None:
-        """Consume a wake-up: only the thread that flips ``notified`` clears the notifier."""
+    def aio_notify_accept(self) -> bool:
+        """Consume a wake-up: only the thread that flips ``notified`` clears the notifier.
+
+        Returns whether there was one to consume.
+        """
         if self.notified.exchange(False, _SEQ):
             self._raw_notifier.test_and_clear()
             tr = self._p.tracer
             if tr is not None:
                 tr(TraceEvent("notify_accept", self._p.current_thread(), self.id))
+            return True
+        return False
 
     # ------------------------------------------------------------------------------------
     # Bottom halves
@@ -853,10 +871,15 @@ class AioContext:
             if blocking:
                 notify_me.fetch_add(-2, _RELEASE)
             self._walking_handlers -= 1
-        self.aio_notify_accept()
+        accepted = self.aio_notify_accept()
         bad: list[int] = []
         if ready:
             got = dict(ready)
+            if not accepted and self._raw_notifier.read_fd in got:
+                # A waker is between writing the notifier and publishing `notified` (the
+                # 2015 order, 05e514b1d4).  Polling again would return at once and spin until
+                # it finishes; under the GIL that is a whole switch interval.  Let it run.
+                p.yield_now()
             for node in self._handlers:
                 rev = got.get(node.fd, 0)
                 node.revents = rev

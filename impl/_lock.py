@@ -118,7 +118,8 @@ class RFifoLock:
         me = self._me()
         if self._nesting > 0 and self._owner == me:
             self._nesting += 1
-            self._trace("acquire", me, self._nesting)
+            if self._platform.tracer is not None:
+                self._trace("acquire", me, self._nesting)
             return True
         with self._mutex:
             ticket = self._tail
@@ -143,7 +144,8 @@ class RFifoLock:
                             return False
             self._owner = me
             self._nesting = 1
-        self._trace("acquire", me, 1)
+        if self._platform.tracer is not None:
+            self._trace("acquire", me, 1)
         return True
 
     def unlock(self) -> None:
@@ -160,7 +162,8 @@ class RFifoLock:
                 f"cannot release {self.name} from thread {me}: it is owned by thread "
                 f"{self._owner}; only the owner may release it"
             )
-        self._trace("release", me, depth - 1)
+        if self._platform.tracer is not None:
+            self._trace("release", me, depth - 1)
         if depth > 1:
             self._nesting = depth - 1
             return
@@ -171,7 +174,8 @@ class RFifoLock:
                 self._abandoned.discard(head)
                 head += 1
             self._head = head
-            self._cond.notify_all()
+            if self._tail != head:  # somebody holds a ticket: wake the waiters
+                self._cond.notify_all()
 
     def _trace(self, kind: str, me: ThreadId, obj: int) -> None:
         tr = self._platform.tracer

@@ -220,6 +220,13 @@ class Platform(Protocol):
 
     def main_thread(self) -> ThreadId: ...
 
+    def yield_now(self) -> None:
+        """Let other threads run before this one continues (a scheduling hint, no wait).
+
+        impl calls it where it would otherwise spin on a peer that is mid-operation.
+        """
+        ...
+
     # -- locks ---------------------------------------------------------------------------
     def mutex(self, name: str = "") -> Mutex: ...
 

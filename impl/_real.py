@@ -46,7 +46,8 @@ class _RealAtomic(Cell[T]):
     __slots__ = ("_rmw",)
 
     def __init__(self, value: T, name: str, rmw: threading.Lock) -> None:
-        super().__init__(value, name)
+        self.value = value
+        self.name = name
         self._rmw = rmw
 
     def load(self, order: Ordering = _SEQ) -> T:
@@ -179,6 +180,9 @@ class RealPlatform:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         return t
+
+    def yield_now(self) -> None:
+        os.sched_yield()  # releases the GIL, so a thread waiting for it runs first
 
     def main_thread(self) -> ThreadId:
         return self._main

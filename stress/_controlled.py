@@ -1,0 +1,940 @@
+"""The controlled platform: the same impl code, with every interleaving decision owned by a
+deterministic scheduler, virtual time, and optional weak memory.
+
+Prior art: loom and shuttle (Rust) route every operation of their mock primitives through
+one runtime that runs exactly one thread at a time; CHESS (Musuvathi et al., OSDI 2008)
+bounds preemptions; PCT (Burckhardt et al., ASPLOS 2010) picks by random priorities with
+change points; trio's MockClock jumps virtual time when every task is blocked.
+
+How a run works:
+
+* Each program thread is a real Python thread, but only the one holding the *baton* runs;
+  every :class:`~impl.Platform` operation is a scheduling point where the strategy picks who
+  runs next (a switch hands the baton over on a per-thread semaphore).
+* Blocking operations (mutex, condition, poll, join) park the thread with a readiness
+  predicate.  When nothing is runnable, virtual time jumps to the earliest deadline; when no
+  deadline exists either, the run fails as a *deadlock* (or a *lost wake-up* when a thread is
+  asleep in ``poll`` waiting for a wake-up that never comes), with every thread's position.
+* Weak memory (``tso``, ``pso``): each thread has a store buffer; its own loads see it first;
+  fences, seq_cst stores, RMWs and every lock / notifier / poll / thread operation drain it.
+  Under ``pso`` a release store drains first and buffered stores to *different* cells may
+  become visible out of order.  Flushing one buffered store is a scheduling choice like
+  running a thread.
+* Ids are small integers in creation order and nothing depends on thread idents, hash seeds
+  or dict order, so a schedule (the list of choices) reproduces a run exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import select
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Generic, Protocol, TypeVar
+
+from impl._platform import (
+    POLLIN,
+    POLLNVAL,
+    Condition,
+    Fence,
+    Mutex,
+    Ordering,
+    Poller,
+    RawNotifier,
+    ThreadHandle,
+    ThreadId,
+    Tracer,
+)
+
+__all__ = [
+    "Abort",
+    "Choice",
+    "ControlledPlatform",
+    "Decision",
+    "RunOutcome",
+    "Step",
+    "Strategy",
+]
+
+T = TypeVar("T")
+
+#: Fake file descriptors of controlled notifiers start here (far above real fds).
+FAKE_FD_BASE = 1 << 24
+#: Wall-clock time of virtual time 0 (2015-07-22, the day aio_notify_accept landed).
+EPOCH_NS = 1_437_523_200 * 10**9
+_HERE = os.path.abspath(__file__)
+
+
+class Abort(BaseException):
+    """Unwinds program threads when a run ends early (failure, budget, pruning).
+
+    A BaseException so that impl's ``except Exception`` never swallows it.
+    """
+
+
+class Memory(enum.Enum):
+    SC = "sc"
+    TSO = "tso"
+    PSO = "pso"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One alternative at a scheduling decision: run a thread, or flush a buffered store."""
+
+    kind: str  # "run" | "flush"
+    thread: int
+    slot: int = 0  # pso: which cell of the thread's buffer (by first buffered)
+
+    @property
+    def token(self) -> str:
+        if self.kind == "run":
+            return str(self.thread)
+        return f"F{self.thread}" if self.slot == 0 else f"F{self.thread}.{self.slot}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a strategy sees at a point with more than one option."""
+
+    index: int  # decision number in this run (0-based)
+    step: int  # step number in this run
+    current: int  # thread that reached the point
+    options: tuple[Choice, ...]
+    default: int  # index of the non-preempting option
+    costs: tuple[int, ...]  # preemptions each option costs (0 or 1)
+    preemptions: int  # preemptions so far in this run
+    fingerprint: int  # trace-equivalence fingerprint of the state (for DFS caching)
+
+
+class Strategy(Protocol):
+    """Picks an option at each decision.  One file per strategy in ``_strategies``."""
+
+    name: str
+
+    def choose(self, d: Decision) -> int:
+        """Index into ``d.options``; -1 prunes the rest of this run (already explored)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One scheduling point of a run, for traces."""
+
+    index: int
+    thread: int
+    op: str
+    obj: str
+    where: str  # file:line (function) of the first frame outside this module
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How one run ended."""
+
+    verdict: str  # pass | fail | inconclusive | pruned
+    kind: str  # "" | exception | deadlock | lost_wakeup | property | step_budget | divergence ...
+    message: str
+    decisions: tuple[Choice, ...]
+    steps: int
+    preemptions: int
+    trace: tuple[Step, ...]
+    trace_hash: int
+    thread_names: tuple[str, ...]
+    positions: tuple[str, ...]  # each thread's last position (for deadlocks)
+
+
+class _Failure(Exception):
+    def __init__(self, verdict: str, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.kind = kind
+        self.message = message
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNABLE = "runnable"
+    BLOCKED = "blocked"
+    DONE = "done"
+
+
+class _CThread:
+    __slots__ = (
+        "baton",
+        "blocker",
+        "buffer",
+        "deadline",
+        "idx",
+        "name",
+        "parent",
+        "pending",
+        "priming",
+        "real",
+        "state",
+        "target",
+        "waiting",
+        "where",
+        "yielding",
+    )
+
+    def __init__(self, idx: int, name: str, target: Callable[[], None]) -> None:
+        self.idx = idx
+        self.name = name
+        self.target = target
+        self.baton = threading.Semaphore(0)
+        self.state = _State.NEW
+        self.blocker: Callable[[], bool] | None = None
+        self.deadline: int | None = None
+        self.waiting = ""
+        self.buffer: list[tuple[_CCell[Any], Any]] = []
+        self.real: threading.Thread | None = None
+        self.where = "(not started)"
+        self.pending: tuple[str, int] = ("start", 0)
+        self.yielding = False
+        self.priming = False
+        self.parent: _CThread | None = None
+
+
+class ControlledPlatform:
+    """A :class:`~impl.Platform` whose every operation is a scheduling point.
+
+    Create one per run; :meth:`run` executes ``program(platform)`` as thread 0.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        memory: str = "sc",
+        max_steps: int = 20_000,
+        drop_fences: frozenset[str] = frozenset(),
+    ) -> None:
+        self.tracer: Tracer | None = None
+        self.memory = Memory(memory)
+        self._strategy = strategy
+        self._max_steps = max_steps
+        self._drop_fences = drop_fences
+        self._threads: list[_CThread] = []
+        self._by_ident: dict[int, _CThread] = {}
+        self._now = 0
+        self._ids = 0
+        self._objs = 0
+        self._steps = 0
+        self._trace: list[Step] = []
+        self._decisions: list[Choice] = []
+        self._preemptions = 0
+        self._failure: _Failure | None = None
+        self._aborting = False
+        self._finished = threading.Event()
+        self._fds: dict[int, _CNotifier] = {}
+        self._next_fd = FAKE_FD_BASE
+        self._chains: dict[int, int] = {}
+        self._trace_hash = 0
+
+    # ------------------------------------------------------------------------------------
+    # Running
+    # ------------------------------------------------------------------------------------
+    def run(
+        self, program: Callable[[ControlledPlatform], None], *, real_timeout: float = 60.0
+    ) -> RunOutcome:
+        main = self._new_thread(lambda: program(self), "main")
+        main.state = _State.RUNNABLE
+        main.baton.release()
+        if not self._finished.wait(real_timeout):
+            self._fail(
+                "inconclusive", "watchdog", f"run did not end within {real_timeout} s of real time"
+            )
+            self._abort_all()
+            self._finished.wait(5.0)
+        for t in self._threads:
+            if t.real is not None:
+                t.real.join(5.0)
+        f = self._failure
+        verdict, kind, message = ("pass", "", "") if f is None else (f.verdict, f.kind, f.message)
+        return RunOutcome(
+            verdict=verdict,
+            kind=kind,
+            message=message,
+            decisions=tuple(self._decisions),
+            steps=self._steps,
+            preemptions=self._preemptions,
+            trace=tuple(self._trace),
+            trace_hash=self._trace_hash,
+            thread_names=tuple(t.name for t in self._threads),
+            positions=tuple(
+                f"{t.where} [{t.state.value}"
+                f"{': ' + t.waiting if t.state is _State.BLOCKED else ''}]"
+                for t in self._threads
+            ),
+        )
+
+    def _new_thread(self, target: Callable[[], None], name: str) -> _CThread:
+        t = _CThread(len(self._threads), name, target)
+        self._threads.append(t)
+        real = threading.Thread(
+            target=self._thread_body, args=(t,), name=f"ctl-{t.idx}-{name}", daemon=True
+        )
+        t.real = real
+        real.start()
+        return t
+
+    def _thread_body(self, t: _CThread) -> None:
+        self._by_ident[threading.get_ident()] = t
+        t.baton.acquire()
+        if self._aborting:
+            self._thread_done(t)
+            return
+        try:
+            t.target()
+            # Exit is a scheduling point of its own: until it, the thread's buffered stores
+            # may stay invisible (a join then synchronises with the exit).
+            self._point(t, "exit", -1000 - t.idx, f"thread {t.idx}")
+        except Abort:
+            pass
+        except BaseException as e:
+            if not self._aborting:
+                where = _exc_where(e)
+                self._fail(
+                    "fail",
+                    "exception",
+                    f"thread {t.idx} ({t.name}) raised {type(e).__name__}: {e} at {where}",
+                )
+                self._abort_all()
+        self._thread_done(t)
+
+    def _thread_done(self, t: _CThread) -> None:
+        self._drain(t)
+        t.state = _State.DONE
+        if self._aborting:
+            if all(x.state is _State.DONE for x in self._threads):
+                self._finished.set()
+            return
+        if all(x.state is _State.DONE for x in self._threads):
+            self._finished.set()
+            return
+        with contextlib.suppress(Abort):
+            self._schedule(t)
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        """After an abort the last thread to end signals the controller."""
+        if self._aborting and all(x.state is _State.DONE for x in self._threads):
+            self._finished.set()
+
+    def _fail(self, verdict: str, kind: str, message: str) -> None:
+        if self._failure is None:
+            self._failure = _Failure(verdict, kind, message)
+
+    def _abort_all(self) -> None:
+        self._aborting = True
+        for t in self._threads:
+            t.baton.release()
+        if all(x.state is _State.DONE for x in self._threads):
+            self._finished.set()
+
+    # ------------------------------------------------------------------------------------
+    # Scheduling
+    # ------------------------------------------------------------------------------------
+    def _me(self) -> _CThread:
+        try:
+            return self._by_ident[threading.get_ident()]
+        except KeyError:
+            raise RuntimeError(
+                "a controlled-platform operation ran outside the program's threads; "
+                "create every thread with platform.start_thread"
+            ) from None
+
+    def _point(self, me: _CThread, op: str, obj: int, label: str = "") -> None:
+        if self._aborting:
+            raise Abort
+        self._steps += 1
+        if self._steps > self._max_steps:
+            self._fail("inconclusive", "step_budget", f"step budget of {self._max_steps} reached")
+            self._abort_all()
+            raise Abort
+        where = _caller_where()
+        me.where = where
+        me.pending = (op, obj)
+        if me.priming:
+            # A new thread runs to its first operation and parks there without a decision,
+            # so that choosing a thread always means "it performs its pending operation".
+            me.priming = False
+            parent = me.parent
+            assert parent is not None
+            parent.baton.release()
+            me.baton.acquire()
+            if self._aborting:
+                raise Abort
+        else:
+            self._schedule(me)
+        self._record(me, op, obj, label or f"#{obj}", where)
+
+    def _record(self, me: _CThread, op: str, obj: int, label: str, where: str) -> None:
+        # Granted: the operation executes now, so this is its place in the trace.
+        self._trace.append(Step(len(self._trace) + 1, me.idx, op, label, where))
+        self._trace_hash = hash((self._trace_hash, me.idx, op, obj))
+        self._chains[obj] = hash((self._chains.get(obj, 0), me.idx, op))
+        tkey = -1 - me.idx
+        self._chains[tkey] = hash((self._chains.get(tkey, 0), op, obj))
+
+    def _fingerprint(self) -> int:
+        states = tuple((t.state.value, t.pending, t.waiting) for t in self._threads)
+        return hash(
+            (
+                tuple(sorted(self._chains.items())),
+                states,
+                tuple((c.oid, repr(v)) for t in self._threads for c, v in t.buffer),
+            )
+        )
+
+    def _options(self, me: _CThread) -> tuple[list[Choice], int]:
+        run: list[Choice] = []
+        default = -1
+        for t in self._threads:
+            if t.state is _State.RUNNABLE or (
+                t.state is _State.BLOCKED and t.blocker is not None and t.blocker()
+            ):
+                if t is me:
+                    default = len(run)
+                run.append(Choice("run", t.idx))
+        if self.memory is not Memory.SC:
+            for t in self._threads:
+                if not t.buffer:
+                    continue
+                if self.memory is Memory.TSO:
+                    run.append(Choice("flush", t.idx))
+                else:
+                    seen: list[int] = []
+                    for cell, _ in t.buffer:
+                        if cell.oid not in seen:
+                            seen.append(cell.oid)
+                    run.extend(Choice("flush", t.idx, s) for s in range(len(seen)))
+        return run, default
+
+    def _schedule(self, me: _CThread) -> None:
+        """Called by the running thread at a point; returns when ``me`` may run again."""
+        while True:
+            if self._aborting:
+                raise Abort
+            options, default = self._options(me)
+            if me.yielding and default >= 0 and sum(o.kind == "run" for o in options) > 1:
+                # Fairness: a thread that yields (impl's poller after a spurious wake-up:
+                # the waker is between writing the notifier and publishing `notified`) lets
+                # another thread move first, as a real CPU would.  Without it an unfair
+                # strategy such as PCT spins the poller until the step budget.
+                del options[default]
+                default = -1
+            if not any(o.kind == "run" for o in options):
+                timed = [
+                    t.deadline
+                    for t in self._threads
+                    if t.state is _State.BLOCKED and t.deadline is not None
+                ]
+                if timed:
+                    self._now = max(self._now, min(timed))
+                    continue
+                self._deadlock()
+                raise Abort
+            me_runnable = default >= 0
+            if default < 0:
+                default = next(i for i, o in enumerate(options) if o.kind == "run")
+            if len(options) == 1:
+                pick = 0
+            else:
+                costs = tuple(
+                    0 if i == default or (not me_runnable and o.kind == "run") else 1
+                    for i, o in enumerate(options)
+                )
+                d = Decision(
+                    index=len(self._decisions),
+                    step=self._steps,
+                    current=me.idx,
+                    options=tuple(options),
+                    default=default,
+                    costs=costs,
+                    preemptions=self._preemptions,
+                    fingerprint=self._fingerprint(),
+                )
+                try:
+                    pick = self._strategy.choose(d)
+                except _Failure as f:
+                    self._fail(f.verdict, f.kind, f.message)
+                    self._abort_all()
+                    raise Abort from None
+                if pick < 0:
+                    self._fail("pruned", "pruned", "state already explored")
+                    self._abort_all()
+                    raise Abort
+                self._decisions.append(options[pick])
+                self._preemptions += costs[pick]
+            choice = options[pick]
+            if choice.kind == "flush":
+                self._flush(self._threads[choice.thread], choice.slot)
+                continue
+            nxt = self._threads[choice.thread]
+            me.yielding = False
+            if nxt is me:
+                me.state = _State.RUNNABLE
+                return
+            nxt.state = _State.RUNNABLE
+            nxt.baton.release()
+            if me.state is _State.DONE:
+                return
+            me.baton.acquire()
+            if self._aborting:
+                raise Abort
+            # Woken: we were chosen; a blocked thread re-checks its predicate itself.
+            return
+
+    def _deadlock(self) -> None:
+        blocked = [t for t in self._threads if t.state is _State.BLOCKED]
+        lost = any(t.waiting.startswith("poll") for t in blocked)
+        lines = "; ".join(
+            f"thread {t.idx} ({t.name}) waits on {t.waiting} at {t.where}" for t in blocked
+        )
+        kind = "lost_wakeup" if lost else "deadlock"
+        what = (
+            "lost wake-up: a thread sleeps in poll and nothing will wake it"
+            if lost
+            else "deadlock: every thread is blocked and no timer is pending"
+        )
+        self._fail("fail", kind, f"{what}; {lines}")
+        self._abort_all()
+
+    def _block(
+        self, me: _CThread, waiting: str, ready: Callable[[], bool], deadline: int | None
+    ) -> bool:
+        """Park until ``ready()`` (True) or virtual ``deadline`` passes (False)."""
+        while not ready():
+            if deadline is not None and self._now >= deadline:
+                return False
+            me.state = _State.BLOCKED
+            me.waiting = waiting
+            me.deadline = deadline
+            if deadline is None:
+                me.blocker = ready
+            else:
+                me.blocker = lambda: ready() or self._now >= deadline
+            try:
+                self._schedule(me)
+            finally:
+                me.blocker = None
+                me.deadline = None
+                if me.state is _State.BLOCKED:
+                    me.state = _State.RUNNABLE
+            # Chosen while blocked: resuming is an event of its own (the lock is taken, the
+            # wait returns), so schedules that differ only here have different traces.
+            self._record(me, "resume", -5000 - me.idx, waiting, me.where)
+        return True
+
+    # ------------------------------------------------------------------------------------
+    # Memory model
+    # ------------------------------------------------------------------------------------
+    def _drain(self, t: _CThread) -> None:
+        for cell, v in t.buffer:
+            cell.value = v
+        t.buffer.clear()
+
+    def _flush(self, t: _CThread, slot: int) -> None:
+        if self.memory is Memory.TSO or slot == 0:
+            i = 0
+        else:
+            seen: list[int] = []
+            i = 0
+            for j, (cell, _) in enumerate(t.buffer):
+                if cell.oid not in seen:
+                    seen.append(cell.oid)
+                    if len(seen) == slot + 1:
+                        i = j
+                        break
+        cell, v = t.buffer.pop(i)
+        cell.value = v
+
+    def _obj(self) -> int:
+        self._objs += 1
+        return self._objs
+
+    # ------------------------------------------------------------------------------------
+    # Platform API
+    # ------------------------------------------------------------------------------------
+    def new_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def start_thread(self, target: Callable[[], None], name: str) -> ThreadHandle:
+        me = self._me()
+        idx = len(self._threads)
+        self._point(me, "spawn", -1000 - idx, f"thread {idx} ({name})")
+        self._drain(me)
+        t = self._new_thread(target, name)
+        t.priming = True
+        t.parent = me
+        t.state = _State.RUNNABLE
+        t.baton.release()  # the child runs to its first operation, then hands back
+        me.baton.acquire()
+        if self._aborting:
+            raise Abort
+        return _CHandle(self, t)
+
+    def current_thread(self) -> ThreadId:
+        return ThreadId(self._me().idx)
+
+    def main_thread(self) -> ThreadId:
+        return ThreadId(0)
+
+    def yield_now(self) -> None:
+        me = self._me()
+        me.yielding = True
+        self._point(me, "yield", -2000 - me.idx, "yield")
+
+    def mutex(self, name: str = "") -> Mutex:
+        return _CMutex(self, name)
+
+    def condition(self, mutex: Mutex) -> Condition:
+        assert isinstance(mutex, _CMutex)
+        return _CCond(self, mutex)
+
+    def atomic(self, initial: T, name: str = "") -> _CCell[T]:
+        return _CCell(self, initial, name)
+
+    def fence(self, kind: Fence) -> None:
+        me = self._me()
+        if self._drop_fences and _caller_function() in self._drop_fences:
+            return
+        self._point(me, f"fence {kind.value}", 0, kind.value)
+        if kind is Fence.MB or (kind is Fence.WMB and self.memory is Memory.PSO):
+            self._drain(me)
+
+    def notifier(self) -> RawNotifier:
+        n = _CNotifier(self, self._next_fd)
+        self._fds[self._next_fd] = n
+        self._next_fd += 1
+        return n
+
+    def poller(self) -> Poller:
+        return _CPoller(self)
+
+    def fd_is_open(self, fd: int) -> bool:
+        if fd >= FAKE_FD_BASE:
+            return fd in self._fds and not self._fds[fd].closed
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+        return True
+
+    def monotonic_ns(self) -> int:
+        me = self._me()
+        self._point(me, "clock", 0, "clock")
+        return self._now
+
+    def wall_ns(self) -> int:
+        me = self._me()
+        self._point(me, "clock", 0, "clock")
+        return EPOCH_NS + self._now
+
+
+class _CHandle:
+    def __init__(self, p: ControlledPlatform, t: _CThread) -> None:
+        self._p = p
+        self._t = t
+        self.name = t.name
+
+    def join(self, timeout: float | None = None) -> None:
+        p = self._p
+        me = p._me()
+        p._point(me, "join", -1000 - self._t.idx, f"thread {self._t.idx}")
+        p._drain(me)
+        deadline = None if timeout is None else p._now + int(timeout * 1e9)
+        p._block(me, f"join thread {self._t.idx}", lambda: self._t.state is _State.DONE, deadline)
+
+    def is_alive(self) -> bool:
+        return self._t.state is not _State.DONE
+
+
+class _CCell(Generic[T]):
+    __slots__ = ("_p", "name", "oid", "value")
+
+    def __init__(self, p: ControlledPlatform, value: T, name: str) -> None:
+        self._p = p
+        self.value: Any = value
+        self.name = name or "cell"
+        self.oid = p._obj()
+
+    def __repr__(self) -> str:
+        return f"<cell {self.name}={self.value!r}>"
+
+    def _label(self) -> str:
+        return f"{self.name}#{self.oid}"
+
+    def load(self, order: Ordering = Ordering.SEQ_CST) -> Any:
+        p = self._p
+        me = p._me()
+        p._point(me, "load", self.oid, self._label())
+        if me.buffer:
+            for cell, v in reversed(me.buffer):
+                if cell is self:
+                    return v
+        return self.value
+
+    def store(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> None:
+        p = self._p
+        me = p._me()
+        p._point(me, "store", self.oid, self._label())
+        mem = p.memory
+        if mem is Memory.SC:
+            self.value = value
+            return
+        if mem is Memory.PSO and order in (Ordering.RELEASE, Ordering.ACQ_REL, Ordering.SEQ_CST):
+            p._drain(me)
+        me.buffer.append((self, value))
+        if order is Ordering.SEQ_CST:
+            p._drain(me)
+
+    def _rmw(self, op: str) -> Any:
+        p = self._p
+        me = p._me()
+        p._point(me, op, self.oid, self._label())
+        p._drain(me)
+        return self.value
+
+    def exchange(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> Any:
+        old = self._rmw("exchange")
+        self.value = value
+        return old
+
+    def compare_exchange(
+        self, expected: Any, value: Any, order: Ordering = Ordering.SEQ_CST
+    ) -> Any:
+        old = self._rmw("cmpxchg")
+        if old == expected:
+            self.value = value
+        return old
+
+    def fetch_add(self, delta: int, order: Ordering = Ordering.SEQ_CST) -> Any:
+        old = self._rmw("fetch_add")
+        self.value = old + delta
+        return old
+
+
+class _CMutex:
+    def __init__(self, p: ControlledPlatform, name: str) -> None:
+        self._p = p
+        self.name = name or "mutex"
+        self.oid = p._obj()
+        self.owner: _CThread | None = None
+
+    def _label(self) -> str:
+        return f"{self.name}#{self.oid}"
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        p = self._p
+        me = p._me()
+        p._point(me, "lock", self.oid, self._label())
+        p._drain(me)
+        return self._take(me, blocking, timeout)
+
+    def _take(self, me: _CThread, blocking: bool = True, timeout: float = -1) -> bool:
+        p = self._p
+        if self.owner is None:
+            self.owner = me
+            return True
+        if self.owner is me:
+            raise RuntimeError(
+                f"thread {me.idx} re-locked non-recursive {self._label()} (self-deadlock)"
+            )
+        if not blocking:
+            return False
+        deadline = None if timeout is None or timeout < 0 else p._now + int(timeout * 1e9)
+        ok = p._block(
+            me,
+            f"lock {self._label()} (held by thread {self.owner.idx})",
+            lambda: self.owner is None,
+            deadline,
+        )
+        if ok:
+            self.owner = me
+        return ok
+
+    def release(self) -> None:
+        p = self._p
+        me = p._me()
+        if self.owner is not me:
+            raise RuntimeError(f"thread {me.idx} released {self._label()} that it does not hold")
+        p._point(me, "unlock", self.oid, self._label())
+        p._drain(me)
+        self.owner = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _CCond:
+    def __init__(self, p: ControlledPlatform, mutex: _CMutex) -> None:
+        self._p = p
+        self._mutex = mutex
+        self.oid = p._obj()
+        self._waiters: list[list[bool]] = []
+
+    def _label(self) -> str:
+        return f"cond#{self.oid}"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        p = self._p
+        me = p._me()
+        m = self._mutex
+        if m.owner is not me:
+            raise RuntimeError(
+                f"thread {me.idx} waited on {self._label()} without holding its mutex"
+            )
+        p._point(me, "wait", self.oid, self._label())
+        p._drain(me)
+        slot = [False]
+        self._waiters.append(slot)
+        m.owner = None
+        deadline = None if timeout is None else p._now + max(0, int(timeout * 1e9))
+        try:
+            ok = p._block(me, f"wait {self._label()}", lambda: slot[0], deadline)
+        finally:
+            if not slot[0] and slot in self._waiters:
+                self._waiters.remove(slot)
+            if not p._aborting:
+                m._take(me)
+        return ok
+
+    def notify(self, n: int = 1) -> None:
+        p = self._p
+        me = p._me()
+        p._point(me, "notify", self.oid, self._label())
+        for slot in self._waiters[:n]:
+            slot[0] = True
+        del self._waiters[:n]
+
+    def notify_all(self) -> None:
+        self.notify(len(self._waiters) or 1)
+
+    def __enter__(self) -> bool:
+        return self._mutex.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._mutex.release()
+
+
+class _CNotifier:
+    def __init__(self, p: ControlledPlatform, fd: int) -> None:
+        self._p = p
+        self.read_fd = fd
+        self.write_fd = fd
+        self.value = False
+        self.closed = False
+        self.oid = p._obj()
+
+    def set(self) -> None:
+        p = self._p
+        me = p._me()
+        p._point(me, "notifier_set", self.oid, f"notifier#{self.oid}")
+        p._drain(me)
+        self.value = True
+
+    def test_and_clear(self) -> bool:
+        p = self._p
+        me = p._me()
+        p._point(me, "notifier_clear", self.oid, f"notifier#{self.oid}")
+        p._drain(me)
+        v = self.value
+        self.value = False
+        return v
+
+    def close(self) -> None:
+        self.closed = True
+        self._p._fds.pop(self.read_fd, None)
+
+
+class _CPoller:
+    def __init__(self, p: ControlledPlatform) -> None:
+        self._p = p
+        self.oid = p._obj()
+        self._fds: dict[int, int] = {}
+
+    def register(self, fd: int, events: int) -> None:
+        self._fds[fd] = events
+
+    def unregister(self, fd: int) -> None:
+        self._fds.pop(fd, None)
+
+    def _ready(self) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        real: list[tuple[int, int]] = []
+        for fd, ev in self._fds.items():
+            if fd >= FAKE_FD_BASE:
+                n = self._p._fds.get(fd)
+                if n is None:
+                    out.append((fd, POLLNVAL))
+                elif n.value and ev & POLLIN:
+                    out.append((fd, POLLIN))
+            else:
+                real.append((fd, ev))
+        if real:
+            rp = select.poll()
+            for fd, ev in real:
+                rp.register(fd, ev)
+            out.extend(rp.poll(0))
+        return out
+
+    def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
+        p = self._p
+        me = p._me()
+        p._point(me, "poll", self.oid, f"poll#{self.oid}({'block' if timeout_ns else 'nonblock'})")
+        p._drain(me)
+        ready = self._ready()
+        if ready or timeout_ns == 0:
+            return ready
+        deadline = None if timeout_ns < 0 else p._now + timeout_ns
+        what = "poll (no timeout)" if deadline is None else f"poll (until t={deadline} ns)"
+        p._block(me, what, lambda: bool(self._ready()), deadline)
+        return self._ready()
+
+
+def _outside_frame() -> FrameType | None:
+    """The innermost frame that is not in this module (the code that called the seam)."""
+    f: FrameType | None = sys._getframe(2)
+    while f is not None and f.f_code.co_filename == _HERE:
+        f = f.f_back
+    return f
+
+
+def _caller_where() -> str:
+    f = _outside_frame()
+    if f is None:
+        return "?"
+    return f"{_short(f.f_code.co_filename)}:{f.f_lineno} ({f.f_code.co_name})"
+
+
+def _caller_function() -> str:
+    f = _outside_frame()
+    return "" if f is None else f.f_code.co_name
+
+
+def _exc_where(e: BaseException) -> str:
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is None:
+        return "?"
+    return f"{_short(last.tb_frame.f_code.co_filename)}:{last.tb_lineno}"
+
+
+def _short(path: str) -> str:
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])

@@ -1,0 +1,379 @@
+"""Schedule exploration: run a program many times under a strategy, shrink what fails.
+
+``explore(program, strategy=..., budget=...)`` returns an :class:`ExploreResult` with the
+verdict, the (shrunk) failure with its schedule string and per-thread trace, and coverage
+figures.  ``replay(schedule)`` re-runs one schedule exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._controlled import ControlledPlatform, RunOutcome, Step
+from ._schedule import InvalidScheduleError, Schedule
+from ._strategies import (
+    DataStrategy,
+    DFSStrategy,
+    PCTStrategy,
+    PrefixStrategy,
+    RandomStrategy,
+    ReplayStrategy,
+)
+
+__all__ = [
+    "Budget",
+    "ExploreResult",
+    "Failure",
+    "Program",
+    "explore",
+    "format_trace",
+    "replay",
+    "run_schedule",
+    "shrink",
+]
+
+ProgramFn = Callable[[ControlledPlatform], None]
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program for the controlled platform: ``fn(platform)`` runs as thread 0."""
+
+    name: str
+    fn: ProgramFn
+    expected: str = "safe"  # "bug" | "safe"
+    memory: str = "sc"
+    description: str = ""
+    drop_fences: frozenset[str] = frozenset()
+    max_steps: int = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Stop after ``schedules`` runs or ``seconds`` of wall time, whichever first."""
+
+    schedules: int = 1000
+    seconds: float = 30.0
+    max_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failing run, shrunk: everything needed to understand and reproduce it."""
+
+    kind: str
+    message: str
+    schedule: str
+    preemptions: int
+    steps: int
+    trace: tuple[Step, ...]
+    thread_names: tuple[str, ...]
+    positions: tuple[str, ...]
+    original_preemptions: int
+    original_steps: int
+
+    def replay_command(self) -> str:
+        return f"aioctx-verify replay '{self.schedule}'"
+
+    def report(self) -> str:
+        lines = [
+            f"{self.kind}: {self.message}",
+            f"schedule: {self.schedule}",
+            f"replay:   {self.replay_command()}",
+            f"shrunk to {self.preemptions} preemption(s), {self.steps} step(s) "
+            f"(found with {self.original_preemptions} / {self.original_steps})",
+            format_trace(self.trace, self.thread_names),
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class ExploreResult:
+    """What an exploration found, and how much it covered."""
+
+    program: str
+    strategy: str
+    memory: str
+    verdict: str  # pass | fail | inconclusive
+    reason: str = ""
+    failure: Failure | None = None
+    schedules: int = 0
+    pruned: int = 0
+    distinct_traces: int = 0
+    max_preemptions: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    exhausted: bool = False
+    inconclusive_runs: int = 0
+    _hashes: set[int] = field(default_factory=set, repr=False)
+
+    @property
+    def property_holds(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds else 0.0
+
+    @property
+    def schedules_per_second(self) -> float:
+        return self.schedules / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        s = (
+            f"{self.program} [{self.strategy}/{self.memory}]: {self.verdict}"
+            f"{' (' + self.reason + ')' if self.reason else ''}; {self.schedules} schedules"
+            f" ({self.distinct_traces} distinct, {self.pruned} pruned), max preemptions "
+            f"{self.max_preemptions}, {self.steps_per_second:,.0f} steps/s, "
+            f"{self.schedules_per_second:,.1f} schedules/s, {self.seconds:.2f} s"
+        )
+        if self.failure is not None:
+            s += "\n" + self.failure.report()
+        return s
+
+
+def format_trace(trace: tuple[Step, ...] | list[Step], names: tuple[str, ...] = ()) -> str:
+    """``Thread k | file:line (function) | operation`` per step, the frontrun-style listing."""
+    width = max((len(s.where) for s in trace), default=10)
+    out = []
+    for s in trace:
+        who = f"Thread {s.thread}"
+        if s.thread < len(names):
+            who += f" ({names[s.thread]})"
+        out.append(f"{s.index:5d}  {who:<22} | {s.where:<{width}} | {s.op} {s.obj}")
+    return "\n".join(out)
+
+
+def run_schedule(
+    program: Program, strategy: Any, memory: str | None = None, max_steps: int | None = None
+) -> RunOutcome:
+    plat = ControlledPlatform(
+        strategy,
+        memory=memory or program.memory,
+        max_steps=max_steps or program.max_steps,
+        drop_fences=program.drop_fences,
+    )
+    return plat.run(program.fn)
+
+
+def _schedule_str(program: Program, memory: str, out: RunOutcome) -> str:
+    return str(Schedule(program.name, memory, tuple(c.token for c in out.decisions)))
+
+
+def _make(strategy: str | Any, seed: int, bound: int, depth: int) -> Any:
+    if not isinstance(strategy, str):
+        return strategy
+    if strategy == "random":
+        return RandomStrategy(seed)
+    if strategy == "pct":
+        return PCTStrategy(seed, depth=depth)
+    if strategy == "dfs":
+        return DFSStrategy(bound)
+    raise ValueError(f"unknown strategy {strategy!r}; use random, pct, dfs or hypothesis")
+
+
+def explore(
+    program: Program,
+    *,
+    strategy: str | Any = "random",
+    budget: Budget = Budget(),
+    memory: str | None = None,
+    seed: int = 0,
+    bound: int = 2,
+    depth: int = 3,
+    do_shrink: bool = True,
+) -> ExploreResult:
+    """Run ``program`` under ``strategy`` until a failure, exhaustion or the budget."""
+    mem = memory or program.memory
+    if strategy == "hypothesis":
+        return _explore_hypothesis(program, budget, mem, seed, do_shrink)
+    strat = _make(strategy, seed, bound, depth)
+    res = ExploreResult(program.name, getattr(strat, "name", str(strategy)), mem, "pass")
+    t0 = time.perf_counter()
+    found: RunOutcome | None = None
+    while res.schedules + res.pruned < budget.schedules:
+        if time.perf_counter() - t0 > budget.seconds:
+            break
+        if not strat.next_run():
+            res.exhausted = True
+            break
+        out = run_schedule(program, strat, mem, budget.max_steps)
+        res.steps += out.steps
+        if out.verdict == "pruned":
+            res.pruned += 1
+            continue
+        res.schedules += 1
+        res._hashes.add(out.trace_hash)
+        res.max_preemptions = max(res.max_preemptions, out.preemptions)
+        if out.verdict == "fail":
+            found = out
+            break
+        if out.verdict == "inconclusive":
+            res.inconclusive_runs += 1
+            if out.kind in ("nondeterminism", "watchdog"):
+                res.verdict = "inconclusive"
+                res.reason = out.message
+                break
+    res.seconds = time.perf_counter() - t0
+    res.distinct_traces = len(res._hashes)
+    if found is not None:
+        res.verdict = "fail"
+        res.failure = (
+            shrink(program, found, mem) if do_shrink else _failure(program, mem, found, found)
+        )
+    elif res.verdict == "pass" and res.inconclusive_runs and res.inconclusive_runs == res.schedules:
+        res.verdict = "inconclusive"
+        res.reason = "every run hit the step budget"
+    return res
+
+
+def _failure(program: Program, memory: str, out: RunOutcome, original: RunOutcome) -> Failure:
+    return Failure(
+        kind=out.kind,
+        message=out.message,
+        schedule=_schedule_str(program, memory, out),
+        preemptions=out.preemptions,
+        steps=out.steps,
+        trace=out.trace,
+        thread_names=out.thread_names,
+        positions=out.positions,
+        original_preemptions=original.preemptions,
+        original_steps=original.steps,
+    )
+
+
+def shrink(
+    program: Program,
+    found: RunOutcome,
+    memory: str,
+    *,
+    max_attempts: int = 300,
+    search_runs: int = 300,
+) -> Failure:
+    """Reduce a failing schedule toward the fewest preemptions, then the fewest steps.
+
+    Probes replay a candidate token list leniently (a token that no longer fits falls back
+    to the non-preempting choice) and keep it when the run still fails the same way; the
+    kept run's own decisions become the new schedule, so the result replays exactly.  When
+    that stalls, a preemption-bounded DFS (bound = current - 1, at most ``search_runs``
+    runs) looks for a failure of the same kind with fewer preemptions.
+    """
+    best = found
+    attempts = 0
+
+    def probe(tokens: list[str]) -> RunOutcome | None:
+        nonlocal attempts
+        attempts += 1
+        out = run_schedule(program, PrefixStrategy(tokens), memory)
+        if out.verdict == "fail" and out.kind == found.kind:
+            return out
+        return None
+
+    improved = True
+    while improved and attempts < max_attempts:
+        improved = False
+        tokens = [c.token for c in best.decisions]
+        # 1. shortest prefix that still fails (the rest runs without preemption)
+        lo, hi = 0, len(tokens)
+        while lo < hi and attempts < max_attempts:
+            mid = (lo + hi) // 2
+            out = probe(tokens[:mid])
+            if out is not None:
+                hi = mid
+                if (out.preemptions, out.steps) < (best.preemptions, best.steps):
+                    best = out
+                    improved = True
+            else:
+                lo = mid + 1
+        # 2. drop single preemptions
+        tokens = [c.token for c in best.decisions]
+        i = 0
+        while i < len(tokens) and attempts < max_attempts:
+            cand = tokens[:i] + tokens[i + 1 :]
+            out = probe(cand)
+            if out is not None and (out.preemptions, out.steps) < (best.preemptions, best.steps):
+                best = out
+                tokens = [c.token for c in best.decisions]
+                improved = True
+                continue
+            i += 1
+        # 3. a bounded systematic search for a failure with fewer preemptions
+        if best.preemptions > 0 and attempts < max_attempts:
+            dfs = DFSStrategy(best.preemptions - 1)
+            runs = 0
+            while runs < search_runs and dfs.next_run():
+                runs += 1
+                out = run_schedule(program, dfs, memory)
+                if out.verdict == "fail" and out.kind == found.kind:
+                    best = out
+                    improved = True
+                    break
+            attempts += 1
+    return _failure(program, memory, best, found)
+
+
+def replay(schedule: str | Schedule, programs: dict[str, Program]) -> RunOutcome:
+    """Run one schedule exactly.  Raises InvalidScheduleError for a bad string or program."""
+    sched = schedule if isinstance(schedule, Schedule) else Schedule.parse(schedule)
+    program = programs.get(sched.program)
+    if program is None:
+        raise InvalidScheduleError(
+            f"schedule names unknown program {sched.program!r}; "
+            f"known: {', '.join(sorted(programs))}"
+        )
+    return run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
+
+
+def _explore_hypothesis(
+    program: Program, budget: Budget, memory: str, seed: int, do_shrink: bool
+) -> ExploreResult:
+    """Decisions drawn from Hypothesis data, so Hypothesis itself shrinks failing schedules."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+    from hypothesis import strategies as st
+
+    res = ExploreResult(program.name, "hypothesis", memory, "pass")
+    last_fail: list[RunOutcome] = []
+    t0 = time.perf_counter()
+
+    class _Found(Exception):
+        pass
+
+    @hseed(seed)
+    @settings(
+        max_examples=budget.schedules,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink] if do_shrink else [Phase.generate],
+        report_multiple_bugs=False,
+    )
+    @given(st.lists(st.integers(0, 15), max_size=400))
+    def probe(choices: list[int]) -> None:
+        # Drawn up front: Hypothesis data may only be drawn from the test's own thread.
+        it = iter(choices)
+        strat = DataStrategy(lambda n: next(it, 0) % n)
+        out = run_schedule(program, strat, memory, budget.max_steps)
+        res.schedules += 1
+        res.steps += out.steps
+        res._hashes.add(out.trace_hash)
+        res.max_preemptions = max(res.max_preemptions, out.preemptions)
+        if out.verdict == "fail":
+            last_fail.append(out)
+            raise _Found(out.kind)
+
+    with contextlib.suppress(_Found):
+        probe()
+    res.seconds = time.perf_counter() - t0
+    res.distinct_traces = len(res._hashes)
+    if last_fail:
+        res.verdict = "fail"
+        # Hypothesis replays the minimal example last.
+        final = last_fail[-1]
+        res.failure = _failure(program, memory, final, last_fail[0])
+    return res

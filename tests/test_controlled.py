@@ -1,0 +1,233 @@
+"""The controlled scheduler: exhaustiveness, finding bugs, weak memory, shrinking, replay."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from stress._controlled import ControlledPlatform
+from stress._corpus import CORPUS, corpus_by_name
+from stress._explore import Budget, Program, explore, replay, run_schedule
+from stress._schedule import InvalidScheduleError, Schedule, decode_tokens, encode_tokens
+from stress._strategies import DFSStrategy, PCTStrategy, RandomStrategy, ReplayStrategy
+
+PROGRAMS = corpus_by_name()
+
+
+# -- (a) exhaustive DFS enumerates exactly the hand-computed interleavings -----------------
+def _two_threads(p: ControlledPlatform) -> None:
+    a = p.atomic(0, "a")
+    b = p.atomic(0, "b")
+
+    def worker() -> None:
+        b.store(1)
+        b.store(2)
+
+    t = p.start_thread(worker, "w")
+    a.store(1)
+    a.store(2)
+    t.join()
+
+
+def test_dfs_enumerates_exactly_the_interleavings() -> None:
+    # After the spawn, main runs (a1, a2, join) and the worker (b1, b2, exit): every
+    # interleaving of the two sequences is one schedule, C(6, 3) = 20, each exactly once.
+    prog = Program("two_threads", _two_threads)
+    dfs = DFSStrategy(bound=100, prune=False)
+    seen: list[tuple[tuple[int, str, str], ...]] = []
+    while dfs.next_run():
+        out = run_schedule(prog, dfs)
+        assert out.verdict == "pass"
+        seen.append(tuple((s.thread, s.op, s.obj) for s in out.trace[1:]))
+    hand = set()
+    main_ops = [(0, "store", "a#1"), (0, "store", "a#1"), (0, "join", "thread 1")]
+    worker_ops = [(1, "store", "b#2"), (1, "store", "b#2"), (1, "exit", "thread 1")]
+    for pos in itertools.combinations(range(6), 3):
+        m, w = iter(main_ops), iter(worker_ops)
+        hand.add(tuple(next(m) if i in pos else next(w) for i in range(6)))
+    got = {s[:6] for s in seen}
+    assert len(hand) == 20
+    assert got == hand
+    assert len(seen) == len(set(seen)) == 20
+
+
+def test_dfs_with_pruning_finds_the_same_verdicts_with_fewer_runs() -> None:
+    prog = PROGRAMS["lost_update"]
+    full = explore(prog, strategy=DFSStrategy(2, prune=False), budget=Budget(5000), do_shrink=False)
+    pruned = explore(
+        prog, strategy=DFSStrategy(2, prune=True), budget=Budget(5000), do_shrink=False
+    )
+    assert full.verdict == pruned.verdict == "fail"
+    safe_full = explore(
+        PROGRAMS["atomic_increment"], strategy=DFSStrategy(2, prune=False), budget=Budget(5000)
+    )
+    safe_pruned = explore(
+        PROGRAMS["atomic_increment"], strategy=DFSStrategy(2), budget=Budget(5000)
+    )
+    assert safe_full.exhausted and safe_pruned.exhausted
+    assert safe_full.verdict == safe_pruned.verdict == "pass"
+    assert safe_pruned.schedules < safe_full.schedules
+
+
+# -- (b) lost update: found by every strategy, shrunk to one preemption --------------------
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs", "hypothesis"])
+def test_lost_update_found_and_shrunk_to_one_preemption(strategy: str) -> None:
+    r = explore(PROGRAMS["lost_update"], strategy=strategy, budget=Budget(2000, 60))
+    assert r.verdict == "fail"
+    assert r.failure is not None
+    assert r.failure.kind == "exception"
+    assert "lost update" in r.failure.message
+    assert r.failure.preemptions == 1
+    assert r.failure.schedule.startswith("v1:lost_update:sc:")
+    assert "Thread 1 (inc0)" in r.failure.report()
+
+
+# -- (c) a notify handshake with its fence removed: tso/pso find it, sc cannot ----------
+@pytest.mark.parametrize("memory", ["tso", "pso"])
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+def test_missing_fence_found_under_weak_memory(memory: str, strategy: str) -> None:
+    r = explore(PROGRAMS[f"notify_no_fence_{memory}"], strategy=strategy, budget=Budget(3000, 60))
+    assert r.verdict == "fail", r.summary()
+    assert r.failure is not None and "lost wake-up" in r.failure.message
+    # the schedule replays to the same failure under the same memory model
+    assert Schedule.parse(r.failure.schedule).memory == memory
+
+
+def test_missing_fence_is_correct_under_sc_exhaustively() -> None:
+    r = explore(
+        PROGRAMS["notify_no_fence_sc"],
+        strategy=DFSStrategy(10, prune=False),
+        budget=Budget(20000, 120),
+    )
+    assert r.exhausted and r.verdict == "pass", r.summary()
+
+
+@pytest.mark.parametrize("memory", ["sc", "tso", "pso"])
+def test_fenced_handshake_is_correct_exhaustively(memory: str) -> None:
+    prog = PROGRAMS["notify_fenced_tso"]
+    r = explore(prog, strategy=DFSStrategy(10), memory=memory, budget=Budget(50000, 120))
+    assert r.exhausted and r.verdict == "pass", r.summary()
+
+
+def test_message_passing_needs_wmb_only_under_pso() -> None:
+    assert explore(PROGRAMS["mp_no_wmb_pso"], strategy="dfs", budget=Budget(3000)).verdict == "fail"
+    for name in ("mp_no_wmb_tso", "mp_wmb_pso"):
+        r = explore(PROGRAMS[name], strategy=DFSStrategy(10), budget=Budget(50000, 120))
+        assert r.exhausted and r.verdict == "pass", r.summary()
+
+
+# -- (d) IOThread blocked in aio_poll + an acquirer ---------------------------------------
+def test_acquire_never_deadlocks_on_the_correct_impl() -> None:
+    r = explore(PROGRAMS["iothread_acquire"], strategy=DFSStrategy(2), budget=Budget(100000, 120))
+    assert r.verdict == "pass", r.summary()
+    assert r.exhausted, "the bounded DFS must complete"
+    assert r.max_preemptions == 2
+
+
+def test_acquire_deadlocks_without_the_contention_callback() -> None:
+    r = explore(PROGRAMS["iothread_acquire_no_kick"], strategy="dfs", budget=Budget(1000))
+    assert r.verdict == "fail"
+    assert r.failure is not None
+    assert r.failure.kind == "lost_wakeup"
+    assert "waits on poll" in r.failure.message and "_lock.py" in r.failure.message
+
+
+# -- (e) replay reproduces every failure, and record -> replay gives the same trace --------
+@pytest.mark.parametrize("name", [p.name for p in CORPUS if p.expected == "bug"])
+def test_replay_reproduces_each_failure_100_times(name: str) -> None:
+    prog = PROGRAMS[name]
+    r = explore(prog, strategy="dfs", budget=Budget(3000, 60))
+    assert r.failure is not None, r.summary()
+    first = replay(r.failure.schedule, PROGRAMS)
+    assert first.verdict == "fail" and first.kind == r.failure.kind
+    for _ in range(99):
+        again = replay(r.failure.schedule, PROGRAMS)
+        assert (again.verdict, again.kind, again.trace) == (first.verdict, first.kind, first.trace)
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+@pytest.mark.parametrize("name", ["bh_cross_thread", "stop_the_world", "notify_fenced_pso"])
+def test_record_replay_round_trip_on_every_strategy(strategy: str, name: str) -> None:
+    prog = PROGRAMS[name]
+    strat = {"random": RandomStrategy(7), "pct": PCTStrategy(7), "dfs": DFSStrategy(2)}[strategy]
+    for _ in range(5):
+        assert strat.next_run()
+        out = run_schedule(prog, strat)
+        sched = Schedule(prog.name, prog.memory, tuple(c.token for c in out.decisions))
+        back = replay(str(sched), PROGRAMS)
+        assert back.trace == out.trace
+        assert back.verdict == out.verdict
+
+
+def test_same_seed_same_runs() -> None:
+    prog = PROGRAMS["bh_cross_thread"]
+    a = explore(prog, strategy="random", seed=3, budget=Budget(20))
+    b = explore(prog, strategy="random", seed=3, budget=Budget(20))
+    assert a._hashes == b._hashes and a.steps == b.steps
+
+
+# -- schedule strings --------------------------------------------------------------------
+def test_schedule_string_round_trip() -> None:
+    toks = ["0", "0", "1", "F1", "F1.2", "2", "2", "2"]
+    assert encode_tokens(toks) == "0*2,1,F1,F1.2,2*3"
+    assert decode_tokens(encode_tokens(toks)) == toks
+    s = Schedule.parse("v1:lost_update:sc:0*2,1*2,2*3")
+    assert str(s) == "v1:lost_update:sc:0*2,1*2,2*3"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "v1:x",
+        "v2:lost_update:sc:0",
+        "v1:lost update:sc:0",
+        "v1:lost_update:arm:0",
+        "v1:lost_update:sc:0,x",
+        "v1:lost_update:sc:0*0",
+        "v1:lost_update:sc:F",
+        "v1:lost_update:sc:1*a",
+    ],
+)
+def test_malformed_schedule_strings_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidScheduleError):
+        Schedule.parse(bad)
+
+
+def test_unknown_program_is_refused() -> None:
+    with pytest.raises(InvalidScheduleError, match="unknown program 'nope'"):
+        replay("v1:nope:sc:0", PROGRAMS)
+
+
+def test_replay_names_the_first_divergence() -> None:
+    out = run_schedule(PROGRAMS["lost_update"], ReplayStrategy(("0", "0", "7")))
+    assert out.verdict == "inconclusive" and out.kind == "divergence"
+    assert "decision 2" in out.message and "expected thread 7" in out.message
+    assert "options were [" in out.message
+
+
+def test_step_budget_is_inconclusive() -> None:
+    def spin(p: ControlledPlatform) -> None:
+        x = p.atomic(0, "x")
+        while True:
+            x.load()
+
+    r = explore(Program("spin", spin, max_steps=500), strategy="random", budget=Budget(3))
+    assert r.verdict == "inconclusive"
+    assert "step budget" in r.reason
+
+
+def test_deadlock_reports_every_thread_position() -> None:
+    r = explore(PROGRAMS["abba_deadlock"], strategy="dfs", budget=Budget(1000))
+    assert r.failure is not None and r.failure.kind == "deadlock"
+    msg = r.failure.message
+    assert "thread 1 (ab) waits on lock" in msg and "thread 2 (ba) waits on lock" in msg
+    assert r.failure.preemptions == 1
+
+
+@pytest.mark.parametrize("prog", [p for p in CORPUS if p.expected == "safe"], ids=lambda p: p.name)
+def test_safe_corpus_raises_no_false_alarm(prog: Program) -> None:
+    for strategy in ("random", "pct"):
+        r = explore(prog, strategy=strategy, budget=Budget(60, 30))
+        assert r.verdict == "pass", r.summary()
