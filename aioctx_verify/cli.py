@@ -8,10 +8,15 @@ traceback.  :class:`_OneLineErrors` runs click in non-standalone mode and prints
 Commands:
     bench: :func:`stress.run_benchmarks`, printed as a table; ``--json`` also writes
         ``{"benchmarks": [...]}`` atomically.
+    explore: every strategy on the built-in corpus of buggy and safe programs; exit 0 when
+        every bug was found and no safe program failed, 1 otherwise.
+    replay: one schedule string; exit 1 when its failure reproduces, 0 when the run
+        passes, 2 for a malformed or unknown schedule or one that the run cannot follow.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -21,7 +26,22 @@ from typing import Any
 
 import click
 
-from stress import BenchError, format_table, run_benchmarks, write_json
+from stress import (
+    CORPUS,
+    BenchError,
+    Budget,
+    ExploreResult,
+    InvalidScheduleError,
+    Schedule,
+    atomic_write_text,
+    corpus_by_name,
+    explore,
+    format_table,
+    format_trace,
+    replay,
+    run_benchmarks,
+    write_json,
+)
 
 __all__ = ["main"]
 
@@ -89,7 +109,7 @@ def _check_json_path(
     return value
 
 
-@click.group(cls=_OneLineErrors, invoke_without_command=True)
+@click.group(name="aioctx-verify", cls=_OneLineErrors, invoke_without_command=True)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Verification suite for QEMU's AioContext/IOThread threading model."""
@@ -100,11 +120,17 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.option("--quick", is_flag=True, help="CI sizes: fewer items and samples, 3 repetitions.")
 @click.option(
-    "--json", "json_path", type=click.Path(path_type=Path), callback=_check_json_path,
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    callback=_check_json_path,
     help='Also write {"benchmarks": [...]} to this file (atomically).',
 )
 @click.option(
-    "--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+    "--scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
     help="Multiply every size (e.g. 0.1 for a smoke run).",
 )
 @click.option(
@@ -122,7 +148,9 @@ def bench(quick: bool, json_path: Path | None, scale: float, reps: int | None) -
     click.echo(header, err=True)
     try:
         results = run_benchmarks(
-            quick=quick, scale=scale, reps=reps,
+            quick=quick,
+            scale=scale,
+            reps=reps,
             progress=lambda line: click.echo(f"bench: {line}", err=True),
         )
     except BenchError as e:
@@ -135,6 +163,157 @@ def bench(quick: bool, json_path: Path | None, scale: float, reps: int | None) -
         except OSError as e:
             raise _JsonWriteError(f"cannot write --json file {json_path}: {e.strerror}") from None
         click.echo(f"bench: wrote {json_path}", err=True)
+
+
+STRATEGIES = ("random", "pct", "dfs", "hypothesis")
+
+
+def _csv(choices: tuple[str, ...]) -> Any:
+    def convert(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        bad = [v for v in items if v not in choices]
+        if bad or not items:
+            raise click.BadParameter(
+                f"{', '.join(bad) or 'nothing'} is not one of {', '.join(choices)}"
+                " (give a comma-separated list)"
+            )
+        return items
+
+    return convert
+
+
+@main.command(name="explore")
+@click.option(
+    "--strategy",
+    "strategies",
+    default="random,pct,dfs",
+    show_default=True,
+    callback=_csv(STRATEGIES),
+    help="Comma-separated: random, pct, dfs, hypothesis.",
+)
+@click.option(
+    "--program",
+    "programs",
+    default=",".join(p.name for p in CORPUS),
+    callback=_csv(tuple(p.name for p in CORPUS)),
+    help="Comma-separated corpus programs.",
+)
+@click.option(
+    "--schedules",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Schedules per program and strategy.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Wall-time budget per program and strategy.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--bound",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="DFS preemption bound.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    callback=_check_json_path,
+    help='Also write {"programs": [...]} to this file (atomically).',
+)
+@click.option("--verbose", "-v", is_flag=True, help="Print each failure's trace.")
+def explore_cmd(
+    strategies: list[str],
+    programs: list[str],
+    schedules: int,
+    seconds: float,
+    seed: int,
+    bound: int,
+    json_path: Path | None,
+    verbose: bool,
+) -> None:
+    """Run the controlled scheduler on the built-in corpus of buggy and safe programs."""
+    corpus = corpus_by_name()
+    rows: list[dict[str, Any]] = []
+    wrong = 0
+    header = (
+        f"{'program':<26} {'expected':<8} {'strategy':<10} {'memory':<6} {'verdict':<12} "
+        f"{'schedules':>9} {'seconds':>8} {'preempt':>7}  schedule"
+    )
+    click.echo(header)
+    for name in programs:
+        prog = corpus[name]
+        for strat in strategies:
+            r: ExploreResult = explore(
+                prog, strategy=strat, budget=Budget(schedules, seconds), seed=seed, bound=bound
+            )
+            pre = r.failure.preemptions if r.failure else r.max_preemptions
+            sched = r.failure.schedule if r.failure else None
+            ok = (r.verdict == "fail") if prog.expected == "bug" else (r.verdict == "pass")
+            wrong += not ok
+            rows.append(
+                {
+                    "name": prog.name,
+                    "expected": prog.expected,
+                    "strategy": r.strategy,
+                    "memory": r.memory,
+                    "verdict": r.verdict,
+                    "schedules": r.schedules,
+                    "seconds": round(r.seconds, 4),
+                    "preemptions": pre,
+                    "schedule": sched,
+                    "distinct_traces": r.distinct_traces,
+                    "steps_per_second": round(r.steps_per_second),
+                    "as_expected": ok,
+                }
+            )
+            mark = "" if ok else "  <-- unexpected"
+            click.echo(
+                f"{prog.name:<26} {prog.expected:<8} {r.strategy:<10} {r.memory:<6} "
+                f"{r.verdict:<12} {r.schedules:>9} {r.seconds:>8.2f} {pre:>7}  {sched or '-'}{mark}"
+            )
+            if verbose and r.failure is not None:
+                click.echo(r.failure.report())
+    click.echo(f"\n{len(rows) - wrong} of {len(rows)} runs as expected")
+    if json_path is not None:
+        try:
+            atomic_write_text(json_path, json.dumps({"programs": rows}, indent=2) + "\n")
+        except OSError as e:
+            raise _JsonWriteError(f"cannot write --json file {json_path}: {e.strerror}") from None
+    sys.exit(1 if wrong else 0)
+
+
+class _ScheduleError(click.ClickException):
+    exit_code = 2
+
+
+@main.command(name="replay")
+@click.argument("schedule")
+def replay_cmd(schedule: str) -> None:
+    """Re-run one schedule string (as printed by a failing exploration) exactly."""
+    try:
+        parsed = Schedule.parse(schedule)
+        out = replay(parsed, corpus_by_name())
+    except InvalidScheduleError as e:
+        raise _ScheduleError(str(e)) from None
+    if out.verdict == "inconclusive":
+        raise _ScheduleError(f"cannot follow the schedule: {out.message}")
+    click.echo(
+        f"{parsed.program} [{parsed.memory}]: {out.verdict}"
+        f"{' (' + out.kind + ')' if out.kind else ''}, {out.steps} steps, "
+        f"{out.preemptions} preemption(s)"
+    )
+    if out.verdict == "fail":
+        click.echo(out.message)
+        click.echo(format_trace(out.trace, out.thread_names))
+        sys.exit(1)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -51,13 +51,12 @@ import re
 import selectors
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
@@ -66,6 +65,8 @@ from types import CodeType, FrameType
 from typing import Any, Literal
 
 from impl import AioContext, AioCtxError, IOThread, stop_the_world
+
+from ._io import atomic_write_text
 
 __all__ = [
     "BENCHMARK_NAMES",
@@ -947,17 +948,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
 
 
 def write_json(results: Sequence[BenchResult], path: Path) -> None:
-    """Write ``{"benchmarks": [...]}`` atomically: a temporary file beside ``path``, then
-    ``os.replace``.  Raises OSError (and leaves ``path`` untouched) when that fails."""
+    """Write ``{"benchmarks": [...]}`` atomically (see :func:`stress._io.atomic_write_text`).
+    Raises OSError (and leaves ``path`` untouched) when that fails."""
     data = json.dumps({"benchmarks": [r.to_json() for r in results]}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, data)

@@ -48,16 +48,17 @@ class PCTStrategy:
     Each schedulable entity (a thread, or a thread's store buffer under weak memory) gets a
     random priority above ``d`` when first seen; the highest-priority option always runs;
     at ``d - 1`` change points drawn uniformly from the first ``k`` decisions the current
-    thread's priority drops below every initial one.  ``k`` starts at an estimate and tracks
-    the longest run seen.  A bug of depth ``d`` is found with probability >= 1/(n k^(d-1)).
+    thread's priority drops below every initial one.  ``k`` starts at an estimate and then
+    is the longest run seen.  A bug of depth ``d`` is found with probability >= 1/(n k^(d-1)).
     """
 
     name = "pct"
 
-    def __init__(self, seed: int = 0, depth: int = 3, k: int = 50) -> None:
+    def __init__(self, seed: int = 0, depth: int = 3, k: int = 10) -> None:
         self.seed = seed
         self.depth = depth
         self.k = k
+        self._longest = 0
         self._run = -1
         self._rng = random.Random(0)
         self._prio: dict[tuple[str, int, int], int] = {}
@@ -66,7 +67,10 @@ class PCTStrategy:
 
     def next_run(self) -> bool:
         self._run += 1
-        self.k = max(self.k, self._seen)
+        # k tracks the longest run seen (decisions), so change points land inside runs.
+        self._longest = max(self._longest, self._seen)
+        if self._longest:
+            self.k = self._longest
         self._rng = random.Random(f"{self.seed}:{self._run}")
         self._prio = {}
         points = self._rng.sample(range(1, self.k + 1), min(self.depth - 1, self.k))
