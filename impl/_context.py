@@ -198,12 +198,17 @@ class BH:
         if self.deleted:
             self._check("qemu_bh_schedule")
         ctx = self.ctx
+        tr = ctx._p.tracer
+        if tr is not None:
+            tr(TraceEvent("bh_schedule_begin", ctx._p.current_thread(), ctx.id, self.id))
         self.idle.store(False, _RELAXED)
         if not self.scheduled.exchange(True, _SEQ):
-            tr = ctx._p.tracer
-            if tr is not None:
-                tr(TraceEvent("bh_schedule", ctx._p.current_thread(), ctx.id, self.id, self.name))
             ctx.aio_notify()
+            if tr is not None:
+                tr(TraceEvent("bh_schedule_end", ctx._p.current_thread(), ctx.id, self.id, "new"))
+        elif tr is not None:
+            me = ctx._p.current_thread()
+            tr(TraceEvent("bh_schedule_end", me, ctx.id, self.id, "coalesced"))
 
     def schedule_idle(self) -> None:
         """``qemu_bh_schedule_idle``: run at the next iteration, at most 10 ms from now.
@@ -211,20 +216,18 @@ class BH:
         No wake-up; the run does not count as progress.  Does nothing if already scheduled.
         """
         self._check("qemu_bh_schedule_idle")
-        if self.scheduled.load(_SEQ):
-            return
-        self.idle.store(True, _RELAXED)
-        self.ctx._p.fence(Fence.WMB)  # idle (and the callback's inputs) before scheduled
-        # An exchange, not a store: a store could land inside the poller's claiming
-        # exchange and be lost.
-        self.scheduled.exchange(True, _RELEASE)
-        tr = self.ctx._p.tracer
+        ctx = self.ctx
+        tr = ctx._p.tracer
         if tr is not None:
-            tr(
-                TraceEvent(
-                    "bh_schedule", self.ctx._p.current_thread(), self.ctx.id, self.id, "idle"
-                )
-            )
+            tr(TraceEvent("bh_schedule_begin", ctx._p.current_thread(), ctx.id, self.id))
+        if not self.scheduled.load(_SEQ):
+            self.idle.store(True, _RELAXED)
+            ctx._p.fence(Fence.WMB)  # idle (and the callback's inputs) before scheduled
+            # An exchange, not a store: a store could land inside the poller's claiming
+            # exchange and be lost.
+            self.scheduled.exchange(True, _RELEASE)
+        if tr is not None:
+            tr(TraceEvent("bh_schedule_end", ctx._p.current_thread(), ctx.id, self.id, "idle"))
 
     def cancel(self) -> None:
         """``qemu_bh_cancel``: unschedule (a run already under way is not stopped)."""
@@ -540,13 +543,17 @@ class AioContext:
         if self._closed:
             self._check_open("aio_bh_schedule_oneshot")
         bh = BH(self, cb, opaque, oneshot=True)
+        tr = self._p.tracer
+        if tr is not None:
+            me = self._p.current_thread()
+            tr(TraceEvent("bh_new", me, self.id, bh.id, "oneshot"))
+            tr(TraceEvent("bh_schedule_begin", me, self.id, bh.id))
         with self._bh_lock:
             self._bhs.append(bh)
             self._bh_deleted += 1
-        tr = self._p.tracer
-        if tr is not None:
-            tr(TraceEvent("bh_schedule", self._p.current_thread(), self.id, bh.id, bh.name))
         self.aio_notify()
+        if tr is not None:
+            tr(TraceEvent("bh_schedule_end", self._p.current_thread(), self.id, bh.id, "new"))
 
     def _bh_poll(self) -> bool:
         """Run every scheduled BH once, newest first.  Not re-entrant across threads."""

@@ -141,6 +141,7 @@ class RFifoLock:
                             break
                         if self._platform.monotonic_ns() >= deadline:
                             self._abandoned.add(ticket)
+                            self._trace("lock_abandon", me, ticket)
                             return False
             self._owner = me
             self._nesting = 1

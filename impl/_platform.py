@@ -182,11 +182,14 @@ class TraceEvent:
     """One step of the protocol, as seen by monitors.
 
     Attributes:
-        kind: what happened (``acquire``, ``release``, ``lock_wait``, ``contention_kick``,
-            ``poll_begin``, ``poll_wait``, ``poll_end``, ``bh_new``, ``bh_schedule``,
-            ``bh_run_begin``, ``bh_run_end``, ``bh_cancel``, ``bh_delete``, ``notify``,
-            ``notify_accept``, ``handler_run_begin``, ``handler_run_end``,
-            ``timer_run_begin``, ``timer_run_end``, ``iothread_start``, ``iothread_stop``).
+        kind: what happened: ``acquire`` (obj = depth after), ``release`` (obj = depth
+            after), ``lock_wait`` (obj = ticket), ``lock_abandon`` (obj = ticket),
+            ``contention_kick``, ``poll_begin`` (obj = blocking), ``poll_wait`` (obj =
+            timeout ns), ``poll_end``, ``bh_new``, ``bh_schedule_begin``, ``bh_schedule_end``
+            (detail = new / coalesced / idle), ``bh_run_begin``, ``bh_run_end``,
+            ``bh_cancel``, ``bh_delete``, ``notify``, ``notify_accept``,
+            ``handler_run_begin``, ``handler_run_end``, ``timer_run_begin``,
+            ``timer_run_end``, ``iothread_start``, ``iothread_stop``.
         thread: the platform thread that did it.
         ctx: the AioContext's id (0 when not applicable).
         obj: the BH / handler / timer id, or another integer payload (lock depth, progress).

@@ -168,15 +168,21 @@ class BenchResult:
         return t.holds(self.ours * _TIME_UNITS[self.unit] / _TIME_UNITS[t.unit])
 
     def to_json(self) -> dict[str, object]:
+        # A figure that could not be measured (a missing optional peer) is NaN or infinite:
+        # JSON null, so that the file stays strict JSON.
         return {
             "name": self.name,
-            "ours": self.ours,
-            "peer": self.peer,
-            "ratio": self.ratio,
+            "ours": _finite_or_none(self.ours),
+            "peer": _finite_or_none(self.peer),
+            "ratio": _finite_or_none(self.ratio),
             "unit": self.unit,
             "target": str(self.target),
             "met": self.met,
         }
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 @dataclass(frozen=True, slots=True)

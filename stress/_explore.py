@@ -8,6 +8,7 @@ figures.  ``replay(schedule)`` re-runs one schedule exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Program:
     description: str = ""
     drop_fences: frozenset[str] = frozenset()
     max_steps: int = 20_000
+    monitors: bool = True  # run the P1/P2/P3/liveness monitors on impl's trace events
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +153,30 @@ def format_trace(trace: tuple[Step, ...] | list[Step], names: tuple[str, ...] = 
 def run_schedule(
     program: Program, strategy: Any, memory: str | None = None, max_steps: int | None = None
 ) -> RunOutcome:
+    """One run of ``program`` under ``strategy``; a monitor violation fails a passing run."""
     plat = ControlledPlatform(
         strategy,
         memory=memory or program.memory,
         max_steps=max_steps or program.max_steps,
         drop_fences=program.drop_fences,
     )
-    return plat.run(program.fn)
+    if not program.monitors:
+        return plat.run(program.fn)
+    from properties import MonitorSet
+
+    ms = MonitorSet()
+    plat.tracer = ms
+    out = plat.run(program.fn)
+    plat.tracer = None
+    if out.verdict == "pass":
+        ms.finish()
+        v = ms.violations
+        if v:
+            more = f" (+{len(v) - 1} more)" if len(v) > 1 else ""
+            return dataclasses.replace(
+                out, verdict="fail", kind="property", message=f"{v[0]}{more}"
+            )
+    return out
 
 
 def _schedule_str(program: Program, memory: str, out: RunOutcome) -> str:

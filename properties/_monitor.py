@@ -1,0 +1,163 @@
+"""The shared machinery of runtime monitors: a violation record, the base class, and a
+:class:`MonitorSet` that listens on a platform's trace hook.
+
+A monitor consumes :class:`impl.TraceEvent` values in the order impl emits them (one
+listener, serialised by a lock, so it is safe on real threads too) and *records*
+violations rather than raising: an exception thrown from inside impl would be caught and
+re-labelled by impl's own error handling.  Checkers read :attr:`MonitorSet.violations`
+after (or during) a run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from impl import AioCtxError, Platform, TraceEvent, Tracer
+
+__all__ = ["Monitor", "MonitorSet", "PropertyViolation", "Violation", "monitoring"]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule: which property, what happened, at which event."""
+
+    prop: str  # "P1" | "P2" | "P3" | "LIVE"
+    rule: str  # short id of the rule, e.g. "owner-unique"
+    message: str
+    event_index: int  # index in the monitored event stream (0-based); -1 at finish
+    event: TraceEvent | None = None
+
+    def __str__(self) -> str:
+        where = f" at event {self.event_index}" if self.event_index >= 0 else " at the end"
+        return f"{self.prop} {self.rule}: {self.message}{where}"
+
+
+class PropertyViolation(AioCtxError):
+    """Raised by :meth:`MonitorSet.check` when a monitor recorded a violation."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(str(v) for v in violations[:3]))
+        self.violations = violations
+
+
+class Monitor:
+    """Base class: override :meth:`on_event` (and :meth:`finish` for end-of-run rules)."""
+
+    prop = "?"
+
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+        self._index = -1
+        self._event: TraceEvent | None = None
+
+    def feed(self, index: int, ev: TraceEvent) -> None:
+        self._index = index
+        self._event = ev
+        self.on_event(ev)
+
+    def on_event(self, ev: TraceEvent) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """End-of-run checks (all threads have ended)."""
+
+    def violate(self, rule: str, message: str, *, at_end: bool = False) -> None:
+        idx = -1 if at_end else self._index
+        ev = None if at_end else self._event
+        self.violations.append(Violation(self.prop, rule, message, idx, ev))
+
+
+class MonitorSet:
+    """Several monitors fed from one platform's trace hook.
+
+    Args:
+        monitors: the monitors to feed (default: P1, P2, P3 and liveness).
+        keep_events: keep every event (for reports and the model agreement tests).
+    """
+
+    def __init__(
+        self, monitors: Iterable[Monitor] | None = None, *, keep_events: bool = False
+    ) -> None:
+        if monitors is None:
+            from ._liveness import LivenessMonitor
+            from ._p1_nested_acquire import NestedAcquireMonitor
+            from ._p2_bh_scheduling import BHSchedulingMonitor
+            from ._p3_mutual_exclusion import MutualExclusionMonitor
+
+            monitors = [
+                NestedAcquireMonitor(),
+                BHSchedulingMonitor(),
+                MutualExclusionMonitor(),
+                LivenessMonitor(),
+            ]
+        self.monitors = list(monitors)
+        self.events: list[TraceEvent] | None = [] if keep_events else None
+        self._lock = threading.Lock()
+        self._count = 0
+        self._finished = False
+
+    def __call__(self, ev: TraceEvent) -> None:
+        with self._lock:
+            i = self._count
+            self._count += 1
+            if self.events is not None:
+                self.events.append(ev)
+            for m in self.monitors:
+                m.feed(i, ev)
+
+    def feed_all(self, events: Iterable[TraceEvent]) -> MonitorSet:
+        for ev in events:
+            self(ev)
+        return self
+
+    def finish(self) -> list[Violation]:
+        with self._lock:
+            if not self._finished:
+                self._finished = True
+                for m in self.monitors:
+                    m.finish()
+        return self.violations
+
+    @property
+    def events_seen(self) -> int:
+        return self._count
+
+    @property
+    def violations(self) -> list[Violation]:
+        out: list[Violation] = []
+        for m in self.monitors:
+            out.extend(m.violations)
+        return sorted(out, key=lambda v: (v.event_index < 0, v.event_index))
+
+    def check(self) -> None:
+        """Raise :class:`PropertyViolation` if any monitor recorded a violation."""
+        v = self.violations
+        if v:
+            raise PropertyViolation(v)
+
+
+@contextmanager
+def monitoring(platform: Platform, monitors: MonitorSet | None = None) -> Iterator[MonitorSet]:
+    """Attach monitors to ``platform`` for the block (chaining any tracer already there).
+
+    At the end of the block the end-of-run rules are checked (:meth:`MonitorSet.finish`).
+    """
+    ms = monitors or MonitorSet()
+    prev: Tracer | None = platform.tracer
+    if prev is None:
+        platform.tracer = ms
+    else:
+
+        def both(ev: TraceEvent) -> None:
+            prev(ev)
+            ms(ev)
+
+        platform.tracer = both
+    try:
+        yield ms
+    finally:
+        platform.tracer = prev
+        ms.finish()

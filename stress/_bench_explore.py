@@ -1,0 +1,963 @@
+"""The controlled scheduler's benchmark: its speed, its cost over the real platform, and its
+time to the first failure against frontrun's on the same small buggy programs.
+
+``aioctx-verify bench --explore`` appends these rows to the 17 of :mod:`stress._bench`:
+
+* ``explore_steps_per_s``: scheduling points per second of a random exploration of the corpus
+  program ``bh_cross_thread`` (impl's IOThread, a BH scheduled from another thread, a
+  condition wait), against the same program's platform operations per second on impl's
+  :class:`~impl.RealPlatform` (operations counted by a counting proxy in separate, untimed
+  runs; the rate divides that count by the median plain run).  ``ratio`` is the
+  per-operation slowdown of the controlled platform.
+* ``explore_schedules_per_s``: complete runs per second of a random exploration of a small
+  *safe* program that both explorers can express (``locked_counter``: two threads increment
+  a counter under one lock, so no run stops early), against frontrun's ``random`` strategy
+  on the same program.  Needs frontrun.
+* ``explore_overhead``: the wall time of one run of ``bh_cross_thread`` under the controlled
+  platform (one random schedule) against one plain run on a fresh ``RealPlatform``, sampled
+  alternately; ``ratio`` = controlled / real.  The target is informational: it says what we
+  consider a reasonable price for determinism, not a competitor's figure.
+* ``ttff_<program>``: time to first failure, for every buggy program both can express:
+  ``lost_update`` (read-modify-write of a shared counter), ``abba_deadlock`` (two locks in
+  opposite orders) and ``notify_order`` (aio_notify's handshake with the waker's two steps
+  swapped, a lost wake-up even under sequential consistency).  Ours is :func:`stress.explore`
+  with the ``random`` strategy, shrinking excluded; the peer is frontrun's ``explore`` (the
+  faster of its ``dpor`` default and its ``random`` strategy, stop at the first failure,
+  ``reproduce_on_failure=0``), run as ``frontrun python <driver>`` in a child process on the
+  equivalent program written with plain attributes and ``threading`` locks.  Both sides get
+  the same budget (at most ``budget_schedules`` runs, ``budget_seconds`` of wall time); a
+  search that ends without finding the bug counts as an infinite time.
+
+Not compared: the weak-memory programs (``notify_no_fence_tso``/``_pso``, ``mp_no_wmb_pso``).
+frontrun runs real CPython threads, whose memory is sequentially consistent, and has no
+store-buffer model, so it cannot express those bugs at all; the SC ``notify_order`` is the
+handshake bug both can express.
+
+Why random and not PCT for our side: ``random`` is :func:`stress.explore`'s default and has
+no parameter to fit to the bug (PCT's depth ``d`` must be chosen), and on these two-thread
+programs, whose runs have 10-30 decisions and whose bugs need one or two preemptions, a
+uniform choice at every decision finds them in a median of 2-15 runs.
+
+Time to first failure is measured around the search only, on both sides: the frontrun child
+times each ``frontrun.explore`` call itself (interpreter start-up and imports excluded), and
+each side first runs one untimed search per program (frontrun loads its DPOR engine lazily,
+we warm our caches).  Shrinking (ours) and counterexample reproduction (frontrun) are
+post-processing of a failure already found and are excluded from the figure; the notes give
+our time with shrinking for information.
+
+frontrun is optional: it is looked up lazily (never imported into this process: its
+cooperative lock patching must not touch the rest of the bench) and run in a child process
+in its own session, killed as a group if it overruns.  When it is missing, fails or times
+out, its rows keep ``ours`` and carry a NaN peer (``null`` in JSON), ``met`` is False, and
+the notes say why.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from impl import Fence, Ordering, RealPlatform, ThreadId
+from impl._platform import (
+    AtomicCell,
+    Condition,
+    Mutex,
+    Platform,
+    Poller,
+    RawNotifier,
+    ThreadHandle,
+    Tracer,
+)
+
+from ._bench import BenchError, BenchResult, Target
+from ._controlled import ControlledPlatform
+from ._corpus import corpus_by_name
+from ._explore import Budget, Program, explore, run_schedule
+from ._strategies import RandomStrategy
+
+__all__ = [
+    "EXPLORE_BENCHMARK_NAMES",
+    "FRONTRUN_DRIVER",
+    "LOCKED_COUNTER",
+    "NOTIFY_ORDER",
+    "TTFF_PROGRAMS",
+    "ExploreBench",
+    "ExploreSizes",
+    "FrontrunReport",
+    "frontrun_version",
+    "run_explore_benchmarks",
+    "run_frontrun",
+]
+
+#: The corpus program whose steps/s and overhead are measured (impl code, several threads).
+THROUGHPUT_PROGRAM = "bh_cross_thread"
+#: The buggy programs compared with frontrun, in row order.
+TTFF_PROGRAMS: tuple[str, ...] = ("lost_update", "abba_deadlock", "notify_order")
+#: frontrun's strategies tried on each program; the faster one is the peer.
+FRONTRUN_STRATEGIES: tuple[str, ...] = ("dpor", "random")
+
+EXPLORE_BENCHMARK_NAMES: tuple[str, ...] = (
+    "explore_steps_per_s",
+    "explore_schedules_per_s",
+    "explore_overhead",
+    *(f"ttff_{name}" for name in TTFF_PROGRAMS),
+)
+
+#: The line of the frontrun child's stdout that carries its figures.
+_MARK = "AIOCTX-FRONTRUN-RESULT "
+
+
+# ---------------------------------------------------------------------------------------
+# Our programs (the ones the corpus does not have)
+# ---------------------------------------------------------------------------------------
+def _notify_order(p: ControlledPlatform) -> None:
+    """aio_notify's handshake with the waker's steps swapped: it checks ``notify_me`` before
+    publishing the work.  Between the two the sleeper can publish ``notify_me``, see no work
+    and go to sleep, and the waker, having seen ``notify_me == 0``, kicks nobody: a lost
+    wake-up under sequential consistency (no fence can fix the order)."""
+    notify_me = p.atomic(0, "notify_me")
+    work = p.atomic(0, "work")
+    slept: list[bool] = []
+    kicked: list[bool] = []
+
+    def sleeper() -> None:
+        notify_me.store(1)
+        if not work.load():
+            slept.append(True)  # would block in poll until kicked
+
+    def waker() -> None:
+        if notify_me.load():
+            kicked.append(True)
+        work.store(1)
+
+    a = p.start_thread(sleeper, "sleeper")
+    b = p.start_thread(waker, "waker")
+    a.join()
+    b.join()
+    assert not (slept and not kicked), "lost wake-up: the sleeper slept and nobody kicked it"
+
+
+def _locked_counter(p: ControlledPlatform) -> None:
+    """Two threads increment a counter with load + store under one lock: always 2."""
+    m = p.mutex("m")
+    x = p.atomic(0, "x")
+
+    def inc() -> None:
+        with m:
+            v = x.load()
+            x.store(v + 1)
+
+    ts = [p.start_thread(inc, f"inc{i}") for i in range(2)]
+    for t in ts:
+        t.join()
+    assert x.load() == 2, f"x == {x.load()} after two locked increments"
+
+
+NOTIFY_ORDER = Program(
+    "notify_order", _notify_order, "bug", "sc",
+    "aio_notify handshake, waker checks notify_me before publishing work (SC lost wake-up)",
+)
+LOCKED_COUNTER = Program(
+    "locked_counter", _locked_counter, "safe", "sc", "two threads increment under one lock"
+)
+
+
+def _ttff_programs() -> dict[str, Program]:
+    corpus = corpus_by_name()
+    return {
+        "lost_update": corpus["lost_update"],
+        "abba_deadlock": corpus["abba_deadlock"],
+        "notify_order": NOTIFY_ORDER,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# frontrun's side: the same programs, as frontrun sees Python code
+# ---------------------------------------------------------------------------------------
+#: Written to a temporary file (frontrun traces user files only, never site-packages, so the
+#: workers must not live in an installed package) and run as ``frontrun python <file> SPEC``.
+FRONTRUN_DRIVER = r'''
+"""frontrun's side of aioctx-verify's explore benchmark (see stress/_bench_explore.py)."""
+import json
+import sys
+import threading
+import time
+
+import frontrun
+
+
+class Counter:  # lost_update
+    def __init__(self):
+        self.value = 0
+
+
+def increment(c):
+    temp = c.value
+    c.value = temp + 1
+
+
+class TwoLocks:  # abba_deadlock
+    def __init__(self):
+        self.a = threading.Lock()
+        self.b = threading.Lock()
+
+
+def ab(s):
+    with s.a:
+        with s.b:
+            pass
+
+
+def ba(s):
+    with s.b:
+        with s.a:
+            pass
+
+
+class Handshake:  # notify_order
+    def __init__(self):
+        self.notify_me = 0
+        self.work = 0
+        self.slept = False
+        self.kicked = False
+
+
+def sleeper(s):
+    s.notify_me = 1
+    if not s.work:
+        s.slept = True
+
+
+def waker(s):
+    if s.notify_me:
+        s.kicked = True
+    s.work = 1
+
+
+class Locked:  # locked_counter (safe)
+    def __init__(self):
+        self.value = 0
+        self.lock = threading.Lock()
+
+
+def locked_increment(c):
+    with c.lock:
+        temp = c.value
+        c.value = temp + 1
+
+
+PROGRAMS = {
+    "lost_update": (Counter, [increment, increment], lambda c: c.value == 2),
+    "abba_deadlock": (TwoLocks, [ab, ba], lambda s: True),
+    "notify_order": (Handshake, [sleeper, waker], lambda s: not (s.slept and not s.kicked)),
+    "locked_counter": (Locked, [locked_increment, locked_increment], lambda c: c.value == 2),
+}
+
+
+def search(name, strategy, seed, max_schedules, max_seconds):
+    setup, workers, invariant = PROGRAMS[name]
+    kw = {"reproduce_on_failure": 0, "total_timeout": max_seconds}
+    if strategy == "random":
+        kw.update(max_attempts=max_schedules, seed=seed)
+    else:
+        kw.update(max_executions=max_schedules)
+    t0 = time.perf_counter()
+    r = frontrun.explore(setup=setup, workers=workers, invariant=invariant,
+                         strategy=strategy, **kw)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "found": r.property_holds is False,
+            "holds": r.property_holds, "explored": r.num_explored}
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    out = {"version": getattr(frontrun, "__version__", "?"),
+           "python": sys.version.split()[0], "ttff": {}, "throughput": None}
+    n, secs = spec["max_schedules"], spec["max_seconds"]
+    for name in spec["programs"]:
+        out["ttff"][name] = {}
+        for strategy in spec["strategies"]:
+            search(name, strategy, -1, n, secs)  # warm-up, untimed
+            out["ttff"][name][strategy] = [
+                search(name, strategy, seed, n, secs) for seed in spec["seeds"]
+            ]
+    tp = spec.get("throughput")
+    if tp:
+        search("locked_counter", "random", -1, 5, secs)  # warm-up
+        r = search("locked_counter", "random", tp["seed"], tp["schedules"], tp["seconds"])
+        out["throughput"] = r
+    print("AIOCTX-FRONTRUN-RESULT " + json.dumps(out), flush=True)
+
+
+main()
+'''
+
+
+def frontrun_version() -> str | None:
+    """frontrun's version when it can be found on this Python, else None (never imports it)."""
+    try:
+        if importlib.util.find_spec("frontrun") is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        return importlib.metadata.version("frontrun")
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _frontrun_command(driver: Path, spec: dict[str, Any]) -> list[str]:
+    """``frontrun python DRIVER SPEC``, with both the CLI and the child on this interpreter."""
+    return [
+        sys.executable, "-m", "frontrun.cli", sys.executable, str(driver), json.dumps(spec)
+    ]
+
+
+@dataclass(frozen=True)
+class FrontrunReport:
+    """What one frontrun child run gave: figures, or why there are none (``error``)."""
+
+    version: str | None
+    error: str | None = None
+    # ttff[program][strategy] = [{"seconds", "found", "explored"}, ...] one per seed
+    ttff: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    throughput: dict[str, Any] | None = None
+
+
+def run_frontrun(spec: dict[str, Any], *, timeout: float) -> FrontrunReport:
+    """Run the frontrun driver once in a child process (its own session, killed as a group
+    on timeout).  Never raises for a missing or failing frontrun: the report says why."""
+    version = frontrun_version()
+    if version is None:
+        return FrontrunReport(
+            None, "frontrun is not installed on this Python (pip install frontrun)"
+        )
+    with tempfile.TemporaryDirectory(prefix="aioctx-frontrun-") as tmp:
+        driver = Path(tmp) / "aioctx_frontrun_driver.py"
+        driver.write_text(FRONTRUN_DRIVER, encoding="utf-8")
+        cmd = _frontrun_command(driver, spec)
+        try:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True, cwd=tmp,
+            )
+        except OSError as e:
+            return FrontrunReport(version, f"cannot start frontrun: {e}")
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return FrontrunReport(version, f"frontrun did not finish within {timeout:.0f} s")
+        except BaseException:
+            _kill_group(proc)
+            raise
+    lines = [ln for ln in out.splitlines() if ln.startswith(_MARK)]
+    if proc.returncode != 0 or not lines:
+        tail = " | ".join(err.strip().splitlines()[-3:]) or "no output"
+        return FrontrunReport(
+            version, f"frontrun driver exited with status {proc.returncode}: {tail}"
+        )
+    try:
+        data = json.loads(lines[-1][len(_MARK):])
+        return FrontrunReport(
+            str(data.get("version", version)), None, dict(data["ttff"]), data.get("throughput")
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        return FrontrunReport(version, f"unreadable frontrun driver output: {e}")
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the child's whole session (the frontrun CLI runs the driver as a grandchild)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.communicate()
+
+
+# ---------------------------------------------------------------------------------------
+# The real platform, counted: how many platform operations a plain run performs
+# ---------------------------------------------------------------------------------------
+class _Tally:
+    """A thread-safe count of platform operations (only untimed runs use it)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        with self._lock:
+            self.n += 1
+
+
+class _CountedMutex:
+    def __init__(self, inner: Mutex, tally: _Tally) -> None:
+        self.inner = inner
+        self._t = tally
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self._t.tick()
+        return self.inner.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._t.tick()
+        self.inner.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None, /
+    ) -> None:
+        self.release()
+
+
+class _CountedCondition:
+    def __init__(self, inner: Condition, mutex: _CountedMutex, tally: _Tally) -> None:
+        self._c = inner
+        self._m = mutex
+        self._t = tally
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._t.tick()
+        return self._c.wait(timeout)
+
+    def notify(self, n: int = 1) -> None:
+        self._t.tick()
+        self._c.notify(n)
+
+    def notify_all(self) -> None:
+        self._t.tick()
+        self._c.notify_all()
+
+    def __enter__(self) -> bool:
+        return self._m.acquire()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None, /
+    ) -> None:
+        self._m.release()
+
+
+class _CountedCell:
+    def __init__(self, inner: AtomicCell[Any], tally: _Tally) -> None:
+        self._c = inner
+        self._t = tally
+        self.name = inner.name
+
+    def load(self, order: Ordering = Ordering.SEQ_CST) -> Any:
+        self._t.tick()
+        return self._c.load(order)
+
+    def store(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> None:
+        self._t.tick()
+        self._c.store(value, order)
+
+    def exchange(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> Any:
+        self._t.tick()
+        return self._c.exchange(value, order)
+
+    def compare_exchange(
+        self, expected: Any, value: Any, order: Ordering = Ordering.SEQ_CST
+    ) -> Any:
+        self._t.tick()
+        return self._c.compare_exchange(expected, value, order)
+
+    def fetch_add(self, delta: int, order: Ordering = Ordering.SEQ_CST) -> Any:
+        self._t.tick()
+        return self._c.fetch_add(delta, order)
+
+
+class _CountedNotifier:
+    def __init__(self, inner: RawNotifier, tally: _Tally) -> None:
+        self._n = inner
+        self._t = tally
+        self.read_fd = inner.read_fd
+        self.write_fd = inner.write_fd
+
+    def set(self) -> None:
+        self._t.tick()
+        self._n.set()
+
+    def test_and_clear(self) -> bool:
+        self._t.tick()
+        return self._n.test_and_clear()
+
+    def close(self) -> None:
+        self._n.close()
+
+
+class _CountedPoller:
+    def __init__(self, inner: Poller, tally: _Tally) -> None:
+        self._p = inner
+        self._t = tally
+
+    def register(self, fd: int, events: int) -> None:
+        self._p.register(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        self._p.unregister(fd)
+
+    def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
+        self._t.tick()
+        return self._p.poll(timeout_ns)
+
+
+class _CountedHandle:
+    def __init__(self, inner: ThreadHandle, tally: _Tally) -> None:
+        self._h = inner
+        self._t = tally
+        self.name = inner.name
+
+    def join(self, timeout: float | None = None) -> None:
+        self._t.tick()
+        self._h.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._h.is_alive()
+
+
+class _CountingPlatform:
+    """A RealPlatform that counts the operations the controlled platform makes scheduling
+    points: thread spawn, exit and join, lock, unlock, wait, notify, atomic accesses,
+    fences, notifier set and clear, poll, clock reads and yields."""
+
+    def __init__(self) -> None:
+        self._r = RealPlatform()
+        self.tally = _Tally()
+        self.tracer: Tracer | None = None
+        self.current_thread: Callable[[], ThreadId] = self._r.current_thread
+
+    def new_id(self) -> int:
+        return self._r.new_id()
+
+    def start_thread(self, target: Callable[[], None], name: str) -> ThreadHandle:
+        tally = self.tally
+        tally.tick()
+
+        def body() -> None:
+            try:
+                target()
+            finally:
+                tally.tick()  # exit
+
+        return _CountedHandle(self._r.start_thread(body, name), tally)
+
+    def main_thread(self) -> ThreadId:
+        return self._r.main_thread()
+
+    def yield_now(self) -> None:
+        self.tally.tick()
+        self._r.yield_now()
+
+    def mutex(self, name: str = "") -> Mutex:
+        return _CountedMutex(self._r.mutex(name), self.tally)
+
+    def condition(self, mutex: Mutex) -> Condition:
+        if not isinstance(mutex, _CountedMutex):
+            raise TypeError("condition() needs a mutex of the same counting platform")
+        return _CountedCondition(self._r.condition(mutex.inner), mutex, self.tally)
+
+    def atomic(self, initial: Any, name: str = "") -> Any:
+        return _CountedCell(self._r.atomic(initial, name), self.tally)
+
+    def fence(self, kind: Fence) -> None:
+        self.tally.tick()
+        self._r.fence(kind)
+
+    def notifier(self) -> RawNotifier:
+        return _CountedNotifier(self._r.notifier(), self.tally)
+
+    def poller(self) -> Poller:
+        return _CountedPoller(self._r.poller(), self.tally)
+
+    def fd_is_open(self, fd: int) -> bool:
+        return self._r.fd_is_open(fd)
+
+    def monotonic_ns(self) -> int:
+        self.tally.tick()
+        return self._r.monotonic_ns()
+
+    def wall_ns(self) -> int:
+        self.tally.tick()
+        return self._r.wall_ns()
+
+
+def _plain_run(program: Program, platform: Platform) -> None:
+    """``program`` in this thread on a real platform (its main thread is this one)."""
+    fn: Callable[[Any], None] = program.fn
+    try:
+        fn(platform)
+    except Exception as e:
+        raise BenchError(f"{program.name} failed on the real platform: {e!r}") from e
+
+
+def _real_ops(program: Program, runs: int) -> float:
+    """Median platform operations of one plain run (+1: the main thread's own exit, which
+    the controlled platform counts as a step too)."""
+    counts = []
+    for _ in range(runs):
+        plat = _CountingPlatform()
+        _plain_run(program, plat)
+        counts.append(plat.tally.n + 1)
+    return float(statistics.median(counts))
+
+
+# ---------------------------------------------------------------------------------------
+# Sizes
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ExploreSizes:
+    """How much work each explore figure does (see :meth:`for_mode`)."""
+
+    reps: int
+    schedules: int  # bh_cross_thread schedules of the steps/s exploration, per rep
+    throughput_schedules: int  # locked_counter schedules per side, per rep
+    overhead_runs: int  # runs per side per rep (controlled and real, alternating)
+    count_runs: int  # counted (untimed) real runs, once
+    seeds: int  # searches per program, side and frontrun strategy, per rep
+    budget_schedules: int  # each search's cap on runs (both sides)
+    budget_seconds: float  # each search's cap on wall time (both sides)
+
+    @classmethod
+    def for_mode(
+        cls, *, quick: bool, scale: float = 1.0, reps: int | None = None
+    ) -> ExploreSizes:
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        if reps is not None and reps < 1:
+            raise ValueError(f"reps must be >= 1, got {reps}")
+
+        def n(full: int, fast: int, floor: int) -> int:
+            return max(floor, round((fast if quick else full) * scale))
+
+        return cls(
+            reps=reps if reps is not None else (3 if quick else 5),
+            schedules=n(500, 100, 3),
+            throughput_schedules=n(1000, 200, 3),
+            overhead_runs=n(100, 30, 2),
+            count_runs=n(10, 5, 1),
+            seeds=n(10, 5, 1),
+            budget_schedules=1000,
+            budget_seconds=20.0 if not quick else 10.0,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Measurements of our side
+# ---------------------------------------------------------------------------------------
+def _steps_per_s(program: Program, schedules: int, seed: int) -> tuple[float, float]:
+    """(steps/s, median steps per schedule) of a random exploration of a safe program."""
+    r = explore(
+        program, strategy="random", budget=Budget(schedules, 600.0), seed=seed, do_shrink=False
+    )
+    if r.verdict != "pass" or r.schedules != schedules:
+        raise BenchError(
+            f"{program.name}: random exploration ended {r.verdict} after {r.schedules} of "
+            f"{schedules} schedules ({r.reason or (r.failure and r.failure.message)})"
+        )
+    return r.steps_per_second, r.steps / r.schedules
+
+
+def _schedules_per_s(program: Program, schedules: int, seed: int) -> float:
+    r = explore(
+        program, strategy="random", budget=Budget(schedules, 600.0), seed=seed, do_shrink=False
+    )
+    if r.verdict != "pass" or r.schedules != schedules:
+        raise BenchError(f"{program.name}: random exploration ended {r.verdict} ({r.reason})")
+    return r.schedules_per_second
+
+
+def _overhead(program: Program, runs: int, seed: int, ours_first: bool) -> tuple[float, float]:
+    """(controlled, real) median microseconds of one run, sampled alternately."""
+    strat = RandomStrategy(seed)
+    ctl: list[float] = []
+    real: list[float] = []
+
+    def controlled() -> None:
+        strat.next_run()
+        t0 = time.perf_counter_ns()
+        out = run_schedule(program, strat)
+        ctl.append((time.perf_counter_ns() - t0) / 1e3)
+        if out.verdict != "pass":
+            raise BenchError(f"{program.name} (controlled): {out.verdict} {out.message}")
+
+    def plain() -> None:
+        plat = RealPlatform()
+        t0 = time.perf_counter_ns()
+        _plain_run(program, plat)
+        real.append((time.perf_counter_ns() - t0) / 1e3)
+
+    for i in range(runs):
+        if (i % 2 == 0) == ours_first:
+            controlled()
+            plain()
+        else:
+            plain()
+            controlled()
+    return statistics.median(ctl), statistics.median(real)
+
+
+@dataclass
+class _Search:
+    seconds: float  # math.inf when the budget ran out without a failure
+    schedules: int
+
+
+def _ours_ttff(
+    program: Program, strategy: str, seed: int, budget: Budget, shrink: bool
+) -> _Search:
+    t0 = time.perf_counter()
+    r = explore(program, strategy=strategy, budget=budget, seed=seed, do_shrink=shrink)
+    dt = time.perf_counter() - t0
+    return _Search(dt if r.verdict == "fail" else math.inf, r.schedules)
+
+
+def _median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs)) if xs else math.nan
+
+
+def _ms(v: float) -> str:
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "not found"
+    return f"{v * 1e3:.2f} ms"
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------
+@dataclass
+class ExploreBench:
+    """The rows (in :data:`EXPLORE_BENCHMARK_NAMES` order) and notes to print under them."""
+
+    results: list[BenchResult]
+    notes: list[str]
+    frontrun: str | None  # the version compared with, None when no comparison was made
+
+
+def run_explore_benchmarks(
+    *,
+    quick: bool = False,
+    scale: float = 1.0,
+    reps: int | None = None,
+    strategy: str = "random",
+    progress: Callable[[str], None] | None = None,
+    frontrun_timeout: float | None = None,
+) -> ExploreBench:
+    """Measure every figure of :data:`EXPLORE_BENCHMARK_NAMES`, in that order.
+
+    Args:
+        quick, scale, reps: as for :func:`stress.run_benchmarks`.
+        strategy: our strategy for time to first failure (``random`` or ``pct``).
+        progress: called with a short line as each repetition starts.
+        frontrun_timeout: bound on each frontrun child run (default: from the budgets).
+
+    Raises:
+        BenchError: one of our own explorations misbehaved (a safe program failed).  A
+            missing, failing or slow frontrun never raises: its rows get a NaN peer.
+    """
+    sizes = ExploreSizes.for_mode(quick=quick, scale=scale, reps=reps)
+    say = progress or (lambda _line: None)
+    corpus = corpus_by_name()
+    tp_prog = corpus[THROUGHPUT_PROGRAM]
+    ttff_progs = _ttff_programs()
+    budget = Budget(sizes.budget_schedules, sizes.budget_seconds)
+    searches = len(TTFF_PROGRAMS) * (sizes.seeds + 1) * len(FRONTRUN_STRATEGIES)
+    timeout = frontrun_timeout if frontrun_timeout is not None else (
+        60.0 + searches * min(sizes.budget_seconds, 2.0) + 2 * sizes.budget_seconds
+    )
+
+    version = frontrun_version()
+    fr_error: str | None = None if version is not None else (
+        "frontrun is not installed on this Python (pip install frontrun)"
+    )
+    say(
+        f"explore: comparing with frontrun {version} (python -m frontrun.cli python <driver>)"
+        if version is not None else f"explore: no frontrun comparison: {fr_error}"
+    )
+
+    # Warm-up, untimed: imports, the first threads, caches.
+    for prog in ttff_progs.values():
+        explore(prog, strategy=strategy, budget=Budget(20, 5.0), seed=-1, do_shrink=False)
+    explore(tp_prog, strategy="random", budget=Budget(3, 5.0), seed=-1, do_shrink=False)
+    _real_ops(tp_prog, 1)
+
+    steps: list[float] = []
+    steps_per_run: list[float] = []
+    real_us: list[float] = []
+    ctl_us: list[float] = []
+    sched_ours: list[float] = []
+    sched_fr: list[float] = []
+    ttff: dict[str, list[float]] = {p: [] for p in TTFF_PROGRAMS}
+    ttff_shrunk: dict[str, list[float]] = {p: [] for p in TTFF_PROGRAMS}
+    other = "pct" if strategy == "random" else "random"
+    ttff_other: dict[str, list[float]] = {p: [] for p in TTFF_PROGRAMS}
+    found: dict[str, list[_Search]] = {p: [] for p in TTFF_PROGRAMS}
+    fr_ttff: dict[str, dict[str, list[float]]] = {
+        p: {s: [] for s in FRONTRUN_STRATEGIES} for p in TTFF_PROGRAMS
+    }
+    fr_explored: dict[str, dict[str, list[int]]] = {
+        p: {s: [] for s in FRONTRUN_STRATEGIES} for p in TTFF_PROGRAMS
+    }
+
+    for rep in range(sizes.reps):
+        say(f"explore: repetition {rep + 1}/{sizes.reps}")
+        first = rep % 2 == 0
+        seeds = [rep * sizes.seeds + i for i in range(sizes.seeds)]
+
+        def ours_block(seeds: list[int] = seeds, rep: int = rep) -> None:
+            s, per = _steps_per_s(tp_prog, sizes.schedules, seed=rep)
+            steps.append(s)
+            steps_per_run.append(per)
+            sched_ours.append(_schedules_per_s(LOCKED_COUNTER, sizes.throughput_schedules, rep))
+            for name, prog in ttff_progs.items():
+                runs = [_ours_ttff(prog, strategy, sd, budget, False) for sd in seeds]
+                found[name].extend(runs)
+                ttff[name].append(_median([r.seconds for r in runs]))
+                shrunk = [_ours_ttff(prog, strategy, sd, budget, True) for sd in seeds]
+                ttff_shrunk[name].append(_median([r.seconds for r in shrunk]))
+                alt = [_ours_ttff(prog, other, sd, budget, False) for sd in seeds]
+                ttff_other[name].append(_median([r.seconds for r in alt]))
+
+        def frontrun_block(seeds: list[int] = seeds, rep: int = rep) -> None:
+            nonlocal fr_error
+            if fr_error is not None:
+                return
+            spec = {
+                "programs": list(TTFF_PROGRAMS),
+                "strategies": list(FRONTRUN_STRATEGIES),
+                "seeds": seeds,
+                "max_schedules": sizes.budget_schedules,
+                "max_seconds": sizes.budget_seconds,
+                "throughput": {
+                    "seed": rep, "schedules": sizes.throughput_schedules,
+                    "seconds": 600.0,
+                },
+            }
+            rep_report = run_frontrun(spec, timeout=timeout)
+            if rep_report.error is not None:
+                fr_error = rep_report.error
+                say(f"explore: frontrun comparison dropped: {fr_error}")
+                return
+            try:
+                for name in TTFF_PROGRAMS:
+                    for strat in FRONTRUN_STRATEGIES:
+                        got = rep_report.ttff[name][strat]
+                        fr_ttff[name][strat].append(_median(
+                            [float(g["seconds"]) if g["found"] else math.inf for g in got]
+                        ))
+                        fr_explored[name][strat].extend(int(g["explored"]) for g in got)
+                tp = rep_report.throughput
+                if tp is None or not tp.get("explored") or not tp["seconds"] > 0:
+                    raise KeyError("throughput")
+                if tp.get("holds") is not True:
+                    raise ValueError(f"locked_counter did not pass under frontrun: {tp}")
+                sched_fr.append(float(tp["explored"]) / float(tp["seconds"]))
+            except (KeyError, TypeError, ValueError) as e:
+                fr_error = f"unexpected frontrun driver output ({type(e).__name__}: {e})"
+                say(f"explore: frontrun comparison dropped: {fr_error}")
+
+        if first:
+            ours_block()
+            frontrun_block()
+        else:
+            frontrun_block()
+            ours_block()
+        c, r = _overhead(tp_prog, sizes.overhead_runs, seed=rep, ours_first=first)
+        ctl_us.append(c)
+        real_us.append(r)
+
+    real_ops = _real_ops(tp_prog, sizes.count_runs)
+    real_run_us = _median(real_us)
+    compared = fr_error is None and version is not None
+    fr_name = f"frontrun {version}" if version else "frontrun"
+    missing = f"; NOT MEASURED: {fr_error}" if not compared else ""
+
+    results: list[BenchResult] = [
+        BenchResult(
+            "explore_steps_per_s", _median(steps), real_ops / (real_run_us / 1e6), "steps/s",
+            Target(">=", 0.1),
+            f"{THROUGHPUT_PROGRAM} run plainly on RealPlatform: platform operations per second "
+            "(operations counted by a counting proxy in untimed runs, over the median plain run; "
+            "informational target: within 10x per operation, as explore_overhead)",
+        ),
+        BenchResult(
+            "explore_schedules_per_s", _median(sched_ours),
+            _median(sched_fr) if compared else math.nan, "schedules/s", Target(">=", 1.0),
+            f"{fr_name} explore(strategy='random') on locked_counter (two threads increment "
+            f"under a threading.Lock), same number of schedules{missing}",
+        ),
+        BenchResult(
+            "explore_overhead", _median(ctl_us), real_run_us, "us/run", Target("<=", 10.0),
+            f"one plain run of {THROUGHPUT_PROGRAM} on a fresh RealPlatform, alternating with "
+            "controlled runs (informational target)",
+        ),
+    ]
+    peers: dict[str, tuple[float, str]] = {}
+    for name in TTFF_PROGRAMS:
+        by = {s: _median(fr_ttff[name][s]) for s in FRONTRUN_STRATEGIES}
+        best = min(FRONTRUN_STRATEGIES, key=lambda s: by[s]) if compared else ""
+        peers[name] = (by[best] if compared else math.nan, best)
+        results.append(
+            BenchResult(
+                f"ttff_{name}", _median(ttff[name]) * 1e3, peers[name][0] * 1e3, "ms",
+                Target("<=", 1.0),
+                f"{fr_name} explore() on the equivalent plain-Python program, the faster of "
+                "strategy='dpor' and 'random' (stop at first failure, reproduce_on_failure=0, "
+                f"same budget); ours: stress.explore strategy={strategy!r}, no shrinking{missing}",
+            )
+        )
+
+    notes = [
+        f"explore: {THROUGHPUT_PROGRAM}: {_median(steps_per_run):.0f} controlled steps per "
+        f"schedule vs {real_ops:.0f} platform operations per plain run; one run "
+        f"{_median(ctl_us):.0f} us controlled vs {real_run_us:.0f} us real",
+        f"explore: time to first failure, median over {sizes.seeds} seed(s) x {sizes.reps} "
+        f"rep(s); budget {budget.schedules} schedules / {budget.seconds:g} s per search",
+    ]
+    for name in TTFF_PROGRAMS:
+        runs = found[name]
+        hit = [r for r in runs if math.isfinite(r.seconds)]
+        line = (
+            f"  {name}: ours ({strategy}) {_ms(_median(ttff[name]))}, found {len(hit)}/"
+            f"{len(runs)}, median {_median([float(r.schedules) for r in runs]):.0f} "
+            f"schedule(s); with shrinking {_ms(_median(ttff_shrunk[name]))}; "
+            f"ours ({other}) {_ms(_median(ttff_other[name]))}"
+        )
+        if compared:
+            parts = []
+            for s in FRONTRUN_STRATEGIES:
+                ex = fr_explored[name][s]
+                parts.append(
+                    f"{s} {_ms(_median(fr_ttff[name][s]))} "
+                    f"(median {_median([float(x) for x in ex]):.0f} execution(s))"
+                )
+            line += f"; frontrun {', '.join(parts)}"
+            r_ = results[len(results) - len(TTFF_PROGRAMS) + TTFF_PROGRAMS.index(name)]
+            if not r_.met:
+                line += f"  <-- ours slower than frontrun {peers[name][1]}"
+        notes.append(line)
+    notes.append(
+        "  not compared (frontrun has no weak-memory model; CPython threads are sequentially "
+        "consistent): notify_no_fence_tso, notify_no_fence_pso, mp_no_wmb_pso"
+    )
+    if not compared:
+        notes.append(f"explore: frontrun rows have no peer: {fr_error}")
+    return ExploreBench(results, notes, version if compared else None)
