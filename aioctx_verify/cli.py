@@ -7,7 +7,8 @@ traceback.  :class:`_OneLineErrors` runs click in non-standalone mode and prints
 
 Commands:
     bench: :func:`stress.run_benchmarks`, printed as a table; ``--json`` also writes
-        ``{"benchmarks": [...]}`` atomically.
+        ``{"benchmarks": [...]}`` atomically.  ``--explore`` appends the controlled
+        scheduler's rows (:mod:`stress._bench_explore`) and prints their notes.
     explore: every strategy on the built-in corpus of buggy and safe programs; exit 0 when
         every bug was found and no safe program failed, 1 otherwise.
     replay: one schedule string; exit 1 when its failure reproduces, 0 when the run
@@ -42,6 +43,7 @@ from stress import (
     run_benchmarks,
     write_json,
 )
+from stress._bench_explore import run_explore_benchmarks
 
 __all__ = ["main"]
 
@@ -136,7 +138,15 @@ def main(ctx: click.Context) -> None:
 @click.option(
     "--reps", type=click.IntRange(min=1), help="Repetitions (default: 5, 3 with --quick)."
 )
-def bench(quick: bool, json_path: Path | None, scale: float, reps: int | None) -> None:
+@click.option(
+    "--explore",
+    is_flag=True,
+    help="Also measure the controlled scheduler (steps/s, schedules/s, overhead over the real "
+    "platform, time to first failure against frontrun when it is installed); its rows follow.",
+)
+def bench(
+    quick: bool, json_path: Path | None, scale: float, reps: int | None, explore: bool
+) -> None:
     """Benchmark impl's hot paths, each against its peer in the same run.
 
     Prints name, ours, peer, unit, ratio (ours / peer), target and whether it is met;
@@ -153,10 +163,24 @@ def bench(quick: bool, json_path: Path | None, scale: float, reps: int | None) -
             reps=reps,
             progress=lambda line: click.echo(f"bench: {line}", err=True),
         )
+        notes: list[str] = []
+        if explore:
+            extra = run_explore_benchmarks(
+                quick=quick,
+                scale=scale,
+                reps=reps,
+                progress=lambda line: click.echo(f"bench: {line}", err=True),
+            )
+            results = [*results, *extra.results]
+            notes = extra.notes
     except BenchError as e:
         raise click.ClickException(f"benchmark failed: {e}") from None
     click.echo(f"{header}; medians of the repetitions\n")
     click.echo(format_table(results))
+    if notes:
+        click.echo("")
+    for note in notes:
+        click.echo(note)
     if json_path is not None:
         try:
             write_json(results, json_path)

@@ -26,7 +26,12 @@ time to the first failure against frontrun's on the same small buggy programs.
   ``reproduce_on_failure=0``), run as ``frontrun python <driver>`` in a child process on the
   equivalent program written with plain attributes and ``threading`` locks.  Both sides get
   the same budget (at most ``budget_schedules`` runs, ``budget_seconds`` of wall time); a
-  search that ends without finding the bug counts as an infinite time.
+  search that ends without finding the bug counts as an infinite time.  Each repetition
+  runs ``seeds`` searches per program and side (fresh seeds every repetition; frontrun's
+  DPOR is deterministic and is simply timed as often); a repetition's figure is their median,
+  in milliseconds, and the row the median of the repetitions.
+
+The rows are opt-in (``--explore``) so that ``aioctx-verify bench`` keeps its 17 rows.
 
 Not compared: the weak-memory programs (``notify_no_fence_tso``/``_pso``, ``mp_no_wmb_pso``).
 frontrun runs real CPython threads, whose memory is sequentially consistent, and has no
@@ -36,7 +41,8 @@ handshake bug both can express.
 Why random and not PCT for our side: ``random`` is :func:`stress.explore`'s default and has
 no parameter to fit to the bug (PCT's depth ``d`` must be chosen), and on these two-thread
 programs, whose runs have 10-30 decisions and whose bugs need one or two preemptions, a
-uniform choice at every decision finds them in a median of 2-15 runs.
+uniform choice at every decision finds them in a median of 2-15 runs.  The notes give our
+time with the other strategy too.
 
 Time to first failure is measured around the search only, on both sides: the frontrun child
 times each ``frontrun.explore`` call itself (interpreter start-up and imports excluded), and
@@ -652,7 +658,7 @@ class ExploreSizes:
             throughput_schedules=n(1000, 200, 3),
             overhead_runs=n(100, 30, 2),
             count_runs=n(10, 5, 1),
-            seeds=n(10, 5, 1),
+            seeds=n(20, 10, 1),
             budget_schedules=1000,
             budget_seconds=20.0 if not quick else 10.0,
         )
@@ -773,6 +779,8 @@ def run_explore_benchmarks(
         BenchError: one of our own explorations misbehaved (a safe program failed).  A
             missing, failing or slow frontrun never raises: its rows get a NaN peer.
     """
+    if strategy not in ("random", "pct"):
+        raise ValueError(f"strategy must be 'random' or 'pct', got {strategy!r}")
     sizes = ExploreSizes.for_mode(quick=quick, scale=scale, reps=reps)
     say = progress or (lambda _line: None)
     corpus = corpus_by_name()
@@ -816,6 +824,7 @@ def run_explore_benchmarks(
     fr_explored: dict[str, dict[str, list[int]]] = {
         p: {s: [] for s in FRONTRUN_STRATEGIES} for p in TTFF_PROGRAMS
     }
+    sched_error: str | None = None  # frontrun's throughput figure alone went wrong
 
     for rep in range(sizes.reps):
         say(f"explore: repetition {rep + 1}/{sizes.reps}")
@@ -837,7 +846,7 @@ def run_explore_benchmarks(
                 ttff_other[name].append(_median([r.seconds for r in alt]))
 
         def frontrun_block(seeds: list[int] = seeds, rep: int = rep) -> None:
-            nonlocal fr_error
+            nonlocal fr_error, sched_error
             if fr_error is not None:
                 return
             spec = {
@@ -864,15 +873,17 @@ def run_explore_benchmarks(
                             [float(g["seconds"]) if g["found"] else math.inf for g in got]
                         ))
                         fr_explored[name][strat].extend(int(g["explored"]) for g in got)
-                tp = rep_report.throughput
-                if tp is None or not tp.get("explored") or not tp["seconds"] > 0:
-                    raise KeyError("throughput")
-                if tp.get("holds") is not True:
-                    raise ValueError(f"locked_counter did not pass under frontrun: {tp}")
-                sched_fr.append(float(tp["explored"]) / float(tp["seconds"]))
             except (KeyError, TypeError, ValueError) as e:
                 fr_error = f"unexpected frontrun driver output ({type(e).__name__}: {e})"
                 say(f"explore: frontrun comparison dropped: {fr_error}")
+                return
+            tp = rep_report.throughput
+            try:
+                if tp is None or tp.get("holds") is not True or not tp["explored"] > 0:
+                    raise ValueError(f"locked_counter did not pass under frontrun: {tp}")
+                sched_fr.append(float(tp["explored"]) / float(tp["seconds"]))
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                sched_error = sched_error or f"{type(e).__name__}: {e}"
 
         if first:
             ours_block()
@@ -889,6 +900,8 @@ def run_explore_benchmarks(
     compared = fr_error is None and version is not None
     fr_name = f"frontrun {version}" if version else "frontrun"
     missing = f"; NOT MEASURED: {fr_error}" if not compared else ""
+    sched_ok = compared and sched_error is None and bool(sched_fr)
+    sched_missing = missing or (f"; NOT MEASURED: {sched_error}" if not sched_ok else "")
 
     results: list[BenchResult] = [
         BenchResult(
@@ -900,9 +913,9 @@ def run_explore_benchmarks(
         ),
         BenchResult(
             "explore_schedules_per_s", _median(sched_ours),
-            _median(sched_fr) if compared else math.nan, "schedules/s", Target(">=", 1.0),
+            _median(sched_fr) if sched_ok else math.nan, "schedules/s", Target(">=", 1.0),
             f"{fr_name} explore(strategy='random') on locked_counter (two threads increment "
-            f"under a threading.Lock), same number of schedules{missing}",
+            f"under a threading.Lock), same number of schedules{sched_missing}",
         ),
         BenchResult(
             "explore_overhead", _median(ctl_us), real_run_us, "us/run", Target("<=", 10.0),
@@ -925,6 +938,7 @@ def run_explore_benchmarks(
             )
         )
 
+    by_name = {r.name: r for r in results}
     notes = [
         f"explore: {THROUGHPUT_PROGRAM}: {_median(steps_per_run):.0f} controlled steps per "
         f"schedule vs {real_ops:.0f} platform operations per plain run; one run "
@@ -950,8 +964,7 @@ def run_explore_benchmarks(
                     f"(median {_median([float(x) for x in ex]):.0f} execution(s))"
                 )
             line += f"; frontrun {', '.join(parts)}"
-            r_ = results[len(results) - len(TTFF_PROGRAMS) + TTFF_PROGRAMS.index(name)]
-            if not r_.met:
+            if not by_name[f"ttff_{name}"].met:
                 line += f"  <-- ours slower than frontrun {peers[name][1]}"
         notes.append(line)
     notes.append(
@@ -960,4 +973,6 @@ def run_explore_benchmarks(
     )
     if not compared:
         notes.append(f"explore: frontrun rows have no peer: {fr_error}")
+    elif not sched_ok:
+        notes.append(f"explore: explore_schedules_per_s has no peer: {sched_error}")
     return ExploreBench(results, notes, version if compared else None)

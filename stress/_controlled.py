@@ -10,7 +10,7 @@ How a run works:
 
 * Each program thread is a real Python thread, but only the one holding the *baton* runs;
   every :class:`~impl.Platform` operation is a scheduling point where the strategy picks who
-  runs next (a switch hands the baton over on a per-thread semaphore).
+  runs next (a switch hands the baton over on a per-thread lock).
 * Blocking operations (mutex, condition, poll, join) park the thread with a readiness
   predicate.  When nothing is runnable, virtual time jumps to the earliest deadline; when no
   deadline exists either, the run fails as a *deadlock* (or a *lost wake-up* when a thread is
@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import os
 import select
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import FrameType
-from typing import Any, Generic, Protocol, TypeVar
+from types import CodeType, FrameType
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from impl._platform import (
     POLLIN,
@@ -109,7 +110,12 @@ class Decision:
     default: int  # index of the non-preempting option
     costs: tuple[int, ...]  # preemptions each option costs (0 or 1)
     preemptions: int  # preemptions so far in this run
-    fingerprint: int  # trace-equivalence fingerprint of the state (for DFS caching)
+    fingerprint_fn: Callable[[], int]  # computed on demand: only DFS caching needs it
+
+    @property
+    def fingerprint(self) -> int:
+        """Trace-equivalence fingerprint of the state (for DFS state caching)."""
+        return self.fingerprint_fn()
 
 
 class Strategy(Protocol):
@@ -130,7 +136,13 @@ class Step:
     thread: int
     op: str
     obj: str
-    where: str  # file:line (function) of the first frame outside this module
+    code: CodeType | None  # code object of the first frame outside this module
+    line: int
+
+    @property
+    def where(self) -> str:
+        """``file:line (function)`` of the code that called the platform."""
+        return _format_where(self.code, self.line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,17 +181,19 @@ class _CThread:
         "baton",
         "blocker",
         "buffer",
+        "code",
         "deadline",
+        "ended",
         "idx",
+        "line",
         "name",
         "parent",
         "pending",
         "priming",
-        "real",
+        "run_choice",
         "state",
         "target",
         "waiting",
-        "where",
         "yielding",
     )
 
@@ -187,18 +201,88 @@ class _CThread:
         self.idx = idx
         self.name = name
         self.target = target
-        self.baton = threading.Semaphore(0)
+        # A plain lock used as a binary semaphore (far cheaper than threading.Semaphore):
+        # held while the thread must wait; released by whoever hands it the baton.
+        self.baton = threading.Lock()
+        self.baton.acquire()
         self.state = _State.NEW
         self.blocker: Callable[[], bool] | None = None
         self.deadline: int | None = None
         self.waiting = ""
         self.buffer: list[tuple[_CCell[Any], Any]] = []
-        self.real: threading.Thread | None = None
-        self.where = "(not started)"
+        self.ended = _Flag()
+        self.run_choice = Choice("run", idx)
+        self.code: CodeType | None = None
+        self.line = 0
         self.pending: tuple[str, int] = ("start", 0)
         self.yielding = False
         self.priming = False
         self.parent: _CThread | None = None
+
+
+class _Flag:
+    """A one-shot event on a plain lock (cheaper than threading.Event); set is idempotent."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            with contextlib.suppress(RuntimeError):
+                self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=timeout):
+            self._lock.release()
+            return True
+        return self._set
+
+
+class _Carrier:
+    """A reusable OS thread that runs one program thread at a time.
+
+    Starting an OS thread costs about as much as a whole small run, so threads are kept in
+    a pool across runs.  A carrier goes back to the pool only when its job has returned.
+    """
+
+    _pool: ClassVar[list[_Carrier]] = []
+    _pool_lock: ClassVar[threading.Lock] = threading.Lock()
+    MAX_IDLE: ClassVar[int] = 64
+
+    def __init__(self) -> None:
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._job: Callable[[], None] | None = None
+        threading.Thread(target=self._loop, name="ctl-carrier", daemon=True).start()
+
+    @classmethod
+    def take(cls) -> _Carrier:
+        with cls._pool_lock:
+            if cls._pool:
+                return cls._pool.pop()
+        return cls()
+
+    def run(self, job: Callable[[], None]) -> None:
+        self._job = job
+        self._go.release()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.acquire()
+            job, self._job = self._job, None
+            if job is not None:
+                job()
+            with self._pool_lock:
+                if len(self._pool) >= self.MAX_IDLE:
+                    return
+                self._pool.append(self)
 
 
 class ControlledPlatform:
@@ -231,10 +315,12 @@ class ControlledPlatform:
         self._preemptions = 0
         self._failure: _Failure | None = None
         self._aborting = False
-        self._finished = threading.Event()
+        self._finished = _Flag()
         self._fds: dict[int, _CNotifier] = {}
         self._next_fd = FAKE_FD_BASE
         self._chains: dict[int, int] = {}
+        # Per-object access chains feed the DFS state fingerprint; other strategies skip them.
+        self._track_chains = bool(getattr(strategy, "needs_fingerprint", False))
         self._trace_hash = 0
 
     # ------------------------------------------------------------------------------------
@@ -253,8 +339,7 @@ class ControlledPlatform:
             self._abort_all()
             self._finished.wait(5.0)
         for t in self._threads:
-            if t.real is not None:
-                t.real.join(5.0)
+            t.ended.wait(5.0)
         f = self._failure
         verdict, kind, message = ("pass", "", "") if f is None else (f.verdict, f.kind, f.message)
         return RunOutcome(
@@ -268,7 +353,7 @@ class ControlledPlatform:
             trace_hash=self._trace_hash,
             thread_names=tuple(t.name for t in self._threads),
             positions=tuple(
-                f"{t.where} [{t.state.value}"
+                f"{_format_where(t.code, t.line)} [{t.state.value}"
                 f"{': ' + t.waiting if t.state is _State.BLOCKED else ''}]"
                 for t in self._threads
             ),
@@ -277,14 +362,16 @@ class ControlledPlatform:
     def _new_thread(self, target: Callable[[], None], name: str) -> _CThread:
         t = _CThread(len(self._threads), name, target)
         self._threads.append(t)
-        real = threading.Thread(
-            target=self._thread_body, args=(t,), name=f"ctl-{t.idx}-{name}", daemon=True
-        )
-        t.real = real
-        real.start()
+        _Carrier.take().run(lambda: self._thread_body(t))
         return t
 
     def _thread_body(self, t: _CThread) -> None:
+        try:
+            self._thread_main(t)
+        finally:
+            t.ended.set()
+
+    def _thread_main(self, t: _CThread) -> None:
         self._by_ident[threading.get_ident()] = t
         t.baton.acquire()
         if self._aborting:
@@ -334,7 +421,8 @@ class ControlledPlatform:
     def _abort_all(self) -> None:
         self._aborting = True
         for t in self._threads:
-            t.baton.release()
+            with contextlib.suppress(RuntimeError):  # already released
+                t.baton.release()
         if all(x.state is _State.DONE for x in self._threads):
             self._finished.set()
 
@@ -358,8 +446,10 @@ class ControlledPlatform:
             self._fail("inconclusive", "step_budget", f"step budget of {self._max_steps} reached")
             self._abort_all()
             raise Abort
-        where = _caller_where()
-        me.where = where
+        f = _outside_frame()
+        if f is not None:
+            me.code = f.f_code
+            me.line = f.f_lineno
         me.pending = (op, obj)
         if me.priming:
             # A new thread runs to its first operation and parks there without a decision,
@@ -373,15 +463,17 @@ class ControlledPlatform:
                 raise Abort
         else:
             self._schedule(me)
-        self._record(me, op, obj, label or f"#{obj}", where)
+        self._record(me, op, obj, label or f"#{obj}")
 
-    def _record(self, me: _CThread, op: str, obj: int, label: str, where: str) -> None:
+    def _record(self, me: _CThread, op: str, obj: int, label: str) -> None:
         # Granted: the operation executes now, so this is its place in the trace.
-        self._trace.append(Step(len(self._trace) + 1, me.idx, op, label, where))
+        self._trace.append(Step(len(self._trace) + 1, me.idx, op, label, me.code, me.line))
         self._trace_hash = hash((self._trace_hash, me.idx, op, obj))
-        self._chains[obj] = hash((self._chains.get(obj, 0), me.idx, op))
-        tkey = -1 - me.idx
-        self._chains[tkey] = hash((self._chains.get(tkey, 0), op, obj))
+        if self._track_chains:
+            chains = self._chains
+            chains[obj] = hash((chains.get(obj, 0), me.idx, op))
+            tkey = -1 - me.idx
+            chains[tkey] = hash((chains.get(tkey, 0), op, obj))
 
     def _fingerprint(self) -> int:
         states = tuple((t.state.value, t.pending, t.waiting) for t in self._threads)
@@ -402,7 +494,7 @@ class ControlledPlatform:
             ):
                 if t is me:
                     default = len(run)
-                run.append(Choice("run", t.idx))
+                run.append(t.run_choice)
         if self.memory is not Memory.SC:
             for t in self._threads:
                 if not t.buffer:
@@ -459,7 +551,7 @@ class ControlledPlatform:
                     default=default,
                     costs=costs,
                     preemptions=self._preemptions,
-                    fingerprint=self._fingerprint(),
+                    fingerprint_fn=self._fingerprint,
                 )
                 try:
                     pick = self._strategy.choose(d)
@@ -496,7 +588,8 @@ class ControlledPlatform:
         blocked = [t for t in self._threads if t.state is _State.BLOCKED]
         lost = any(t.waiting.startswith("poll") for t in blocked)
         lines = "; ".join(
-            f"thread {t.idx} ({t.name}) waits on {t.waiting} at {t.where}" for t in blocked
+            f"thread {t.idx} ({t.name}) waits on {t.waiting} at {_format_where(t.code, t.line)}"
+            for t in blocked
         )
         kind = "lost_wakeup" if lost else "deadlock"
         what = (
@@ -530,7 +623,7 @@ class ControlledPlatform:
                     me.state = _State.RUNNABLE
             # Chosen while blocked: resuming is an event of its own (the lock is taken, the
             # wait returns), so schedules that differ only here have different traces.
-            self._record(me, "resume", -5000 - me.idx, waiting, me.where)
+            self._record(me, "resume", -5000 - me.idx, waiting)
         return True
 
     # ------------------------------------------------------------------------------------
@@ -912,11 +1005,10 @@ def _outside_frame() -> FrameType | None:
     return f
 
 
-def _caller_where() -> str:
-    f = _outside_frame()
-    if f is None:
-        return "?"
-    return f"{_short(f.f_code.co_filename)}:{f.f_lineno} ({f.f_code.co_name})"
+def _format_where(code: CodeType | None, line: int) -> str:
+    if code is None:
+        return "(not started)"
+    return f"{_short(code.co_filename)}:{line} ({code.co_name})"
 
 
 def _caller_function() -> str:
@@ -935,6 +1027,7 @@ def _exc_where(e: BaseException) -> str:
     return f"{_short(last.tb_frame.f_code.co_filename)}:{last.tb_lineno}"
 
 
+@functools.lru_cache(maxsize=512)
 def _short(path: str) -> str:
     parts = path.replace("\\", "/").split("/")
     return "/".join(parts[-2:])

@@ -112,6 +112,7 @@ class DFSStrategy:
     """
 
     name = "dfs"
+    needs_fingerprint = True
 
     def __init__(self, bound: int = 2, *, prune: bool = True) -> None:
         self.bound = bound

@@ -1,0 +1,262 @@
+"""The explore benchmark's plumbing at tiny sizes: its rows, their ratio and met, strict JSON,
+and a frontrun comparison that degrades (NaN peer, met False, a note) instead of crashing.
+
+Nothing here asserts anything about speed: the figures of a tiny run are noise.  frontrun is
+optional: the tests pass with it installed (the comparison runs) and without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import stress._bench_explore as bx
+from aioctx_verify.cli import main
+from impl import live_iothreads
+from stress import BENCHMARK_NAMES, BenchResult, Budget, Target, explore, write_json
+from stress._bench_explore import (
+    EXPLORE_BENCHMARK_NAMES,
+    FRONTRUN_DRIVER,
+    LOCKED_COUNTER,
+    NOTIFY_ORDER,
+    ExploreBench,
+    ExploreSizes,
+    frontrun_version,
+    run_explore_benchmarks,
+    run_frontrun,
+)
+
+#: Spelled out independently of the module under test.
+EXPECTED = [
+    "explore_steps_per_s",
+    "explore_schedules_per_s",
+    "explore_overhead",
+    "ttff_lost_update",
+    "ttff_abba_deadlock",
+    "ttff_notify_order",
+]
+FRONTRUN_ROWS = {"explore_schedules_per_s", "ttff_lost_update", "ttff_abba_deadlock",
+                 "ttff_notify_order"}  # fmt: skip
+TARGET = re.compile(r"(<=|>=) (\d+(?:\.\d+)?)(?: (s|ms|us|ns))?")
+
+
+def expected_met(r: BenchResult) -> bool:
+    """``met`` recomputed from the figures: a ratio target, False on a NaN ratio."""
+    m = TARGET.fullmatch(str(r.target))
+    assert m is not None and m[3] is None, r.target  # every explore target is on the ratio
+    ratio, bound = r.ours / r.peer, float(m[2])
+    if math.isnan(ratio):
+        return False
+    return ratio <= bound if m[1] == "<=" else ratio >= bound
+
+
+def strict_json(text: str) -> Any:
+    def refuse(const: str) -> None:
+        raise ValueError(f"non-standard JSON constant {const}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def tiny(**kw: Any) -> ExploreBench:
+    return run_explore_benchmarks(quick=True, scale=0.01, reps=1, **kw)
+
+
+@pytest.fixture
+def no_frontrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    """frontrun made unimportable, and any attempt to start a child process an error."""
+    monkeypatch.setitem(sys.modules, "frontrun", None)
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise AssertionError("a frontrun child was started although frontrun is missing")
+
+    monkeypatch.setattr(bx.subprocess, "Popen", refuse)
+
+
+@pytest.fixture(scope="module")
+def bench() -> ExploreBench:
+    return tiny()
+
+
+def test_rows_in_order(bench: ExploreBench) -> None:
+    assert [r.name for r in bench.results] == EXPECTED
+    assert list(EXPLORE_BENCHMARK_NAMES) == EXPECTED
+    assert not set(EXPECTED) & set(BENCHMARK_NAMES)
+
+
+def test_rows_are_consistent(bench: ExploreBench) -> None:
+    compared = bench.frontrun is not None
+    for r in bench.results:
+        assert r.unit and r.peer_is
+        assert math.isfinite(r.ours) and r.ours > 0, r
+        if r.name in FRONTRUN_ROWS and not compared:
+            assert math.isnan(r.peer) and not r.met, r
+            assert "NOT MEASURED" in r.peer_is
+        else:
+            assert r.peer > 0, r
+        assert r.met == expected_met(r), r
+    assert bench.notes
+
+
+def test_json_is_strict(bench: ExploreBench, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    write_json(bench.results, out)
+    entries = strict_json(out.read_text("utf-8"))["benchmarks"]
+    assert [e["name"] for e in entries] == EXPECTED
+    for e, r in zip(entries, bench.results, strict=True):
+        assert set(e) == {"name", "ours", "peer", "ratio", "unit", "target", "met"}
+        assert e["met"] is r.met
+        for key in ("ours", "peer", "ratio"):
+            v = getattr(r, key)
+            assert e[key] == (v if math.isfinite(v) else None)
+
+
+def test_no_thread_or_iothread_left(bench: ExploreBench) -> None:
+    import threading
+
+    assert bench.results
+    assert [t.name for t in threading.enumerate() if t.name.startswith("ctl-")] == []
+    assert live_iothreads() == []
+
+
+def test_degrades_without_frontrun(no_frontrun: None) -> None:
+    assert frontrun_version() is None
+    got = tiny()
+    assert got.frontrun is None
+    assert [r.name for r in got.results] == EXPECTED
+    for r in got.results:
+        if r.name in FRONTRUN_ROWS:
+            assert math.isnan(r.peer) and math.isnan(r.ratio) and r.met is False
+            assert "not installed" in r.peer_is
+            assert r.to_json()["peer"] is None and r.to_json()["ratio"] is None
+        else:  # the real-platform rows do not need frontrun
+            assert r.peer > 0 and r.met == expected_met(r)
+    assert any("not installed" in n for n in got.notes)
+
+
+def _fake_frontrun(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    monkeypatch.setattr(bx, "frontrun_version", lambda: "0.0-test")
+    monkeypatch.setattr(
+        bx, "_frontrun_command", lambda _driver, _spec: [sys.executable, "-c", code]
+    )
+
+
+def test_degrades_when_the_frontrun_child_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_frontrun(monkeypatch, "import sys; sys.stderr.write('boom\\n'); sys.exit(3)")
+    got = tiny()
+    assert got.frontrun is None
+    ttff = [r for r in got.results if r.name in FRONTRUN_ROWS]
+    assert ttff and all(math.isnan(r.peer) and not r.met for r in ttff)
+    assert any("status 3" in n and "boom" in n for n in got.notes), got.notes
+
+
+@pytest.mark.parametrize(
+    ("code", "needle"),
+    [
+        ("print('AIOCTX-FRONTRUN-RESULT not json')", "unreadable"),
+        ("print('nothing marked')", "status 0"),
+        ("import sys; sys.exit(1)", "status 1"),
+    ],
+)
+def test_run_frontrun_reports_bad_children(
+    monkeypatch: pytest.MonkeyPatch, code: str, needle: str
+) -> None:
+    _fake_frontrun(monkeypatch, code)
+    rep = run_frontrun({}, timeout=30)
+    assert rep.error is not None and needle in rep.error, rep.error
+
+
+def test_run_frontrun_kills_a_child_that_overruns(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_frontrun(monkeypatch, "import time; time.sleep(60)")
+    t0 = time.monotonic()
+    rep = run_frontrun({}, timeout=0.5)
+    assert rep.error is not None and "did not finish" in rep.error
+    assert time.monotonic() - t0 < 20
+
+
+def test_driver_source_compiles() -> None:
+    compile(FRONTRUN_DRIVER, "aioctx_frontrun_driver.py", "exec")
+
+
+def test_unexpected_driver_figures_degrade(monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = json.dumps({"version": "x", "ttff": {}, "throughput": None})
+    _fake_frontrun(monkeypatch, f"print('AIOCTX-FRONTRUN-RESULT ' + {payload!r})")
+    got = tiny()
+    assert got.frontrun is None
+    assert any("unexpected frontrun driver output" in n for n in got.notes), got.notes
+
+
+def test_a_bad_throughput_figure_only_drops_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = [{"seconds": 0.002, "found": True, "holds": False, "explored": 2}]
+    ttff = {p: {"dpor": one, "random": one} for p in bx.TTFF_PROGRAMS}
+    payload = json.dumps({"version": "x", "ttff": ttff, "throughput": None})
+    _fake_frontrun(monkeypatch, f"print('AIOCTX-FRONTRUN-RESULT ' + {payload!r})")
+    got = tiny()
+    rows = {r.name: r for r in got.results}
+    assert math.isnan(rows["explore_schedules_per_s"].peer)
+    assert not rows["explore_schedules_per_s"].met
+    for name in bx.TTFF_PROGRAMS:
+        r = rows[f"ttff_{name}"]
+        assert r.peer == pytest.approx(2.0) and r.met == expected_met(r)
+    assert any("explore_schedules_per_s has no peer" in n for n in got.notes), got.notes
+
+
+def test_our_comparison_programs() -> None:
+    bug = explore(NOTIFY_ORDER, strategy="dfs", budget=Budget(500, 30), do_shrink=False)
+    assert bug.verdict == "fail" and bug.failure is not None
+    assert "lost wake-up" in bug.failure.message
+    safe = explore(LOCKED_COUNTER, strategy="dfs", budget=Budget(500, 30))
+    assert safe.verdict == "pass" and safe.exhausted
+
+
+def test_counting_platform_counts_a_plain_run() -> None:
+    ops = bx._real_ops(bx.corpus_by_name()[bx.THROUGHPUT_PROGRAM], 1)
+    assert ops > 10
+    assert live_iothreads() == []
+
+
+def test_sizes() -> None:
+    full, quick = ExploreSizes.for_mode(quick=False), ExploreSizes.for_mode(quick=True)
+    assert full.reps == 5 and quick.reps == 3
+    assert quick.schedules < full.schedules and quick.seeds < full.seeds
+    assert ExploreSizes.for_mode(quick=True, scale=1e-9).seeds >= 1
+    with pytest.raises(ValueError, match="scale"):
+        ExploreSizes.for_mode(quick=True, scale=0)
+    with pytest.raises(ValueError, match="reps"):
+        ExploreSizes.for_mode(quick=True, reps=0)
+
+
+def test_json_of_a_missing_peer_is_null() -> None:
+    r = BenchResult("x", 2.0, math.nan, "ms", Target("<=", 1.0), "peer")
+    assert r.met is False
+    assert r.to_json()["peer"] is None and r.to_json()["ratio"] is None
+    assert r.to_json()["ours"] == 2.0
+
+
+def runner() -> CliRunner:
+    try:  # click < 8.2 mixes stderr into output unless told not to
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
+def test_cli_appends_the_explore_rows(no_frontrun: None, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = runner().invoke(
+        main, ["bench", "--quick", "--scale", "0.01", "--reps", "1", "--explore", "--json",
+               str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = [e["name"] for e in strict_json(out.read_text("utf-8"))["benchmarks"]]
+    assert names == [*BENCHMARK_NAMES, *EXPECTED]
+    for name in EXPECTED:
+        assert re.search(rf"^{name}\s", result.stdout, re.MULTILINE), name
+    assert "not installed" in result.stdout
+
