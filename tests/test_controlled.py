@@ -10,7 +10,13 @@ from stress._controlled import ControlledPlatform
 from stress._corpus import CORPUS, corpus_by_name
 from stress._explore import Budget, Program, explore, replay, run_schedule
 from stress._schedule import InvalidScheduleError, Schedule, decode_tokens, encode_tokens
-from stress._strategies import DFSStrategy, PCTStrategy, RandomStrategy, ReplayStrategy
+from stress._strategies import (
+    DataStrategy,
+    DFSStrategy,
+    PCTStrategy,
+    RandomStrategy,
+    ReplayStrategy,
+)
 
 PROGRAMS = corpus_by_name()
 
@@ -158,6 +164,39 @@ def test_record_replay_round_trip_on_every_strategy(strategy: str, name: str) ->
         back = replay(str(sched), PROGRAMS)
         assert back.trace == out.trace
         assert back.verdict == out.verdict
+
+
+@pytest.mark.parametrize("name", ["bh_cross_thread", "notify_fenced_pso"])
+def test_record_replay_round_trip_with_drawn_decisions(name: str) -> None:
+    # The Hypothesis strategy's decisions are integers drawn up front: any list will do.
+    prog = PROGRAMS[name]
+    for seed in range(5):
+        draws = iter([(seed * 7 + i * 3) % 5 for i in range(400)])
+        out = run_schedule(prog, DataStrategy(lambda n: next(draws, 0) % n))
+        sched = Schedule(prog.name, prog.memory, tuple(c.token for c in out.decisions))
+        back = replay(str(sched), PROGRAMS)
+        assert back.trace == out.trace and back.verdict == out.verdict
+
+
+def test_golden_schedule_is_stable() -> None:
+    # The same text must reproduce the same run on every Python version CI runs.
+    out = replay("v1:lost_update:sc:0*2,1,2*3", PROGRAMS)
+    assert (out.verdict, out.kind, out.steps, out.preemptions) == ("fail", "exception", 12, 1)
+    assert [(s.thread, s.op) for s in out.trace] == [
+        (0, "spawn"),
+        (0, "spawn"),
+        (0, "join"),
+        (1, "load"),
+        (2, "load"),
+        (2, "store"),
+        (2, "exit"),
+        (1, "store"),
+        (1, "exit"),
+        (0, "resume"),
+        (0, "join"),
+        (0, "load"),
+        (0, "load"),  # the assertion message reads x again
+    ]
 
 
 def test_same_seed_same_runs() -> None:
