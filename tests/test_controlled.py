@@ -172,7 +172,7 @@ def test_record_replay_round_trip_with_drawn_decisions(name: str) -> None:
     prog = PROGRAMS[name]
     for seed in range(5):
         draws = iter([(seed * 7 + i * 3) % 5 for i in range(400)])
-        out = run_schedule(prog, DataStrategy(lambda n: next(draws, 0) % n))
+        out = run_schedule(prog, DataStrategy(lambda n, d=draws: next(d, 0) % n))
         sched = Schedule(prog.name, prog.memory, tuple(c.token for c in out.decisions))
         back = replay(str(sched), PROGRAMS)
         assert back.trace == out.trace and back.verdict == out.verdict
