@@ -340,5 +340,10 @@ def replay_cmd(schedule: str) -> None:
     sys.exit(0)
 
 
+from ._report_cmd import report_cmd  # noqa: E402 - registered here, beside the other commands
+
+main.add_command(report_cmd, name="report")
+
+
 if __name__ == "__main__":
     main()

@@ -13,8 +13,15 @@ __all__ = ["atomic_write_text"]
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``.  Raises OSError and leaves ``path`` untouched on failure."""
+    try:
+        mode = os.stat(path).st_mode & 0o777  # keep the old file's permissions
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # as open() would create it (mkstemp uses 0600)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
