@@ -159,6 +159,7 @@ class RunOutcome:
     trace_hash: int
     thread_names: tuple[str, ...]
     positions: tuple[str, ...]  # each thread's last position (for deadlocks)
+    prop: str = ""  # the property that broke: P1/P2/P3 (monitor), LIVE (deadlock, lost wake-up)
 
 
 class _Failure(Exception):
@@ -348,6 +349,7 @@ class ControlledPlatform:
             t.ended.wait(5.0)
         f = self._failure
         verdict, kind, message = ("pass", "", "") if f is None else (f.verdict, f.kind, f.message)
+        prop = "LIVE" if kind in ("deadlock", "lost_wakeup") else ""
         return RunOutcome(
             verdict=verdict,
             kind=kind,
@@ -363,6 +365,7 @@ class ControlledPlatform:
                 f"{': ' + t.waiting if t.state is _State.BLOCKED else ''}]"
                 for t in self._threads
             ),
+            prop=prop,
         )
 
     def _new_thread(self, target: Callable[[], None], name: str) -> _CThread:

@@ -77,6 +77,7 @@ class Failure:
     positions: tuple[str, ...]
     original_preemptions: int
     original_steps: int
+    prop: str = ""  # P1/P2/P3/LIVE when known (monitor violation, deadlock, lost wake-up)
 
     def replay_command(self) -> str:
         return f"aioctx-verify replay '{self.schedule}'"
@@ -174,7 +175,7 @@ def run_schedule(
         if v:
             more = f" (+{len(v) - 1} more)" if len(v) > 1 else ""
             return dataclasses.replace(
-                out, verdict="fail", kind="property", message=f"{v[0]}{more}"
+                out, verdict="fail", kind="property", message=f"{v[0]}{more}", prop=v[0].prop
             )
     return out
 
@@ -262,6 +263,7 @@ def _failure(program: Program, memory: str, out: RunOutcome, original: RunOutcom
         positions=out.positions,
         original_preemptions=original.preemptions,
         original_steps=original.steps,
+        prop=out.prop,
     )
 
 
