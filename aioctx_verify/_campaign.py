@@ -1,0 +1,386 @@
+"""Campaigns: every checker against every property, under a budget, into one result.
+
+A campaign runs, in order, each *step* it was given a share of the budget for:
+
+* ``model`` - exhaustive search of the correct model (P1, P2, P3, LIVE), states counted;
+* ``random`` / ``pct`` / ``dfs`` - controlled exploration of the safe corpus (the real impl
+  code on the controlled platform, monitors on), coverage counted, failures shrunk;
+* ``hypothesis`` - the multi-thread stateful search (Hypothesis draws scripts and
+  interleavings);
+* ``stress`` - the real-thread workloads with noise, graded jcstress-style (histograms);
+* ``mutants`` - the kill matrix: every checker against every re-created QEMU bug.
+
+Everything is deterministic given the seed except real-thread timing.  A step whose module
+is missing is reported as *skipped*, never silently dropped.  Ctrl-C stops between (or
+inside) steps and the result is marked incomplete; the reports are still written.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as pyplatform
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from reports import (
+    Benchmark,
+    CampaignBudget,
+    CampaignResult,
+    Counterexample,
+    Coverage,
+    Histogram,
+    KillCell,
+    KillMatrix,
+    Machine,
+    Mutant,
+    ThreadStack,
+    Verdict,
+    tool_version,
+)
+
+__all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "CampaignPlan", "plan_campaign", "run_campaign"]
+
+PROPERTIES = ("P1", "P2", "P3", "LIVE")
+#: Step names, in the order they run.
+CHECKERS = ("model", "random", "pct", "dfs", "hypothesis", "stress", "mutants")
+
+#: Share of the budget per step, and schedules per safe program for the explorers.
+BUDGETS: dict[str, tuple[float, int]] = {
+    "smoke": (45.0, 40),
+    "pr": (240.0, 300),
+    "nightly": (3 * 3600.0, 20_000),
+}
+_SHARE = {"model": 0.08, "random": 0.12, "pct": 0.12, "dfs": 0.10, "hypothesis": 0.10,
+          "stress": 0.18, "mutants": 0.30}
+#: Properties each step checks (a step never "passes" a property it cannot see).
+_COVERS = {
+    "model": PROPERTIES,
+    "random": PROPERTIES,
+    "pct": PROPERTIES,
+    "dfs": PROPERTIES,
+    "hypothesis": PROPERTIES,
+    "stress": PROPERTIES,
+}
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """What to run: budget label, total seconds, schedules per program, steps, properties."""
+
+    label: str
+    seconds: float
+    schedules: int
+    steps: tuple[str, ...]
+    properties: tuple[str, ...]
+    seed: int
+    strategies: tuple[str, ...] = ("random", "pct", "dfs")
+
+    def share(self, step: str) -> float:
+        total = sum(_SHARE[s] for s in self.steps) or 1.0
+        return self.seconds * _SHARE[step] / total
+
+
+def plan_campaign(
+    budget: str | float = "smoke",
+    *,
+    seed: int = 0,
+    checkers: tuple[str, ...] | None = None,
+    properties: tuple[str, ...] | None = None,
+    strategies: tuple[str, ...] | None = None,
+) -> CampaignPlan:
+    if isinstance(budget, str):
+        if budget not in BUDGETS:
+            raise ValueError(
+                f"unknown budget {budget!r}; use smoke, pr, nightly or a number of seconds"
+            )
+        seconds, schedules = BUDGETS[budget]
+        label = budget
+    else:
+        if budget <= 0:
+            raise ValueError(f"budget must be positive seconds, got {budget}")
+        seconds = float(budget)
+        schedules = max(10, int(seconds * 2))
+        label = f"{seconds:g}s"
+    steps = tuple(c for c in CHECKERS if checkers is None or c in checkers)
+    strats = strategies or ("random", "pct", "dfs")
+    steps = tuple(s for s in steps if s not in ("random", "pct", "dfs") or s in strats)
+    return CampaignPlan(
+        label, seconds, schedules, steps, tuple(properties or PROPERTIES), seed, tuple(strats)
+    )
+
+
+@dataclass
+class _Acc:
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    histograms: list[Histogram] = field(default_factory=list)
+    kill_matrix: KillMatrix | None = None
+    stacks: list[ThreadStack] = field(default_factory=list)
+    schedules: int = 0
+    traces: int = 0
+    states: int | None = None
+    max_preemptions: int = 0
+    steps: int = 0
+    explore_seconds: float = 0.0
+    benchmarks: list[Benchmark] = field(default_factory=list)
+
+    def verdict(self, plan: CampaignPlan, checker: str, failed: dict[str, str], runs: int,
+                seconds: float, *, inconclusive: str = "") -> None:
+        for prop in plan.properties:
+            if prop not in _COVERS.get(checker, PROPERTIES):
+                continue
+            if prop in failed:
+                v, detail = "fail", failed[prop]
+            elif inconclusive:
+                v, detail = "inconclusive", inconclusive
+            else:
+                v, detail = "pass", ""
+            self.verdicts[(prop, checker)] = Verdict(
+                property=prop, checker=checker, verdict=v, runs=runs,  # type: ignore[arg-type]
+                seconds=round(seconds, 3), detail=detail[:300],
+            )
+
+    def skipped(self, plan: CampaignPlan, checker: str, why: str) -> None:
+        for prop in plan.properties:
+            self.verdicts[(prop, checker)] = Verdict(
+                property=prop, checker=checker, verdict="skipped", runs=0,  # type: ignore[arg-type]
+                seconds=0.0, detail=why,
+            )
+
+
+Progress = Callable[[str, float], None]  # (what, fraction of this step done)
+
+
+def _prop_of(prop: str) -> str:
+    return prop if prop in PROPERTIES else "LIVE"
+
+
+# -- steps ---------------------------------------------------------------------------------
+def _step_model(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+    try:
+        from model import ModelConfig, search
+    except ImportError as e:
+        acc.skipped(plan, "model", f"model package unavailable: {e}")
+        return
+    configs = [
+        ModelConfig(threads=2, bhs=2, max_depth=2),
+        ModelConfig(threads=3, bhs=2, max_depth=2),
+        ModelConfig(threads=2, bhs=3, max_depth=3),
+    ]
+    t0 = time.perf_counter()
+    failed: dict[str, str] = {}
+    states = 0
+    incomplete = ""
+    for i, cfg in enumerate(configs):
+        left = seconds - (time.perf_counter() - t0)
+        if left <= 0:
+            incomplete = f"budget spent after {i} of {len(configs)} configurations"
+            break
+        r = search(cfg, max_states=max(20_000, int(left * 40_000)))
+        states += r.states
+        progress(f"model {cfg}", (i + 1) / len(configs))
+        if r.violation is not None:
+            prop = _prop_of(r.violation)
+            failed.setdefault(prop, f"{r.violation} violated in {cfg} after {len(r.path)} steps")
+            acc.counterexamples.append(Counterexample(
+                property=prop, checker="model", kind="model", message=failed[prop],  # type: ignore[arg-type]
+                schedule=None, seed=None, replay_command=None,
+            ))
+        elif not r.complete:
+            incomplete = f"{cfg}: state space not exhausted ({r.states} states)"
+    acc.states = states
+    acc.verdict(plan, "model", failed, states, time.perf_counter() - t0, inconclusive=incomplete)
+
+
+def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
+                  progress: Progress) -> None:
+    from stress import CORPUS, Budget, explore
+
+    safe = [p for p in CORPUS if p.expected == "safe"]
+    per = seconds / max(1, len(safe))
+    failed: dict[str, str] = {}
+    runs = 0
+    t0 = time.perf_counter()
+    inconclusive = ""
+    for i, prog in enumerate(safe):
+        r = explore(prog, strategy=strategy, budget=Budget(plan.schedules, per),
+                    seed=plan.seed + i)
+        runs += r.schedules
+        acc.schedules += r.schedules
+        acc.traces += r.distinct_traces
+        acc.steps += r.steps
+        acc.explore_seconds += r.seconds
+        acc.max_preemptions = max(acc.max_preemptions, r.max_preemptions)
+        progress(f"{strategy}: {prog.name}", (i + 1) / len(safe))
+        if r.verdict == "inconclusive":
+            inconclusive = f"{prog.name}: {r.reason}"
+        if r.failure is not None:
+            prop = _prop_of(r.failure.prop)
+            failed.setdefault(prop, f"{prog.name}: {r.failure.kind}: {r.failure.message}")
+            acc.counterexamples.append(Counterexample.from_failure(
+                r.failure, property=prop, checker=strategy, seed=plan.seed + i,  # type: ignore[arg-type]
+            ))
+    acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
+
+
+def _step_hypothesis(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+    try:
+        from stress import _stateful
+    except ImportError as e:
+        acc.skipped(plan, "hypothesis", f"stateful search unavailable: {e}")
+        return
+    t0 = time.perf_counter()
+    res = _stateful.search(seconds=seconds, seed=plan.seed, memories=("sc", "tso"))
+    progress("hypothesis", 1.0)
+    failed: dict[str, str] = {}
+    found = res.found
+    if found is not None:
+        prop = _prop_of(getattr(found, "prop", "") or "")
+        failed[prop] = f"stateful: {getattr(found, 'message', found)}"
+        acc.counterexamples.append(Counterexample(
+            property=prop, checker="hypothesis", kind=str(getattr(found, "kind", "stateful")),  # type: ignore[arg-type]
+            message=failed[prop][:2000], schedule=getattr(found, "schedule", None),
+            seed=plan.seed, replay_command=None,
+        ))
+    acc.verdict(plan, "hypothesis", failed, res.runs, time.perf_counter() - t0)
+
+
+def _step_stress(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+    try:
+        from stress._stress import run_workload
+        from stress._workloads import WORKLOADS
+    except ImportError as e:
+        acc.skipped(plan, "stress", f"stress workloads unavailable: {e}")
+        return
+    names = [n for n in WORKLOADS if not n.startswith("test")]
+    per = seconds / max(1, len(names))
+    failed: dict[str, str] = {}
+    trials = 0
+    t0 = time.perf_counter()
+    for i, name in enumerate(names):
+        r = run_workload(name, seconds=per, seed=plan.seed + i, noise=True)
+        trials += r.trials
+        progress(f"stress: {name}", (i + 1) / len(names))
+        acc.histograms.append(Histogram(
+            workload=name, counts=dict(r.histogram),
+            grades={k: str(getattr(v, "value", v)) for k, v in r.grades.items()},  # type: ignore[misc]
+        ))
+        for thread, stack in r.stacks.items():
+            acc.stacks.append(ThreadStack(thread=thread, ident=None, stack=stack))
+        if r.verdict == "fail":
+            text = "; ".join([*r.violations, *r.errors]) or "forbidden outcome"
+            props = [p for p in PROPERTIES if any(v.startswith(p + " ") for v in r.violations)]
+            for prop in props or ["LIVE"]:
+                failed.setdefault(prop, f"{name}: {text}")
+            acc.counterexamples.append(Counterexample(
+                property=(props or ["LIVE"])[0], checker="stress",  # type: ignore[arg-type]
+                kind="hang" if r.stacks else ("property" if props else "forbidden_outcome"),
+                message=f"{name}: {text}"[:2000], schedule=None, seed=plan.seed + i,
+                replay_command=None,
+            ))
+    acc.verdict(plan, "stress", failed, trials, time.perf_counter() - t0)
+
+
+def _step_mutants(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+    try:
+        from stress._killmatrix import kill_matrix
+    except ImportError:
+        return
+    km = kill_matrix(seconds, seed=plan.seed,
+                     progress=lambda line: progress(f"mutants: {line}", 0.5))
+    data = km.to_json()
+    mutants = []
+    for m in data["mutants"]:
+        cells = tuple(
+            KillCell(checker=c["checker"], killed=bool(c["killed"]), seconds=c.get("seconds"),
+                     steps=c.get("steps"))
+            for c in m.get("cells", [])
+            if isinstance(c, dict) and "checker" in c
+        )
+        mutants.append(Mutant(
+            name=m["name"], qemu_commit=m["qemu_commit"], property=_prop_of(m["property"]),  # type: ignore[arg-type]
+            killed_by=tuple(m["killed_by"]), seconds_to_kill=m["seconds_to_kill"],
+            counterexample_steps=m["counterexample_steps"], cells=cells,
+        ))
+    acc.kill_matrix = KillMatrix(mutants=tuple(mutants), false_alarms=int(data["false_alarms"]))
+
+
+# -- the campaign ------------------------------------------------------------------------------
+def _machine() -> Machine:
+    return Machine(
+        hostname=socket.gethostname(), system=pyplatform.platform(),
+        python=f"{pyplatform.python_implementation()} {pyplatform.python_version()}",
+        cpu_count=os.cpu_count() or 1,
+    )
+
+
+@contextmanager
+def _noop_progress() -> Iterator[Callable[[str, str, float], None]]:
+    yield lambda step, what, frac: None
+
+
+def run_campaign(
+    plan: CampaignPlan,
+    *,
+    progress: Callable[[str, str, float], None] | None = None,
+) -> CampaignResult:
+    """Run ``plan``; a KeyboardInterrupt ends it early with ``complete=False``."""
+    acc = _Acc()
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    complete = True
+    report = progress or (lambda step, what, frac: None)
+    for step in plan.steps:
+        share = plan.share(step)
+
+        def p(what: str, frac: float, _step: str = step) -> None:
+            report(_step, what, frac)
+
+        report(step, "starting", 0.0)
+        try:
+            if step == "model":
+                _step_model(plan, acc, share, p)
+            elif step in ("random", "pct", "dfs"):
+                _step_explore(plan, acc, step, share, p)
+            elif step == "hypothesis":
+                _step_hypothesis(plan, acc, share, p)
+            elif step == "stress":
+                _step_stress(plan, acc, share, p)
+            elif step == "mutants":
+                _step_mutants(plan, acc, share, p)
+        except KeyboardInterrupt:
+            complete = False
+            break
+        report(step, "done", 1.0)
+    coverage = None
+    if acc.schedules or acc.states is not None:
+        secs = acc.explore_seconds or 1e-9
+        coverage = Coverage(
+            schedules=acc.schedules, distinct_traces=acc.traces, states=acc.states,
+            max_preemptions=acc.max_preemptions,
+            steps_per_second=round(acc.steps / secs, 1) if acc.schedules else 0.0,
+            schedules_per_second=round(acc.schedules / secs, 2) if acc.schedules else 0.0,
+        )
+    return CampaignResult(
+        tool_version=tool_version(),
+        campaign=plan.label if plan.label in BUDGETS else "custom",
+        budget=CampaignBudget(label=plan.label, schedules=plan.schedules, seconds=plan.seconds),
+        seed=plan.seed,
+        started_at=started,
+        seconds=round(time.perf_counter() - t0, 3),
+        complete=complete,
+        machine=_machine(),
+        verdicts=tuple(acc.verdicts.values()),
+        counterexamples=tuple(acc.counterexamples),
+        histograms=tuple(acc.histograms),
+        kill_matrix=acc.kill_matrix,
+        coverage=coverage,
+        benchmarks=tuple(acc.benchmarks),
+        stacks=tuple(acc.stacks),
+    )
+
+

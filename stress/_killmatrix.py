@@ -1,0 +1,800 @@
+"""The kill matrix: which checker kills which mutant, how fast, with what counterexample.
+
+``kill_matrix(budget, seed, checkers)`` runs every checker against every mutant of
+:data:`stress._mutants.CATALOGUE` (one ``with mutant.apply():`` per run) and, as a control,
+every checker against the unmutated impl for a few seeds: any failure there is a *false
+alarm*.  A mutant that no checker kills is a finding (a property nobody checks, or a checker
+that cannot reach the bug); a check that kills nothing is not yet a check.
+
+Checkers are functions ``(mutant, seed, seconds) -> CheckOutcome``:
+
+* ``model``: :func:`model.check_bug` on the model's counterpart of the mutant, when the model
+  implements it (``model.MODEL_BUGS``);
+* ``explore_random`` / ``explore_pct`` / ``explore_dfs``: the controlled scheduler on the
+  mutant's probe programs (:mod:`stress._mutant_probes`), monitors on, under the probe's
+  memory model (TSO for the weak-memory mutants); failures are shrunk;
+* ``stress_real``: the same probes on real threads (:class:`impl.RealPlatform`), every wait
+  bounded, a small random switch interval as noise, alternately with the monitors attached
+  and without them (untraced runs exercise the fast paths that tracing turns off);
+* anything registered with :func:`register_checker`.  On first use this module imports
+  ``stress._stateful`` (its ``checker`` becomes ``stateful_multi``) and
+  ``stress._stateful_single`` (its ``checker`` becomes ``stateful_single``) when they exist,
+  so those modules may also register more checkers themselves at import.
+
+Budgets: ``smoke`` (about a minute), ``pr`` (under five minutes on two cores; every mutant
+must die), ``nightly`` (long, every probe for every mutant), or a number of seconds for the
+whole matrix.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import importlib
+import multiprocessing
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from impl import RealPlatform
+
+from ._controlled import ControlledPlatform
+from ._explore import Budget, Failure, Program, explore
+from ._mutant_probes import PROBES, Env, Probe, probe_program
+from ._mutants import CATALOGUE, NO_MUTANT, Mutant
+from ._schedule import Schedule
+from ._strategies import ReplayStrategy
+
+__all__ = [
+    "BUDGETS",
+    "CheckOutcome",
+    "Checker",
+    "KillMatrix",
+    "MatrixBudget",
+    "available_checkers",
+    "kill_matrix",
+    "register_checker",
+    "resolve_budget",
+    "run_checker",
+]
+
+PROPERTIES = ("P1", "P2", "P3", "LIVE")
+_MARKER = re.compile(r"\b(P1|P2|P3|LIVE)\b [a-z]")
+#: Real-thread runs: the bound of each wait, and of a whole probe run (watchdog).
+REAL_WAIT = 2.0
+REAL_RUN = 8.0
+#: Switch intervals drawn per real-thread run (the GIL hands over this often).
+_SWITCH = (1e-6, 5e-6, 2e-5, 1e-4, 5e-3)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """One checker against one mutant (or against the unmutated impl).
+
+    Attributes:
+        killed: the checker reported a failure.
+        seconds: wall time until the failure was found (the budget spent if none).
+        counterexample_steps: size of the (shrunk) counterexample: scheduling steps for the
+            explorers, actions for the model, ops for the stateful checkers; None if none.
+        detail: one line: what failed, where, and how to replay it.
+        killed_by_property: ``P1``/``P2``/``P3``/``LIVE`` of the first violation, or None.
+        applicable: False when the checker has nothing to run for this mutant.
+        via: what noticed: ``monitor``, ``probe check``, ``scheduler`` (deadlock / lost
+            wake-up), ``exception``, ``model``, or the checker's own word.
+    """
+
+    killed: bool
+    seconds: float
+    counterexample_steps: int | None
+    detail: str
+    killed_by_property: str | None
+    applicable: bool = True
+    via: str = ""
+
+
+Checker = Callable[[Mutant, int, float], Any]
+"""A checker: ``(mutant, seed, seconds)`` -> :class:`CheckOutcome` (or any object with the
+same first five fields, such as :class:`stress._stateful.StatefulOutcome`)."""
+
+_BUILTIN = ("model", "explore_random", "explore_pct", "explore_dfs", "stress_real")
+_REGISTRY: dict[str, Checker] = {}
+_LAZY = {"stateful_multi": "stress._stateful", "stateful_single": "stress._stateful_single"}
+_lazy_done = False
+#: Checkers registered while modules were imported: a worker process has them too.
+_PORTABLE: set[str] = set()
+_importing = True
+
+
+def register_checker(name: str, fn: Checker, *, replace: bool = False) -> None:
+    """Add a kill-matrix column.  Raises ValueError if ``name`` is taken (unless ``replace``).
+
+    A checker registered while its module is imported (for example by ``stress._stateful``
+    at import) also runs in worker processes; one registered later runs in this process.
+    """
+    if not replace and name in _REGISTRY and _REGISTRY[name] is not fn:
+        raise ValueError(f"a checker named {name!r} is already registered; pass replace=True")
+    _REGISTRY[name] = fn
+    if _importing:
+        _PORTABLE.add(name)
+    else:
+        _PORTABLE.discard(name)
+
+
+def _load_lazy() -> None:
+    global _lazy_done, _importing
+    if _lazy_done:
+        return
+    _lazy_done = True
+    was, _importing = _importing, True
+    try:
+        for name, module in _LAZY.items():
+            try:
+                mod = importlib.import_module(module)
+            except ImportError:
+                continue
+            fn = getattr(mod, "checker", None)
+            if callable(fn) and name not in _REGISTRY:
+                register_checker(name, fn)
+    finally:
+        _importing = was
+
+
+def available_checkers() -> list[str]:
+    """Every checker that can run here, built-in ones first."""
+    _load_lazy()
+    return [*_REGISTRY]
+
+
+def _coerce(result: Any, elapsed: float) -> CheckOutcome:
+    if isinstance(result, CheckOutcome):
+        return result
+    try:
+        return CheckOutcome(
+            killed=bool(result.killed),
+            seconds=float(getattr(result, "seconds", elapsed)),
+            counterexample_steps=getattr(result, "counterexample_steps", None),
+            detail=str(getattr(result, "detail", "")),
+            killed_by_property=getattr(result, "killed_by_property", None),
+            applicable=bool(getattr(result, "applicable", True)),
+            via=str(getattr(result, "via", "")),
+        )
+    except AttributeError:
+        raise TypeError(
+            f"a checker returned {type(result).__name__}; it must return a CheckOutcome "
+            "(killed, seconds, counterexample_steps, detail, killed_by_property)"
+        ) from None
+
+
+def run_checker(name: str, mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    """Run one checker; a checker that raises is reported as a not-killed, erroring cell."""
+    _load_lazy()
+    fn = _REGISTRY[name]
+    t0 = time.perf_counter()
+    try:
+        return _coerce(fn(mutant, seed, seconds), time.perf_counter() - t0)
+    except Exception as e:  # a broken checker must not sink the matrix
+        return CheckOutcome(
+            False,
+            time.perf_counter() - t0,
+            None,
+            f"checker error: {type(e).__name__}: {e}",
+            None,
+            applicable=False,
+            via="error",
+        )
+
+
+def _probes_for(mutant: Mutant, scope: str = "targeted") -> list[Probe]:
+    """The mutant's own probes (all of them for the unmutated impl or scope ``all``)."""
+    if mutant is NO_MUTANT or scope == "all":
+        first = [PROBES[n] for n in mutant.probes]
+        return first + [p for p in PROBES.values() if p not in first]
+    return [PROBES[n] for n in mutant.probes]
+
+
+# ----------------------------------------------------------------------------------------
+# Classification: which property noticed a failure
+# ----------------------------------------------------------------------------------------
+def _marker(message: str) -> str | None:
+    m = _MARKER.search(message)
+    return m.group(1) if m else None
+
+
+def _replay_monitors(program: Program, failure: Failure) -> str | None:
+    """Replay a failing schedule with the monitors on; the first violation's property."""
+    if not program.monitors:
+        return None
+    from properties import MonitorSet
+
+    tokens = Schedule.parse(failure.schedule).tokens
+    plat = ControlledPlatform(
+        ReplayStrategy(tokens),
+        memory=program.memory,
+        max_steps=program.max_steps,
+        drop_fences=program.drop_fences,
+    )
+    ms = MonitorSet()
+    plat.tracer = ms
+    plat.run(program.fn)
+    plat.tracer = None
+    v = ms.violations
+    return v[0].prop if v else None
+
+
+def _classify(program: Program, failure: Failure) -> tuple[str | None, str]:
+    if failure.kind == "property":
+        return _marker(failure.message) or failure.message.split(" ", 1)[0], "monitor"
+    prop = _replay_monitors(program, failure)
+    if prop is not None:
+        return prop, "monitor"
+    prop = _marker(failure.message)
+    if prop is not None:
+        return prop, "probe check"
+    if failure.kind in ("deadlock", "lost_wakeup"):
+        return "LIVE", "scheduler"
+    return None, "exception"
+
+
+# ----------------------------------------------------------------------------------------
+# Built-in checkers
+# ----------------------------------------------------------------------------------------
+def _na(why: str) -> CheckOutcome:
+    return CheckOutcome(False, 0.0, None, why, None, applicable=False)
+
+
+def _explorer(strategy: str, scope: str = "targeted") -> Checker:
+    def check(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+        probes = _probes_for(mutant, scope)
+        if not probes:
+            return _na("no probe exercises this mutant")
+        spent = 0.0
+        tried: list[str] = []
+        t0 = time.perf_counter()
+        for i, probe in enumerate(probes):
+            left = seconds - (time.perf_counter() - t0)
+            if left <= 0:
+                break
+            share = left / (len(probes) - i)
+            program = probe_program(probe)
+            with mutant.apply():
+                r = explore(
+                    program, strategy=strategy, budget=Budget(10**9, share), seed=seed
+                )
+                spent += r.seconds
+                if r.verdict == "fail" and r.failure is not None:
+                    f = r.failure
+                    prop, via = _classify(program, f)
+                    detail = (
+                        f"{probe.name} [{r.memory}] after {r.schedules} schedule(s): {f.kind}: "
+                        f"{_one_line(f.message)} | shrunk to {f.preemptions} preemption(s), "
+                        f"{f.steps} step(s) | {f.replay_command()}"
+                    )
+                    return CheckOutcome(True, spent, f.steps, detail, prop, via=via)
+            tried.append(f"{probe.name}: {r.verdict} in {r.schedules} schedules")
+        return CheckOutcome(False, spent, None, "; ".join(tried), None)
+
+    check.__name__ = f"explore_{strategy}"
+    return check
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    s = " ".join(text.split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+@dataclass
+class _RealResult:
+    failed: bool
+    detail: str = ""
+    prop: str | None = None
+    via: str = ""
+
+
+def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random) -> _RealResult:
+    """One probe run on real threads under ``mutant``; cleanup after the mutant is removed."""
+    from properties import MonitorSet, monitoring
+
+    p = RealPlatform(use_eventfd=rng.random() < 0.7)
+    env = Env(p, limit=REAL_WAIT)
+    error: BaseException | None = None
+    ms: MonitorSet | None = None
+    try:
+        with mutant.apply():
+            env.start_watchdog(REAL_RUN)
+            with monitoring(p) if monitored else contextlib.nullcontext() as ms:
+                try:
+                    probe.body(env)
+                except Exception as e:
+                    error = e
+    finally:
+        env.close()
+    violations = ms.violations if ms is not None else []
+    mode = "monitored" if monitored else "untraced"
+    if violations:
+        v = violations[0]
+        return _RealResult(True, f"{probe.name} ({mode}): {_one_line(str(v))}", v.prop, "monitor")
+    if env.watchdog_fired:
+        return _RealResult(
+            True,
+            f"{probe.name} ({mode}): LIVE watchdog: the run did not end within {REAL_RUN} s",
+            "LIVE",
+            "watchdog",
+        )
+    if error is not None:
+        msg = f"{type(error).__name__}: {error}"
+        prop = _marker(msg)
+        return _RealResult(
+            True,
+            f"{probe.name} ({mode}): {_one_line(msg)}",
+            prop,
+            "probe check" if prop else "exception",
+        )
+    return _RealResult(False)
+
+
+def stress_real(
+    mutant: Mutant, seed: int, seconds: float, *, scope: str = "targeted"
+) -> CheckOutcome:
+    """Real threads: the mutant's probes in turn until a failure or ``seconds``."""
+    probes = _probes_for(mutant, scope)
+    if not probes:
+        return _na("no probe exercises this mutant")
+    rng = random.Random(f"{seed}:{mutant.name}")
+    t0 = time.perf_counter()
+    runs = 0
+    old = sys.getswitchinterval()
+    try:
+        while time.perf_counter() - t0 < seconds:
+            probe = probes[runs % len(probes)]
+            monitored = probe.monitors and (runs // len(probes)) % 2 == 0
+            sys.setswitchinterval(rng.choice(_SWITCH))
+            res = _real_run(mutant, probe, monitored, rng)
+            runs += 1
+            if res.failed:
+                elapsed = time.perf_counter() - t0
+                return CheckOutcome(
+                    True, elapsed, None, f"run {runs}: {res.detail}", res.prop, via=res.via
+                )
+    finally:
+        sys.setswitchinterval(old)
+    elapsed = time.perf_counter() - t0
+    return CheckOutcome(False, elapsed, None, f"no failure in {runs} real-thread runs", None)
+
+
+def _stress_real_all(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    return stress_real(mutant, seed, seconds, scope="all")
+
+
+def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    """:func:`model.check_bug` on the mutant's model counterpart (correct configs for none)."""
+    try:
+        import model
+    except ImportError:
+        return _na("model not installed")
+    bugs: frozenset[str] = getattr(model, "MODEL_BUGS", frozenset())
+    max_states = max(20_000, int(seconds * 12_000))
+    t0 = time.perf_counter()
+    if mutant is NO_MUTANT:
+        # The control: every bug's configuration with no bug on must be violation-free.
+        configs = getattr(model, "BUG_CONFIGS", {})
+        rng = random.Random(seed)
+        flags = sorted(configs)
+        rng.shuffle(flags)
+        checked = 0
+        for flag in flags:
+            if time.perf_counter() - t0 > seconds:
+                break
+            cfg = dataclasses.replace(configs[flag], bugs=frozenset())
+            r = model.search(cfg, max_states=max_states)
+            checked += 1
+            if r.violation is not None:
+                return CheckOutcome(
+                    True,
+                    time.perf_counter() - t0,
+                    len(r.path),
+                    f"model: {r.violation} in the correct model ({flag}'s configuration)",
+                    r.violation,
+                    via="model",
+                )
+        return CheckOutcome(
+            False, time.perf_counter() - t0, None, f"model: {checked} correct configs clean", None
+        )
+    if mutant.model_bug is None or mutant.model_bug not in bugs:
+        return _na(f"the model has no counterpart of {mutant.name}")
+    r = model.check_bug(mutant.model_bug, max_states=max_states)
+    elapsed = time.perf_counter() - t0
+    if r.violation is None:
+        bound = "" if r.complete else f" (stopped at {r.states} states)"
+        return CheckOutcome(False, elapsed, None, f"model: no violation{bound}", None)
+    return CheckOutcome(
+        True,
+        elapsed,
+        len(r.path),
+        f"model: {r.violation} after {len(r.path)} action(s), {r.states} states searched",
+        r.violation,
+        via="model",
+    )
+
+
+for _name, _fn in (
+    ("model", _model_checker),
+    ("explore_random", _explorer("random")),
+    ("explore_pct", _explorer("pct")),
+    ("explore_dfs", _explorer("dfs")),
+    ("stress_real", stress_real),
+):
+    register_checker(_name, _fn)
+_importing = False
+
+# Picklable handles for worker processes (by name, resolved in the child).
+_NIGHTLY_VARIANTS: dict[str, Checker] = {
+    "explore_random": _explorer("random", "all"),
+    "explore_pct": _explorer("pct", "all"),
+    "explore_dfs": _explorer("dfs", "all"),
+    "stress_real": _stress_real_all,
+}
+
+
+# ----------------------------------------------------------------------------------------
+# Budgets and the matrix
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MatrixBudget:
+    """How long each cell and the false-alarm pass may run.
+
+    Attributes:
+        name: ``smoke`` / ``pr`` / ``nightly`` / ``<seconds>s``.
+        cell_seconds: per (mutant, checker) cell.
+        false_alarm_seeds: seeds of the false-alarm pass (each checker, unmutated impl).
+        false_alarm_seconds: per (checker, seed) of that pass.
+        scope: ``targeted`` (each mutant's own probes) or ``all`` (every probe).
+    """
+
+    name: str
+    cell_seconds: float
+    false_alarm_seeds: int
+    false_alarm_seconds: float
+    scope: str = "targeted"
+
+
+BUDGETS: dict[str, MatrixBudget] = {
+    "smoke": MatrixBudget("smoke", 0.6, 1, 2.0),
+    "pr": MatrixBudget("pr", 2.5, 2, 5.0),
+    "nightly": MatrixBudget("nightly", 30.0, 10, 60.0, "all"),
+}
+
+
+def resolve_budget(
+    budget: str | float | MatrixBudget,
+    *,
+    mutants: int = len(CATALOGUE),
+    checkers: int = len(_BUILTIN),
+    jobs: int = 1,
+    false_alarm_seeds: int | None = None,
+) -> MatrixBudget:
+    """A preset by name, or a whole-matrix wall-time budget in seconds split across cells.
+
+    Raises:
+        ValueError: an unknown name or a non-positive number of seconds.
+    """
+    if isinstance(budget, MatrixBudget):
+        b = budget
+    elif isinstance(budget, str) and budget in BUDGETS:
+        b = BUDGETS[budget]
+    else:
+        try:
+            total = float(budget)
+        except ValueError:
+            raise ValueError(
+                f"unknown budget {budget!r}; use smoke, pr, nightly or a number of seconds"
+            ) from None
+        if not total > 0:
+            raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+        seeds = false_alarm_seeds if false_alarm_seeds is not None else 1
+        # Most cells end early on a kill; about a third run their whole share.
+        work = total * max(1, jobs) * 0.8
+        fa = max(0.3, work * 0.25 / max(1, checkers * seeds))
+        cell = max(0.1, work * 0.75 / max(1, mutants * checkers) * 2.0)
+        b = MatrixBudget(f"{total:g}s", cell, seeds, fa)
+    if false_alarm_seeds is not None:
+        b = dataclasses.replace(b, false_alarm_seeds=false_alarm_seeds)
+    return b
+
+
+@dataclass
+class KillMatrix:
+    """The result: per-(mutant, checker) outcomes and the false-alarm pass."""
+
+    budget: MatrixBudget
+    seed: int
+    checkers: tuple[str, ...]
+    mutants: tuple[Mutant, ...]
+    cells: dict[tuple[str, str], CheckOutcome] = field(default_factory=dict)
+    false_alarm_runs: list[tuple[str, int, CheckOutcome]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def false_alarms(self) -> int:
+        return sum(1 for _, _, o in self.false_alarm_runs if o.killed)
+
+    def killed_by(self, mutant: str) -> list[str]:
+        return [c for c in self.checkers if self.cells.get((mutant, c), _MISSING).killed]
+
+    @property
+    def unkilled(self) -> list[str]:
+        return [m.name for m in self.mutants if not self.killed_by(m.name)]
+
+    @property
+    def errors(self) -> list[str]:
+        return [
+            f"{m} x {c}: {o.detail}" for (m, c), o in self.cells.items() if o.via == "error"
+        ] + [f"false-alarm {c} seed {s}: {o.detail}" for c, s, o in self.false_alarm_runs
+             if o.via == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unkilled and self.false_alarms == 0
+
+    def properties_of(self, mutant: str) -> list[str]:
+        """The properties whose violation killed ``mutant`` (any checker), in P1..LIVE order."""
+        got = {
+            self.cells[(mutant, c)].killed_by_property
+            for c in self.killed_by(mutant)
+        }
+        return [p for p in PROPERTIES if p in got]
+
+    def property_kills(self, *, via: str | None = None) -> dict[str, list[str]]:
+        """For each property, the mutants some checker killed through it (``via`` filters,
+        e.g. ``monitor``)."""
+        out: dict[str, list[str]] = {p: [] for p in PROPERTIES}
+        for m in self.mutants:
+            props = {
+                o.killed_by_property
+                for c in self.checkers
+                if (o := self.cells.get((m.name, c), _MISSING)).killed
+                and (via is None or o.via == via)
+            }
+            for p in PROPERTIES:
+                if p in props:
+                    out[p].append(m.name)
+        return out
+
+    def _best(self, mutant: str) -> tuple[float | None, int | None]:
+        killers = [self.cells[(mutant, c)] for c in self.killed_by(mutant)]
+        if not killers:
+            return None, None
+        secs = min(o.seconds for o in killers)
+        steps = [o.counterexample_steps for o in killers if o.counterexample_steps is not None]
+        return round(secs, 4), (min(steps) if steps else None)
+
+    def to_json(self) -> dict[str, Any]:
+        mutants = []
+        for m in self.mutants:
+            secs, steps = self._best(m.name)
+            cells = {}
+            for c in self.checkers:
+                o = self.cells.get((m.name, c))
+                if o is None:
+                    continue
+                cells[c] = {
+                    "killed": o.killed,
+                    "applicable": o.applicable,
+                    "seconds": round(o.seconds, 4),
+                    "counterexample_steps": o.counterexample_steps,
+                    "killed_by_property": o.killed_by_property,
+                    "via": o.via,
+                    "detail": o.detail,
+                }
+            mutants.append(
+                {
+                    "name": m.name,
+                    "qemu_commit": m.qemu_commit,
+                    "property": m.property,
+                    "killed_by": self.killed_by(m.name),
+                    "seconds_to_kill": secs,
+                    "counterexample_steps": steps,
+                    "killed_by_property": self.properties_of(m.name),
+                    "source": m.source,
+                    "description": m.description,
+                    "probes": list(m.probes),
+                    "checkers": cells,
+                }
+            )
+        return {
+            "version": 1,
+            "budget": self.budget.name,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 2),
+            "checkers": list(self.checkers),
+            "mutants": mutants,
+            "unkilled": self.unkilled,
+            "property_kills": self.property_kills(),
+            "monitor_kills": self.property_kills(via="monitor"),
+            "false_alarms": self.false_alarms,
+            "false_alarm_runs": [
+                {
+                    "checker": c,
+                    "seed": s,
+                    "failed": o.killed,
+                    "applicable": o.applicable,
+                    "seconds": round(o.seconds, 4),
+                    "detail": o.detail,
+                }
+                for c, s, o in self.false_alarm_runs
+            ],
+        }
+
+    def format_table(self) -> str:
+        """Mutant x checker: seconds to kill, ``-`` (survived) or ``n/a``; then a summary."""
+        short = [c.removeprefix("explore_") for c in self.checkers]
+        width = max(len(m.name) for m in self.mutants) if self.mutants else 6
+        cols = [max(7, len(s)) for s in short]
+        head = f"{'mutant':<{width}}  prop  " + "  ".join(
+            f"{s:>{w}}" for s, w in zip(short, cols, strict=True)
+        ) + "  killed by property"
+        lines = [head, "-" * len(head)]
+        for m in self.mutants:
+            row = []
+            for c, w in zip(self.checkers, cols, strict=True):
+                o = self.cells.get((m.name, c))
+                if o is None or not o.applicable:
+                    txt = "n/a"
+                elif o.killed:
+                    txt = f"{o.seconds:.2f}s"
+                else:
+                    txt = "-"
+                row.append(f"{txt:>{w}}")
+            props = ",".join(self.properties_of(m.name)) or "NOT KILLED"
+            lines.append(f"{m.name:<{width}}  {m.property:<4}  " + "  ".join(row) + f"  {props}")
+        killed = len(self.mutants) - len(self.unkilled)
+        lines.append("")
+        lines.append(
+            f"{killed}/{len(self.mutants)} mutants killed; false alarms: {self.false_alarms} "
+            f"in {len(self.false_alarm_runs)} control run(s); {self.seconds:.1f} s "
+            f"(budget {self.budget.name})"
+        )
+        pk = self.property_kills()
+        mk = self.property_kills(via="monitor")
+        lines.append(
+            "kills by property (any checker / by a runtime monitor): "
+            + ", ".join(f"{p} {len(pk[p])}/{len(mk[p])}" for p in PROPERTIES)
+        )
+        if self.unkilled:
+            lines.append("not killed: " + ", ".join(self.unkilled))
+        for c, s, o in self.false_alarm_runs:
+            if o.killed:
+                lines.append(f"FALSE ALARM {c} seed {s}: {o.detail}")
+        return "\n".join(lines)
+
+
+_MISSING = CheckOutcome(False, 0.0, None, "", None, applicable=False)
+
+Task = tuple[str, str, int, float]  # mutant name ("none" = unmutated), checker, seed, seconds
+
+
+def _mutant(name: str) -> Mutant:
+    if name == NO_MUTANT.name:
+        return NO_MUTANT
+    for m in CATALOGUE:
+        if m.name == name:
+            return m
+    raise KeyError(name)
+
+
+def _checker_for(name: str, scope: str) -> Checker:
+    if scope == "all" and name in _NIGHTLY_VARIANTS:
+        return _NIGHTLY_VARIANTS[name]
+    _load_lazy()
+    return _REGISTRY[name]
+
+
+def _run_task(task: Task, scope: str, fn: Checker | None = None) -> CheckOutcome:
+    mutant_name, checker, seed, seconds = task
+    check = fn if fn is not None else _checker_for(checker, scope)
+    t0 = time.perf_counter()
+    try:
+        return _coerce(check(_mutant(mutant_name), seed, seconds), time.perf_counter() - t0)
+    except Exception as e:
+        return CheckOutcome(
+            False,
+            time.perf_counter() - t0,
+            None,
+            f"checker error: {type(e).__name__}: {e}",
+            None,
+            applicable=False,
+            via="error",
+        )
+
+
+def kill_matrix(
+    budget: str | float | MatrixBudget = "pr",
+    seed: int = 0,
+    checkers: Sequence[str] | None = None,
+    *,
+    mutants: Sequence[str] | None = None,
+    false_alarm_seeds: int | None = None,
+    jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> KillMatrix:
+    """Run every checker against every mutant, and against the unmutated impl.
+
+    Args:
+        budget: ``smoke``, ``pr``, ``nightly``, seconds for the whole matrix, or a
+            :class:`MatrixBudget`.
+        seed: base seed (false-alarm seeds are ``seed``, ``seed + 1``, ...).
+        checkers: names (default: :func:`available_checkers`).
+        mutants: names (default: the whole catalogue).
+        false_alarm_seeds: overrides the budget's number of control seeds (0: none).
+        jobs: worker processes (1: run in this process).
+        progress: called with one line per finished cell.
+
+    Raises:
+        ValueError: an unknown budget, checker or mutant name.
+    """
+    names = list(checkers) if checkers is not None else available_checkers()
+    unknown = [c for c in names if c not in available_checkers()]
+    if unknown:
+        raise ValueError(
+            f"unknown checker(s) {', '.join(unknown)}; known: {', '.join(available_checkers())}"
+        )
+    by_name = {m.name: m for m in CATALOGUE}
+    chosen = list(mutants) if mutants is not None else list(by_name)
+    bad = [m for m in chosen if m not in by_name]
+    if bad:
+        raise ValueError(f"unknown mutant(s) {', '.join(bad)}; see stress._mutants.CATALOGUE")
+    b = resolve_budget(
+        budget,
+        mutants=len(chosen),
+        checkers=len(names),
+        jobs=jobs,
+        false_alarm_seeds=false_alarm_seeds,
+    )
+    km = KillMatrix(b, seed, tuple(names), tuple(by_name[m] for m in chosen))
+    control: list[Task] = [
+        (NO_MUTANT.name, c, seed + i, b.false_alarm_seconds)
+        for i in range(b.false_alarm_seeds)
+        for c in names
+    ]
+    cells: list[Task] = [(m, c, seed, b.cell_seconds) for m in chosen for c in names]
+    t0 = time.perf_counter()
+
+    def record(task: Task, out: CheckOutcome) -> None:
+        m, c, s, _ = task
+        if m == NO_MUTANT.name:
+            km.false_alarm_runs.append((c, s, out))
+            what = f"control seed {s}"
+            verdict = "FALSE ALARM" if out.killed else ("n/a" if not out.applicable else "clean")
+        else:
+            km.cells[(m, c)] = out
+            what = m
+            verdict = (
+                f"killed in {out.seconds:.2f}s ({out.killed_by_property or '?'}, {out.via})"
+                if out.killed
+                else ("n/a" if not out.applicable else "survived")
+            )
+        if progress is not None:
+            progress(f"{what} x {c}: {verdict}")
+
+    tasks = control + cells
+    _load_lazy()
+    local = [t for t in tasks if jobs <= 1 or t[1] not in _PORTABLE]
+    remote = [t for t in tasks if t not in local]
+    if remote:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(_run_task, t, b.scope): t for t in remote}
+            for t in local:
+                record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
+            for fut in concurrent.futures.as_completed(futures):
+                record(futures[fut], fut.result())
+    else:
+        for t in local:
+            record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
+    km.false_alarm_runs.sort(key=lambda r: (r[1], names.index(r[0])))
+    km.seconds = time.perf_counter() - t0
+    return km

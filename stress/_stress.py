@@ -1,0 +1,739 @@
+"""The stress runner: trials of a workload on real threads, noise, monitors, a watchdog.
+
+Why it exists: a workload (:mod:`stress._workloads`) performs one trial; this module runs
+trials for a time budget, grades their outcomes jcstress-style into a histogram, and turns
+every way a trial can go wrong into a failed :class:`WorkloadResult` instead of a crash or a
+hang.  Prior art: OpenJDK jcstress (histogram of graded outcomes), IBM ConTest's noise makers
+(Edelstein et al., "Multithreaded Java program test generation", IBM Systems Journal 2002:
+random yields and sleeps at shared-memory and synchronisation points), and pytest-timeout's
+thread method (dump every thread's stack on a hang).
+
+A trial runs in a *driver* thread of its own; the calling thread is the watchdog.  That is
+on purpose: a watchdog running beside the trial could not get the caller back from a wait
+inside impl that has no timeout (``DataplaneDevice.stop`` drains with a plain
+``aio_poll(ctx, True)``), while a caller that only waits for the driver, with a deadline,
+always returns.  On expiry the watchdog records every thread's stack, sets the trial's
+``cancelled`` event (every wait of a workload is bounded and watches it), gives the driver a
+grace period to join its IOThreads, and reports whatever threads are still running.
+
+Determinism: the seed fixes every random *choice* of a run (the workloads' plans, the noise
+decisions' random streams, the switch interval of each trial).  It cannot fix the thread
+interleaving, which the OS and the GIL decide; two runs with one seed make the same choices
+and may still observe different outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Generic, Literal, Protocol, TypeVar
+
+from impl import (
+    AtomicCell,
+    Fence,
+    Ordering,
+    Platform,
+    RealPlatform,
+    ThreadId,
+    Tracer,
+    UsageError,
+)
+from impl._platform import Condition, Mutex, Poller, RawNotifier, ThreadHandle
+from properties import MonitorSet, monitoring
+
+from ._workloads import WORKLOADS, Grade, Params, Trial, Workload
+
+__all__ = [
+    "NoiseConfig",
+    "NoisyPlatform",
+    "StressOutcome",
+    "TrialFailure",
+    "WorkloadResult",
+    "dump_stacks",
+    "format_result",
+    "kill_checker",
+    "run_workload",
+]
+
+T = TypeVar("T")
+_SEQ = Ordering.SEQ_CST
+
+#: At most this many violation / error strings are kept per run.
+MAX_REPORTED = 20
+
+
+# ------------------------------------------------------------------------------------------
+# Noise
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NoiseConfig:
+    """How much noise to inject.
+
+    Attributes:
+        probability: chance that one seam operation (atomic op, fence, notifier set or
+            clear, mutex or condition op) is preceded by noise.
+        max_sleep: longest noise sleep, seconds (a sleep lasts ``uniform(0, max_sleep)``).
+        yield_share: share of noise events that are ``os.sched_yield()`` instead of sleeps.
+        switch_interval: ``(low, high)`` bounds of ``sys.setswitchinterval`` drawn
+            log-uniformly per trial, or None to leave the interval alone.
+    """
+
+    probability: float = 0.05
+    max_sleep: float = 100e-6
+    yield_share: float = 0.5
+    switch_interval: tuple[float, float] | None = (1e-6, 5e-3)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0 or not 0.0 <= self.yield_share <= 1.0:
+            raise UsageError(
+                f"NoiseConfig probability and yield_share must be in [0, 1], got "
+                f"{self.probability} and {self.yield_share}"
+            )
+        if self.max_sleep < 0:
+            raise UsageError(f"NoiseConfig max_sleep must be >= 0, got {self.max_sleep}")
+        si = self.switch_interval
+        if si is not None and not 0 < si[0] <= si[1]:
+            raise UsageError(f"NoiseConfig switch_interval must be 0 < low <= high, got {si}")
+
+    def draw_switch_interval(self, rng: random.Random) -> float | None:
+        si = self.switch_interval
+        if si is None:
+            return None
+        return math.exp(rng.uniform(math.log(si[0]), math.log(si[1])))
+
+
+class _Noise:
+    """The noise maker shared by one platform's wrappers (one seeded stream)."""
+
+    __slots__ = ("_max_sleep", "_p", "_rand", "_yield_p")
+
+    def __init__(self, config: NoiseConfig, seed: int) -> None:
+        self._rand = random.Random(seed).random  # one C call: safe from any thread
+        self._p = config.probability
+        self._yield_p = config.probability * config.yield_share
+        self._max_sleep = config.max_sleep
+
+    def __call__(self) -> None:
+        r = self._rand()
+        if r >= self._p:
+            return
+        if r < self._yield_p:
+            os.sched_yield()
+        else:
+            time.sleep(self._rand() * self._max_sleep)
+
+
+class _NoisyAtomic(Generic[T]):
+    __slots__ = ("_cell", "_noise", "name")
+
+    def __init__(self, cell: AtomicCell[T], noise: _Noise) -> None:
+        self._cell = cell
+        self._noise = noise
+        self.name = cell.name
+
+    def load(self, order: Ordering = _SEQ) -> T:
+        self._noise()
+        return self._cell.load(order)
+
+    def store(self, value: T, order: Ordering = _SEQ) -> None:
+        self._noise()
+        self._cell.store(value, order)
+
+    def exchange(self, value: T, order: Ordering = _SEQ) -> T:
+        self._noise()
+        return self._cell.exchange(value, order)
+
+    def compare_exchange(self, expected: T, value: T, order: Ordering = _SEQ) -> T:
+        self._noise()
+        return self._cell.compare_exchange(expected, value, order)
+
+    def fetch_add(self, delta: int, order: Ordering = _SEQ) -> T:
+        self._noise()
+        return self._cell.fetch_add(delta, order)
+
+
+class _NoisyMutex:
+    """Noise before taking and before giving back (so holders are sometimes slow)."""
+
+    __slots__ = ("_noise", "raw")
+
+    def __init__(self, raw: Mutex, noise: _Noise) -> None:
+        self.raw = raw
+        self._noise = noise
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self._noise()
+        return self.raw.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._noise()
+        self.raw.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None:
+        self.release()
+
+
+class _NoisyCondition:
+    __slots__ = ("_mutex", "_noise", "_raw")
+
+    def __init__(self, raw: Condition, mutex: Mutex, noise: _Noise) -> None:
+        self._raw = raw
+        self._mutex = mutex
+        self._noise = noise
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._noise()
+        return self._raw.wait(timeout)
+
+    def notify(self, n: int = 1) -> None:
+        self._noise()
+        self._raw.notify(n)
+
+    def notify_all(self) -> None:
+        self._noise()
+        self._raw.notify_all()
+
+    def __enter__(self) -> bool:
+        return self._mutex.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None:
+        self._mutex.__exit__(exc_type, exc, tb)
+
+
+class _NoisyNotifier:
+    __slots__ = ("_noise", "_raw", "read_fd", "write_fd")
+
+    def __init__(self, raw: RawNotifier, noise: _Noise) -> None:
+        self._raw = raw
+        self._noise = noise
+        self.read_fd = raw.read_fd
+        self.write_fd = raw.write_fd
+
+    def set(self) -> None:
+        self._noise()
+        self._raw.set()
+
+    def test_and_clear(self) -> bool:
+        self._noise()
+        return self._raw.test_and_clear()
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class NoisyPlatform:
+    """A :class:`impl.RealPlatform` whose seam operations sometimes yield or sleep first.
+
+    Noise goes before atomic operations, fences, notifier set / test-and-clear, mutex
+    acquire / release and condition wait / notify, with the probability and sleep bound of
+    ``config``, drawn from one stream seeded by ``seed``.  Everything else is the inner
+    platform's.  Trace events go to this platform's own :attr:`tracer`.
+    """
+
+    def __init__(self, inner: RealPlatform, config: NoiseConfig, seed: int) -> None:
+        self.tracer: Tracer | None = None
+        self.inner = inner
+        self.config = config
+        self._noise = _Noise(config, seed)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"<NoisyPlatform p={c.probability} max_sleep={c.max_sleep} over {self.inner!r}>"
+
+    def new_id(self) -> int:
+        return self.inner.new_id()
+
+    def start_thread(self, target: Callable[[], None], name: str) -> ThreadHandle:
+        self._noise()
+        return self.inner.start_thread(target, name)
+
+    def current_thread(self) -> ThreadId:
+        return self.inner.current_thread()
+
+    def main_thread(self) -> ThreadId:
+        return self.inner.main_thread()
+
+    def yield_now(self) -> None:
+        self.inner.yield_now()
+
+    def mutex(self, name: str = "") -> Mutex:
+        return _NoisyMutex(self.inner.mutex(name), self._noise)
+
+    def condition(self, mutex: Mutex) -> Condition:
+        raw = mutex.raw if isinstance(mutex, _NoisyMutex) else mutex
+        return _NoisyCondition(self.inner.condition(raw), mutex, self._noise)
+
+    def atomic(self, initial: T, name: str = "") -> AtomicCell[T]:
+        return _NoisyAtomic(self.inner.atomic(initial, name), self._noise)
+
+    def fence(self, kind: Fence) -> None:
+        self._noise()
+        self.inner.fence(kind)
+
+    def notifier(self) -> RawNotifier:
+        return _NoisyNotifier(self.inner.notifier(), self._noise)
+
+    def poller(self) -> Poller:
+        return self.inner.poller()
+
+    def fd_is_open(self, fd: int) -> bool:
+        return self.inner.fd_is_open(fd)
+
+    def monotonic_ns(self) -> int:
+        return self.inner.monotonic_ns()
+
+    def wall_ns(self) -> int:
+        return self.inner.wall_ns()
+
+
+@contextmanager
+def _switch_interval(value: float | None) -> Iterator[None]:
+    """Set ``sys.setswitchinterval`` for the block; always restore it."""
+    old = sys.getswitchinterval()
+    try:
+        if value is not None:
+            sys.setswitchinterval(value)
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+# ------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------
+FailureKind = Literal["hang", "violation", "exception", "forbidden"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialFailure:
+    """The first trial of a run that failed, and why.
+
+    Attributes:
+        kind: ``hang`` (the watchdog fired), ``violation`` (a property monitor fired),
+            ``exception`` (a thread, callback or the workload raised) or ``forbidden``.
+        trial: the trial's index; ``outcome``: its outcome string.
+        message: one line saying what went wrong.
+        events: trace events the monitors saw in that trial (None with monitors off).
+        prop: the property the failure witnesses, when one is known.
+    """
+
+    kind: FailureKind
+    trial: int
+    outcome: str
+    message: str
+    events: int | None
+    prop: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadResult:
+    """Everything a run of one workload found.
+
+    ``verdict`` is ``fail`` when any trial had a FORBIDDEN or undeclared outcome, a monitor
+    violation, an exception in any thread, or hung; ``stacks`` (thread name -> formatted
+    stack) is filled when the watchdog fired.
+    """
+
+    name: str
+    params: Params
+    seed: int
+    noise: NoiseConfig | None
+    trials: int
+    histogram: Mapping[str, int]
+    grades: Mapping[str, Grade]
+    verdict: Literal["pass", "fail"]
+    violations: tuple[str, ...]
+    errors: tuple[str, ...]
+    stacks: Mapping[str, str]
+    leftover_threads: tuple[str, ...]
+    seconds: float
+    failure: TrialFailure | None = None
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def trials_per_second(self) -> float:
+        return self.trials / self.seconds if self.seconds > 0 else 0.0
+
+
+def format_result(r: WorkloadResult) -> str:
+    """The jcstress-style report of a run: header, histogram, then what went wrong."""
+    noise = "off" if r.noise is None else f"p={r.noise.probability}"
+    p = r.params
+    lines = [
+        f"{r.name}: {r.verdict.upper()}  {r.trials} trials in {r.seconds:.2f} s "
+        f"({r.trials_per_second:.0f}/s)  seed={r.seed} noise={noise} threads={p.threads} "
+        f"iothreads={p.iothreads} rounds={p.rounds}",
+    ]
+    width = max([len(o) for o in r.histogram] + [7])
+    lines.append(f"  {'outcome':<{width}}  {'count':>7}  {'grade':<22}  description")
+    for outcome, count in sorted(r.histogram.items(), key=lambda kv: (-kv[1], kv[0])):
+        grade = r.grades[outcome]
+        desc = r.descriptions.get(outcome, "not declared by the workload")
+        lines.append(f"  {outcome:<{width}}  {count:>7}  {grade.value:<22}  {desc}")
+    if r.failure is not None:
+        f = r.failure
+        lines.append(f"first failure: trial {f.trial} ({f.kind}): {f.message}")
+    lines.extend(f"violation: {v}" for v in r.violations)
+    lines.extend(f"error: {e.splitlines()[0]}" for e in r.errors)
+    if r.leftover_threads:
+        lines.append(f"threads still running: {', '.join(r.leftover_threads)}")
+    for name, stack in r.stacks.items():
+        lines.append(f"--- stack of {name} ---")
+        lines.append(stack.rstrip())
+    return "\n".join(lines)
+
+
+def dump_stacks() -> dict[str, str]:
+    """Every live thread's current stack, formatted, by thread name (sorted)."""
+    frames = sys._current_frames()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    out: dict[str, str] = {}
+    for ident, frame in frames.items():
+        name = names.get(ident, f"thread-{ident}")
+        if name in out:
+            name = f"{name} ({ident})"
+        out[name] = "".join(traceback.format_stack(frame))
+    return dict(sorted(out.items()))
+
+
+# ------------------------------------------------------------------------------------------
+# The runner
+# ------------------------------------------------------------------------------------------
+@dataclass
+class _TrialRecord:
+    outcome: str = "no-outcome"
+    hung: bool = False
+    errors: list[str] = field(default_factory=list)
+    violations: list[tuple[str, str]] = field(default_factory=list)  # (prop, text)
+    events: int | None = None
+    stacks: dict[str, str] = field(default_factory=dict)
+    leftovers: list[threading.Thread] = field(default_factory=list)
+
+
+def _resolve(workload: str | Workload) -> Workload:
+    if isinstance(workload, Workload):
+        return workload
+    try:
+        return WORKLOADS[workload]
+    except KeyError:
+        raise UsageError(
+            f"unknown workload {workload!r}; choose one of {', '.join(sorted(WORKLOADS))}"
+        ) from None
+
+
+def _run_trial(
+    wl: Workload,
+    params: Params,
+    *,
+    seed: int,
+    index: int,
+    noise: NoiseConfig | None,
+    monitors: bool,
+    deadline: float,
+    patience: float,
+    grace: float,
+) -> _TrialRecord:
+    rng = random.Random(f"{wl.name}/{seed}/{index}")
+    real = RealPlatform()
+    platform: Platform = real
+    switch = None
+    if noise is not None:
+        platform = NoisyPlatform(real, noise, rng.getrandbits(64))
+        switch = noise.draw_switch_interval(rng)
+    trial = Trial(
+        platform, random.Random(rng.getrandbits(64)), params, index=index, patience=patience
+    )
+    rec = _TrialRecord()
+    done = threading.Event()
+
+    def drive() -> None:
+        try:
+            rec.outcome = wl.run(trial)
+        except BaseException as e:
+            rec.outcome = f"exception:{type(e).__name__}"
+            trial.error(
+                f"workload {wl.name} raised "
+                + "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            )
+        finally:
+            try:
+                trial.close()
+            finally:
+                done.set()
+
+    before = set(threading.enumerate())
+    watch: AbstractContextManager[MonitorSet | None] = (
+        monitoring(platform) if monitors else nullcontext()
+    )
+    with _switch_interval(switch), watch as ms:
+        driver = threading.Thread(target=drive, name=f"stress.{wl.name}.{index}", daemon=True)
+        driver.start()
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            rec.hung = True
+            rec.stacks = dump_stacks()
+            trial.cancelled.set()
+            done.wait(grace)
+        end = time.monotonic() + (grace if rec.hung else patience)
+        # Threads of the trial that are just returning (pool workers after shutdown).
+        for t in set(threading.enumerate()) - before:
+            t.join(max(0.0, end - time.monotonic()))
+        rec.leftovers = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    if ms is not None:
+        rec.events = ms.events_seen
+        rec.violations = [(v.prop, str(v)) for v in ms.violations]
+    rec.errors = trial.reported_errors()
+    if rec.hung:
+        rec.outcome = "hang"
+    return rec
+
+
+def run_workload(
+    workload: str | Workload,
+    *,
+    threads: int | None = None,
+    iothreads: int | None = None,
+    rounds: int | None = None,
+    seconds: float | None = None,
+    seed: int = 0,
+    noise: bool | NoiseConfig = False,
+    monitors: bool = True,
+    trial_timeout: float = 10.0,
+    patience: float = 2.0,
+    max_trials: int | None = None,
+    stop_on_failure: bool = False,
+) -> WorkloadResult:
+    """Run trials of a workload for ``seconds`` (at least one) and grade them.
+
+    Args:
+        workload: a name from :data:`WORKLOADS`, or a :class:`Workload`.
+        threads, iothreads, rounds, seconds: override the workload's defaults.
+        seed: fixes every random choice (not the thread interleaving).
+        noise: ``True`` for the default :class:`NoiseConfig`, or a config.
+        monitors: attach the P1/P2/P3/liveness monitors to every trial.
+        trial_timeout: the watchdog's deadline for one trial, seconds.
+        patience: the longest a workload waits for any one thing before it reports it lost.
+        max_trials: stop after this many trials even if time is left.
+        stop_on_failure: stop at the first failing trial.
+
+    The whole run ends within about ``seconds + trial_timeout + patience``: no trial starts
+    after ``seconds``, and the watchdog gives up on a trial at ``trial_timeout``.
+    """
+    wl = _resolve(workload)
+    d = wl.defaults
+    params = Params(
+        threads=d.threads if threads is None else threads,
+        iothreads=d.iothreads if iothreads is None else iothreads,
+        rounds=d.rounds if rounds is None else rounds,
+        seconds=d.seconds if seconds is None else seconds,
+    )
+    cfg = NoiseConfig() if noise is True else (noise or None)
+    grace = min(patience * 2, trial_timeout)
+    hist: Counter[str] = Counter()
+    violations: list[str] = []
+    errors: list[str] = []
+    leftovers: list[str] = []
+    stacks: dict[str, str] = {}
+    failure: TrialFailure | None = None
+    start = time.monotonic()
+    run_deadline = start + params.seconds + trial_timeout
+    trials = 0
+    while True:
+        t0 = time.monotonic()
+        rec = _run_trial(
+            wl,
+            params,
+            seed=seed,
+            index=trials,
+            noise=cfg,
+            monitors=monitors,
+            deadline=min(t0 + trial_timeout, run_deadline),
+            patience=patience,
+            grace=grace,
+        )
+        hist[rec.outcome] += 1
+        violations.extend(f"trial {trials}: {text}" for _, text in rec.violations)
+        errors.extend(f"trial {trials}: {e}" for e in rec.errors)
+        leftovers.extend(f"{t.name} (trial {trials})" for t in rec.leftovers)
+        stacks.update(rec.stacks)
+        if failure is None:
+            failure = _failure(wl, trials, rec)
+        trials += 1
+        if rec.hung or (stop_on_failure and failure is not None):
+            break
+        if max_trials is not None and trials >= max_trials:
+            break
+        if time.monotonic() - start >= params.seconds:
+            break
+    grades = {o: wl.grade(o) for o in hist}
+    failed = failure is not None or any(g is Grade.FORBIDDEN for g in grades.values())
+    descriptions = {}
+    for o in hist:
+        dcl = wl.declared(o)
+        if dcl is not None:
+            descriptions[o] = dcl.description
+    return WorkloadResult(
+        name=wl.name,
+        params=params,
+        seed=seed,
+        noise=cfg,
+        trials=trials,
+        histogram=MappingProxyType(dict(hist)),
+        grades=MappingProxyType(grades),
+        verdict="fail" if failed else "pass",
+        violations=tuple(violations[:MAX_REPORTED]),
+        errors=tuple(errors[:MAX_REPORTED]),
+        stacks=MappingProxyType(stacks),
+        leftover_threads=tuple(leftovers),
+        seconds=time.monotonic() - start,
+        failure=failure,
+        descriptions=MappingProxyType(descriptions),
+    )
+
+
+def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None:
+    """Why a trial failed (hang, then violation, then forbidden, then exception), or None."""
+    declared = wl.declared(rec.outcome)
+    outcome_prop = declared.prop if declared is not None else None
+
+    def make(kind: FailureKind, message: str, prop: str | None) -> TrialFailure:
+        return TrialFailure(kind, index, rec.outcome, message, rec.events, prop)
+
+    if rec.hung:
+        return make("hang", "the watchdog fired: the trial did not end in time", "LIVE")
+    if rec.violations:
+        prop, text = rec.violations[0]
+        return make("violation", text, prop)
+    if wl.grade(rec.outcome) is Grade.FORBIDDEN:
+        why = "a FORBIDDEN" if declared is not None else "an undeclared (so FORBIDDEN)"
+        return make("forbidden", f"{why} outcome: {rec.outcome}", outcome_prop)
+    if rec.errors:
+        return make("exception", rec.errors[0].splitlines()[0], None)
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Kill checking
+# ------------------------------------------------------------------------------------------
+class _MutantLike(Protocol):
+    """What :func:`kill_checker` needs of a ``stress._mutants.Mutant``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def apply(self) -> AbstractContextManager[object]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StressOutcome:
+    """Whether real-thread stress killed a mutant.
+
+    Attributes:
+        killed: some trial failed while the mutant was applied.
+        seconds: wall time until the kill (or the whole budget).
+        counterexample_steps: trace events the monitors saw in the failing trial (stress
+            has no schedule to count; this is the length of the observed execution), None
+            when not killed or when monitors were off.
+        detail: the failing workload, trial and reason, or what survived.
+        killed_by_property: the violated property (monitor), else the property the
+            FORBIDDEN outcome witnesses, ``LIVE`` for a hang, else None.
+        workload: the workload that killed it.
+    """
+
+    killed: bool
+    seconds: float
+    counterexample_steps: int | None
+    detail: str
+    killed_by_property: str | None
+    workload: str | None = None
+
+
+def kill_checker(
+    mutant: _MutantLike,
+    seed: int = 0,
+    seconds: float = 10.0,
+    *,
+    workloads: Iterable[str] | None = None,
+    noise: bool | NoiseConfig = True,
+    slice_seconds: float = 0.5,
+    trial_timeout: float = 5.0,
+    patience: float = 2.0,
+) -> StressOutcome:
+    """Run the workloads round-robin (``slice_seconds`` each, new seed per round) under
+    ``with mutant.apply():`` until one fails or ``seconds`` are spent."""
+    names: Sequence[str] = list(workloads) if workloads is not None else list(WORKLOADS)
+    for n in names:
+        _resolve(n)
+    start = time.monotonic()
+    trials = 0
+    rnd = 0
+    with mutant.apply():
+        while time.monotonic() - start < seconds:
+            for n in names:
+                left = seconds - (time.monotonic() - start)
+                if left <= 0:
+                    break
+                r = run_workload(
+                    n,
+                    seconds=min(slice_seconds, left),
+                    seed=seed + rnd,
+                    noise=noise,
+                    trial_timeout=trial_timeout,
+                    patience=patience,
+                    stop_on_failure=True,
+                )
+                trials += r.trials
+                f = r.failure
+                if f is None and r.verdict == "fail":  # pragma: no cover - defensive
+                    f = TrialFailure("forbidden", r.trials - 1, "?", "failed", None, None)
+                if f is not None:
+                    return StressOutcome(
+                        killed=True,
+                        seconds=time.monotonic() - start,
+                        counterexample_steps=f.events,
+                        detail=(
+                            f"{mutant.name} killed by {n} (seed {seed + rnd}, trial {f.trial}, "
+                            f"{f.kind}): {f.message}"
+                        ),
+                        killed_by_property=f.prop,
+                        workload=n,
+                    )
+            rnd += 1
+    return StressOutcome(
+        killed=False,
+        seconds=time.monotonic() - start,
+        counterexample_steps=None,
+        detail=(
+            f"{mutant.name} survived {trials} trials of {len(names)} workloads "
+            f"in {time.monotonic() - start:.1f} s"
+        ),
+        killed_by_property=None,
+    )

@@ -1,0 +1,1082 @@
+"""Real-thread stress workloads, each graded the jcstress way.
+
+Why it exists: the controlled explorer proves what it can reach in small programs; these
+workloads run impl for real, on many threads, with noise, for as long as the budget allows,
+and check what the threads *observed*.  Prior art: OpenJDK jcstress (a test declares the
+outcomes it may observe as ACCEPTABLE, ACCEPTABLE_INTERESTING or FORBIDDEN; anything not
+declared is forbidden; the report is a histogram), QEMU's tests/test-aio-multithread.c
+(cross-thread BH scheduling between IOThreads) and tests/test-rfifolock.c (acquire storms).
+
+A :class:`Workload` is a name, a description, default parameters, the outcomes it declares
+and a ``run`` function that performs one *trial* on a fresh :class:`Trial` (its own
+platform, seeded RNG, IOThreads) and returns one outcome string such as ``"all-delivered"``
+or ``"lost:3"``.  A declared pattern ending in ``*`` matches a family (``lost:*``).
+
+Rules every workload follows (the runner relies on them):
+
+* every wait is bounded (:meth:`Trial.wait`, ``acquire(timeout=...)``) and loops check
+  :attr:`Trial.cancelled`, so a trial the watchdog gives up on can still end;
+* IOThreads come from :meth:`Trial.iothread` and helper threads from :meth:`Trial.spawn`:
+  :meth:`Trial.close` joins them all with timeouts, on failure too;
+* random choices (which context, how deep, which operation) are drawn from
+  :attr:`Trial.rng` in the trial's own thread before the helpers start, so a seed fixes
+  them; thread timing itself is not deterministic and no seed can fix it;
+* nothing sleeps to synchronise: threads wait on events, locks and file descriptors.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import random
+import select
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+
+import impl
+from impl import (
+    AioCtxError,
+    BlockRequest,
+    ClockType,
+    DataplaneDevice,
+    IOThread,
+    Platform,
+    QEMUTimer,
+    ThreadPoolRequest,
+    VMState,
+)
+
+__all__ = [
+    "WORKLOADS",
+    "Grade",
+    "Outcome",
+    "Params",
+    "Trial",
+    "Workload",
+]
+
+#: Longest single slice of a bounded wait, so a cancelled trial ends promptly.
+_SLICE = 0.02
+
+
+class Grade(str, enum.Enum):
+    """jcstress's grades.  An outcome a workload did not declare is FORBIDDEN."""
+
+    ACCEPTABLE = "ACCEPTABLE"
+    ACCEPTABLE_INTERESTING = "ACCEPTABLE_INTERESTING"
+    FORBIDDEN = "FORBIDDEN"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One declared outcome.
+
+    Attributes:
+        pattern: the outcome string, or a prefix ending in ``*`` (``"lost:*"``).
+        grade: how a trial that observed it is graded.
+        description: what the threads saw, for the report.
+        prop: the property (``P1``/``P2``/``P3``/``LIVE``) a FORBIDDEN outcome witnesses.
+    """
+
+    pattern: str
+    grade: Grade
+    description: str
+    prop: str | None = None
+
+    def matches(self, outcome: str) -> bool:
+        if self.pattern.endswith("*"):
+            return outcome.startswith(self.pattern[:-1])
+        return outcome == self.pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The size of a run: helper threads, IOThreads, operations per thread, seconds."""
+
+    threads: int
+    iothreads: int
+    rounds: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        assert self.threads >= 1 and self.iothreads >= 1 and self.rounds >= 1, self
+        assert self.seconds >= 0, self
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named, parameterised stress workload with declared outcomes."""
+
+    name: str
+    description: str
+    run: Callable[[Trial], str]
+    outcomes: tuple[Outcome, ...]
+    defaults: Params
+
+    def declared(self, outcome: str) -> Outcome | None:
+        """The first declared outcome matching ``outcome``, or None (then: FORBIDDEN)."""
+        return next((o for o in self.outcomes if o.matches(outcome)), None)
+
+    def grade(self, outcome: str) -> Grade:
+        d = self.declared(outcome)
+        return Grade.FORBIDDEN if d is None else d.grade
+
+
+class Trial:
+    """One trial's world, built by the runner and torn down by :meth:`close`.
+
+    Attributes:
+        platform: the platform every impl object of the trial is built on (maybe noisy).
+        rng: seeded; draw every random choice from it in the trial's own thread.
+        params: the run's parameters.
+        index: the trial's number in the run.
+        patience: seconds any single wait may last before it counts as lost.
+        cancelled: set by the watchdog when it gives up on the trial.
+        errors: what went wrong in helper threads, IOThread callbacks and clean-up.
+    """
+
+    def __init__(
+        self,
+        platform: Platform,
+        rng: random.Random,
+        params: Params,
+        *,
+        index: int = 0,
+        patience: float = 2.0,
+        cancelled: threading.Event | None = None,
+    ) -> None:
+        self.platform = platform
+        self.rng = rng
+        self.params = params
+        self.index = index
+        self.patience = patience
+        self.cancelled = cancelled if cancelled is not None else threading.Event()
+        self.errors: list[str] = []
+        self.iothreads: list[IOThread] = []
+        self.threads: list[threading.Thread] = []
+        self._cleanups: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    # -- building ----------------------------------------------------------------------
+    def iothread(self, name: str) -> IOThread:
+        """A started IOThread of this trial (joined by :meth:`close`)."""
+        it = IOThread(self.platform, name=f"t{self.index}.{name}")
+        self.iothreads.append(it)
+        it.start(timeout=self.patience)
+        return it
+
+    def spawn(self, target: Callable[[], object], name: str) -> threading.Thread:
+        """Start a helper thread; an exception in it is recorded in :attr:`errors`."""
+
+        def body() -> None:
+            try:
+                target()
+            except BaseException as e:
+                self.error(f"thread {name} raised {_describe(e)}")
+
+        t = threading.Thread(target=body, name=f"t{self.index}.{name}", daemon=True)
+        self.threads.append(t)
+        t.start()
+        return t
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in :meth:`close` before the IOThreads are joined (last added first)."""
+        self._cleanups.append(fn)
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    def reported_errors(self) -> list[str]:
+        """A snapshot of :attr:`errors` (helper threads may still be adding to it)."""
+        with self._lock:
+            return list(self.errors)
+
+    # -- waiting -------------------------------------------------------------------------
+    def wait(self, ev: threading.Event, timeout: float | None = None) -> bool:
+        """Wait for ``ev`` at most ``timeout`` (default: :attr:`patience`) seconds, or until
+        the trial is cancelled.  Returns whether ``ev`` is set."""
+        deadline = time.monotonic() + (self.patience if timeout is None else timeout)
+        while not ev.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.cancelled.is_set():
+                return ev.is_set()
+            ev.wait(min(left, _SLICE))
+        return True
+
+    def join_spawned(self, timeout: float | None = None) -> bool:
+        """Join every helper thread within ``timeout`` (default: patience) in all."""
+        deadline = time.monotonic() + (self.patience if timeout is None else timeout)
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads)
+
+    # -- tearing down ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Clean-ups, then helper threads, then IOThreads: each bounded, on failure too.
+
+        An IOThread that does not stop in time is kicked through its context's notifier
+        (a wake-up that no mutant of the protocol can drop) and joined once more; what
+        still runs after that is left to the runner to report.
+        """
+        while self._cleanups:
+            fn = self._cleanups.pop()
+            try:
+                fn()
+            except BaseException as e:
+                self.error(f"clean-up {getattr(fn, '__name__', fn)!s} raised {_describe(e)}")
+        self.join_spawned()
+        try:
+            self._quiesce()
+        except BaseException as e:  # a mutant may break one-shot BHs: still join below
+            self.error(f"quiescing the IOThreads raised {_describe(e)}")
+        for it in reversed(self.iothreads):
+            self._join_iothread(it)
+            for err in it.errors:
+                self.error(f"IOThread {it.name}: {_describe(err)}")
+
+    def _quiesce(self) -> None:
+        """Let every IOThread finish the callback it is in before any context is freed.
+
+        A callback of one IOThread may still be inside ``qemu_bh_schedule`` of another
+        IOThread's BH (its ``aio_notify`` half) after that BH has already run: freeing the
+        target's context then is QEMU's use-after-free pattern (catalogue bug 14), here an
+        EBADF on a closed notifier.  A one-shot BH run by each IOThread is a barrier: every
+        callback that IOThread was in has returned.  The workload must have stopped making
+        new cross-thread work before it returns.
+        """
+        marks = []
+        for it in self.iothreads:
+            if it.running and not it.ctx.closed:
+                ev = threading.Event()
+                it.ctx.bh_schedule_oneshot(_set_event, ev)
+                marks.append(ev)
+        for ev in marks:
+            self.wait(ev)
+
+    def _join_iothread(self, it: IOThread) -> None:
+        for attempt in range(2):
+            try:
+                it.join(timeout=self.patience)
+                return
+            except TimeoutError:
+                if attempt == 0:
+                    with suppress(AioCtxError):  # closed: then it has stopped anyway
+                        it.ctx.notifier.set()
+            except AioCtxError as e:
+                self.error(f"joining IOThread {it.name} raised {_describe(e)}")
+                return
+        self.error(f"IOThread {it.name} did not stop within {2 * self.patience:.1f} s")
+
+
+def _describe(e: BaseException) -> str:
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return f"{type(e).__name__}: {e}\n{tb}"
+
+
+class _Observed:
+    """What a trial's threads saw: forbidden findings (first seen first) and flags."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.forbidden: list[str] = []
+        self.flags: set[str] = set()
+
+    def forbid(self, what: str) -> None:
+        with self._lock:
+            if what not in self.forbidden:
+                self.forbidden.append(what)
+
+    def flag(self, what: str) -> None:
+        with self._lock:
+            self.flags.add(what)
+
+    def outcome(self, base: str, flags: Sequence[str] = ()) -> str:
+        """The first forbidden finding, else ``base`` with the flags seen, in ``flags`` order."""
+        if self.forbidden:
+            return self.forbidden[0]
+        return ", ".join([base, *(f for f in flags if f in self.flags)])
+
+
+class _Counter:
+    """A thread-safe counter that sets :attr:`reached` when it gets to ``target``."""
+
+    def __init__(self, target: int) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+        self.target = target
+        self.reached = threading.Event()
+        if target <= 0:
+            self.reached.set()
+
+    def add(self, n: int = 1) -> int:
+        with self._lock:
+            self.value += n
+            v = self.value
+        if v >= self.target:
+            self.reached.set()
+        return v
+
+
+def _check_home(trial: Trial, it: IOThread, seen: _Observed) -> None:
+    """A callback of ``it``'s context must run in ``it``'s thread."""
+    if trial.platform.current_thread() != it.thread_id:
+        seen.forbid("wrong-thread")
+
+
+def _set_event(ev: threading.Event) -> None:
+    ev.set()
+
+
+def _forbidden_common(lost_prop: str = "P2") -> tuple[Outcome, ...]:
+    F = Grade.FORBIDDEN
+    return (
+        Outcome("lost:*", F, "work that was handed over never ran within the patience", lost_prop),
+        Outcome("wrong-thread", F, "a callback ran outside its context's thread", "P3"),
+        Outcome("starved", F, "an acquire was not granted within the patience", "LIVE"),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# acquire-storm
+# ------------------------------------------------------------------------------------------
+def _acquire_storm(trial: Trial) -> str:
+    """``threads`` acquirers, ``rounds`` sections each; a section takes a sorted subset of
+    the IOThreads' contexts, each to a nesting depth of 1-3 (first level with a timeout,
+    the rest through ``with ctx``), checks it is alone inside, and schedules a probe BH
+    whose callback checks that no acquirer is inside while the IOThread iterates."""
+    p = trial.params
+    rng = trial.rng
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    ctxs = [it.ctx for it in its]
+    n = len(ctxs)
+    seen = _Observed()
+    inside: list[int | None] = [None] * n
+    in_storm = [True]
+    storm_runs = [0] * n  # probe runs while the storm was on, per context (its IOThread only)
+    final = [threading.Event() for _ in range(n)]
+    armed = [False] * n
+
+    def probe(i: int) -> None:
+        _check_home(trial, its[i], seen)
+        if inside[i] is not None:
+            seen.forbid("bh-in-section")
+        if in_storm[0]:
+            storm_runs[i] += 1
+        if armed[i]:
+            final[i].set()
+
+    bhs = [ctx.bh_new(probe, i) for i, ctx in enumerate(ctxs)]
+    plans = [
+        [
+            (
+                sorted((i, rng.randint(1, 3)) for i in rng.sample(range(n), rng.randint(1, n))),
+                rng.random() < 0.5,
+            )
+            for _ in range(p.rounds)
+        ]
+        for _ in range(p.threads)
+    ]
+
+    def acquirer(plan: list[tuple[list[tuple[int, int]], bool]]) -> None:
+        me = trial.platform.current_thread()
+        for section, schedule in plan:
+            if trial.cancelled.is_set():
+                return
+            with ExitStack() as stack:
+                entered: list[int] = []
+                for i, depth in section:
+                    if not ctxs[i].acquire(timeout=trial.patience):
+                        seen.forbid("starved")
+                        return
+                    stack.callback(ctxs[i].release)
+                    for _ in range(depth - 1):
+                        stack.enter_context(ctxs[i])
+                    if inside[i] is not None:
+                        seen.forbid("overlap")
+                    inside[i] = me
+                    entered.append(i)
+                    stack.callback(inside.__setitem__, i, None)
+                trial.platform.yield_now()
+                if any(inside[i] != me for i in entered):
+                    seen.forbid("overlap")
+                if schedule:
+                    bhs[entered[-1]].schedule()
+
+    for k, plan in enumerate(plans):
+        trial.spawn(partial(acquirer, plan), f"acquirer{k}")
+    if not trial.join_spawned():
+        seen.forbid("starved")
+    in_storm[0] = False
+    for i in range(n):
+        armed[i] = True
+        bhs[i].schedule()
+    lost = sum(1 for ev in final if not trial.wait(ev))
+    if lost:
+        seen.forbid(f"lost:{lost}")
+    if sum(storm_runs) == 0 and any(s for plan in plans for _, s in plan):
+        seen.flag("probes-deferred")
+    return seen.outcome("exclusive", ["probes-deferred"])
+
+
+_A, _I, _F = Grade.ACCEPTABLE, Grade.ACCEPTABLE_INTERESTING, Grade.FORBIDDEN
+
+ACQUIRE_STORM = Workload(
+    name="acquire-storm",
+    description=(
+        "acquirers take random sorted subsets of the IOThreads' contexts with nesting 1-3 "
+        "while the IOThreads poll; each section checks it is alone and schedules a probe BH"
+    ),
+    run=_acquire_storm,
+    outcomes=(
+        Outcome("exclusive", _A, "every section was alone; probes ran during the storm"),
+        Outcome(
+            "exclusive, probes-deferred",
+            _I,
+            "every section was alone; no probe ran until the acquirers were done",
+        ),
+        Outcome("overlap", _F, "two threads were inside one context at once", "P1"),
+        Outcome("bh-in-section", _F, "a BH ran while an acquirer held its context", "P3"),
+        *_forbidden_common(),
+    ),
+    defaults=Params(threads=4, iothreads=2, rounds=25, seconds=1.0),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# bh-ping-pong
+# ------------------------------------------------------------------------------------------
+def _bh_ping_pong(trial: Trial) -> str:
+    """``threads`` tokens travel round a ring of ``iothreads`` IOThreads, ``rounds`` hops
+    each; a hop is a BH of the next IOThread scheduled from the current one's callback."""
+    p = trial.params
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    n = len(its)
+    seen = _Observed()
+    hops = [0] * p.threads
+    at = [k % n for k in range(p.threads)]  # where token k must be next
+    finished = _Counter(p.threads)
+    slept = [0] * p.threads  # hops whose target was (about to be) blocked in aio_poll
+
+    def hop(arg: tuple[int, int]) -> None:
+        k, j = arg
+        _check_home(trial, its[j], seen)
+        if at[k] != j:
+            seen.forbid("spurious-run")
+            return
+        hops[k] += 1
+        if hops[k] >= p.rounds:
+            at[k] = -1
+            finished.add()
+            return
+        nxt = (j + 1) % n
+        at[k] = nxt
+        if its[nxt].ctx.notify_me.load():
+            slept[k] += 1
+        bhs[k][nxt].schedule()
+
+    bhs = [[it.ctx.bh_new(hop, (k, j)) for j, it in enumerate(its)] for k in range(p.threads)]
+    for k in range(p.threads):
+        bhs[k][k % n].schedule()
+    if not trial.wait(finished.reached):
+        seen.forbid(f"lost:{p.threads * p.rounds - sum(hops)}")
+    if not sum(slept):
+        seen.flag("never-slept")
+    return seen.outcome("all-delivered", ["never-slept"])
+
+
+BH_PING_PONG = Workload(
+    name="bh-ping-pong",
+    description=(
+        "tokens hop round a ring of IOThreads; each hop schedules a BH of the next IOThread "
+        "from the current one's callback"
+    ),
+    run=_bh_ping_pong,
+    outcomes=(
+        Outcome("all-delivered", _A, "every hop ran, in its IOThread; some woke a sleeper"),
+        Outcome(
+            "all-delivered, never-slept",
+            _I,
+            "every hop ran, and no hop found its target blocked in aio_poll (no wake-up)",
+        ),
+        Outcome("spurious-run", _F, "a hop BH ran without being scheduled", "P2"),
+        *_forbidden_common(),
+    ),
+    defaults=Params(threads=2, iothreads=2, rounds=50, seconds=1.0),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# bh-fan-in
+# ------------------------------------------------------------------------------------------
+def _bh_fan_in(trial: Trial) -> str:
+    """``threads`` plain threads and ``iothreads - 1`` IOThreads each post a sequence number
+    and schedule one shared BH of the first IOThread, ``rounds`` times; its callback reads
+    every producer's latest post."""
+    p = trial.params
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    target = its[0]
+    producers = p.threads + len(its) - 1
+    seen = _Observed()
+    posted = [0] * producers
+    got = [0] * producers
+    runs = [0]
+    schedules = [0] * producers
+    done = threading.Event()
+
+    def consume(_: object) -> None:
+        _check_home(trial, target, seen)
+        runs[0] += 1
+        for k in range(producers):
+            v = posted[k]
+            if v < got[k]:
+                seen.forbid("went-back")
+            got[k] = v
+        if all(v == p.rounds for v in got):
+            done.set()
+
+    bh = target.ctx.bh_new(consume)
+    yields = [[trial.rng.random() < 0.2 for _ in range(p.rounds)] for _ in range(p.threads)]
+
+    def producer(k: int) -> None:
+        for r in range(1, p.rounds + 1):
+            if trial.cancelled.is_set():
+                return
+            posted[k] = r
+            bh.schedule()
+            schedules[k] += 1
+            if yields[k][r - 1]:
+                trial.platform.yield_now()
+
+    def io_producer(k: int) -> None:
+        _check_home(trial, its[k - p.threads + 1], seen)
+        posted[k] += 1
+        bh.schedule()
+        schedules[k] += 1
+        if posted[k] < p.rounds and not trial.cancelled.is_set():
+            io_bhs[k - p.threads].schedule()
+
+    io_bhs = [it.ctx.bh_new(io_producer, p.threads + i) for i, it in enumerate(its[1:])]
+    for k in range(p.threads):
+        trial.spawn(partial(producer, k), f"producer{k}")
+    for b in io_bhs:
+        b.schedule()
+    trial.join_spawned()
+    if not trial.wait(done):
+        seen.forbid(f"lost:{sum(1 for v in got if v != p.rounds)}")
+    total = sum(schedules)
+    if runs[0] > total:
+        seen.forbid("spurious-run")
+    if runs[0] == total:
+        seen.flag("no-coalescing")
+    return seen.outcome("all-seen", ["no-coalescing"])
+
+
+BH_FAN_IN = Workload(
+    name="bh-fan-in",
+    description=(
+        "threads and IOThreads post sequence numbers and schedule one shared BH of an "
+        "IOThread; its callback must end up seeing every producer's last post"
+    ),
+    run=_bh_fan_in,
+    outcomes=(
+        Outcome("all-seen", _A, "the BH saw every last post; some schedules coalesced"),
+        Outcome(
+            "all-seen, no-coalescing",
+            _I,
+            "the BH saw every last post and ran once per schedule (nothing coalesced)",
+        ),
+        Outcome("went-back", _F, "a run read an older post than an earlier run had", "P2"),
+        Outcome("spurious-run", _F, "the BH ran more often than it was scheduled", "P2"),
+        *_forbidden_common(),
+    ),
+    defaults=Params(threads=4, iothreads=2, rounds=50, seconds=1.0),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# stop-the-world
+# ------------------------------------------------------------------------------------------
+def _stop_the_world(trial: Trial) -> str:
+    """IOThreads spin on a self-rescheduling BH; ``threads`` stoppers pause them all
+    ``rounds`` times each: nothing may run while paused, everything must resume after."""
+    p = trial.params
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    seen = _Observed()
+    counters = [0] * len(its)
+    spinning = [True]
+    lock = threading.Lock()
+    state = {"inside": 0, "wanting": 0}
+    met = [False]  # a stopper held the world while another one wanted it
+
+    def spin(i: int) -> None:
+        counters[i] += 1
+        if spinning[0]:
+            busy[i].schedule()
+        # Busy like an IOThread doing I/O: it gives up the GIL each time, so the stoppers
+        # are not starved by spinning threads that only the switch interval interrupts.
+        trial.platform.yield_now()
+
+    busy = [it.ctx.bh_new(spin, i) for i, it in enumerate(its)]
+    plans = [[trial.rng.random() < 0.5 for _ in range(p.rounds)] for _ in range(p.threads)]
+
+    def stopper(plan: list[bool]) -> None:
+        for by_registry in plan:
+            if trial.cancelled.is_set():
+                return
+            with lock:
+                state["wanting"] += 1
+            try:
+                # Looked up on each call: a mutant may swap impl.stop_the_world.
+                world = (
+                    impl.stop_the_world(platform=trial.platform, timeout=trial.patience)
+                    if by_registry
+                    else impl.stop_the_world(its, timeout=trial.patience)
+                )
+                with world:
+                    with lock:
+                        state["inside"] += 1
+                        if state["inside"] > 1:
+                            seen.forbid("overlap")
+                        if state["wanting"] > 1:
+                            met[0] = True
+                    before = list(counters)
+                    for _ in range(3):
+                        trial.platform.yield_now()
+                    if counters != before:
+                        seen.forbid("ran-while-paused")
+                    with lock:
+                        state["inside"] -= 1
+            except TimeoutError:
+                seen.forbid("starved")
+                return
+            finally:
+                with lock:
+                    state["wanting"] -= 1
+            resumed = [threading.Event() for _ in its]
+            for it, ev in zip(its, resumed, strict=True):
+                it.ctx.bh_schedule_oneshot(_set_event, ev)
+            if not all(trial.wait(ev) for ev in resumed):
+                seen.forbid("not-resumed")
+                return
+
+    for b in busy:
+        b.schedule()
+    for k, plan in enumerate(plans):
+        trial.spawn(partial(stopper, plan), f"stopper{k}")
+    trial.join_spawned()
+    spinning[0] = False
+    if not met[0]:
+        seen.flag("stoppers-never-met")
+    return seen.outcome("paused-all", ["stoppers-never-met"])
+
+
+STOP_THE_WORLD = Workload(
+    name="stop-the-world",
+    description=(
+        "IOThreads spin on self-rescheduling BHs while stoppers pause them all with "
+        "stop_the_world (explicit list or the platform's registry) and check nothing runs"
+    ),
+    run=_stop_the_world,
+    outcomes=(
+        Outcome("paused-all", _A, "every pause held, every IOThread resumed, stoppers met"),
+        Outcome(
+            "paused-all, stoppers-never-met",
+            _I,
+            "as paused-all, but no stopper ever waited for another (no stopper contention)",
+        ),
+        Outcome("overlap", _F, "two stoppers held the world at once", "P1"),
+        Outcome("ran-while-paused", _F, "an IOThread ran a BH while paused", "P3"),
+        Outcome("not-resumed", _F, "an IOThread did not run a BH after the pause", "LIVE"),
+        *_forbidden_common(),
+    ),
+    defaults=Params(threads=2, iothreads=3, rounds=8, seconds=1.0),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# dataplane
+# ------------------------------------------------------------------------------------------
+def _dataplane(trial: Trial) -> str:
+    """One dataplane device per IOThread; ``threads`` guests submit ``rounds`` requests each
+    while a migration thread stops and starts the VM; every request must complete once."""
+    p = trial.params
+    rng = trial.rng
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    vm = VMState(trial.platform)
+    devs = [DataplaneDevice(it, vm) for it in its]
+    for d in devs:
+        trial.on_close(d.close)
+        d.start()
+    seen = _Observed()
+    plans = [[rng.randrange(len(devs)) for _ in range(p.rounds)] for _ in range(p.threads)]
+    reqs = [
+        BlockRequest(g * p.rounds + r, sector=r, data=bytes(1 + (g + r) % 7))
+        for g in range(p.threads)
+        for r in range(p.rounds)
+    ]
+    guests_done = threading.Event()
+    migrator_id: list[int] = []
+
+    def guest(g: int) -> None:
+        for r, dev in enumerate(plans[g]):
+            if trial.cancelled.is_set():
+                return
+            devs[dev].guest_submit(reqs[g * p.rounds + r])
+
+    def migrator() -> None:
+        migrator_id.append(trial.platform.current_thread())
+        while not guests_done.is_set() and not trial.cancelled.is_set():
+            vm.stop()
+            if any(d.inflight for d in devs):
+                seen.forbid("inflight-after-stop")
+            before = [d.completed for d in devs]
+            trial.platform.yield_now()
+            if any(d.queued() for d in devs):
+                seen.flag("held-while-stopped")
+            if [d.completed for d in devs] != before:
+                seen.forbid("completed-while-stopped")
+            vm.start()
+            trial.platform.yield_now()
+
+    mig = trial.spawn(migrator, "migrator")
+    guests = [trial.spawn(partial(guest, g), f"guest{g}") for g in range(p.threads)]
+    deadline = time.monotonic() + trial.patience
+    for t in guests:
+        t.join(max(0.0, deadline - time.monotonic()))
+    guests_done.set()
+    mig.join(max(0.0, deadline - time.monotonic()))
+    vm.start()
+    collected = _collect(trial, devs, len(reqs))
+    allowed = {it.thread_id for it in its} | set(migrator_id)
+    lost = sum(1 for r in reqs if r.completions == 0)
+    if any(r.completions > 1 for r in reqs) or collected > len(reqs):
+        seen.forbid("duplicated")
+    if lost:
+        seen.forbid(f"lost:{lost}")
+    for r in reqs:
+        if r.completions and r.ret != len(r.data):
+            seen.forbid("bad-ret")
+        if any(t not in allowed for t in r.completed_in):
+            seen.forbid("wrong-thread")
+        if migrator_id and migrator_id[0] in r.completed_in:
+            seen.flag("drained-by-stop")
+    return seen.outcome("all-completed", ["drained-by-stop", "held-while-stopped"])
+
+
+def _collect(trial: Trial, devs: list[DataplaneDevice], total: int) -> int:
+    """The guest's interrupt handler: wait on the guest notifiers, take the used rings."""
+    poller = select.poll()
+    for d in devs:
+        poller.register(d.guest_notifier.fd, select.POLLIN)
+    got = 0
+    deadline = time.monotonic() + trial.patience
+    while True:
+        got += sum(len(d.guest_collect()) for d in devs)
+        left = deadline - time.monotonic()
+        if got >= total or left <= 0 or trial.cancelled.is_set():
+            return got
+        poller.poll(max(1, int(min(left, _SLICE) * 1000)))
+
+
+def _dataplane_outcomes() -> tuple[Outcome, ...]:
+    base = "all-completed"
+    drained = "some requests were completed by the draining vm_stop, not the IOThread"
+    held = "requests waited on the ring while the VM was stopped"
+    return (
+        Outcome(base, _A, "every request completed exactly once"),
+        Outcome(f"{base}, drained-by-stop", _I, f"as {base}; {drained}"),
+        Outcome(f"{base}, held-while-stopped", _A, f"as {base}; {held}"),
+        Outcome(f"{base}, drained-by-stop, held-while-stopped", _I, f"{drained}; {held}"),
+        Outcome("duplicated", _F, "a request completed twice", "P2"),
+        Outcome("bad-ret", _F, "a request completed with the wrong return value", "P2"),
+        Outcome("inflight-after-stop", _F, "vm_stop returned with requests in flight", "P3"),
+        Outcome("completed-while-stopped", _F, "a request completed while stopped", "P3"),
+        *_forbidden_common(),
+    )
+
+
+DATAPLANE = Workload(
+    name="dataplane",
+    description=(
+        "guests submit block requests to dataplane devices while a migration thread stops "
+        "and starts the VM; every request must complete exactly once, never while stopped"
+    ),
+    run=_dataplane,
+    outcomes=_dataplane_outcomes(),
+    defaults=Params(threads=2, iothreads=1, rounds=40, seconds=1.0),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# timer-churn
+# ------------------------------------------------------------------------------------------
+class _TimerState:
+    __slots__ = ("expire", "home", "lock", "state", "timer")
+
+    def __init__(self, home: int) -> None:
+        self.lock = threading.Lock()
+        self.state = "idle"  # idle | armed | deleted | locked-del | final | fired-final
+        self.expire = 0
+        self.home = home
+        self.timer: QEMUTimer | None = None
+
+
+def _timer_churn(trial: Trial) -> str:
+    """``threads`` churners arm and disarm timers of the IOThreads' contexts ``rounds`` times
+    each: ``timer_mod`` and ``timer_del`` lock-free, or ``timer_del`` holding the context;
+    then every timer is armed once more and must fire exactly once, never early."""
+    p = trial.params
+    rng = trial.rng
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    clock = trial.platform.monotonic_ns
+    seen = _Observed()
+    states = [_TimerState(i % len(its)) for i in range(2 * len(its))]
+    finals = _Counter(len(states))
+
+    def fire(ts: _TimerState) -> None:
+        _check_home(trial, its[ts.home], seen)
+        with ts.lock:
+            if ts.state == "locked-del":
+                seen.forbid("fired-after-locked-del")
+            elif ts.state == "deleted":
+                seen.flag("fired-after-del")
+            elif ts.state == "final":
+                if clock() < ts.expire:
+                    seen.forbid("fired-early")
+                ts.state = "fired-final"
+                finals.add()
+            elif ts.state == "fired-final":
+                seen.forbid("fired-twice")
+
+    for ts in states:
+        ts.timer = its[ts.home].ctx.timer_new(ClockType.REALTIME, 1, fire, ts)
+    ops = ("mod", "mod", "del", "locked-del")
+    plans = [
+        [(rng.choice(ops), rng.choice(states), rng.randrange(2_000_000)) for _ in range(p.rounds)]
+        for _ in range(p.threads)
+    ]
+
+    def churner(plan: list[tuple[str, _TimerState, int]]) -> None:
+        for op, ts, delay in plan:
+            if trial.cancelled.is_set():
+                return
+            t = ts.timer
+            assert t is not None
+            if op == "mod":
+                with ts.lock:
+                    ts.state = "armed"
+                    t.mod_ns(clock() + delay)
+            elif op == "del":
+                with ts.lock:
+                    t.delete()
+                    ts.state = "deleted"
+            else:
+                ctx = its[ts.home].ctx
+                if not ctx.acquire(timeout=trial.patience):
+                    seen.forbid("starved")
+                    return
+                try:
+                    with ts.lock:
+                        t.delete()
+                        ts.state = "locked-del"
+                finally:
+                    ctx.release()
+
+    for k, plan in enumerate(plans):
+        trial.spawn(partial(churner, plan), f"churner{k}")
+    trial.join_spawned()
+    for ts in states:
+        ctx = its[ts.home].ctx
+        if not ctx.acquire(timeout=trial.patience):
+            seen.forbid("starved")
+            break
+        try:
+            with ts.lock:
+                ts.state = "final"
+                ts.expire = clock() + rng.randrange(1_000_000)
+                assert ts.timer is not None
+                ts.timer.mod_ns(ts.expire)
+        finally:
+            ctx.release()
+    if not trial.wait(finals.reached):
+        seen.forbid(f"lost:{len(states) - finals.value}")
+    return seen.outcome("all-fired", ["fired-after-del"])
+
+
+TIMER_CHURN = Workload(
+    name="timer-churn",
+    description=(
+        "churners timer_mod / timer_del timers of IOThread contexts (lock-free or holding "
+        "the context); then each timer is armed once more and must fire once, not early"
+    ),
+    run=_timer_churn,
+    outcomes=(
+        Outcome("all-fired", _A, "every final arm fired once, on time, in its IOThread"),
+        Outcome(
+            "all-fired, fired-after-del",
+            _I,
+            "as all-fired; a timer already taken off its list fired after a lock-free "
+            "timer_del (the run had begun)",
+        ),
+        Outcome(
+            "fired-after-locked-del",
+            _F,
+            "a timer fired after timer_del done while holding its context",
+            "P3",
+        ),
+        Outcome("fired-early", _F, "a timer fired before its expiry time", "LIVE"),
+        Outcome("fired-twice", _F, "a timer fired twice for one arm", "LIVE"),
+        *_forbidden_common("LIVE"),
+    ),
+    defaults=Params(threads=3, iothreads=2, rounds=40, seconds=1.0),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# thread-pool
+# ------------------------------------------------------------------------------------------
+def _thread_pool(trial: Trial) -> str:
+    """``threads`` submitters each submit ``rounds`` requests to the pools of the IOThreads'
+    contexts (two workers each, so requests queue) holding the context, and cancel some
+    earlier ones; every callback must run once, in its IOThread, with a coherent result."""
+    p = trial.params
+    rng = trial.rng
+    its = [trial.iothread(f"io{i}") for i in range(p.iothreads)]
+    pools = []
+    for it in its:
+        with it.ctx:
+            pool = it.ctx.thread_pool()
+            pool.max_threads = 2
+            pools.append(pool)
+    seen = _Observed()
+    total = p.threads * p.rounds
+    ran = [False] * total
+    calls = [0] * total
+    rets = [0] * total
+    cancel_asked = [False] * total
+    home = [0] * total
+    handles: list[ThreadPoolRequest | None] = [None] * total
+    done = _Counter(total)
+
+    def work(rid: int) -> int:
+        ran[rid] = True
+        return rid
+
+    def complete(rid: int, ret: int) -> None:
+        _check_home(trial, its[home[rid]], seen)
+        calls[rid] += 1
+        rets[rid] = ret
+        done.add()
+
+    plans = [
+        [
+            (rng.randrange(len(its)), rng.randrange(r + 1) if rng.random() < 0.5 else None)
+            for r in range(p.rounds)
+        ]
+        for _ in range(p.threads)
+    ]
+
+    def submitter(s: int) -> None:
+        for r, (i, cancel) in enumerate(plans[s]):
+            if trial.cancelled.is_set():
+                return
+            rid = s * p.rounds + r
+            home[rid] = i
+            ctx = its[i].ctx
+            if not ctx.acquire(timeout=trial.patience):
+                seen.forbid("starved")
+                return
+            try:
+                handles[rid] = pools[i].submit(work, rid, complete, rid)
+            finally:
+                ctx.release()
+            if cancel is not None:
+                cid = s * p.rounds + cancel
+                req = handles[cid]
+                assert req is not None
+                cancel_asked[cid] = True
+                cctx = its[home[cid]].ctx
+                if not cctx.acquire(timeout=trial.patience):
+                    seen.forbid("starved")
+                    return
+                try:
+                    req.cancel_async()
+                finally:
+                    cctx.release()
+
+    for s in range(p.threads):
+        trial.spawn(partial(submitter, s), f"submitter{s}")
+    trial.join_spawned()
+    submitted = sum(1 for h in handles if h is not None)
+    if not trial.wait(done.reached):
+        seen.forbid(f"lost:{submitted - sum(1 for c in calls if c)}")
+    cancelled = 0
+    for rid in range(total):
+        if handles[rid] is None:
+            continue
+        if calls[rid] > 1:
+            seen.forbid("completed-twice")
+        if not calls[rid]:
+            continue
+        if rets[rid] == -errno.ECANCELED:
+            cancelled += 1
+            if ran[rid]:
+                seen.forbid("ran-and-cancelled")
+            if not cancel_asked[rid]:
+                seen.forbid("spurious-cancel")
+        elif rets[rid] != rid or not ran[rid]:
+            seen.forbid("bad-ret")
+    if cancelled:
+        seen.flag("some-cancelled")
+    return seen.outcome("all-completed", ["some-cancelled"])
+
+
+THREAD_POOL = Workload(
+    name="thread-pool",
+    description=(
+        "submitters submit blocking work to IOThread contexts' thread pools and cancel "
+        "earlier requests; each completion runs once, in its IOThread, coherent with cancel"
+    ),
+    run=_thread_pool,
+    outcomes=(
+        Outcome("all-completed", _A, "every request ran and completed once (cancels too late)"),
+        Outcome(
+            "all-completed, some-cancelled",
+            _A,
+            "every request completed once; some were cancelled while still queued",
+        ),
+        Outcome("completed-twice", _F, "a completion callback ran twice", "P2"),
+        Outcome("ran-and-cancelled", _F, "a request ran yet completed as cancelled", "P2"),
+        Outcome("spurious-cancel", _F, "a request nobody cancelled completed cancelled", "P2"),
+        Outcome("bad-ret", _F, "a completion carried the wrong return value", "P2"),
+        *_forbidden_common(),
+    ),
+    defaults=Params(threads=3, iothreads=1, rounds=30, seconds=1.0),
+)
+
+
+#: Every built-in workload, by name.
+WORKLOADS: Mapping[str, Workload] = MappingProxyType(
+    {
+        w.name: w
+        for w in (
+            ACQUIRE_STORM,
+            BH_PING_PONG,
+            BH_FAN_IN,
+            STOP_THE_WORLD,
+            DATAPLANE,
+            TIMER_CHURN,
+            THREAD_POOL,
+        )
+    }
+)

@@ -1,0 +1,369 @@
+"""Real-thread stress workloads: no false alarm on impl, grading, watchdog, noise, kills.
+
+Every run here is short (a few tenths of a second) and every wait is bounded; the tests
+that make a trial hang give the watchdog a deadline well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+import impl
+from impl import BH, IOThread, RealPlatform, UsageError
+from stress._stress import (
+    NoiseConfig,
+    NoisyPlatform,
+    WorkloadResult,
+    format_result,
+    kill_checker,
+    run_workload,
+)
+from stress._workloads import WORKLOADS, Grade, Outcome, Params, Trial, Workload
+from tests.conftest import WAIT
+
+A, INTERESTING, F = Grade.ACCEPTABLE, Grade.ACCEPTABLE_INTERESTING, Grade.FORBIDDEN
+SMALL_THREADS, SMALL_ROUNDS = 2, 10
+
+
+def _explain(r: WorkloadResult) -> str:
+    return "\n" + format_result(r) + "\n" + "\n".join(r.errors)
+
+
+def _workload(run: object, *outcomes: Outcome, name: str = "test-only") -> Workload:
+    return Workload(
+        name=name,
+        description="a workload that only the tests use",
+        run=run,  # type: ignore[arg-type]
+        outcomes=outcomes or (Outcome("ok", A, "fine"),),
+        defaults=Params(threads=1, iothreads=1, rounds=1, seconds=0.1),
+    )
+
+
+# -- the correct impl: every workload passes, with and without noise ---------------------
+@pytest.mark.parametrize(("noise", "seed"), [(False, 0), (True, 1), (True, 2)])
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_workload_passes_on_impl(name: str, noise: bool, seed: int) -> None:
+    r = run_workload(
+        name, threads=SMALL_THREADS, rounds=SMALL_ROUNDS, seconds=0.3, seed=seed, noise=noise
+    )
+    assert r.verdict == "pass", _explain(r)
+    assert r.violations == () and r.errors == () and r.leftover_threads == (), _explain(r)
+    assert r.trials >= 1 and sum(r.histogram.values()) == r.trials
+    assert all(g is not F for g in r.grades.values())
+    assert r.stacks == {} and r.failure is None
+
+
+def test_registry_declares_grades_and_forbidden_properties() -> None:
+    assert set(WORKLOADS) == {
+        "acquire-storm",
+        "bh-ping-pong",
+        "bh-fan-in",
+        "stop-the-world",
+        "dataplane",
+        "timer-churn",
+        "thread-pool",
+    }
+    for wl in WORKLOADS.values():
+        grades = {o.grade for o in wl.outcomes}
+        assert A in grades and F in grades, wl.name
+        assert all(o.prop in ("P1", "P2", "P3", "LIVE") for o in wl.outcomes if o.grade is F)
+        assert wl.grade("lost:3") is F  # a declared family
+        assert wl.declared("lost:3") is not None
+
+
+# -- grading --------------------------------------------------------------------------------
+def test_grade_of_declared_patterns_and_undeclared_outcomes() -> None:
+    wl = WORKLOADS["bh-ping-pong"]
+    assert wl.grade("all-delivered") is A
+    assert wl.grade("all-delivered, never-slept") is INTERESTING
+    assert wl.grade("spurious-run") is F
+    assert wl.grade("something nobody declared") is F
+    assert wl.declared("something nobody declared") is None
+    assert Outcome("lost:*", F, "").matches("lost:12")
+    assert not Outcome("lost", F, "").matches("lost:12")
+
+
+def test_undeclared_outcome_fails_the_run() -> None:
+    wl = _workload(lambda trial: "surprise")
+    r = run_workload(wl, max_trials=3, seconds=5)
+    assert r.trials == 3
+    assert dict(r.histogram) == {"surprise": 3}
+    assert r.grades["surprise"] is F
+    assert r.verdict == "fail"
+    assert r.failure is not None and r.failure.kind == "forbidden"
+    assert "undeclared" in r.failure.message and r.failure.trial == 0
+    text = format_result(r)
+    assert "surprise" in text and "FORBIDDEN" in text and "not declared" in text
+
+
+def test_declared_forbidden_outcome_names_its_property() -> None:
+    wl = _workload(
+        lambda trial: "torn" if trial.index == 1 else "ok",
+        Outcome("ok", A, "fine"),
+        Outcome("torn", F, "a torn read", "P3"),
+    )
+    r = run_workload(wl, max_trials=3, seconds=5)
+    assert dict(r.histogram) == {"ok": 2, "torn": 1}
+    assert r.verdict == "fail"
+    assert r.failure is not None
+    assert (r.failure.kind, r.failure.trial, r.failure.prop) == ("forbidden", 1, "P3")
+
+
+def test_stop_on_failure_stops_at_the_first_failing_trial() -> None:
+    wl = _workload(lambda trial: "ok" if trial.index < 2 else "bad")
+    r = run_workload(wl, max_trials=10, seconds=5, stop_on_failure=True)
+    assert r.trials == 3 and dict(r.histogram) == {"ok": 2, "bad": 1}
+
+
+def test_acceptable_interesting_passes_and_is_reported() -> None:
+    wl = _workload(
+        lambda trial: "rare" if trial.index % 2 else "ok",
+        Outcome("ok", A, "fine"),
+        Outcome("rare", INTERESTING, "allowed, worth a look"),
+    )
+    r = run_workload(wl, max_trials=4, seconds=5)
+    assert r.verdict == "pass"
+    assert dict(r.grades) == {"ok": A, "rare": INTERESTING}
+    assert "ACCEPTABLE_INTERESTING" in format_result(r)
+
+
+def test_unknown_workload_name() -> None:
+    with pytest.raises(UsageError, match="unknown workload 'nope'"):
+        run_workload("nope")
+
+
+# -- the watchdog ---------------------------------------------------------------------------
+def wait_for_godot(trial: Trial, godot: threading.Event) -> None:
+    """Blocks on an event nobody sets (bounded only by the watchdog's cancel)."""
+    trial.wait(godot, timeout=60)
+
+
+def test_watchdog_fails_a_hung_trial_with_the_blocked_stack() -> None:
+    godot = threading.Event()
+    stuck = threading.Event()
+
+    def run(trial: Trial) -> str:
+        trial.spawn(lambda: stuck.wait(), "unbounded-helper")  # ignores cancel: a leftover
+        wait_for_godot(trial, godot)
+        return "ok"
+
+    t0 = time.monotonic()
+    try:
+        r = run_workload(_workload(run), seconds=5, trial_timeout=0.4, patience=0.2)
+    finally:
+        stuck.set()
+    assert time.monotonic() - t0 < 5
+    assert r.verdict == "fail" and r.trials == 1
+    assert dict(r.histogram) == {"hang": 1} and r.grades["hang"] is F
+    assert r.failure is not None and (r.failure.kind, r.failure.prop) == ("hang", "LIVE")
+    driver = r.stacks["stress.test-only.0"]
+    assert "in wait_for_godot" in driver and "trial.wait(godot, timeout=60)" in driver
+    assert any("stuck.wait" in s for s in r.stacks.values())
+    assert [t for t in r.leftover_threads if "unbounded-helper" in t]
+    assert "--- stack of stress.test-only.0 ---" in format_result(r)
+
+
+def test_watchdog_returns_even_when_the_trial_never_ends() -> None:
+    never = threading.Event()
+
+    def run(trial: Trial) -> str:
+        never.wait()  # no timeout, deaf to cancel: only the watchdog gets the caller back
+        return "ok"
+
+    t0 = time.monotonic()
+    try:
+        r = run_workload(_workload(run), seconds=5, trial_timeout=0.3, patience=0.1)
+    finally:
+        never.set()
+    assert time.monotonic() - t0 < 3
+    assert r.failure is not None and r.failure.kind == "hang"
+    assert "never.wait()" in r.stacks["stress.test-only.0"]
+    assert "stress.test-only.0 (trial 0)" in r.leftover_threads
+
+
+def test_watchdog_cancel_lets_iothreads_be_joined() -> None:
+    godot = threading.Event()
+    its: list[IOThread] = []
+
+    def run(trial: Trial) -> str:
+        its.append(trial.iothread("io"))
+        wait_for_godot(trial, godot)
+        return "ok"
+
+    r = run_workload(_workload(run), seconds=5, trial_timeout=0.3, patience=0.5)
+    assert r.failure is not None and r.failure.kind == "hang"
+    assert r.leftover_threads == ()
+    assert not its[0].running and its[0].ctx.closed
+
+
+# -- exceptions -----------------------------------------------------------------------------
+def test_exception_in_a_callback_is_reported() -> None:
+    def run(trial: Trial) -> str:
+        it = trial.iothread("io")
+
+        def boom(_: object) -> None:
+            raise ValueError("boom in a BH")
+
+        it.ctx.bh_new(boom).schedule()
+        ran = threading.Event()
+        it.ctx.bh_schedule_oneshot(lambda _: ran.set())
+        trial.wait(ran)
+        return "ok"
+
+    r = run_workload(_workload(run), max_trials=2, seconds=5)
+    assert r.trials == 2 and dict(r.histogram) == {"ok": 2}
+    assert r.verdict == "fail"
+    assert r.failure is not None and r.failure.kind == "exception"
+    assert "boom in a BH" in r.errors[0] and "CallbackError" in r.errors[0]
+    assert r.errors[0].startswith("trial 0: IOThread t0.io:")
+
+
+def test_exception_in_the_workload_or_a_helper_is_reported() -> None:
+    def run(trial: Trial) -> str:
+        trial.spawn(lambda: 1 // 0, "divider")
+        trial.join_spawned()
+        raise RuntimeError("workload bug")
+
+    r = run_workload(_workload(run), max_trials=1, seconds=5)
+    assert dict(r.histogram) == {"exception:RuntimeError": 1}
+    assert r.verdict == "fail"
+    assert any("ZeroDivisionError" in e and "divider" in e for e in r.errors)
+    assert any("workload bug" in e for e in r.errors)
+
+
+# -- noise and determinism ------------------------------------------------------------------
+def test_switch_interval_is_varied_then_restored() -> None:
+    seen: list[float] = []
+
+    def run(trial: Trial) -> str:
+        seen.append(sys.getswitchinterval())
+        if trial.index == 2:
+            raise RuntimeError("restored on failure too")
+        return "ok"
+
+    before = sys.getswitchinterval()
+    cfg = NoiseConfig(switch_interval=(1e-4, 2e-4))
+    r = run_workload(_workload(run), max_trials=3, seconds=5, noise=cfg)
+    assert sys.getswitchinterval() == before
+    assert r.trials == 3 and len(seen) == 3
+    assert all(1e-4 * 0.999 <= s <= 2e-4 * 1.001 for s in seen)
+    r = run_workload(_workload(run), max_trials=2, seconds=5, noise=False)
+    assert seen[-2:] == [before, before] and sys.getswitchinterval() == before
+
+
+def test_seed_fixes_every_choice() -> None:
+    def run(trial: Trial) -> str:
+        return f"{trial.rng.random():.6f}"
+
+    def outcomes(seed: int) -> list[str]:
+        r = run_workload(_workload(run), max_trials=4, seconds=5, seed=seed)
+        return sorted(r.histogram)
+
+    assert outcomes(7) == outcomes(7)
+    assert outcomes(7) != outcomes(8)
+
+
+@contextmanager
+def _counting_yields(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    calls = [0]
+    real = os.sched_yield
+
+    def counted() -> None:
+        calls[0] += 1
+        real()
+
+    monkeypatch.setattr(os, "sched_yield", counted)
+    yield calls
+
+
+def test_noisy_platform_yields_at_seam_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    loud = NoisyPlatform(RealPlatform(), NoiseConfig(probability=1.0, yield_share=1.0), 0)
+    quiet = NoisyPlatform(RealPlatform(), NoiseConfig(probability=0.0), 0)
+    with _counting_yields(monkeypatch) as calls:
+        cell = quiet.atomic(0, "x")
+        cell.fetch_add(1)
+        quiet.fence(impl.Fence.MB)
+        assert calls[0] == 0
+        cell = loud.atomic(0, "x")
+        cell.store(1)
+        assert cell.exchange(2) == 1 and cell.compare_exchange(2, 3) == 2
+        assert cell.fetch_add(1) == 3 and cell.load() == 4
+        loud.fence(impl.Fence.MB)
+        m = loud.mutex()
+        with m:
+            pass
+        n = loud.notifier()
+        n.set()
+        assert n.test_and_clear()
+        n.close()
+        assert calls[0] == 5 + 1 + 2 + 2
+
+
+def test_impl_runs_on_the_noisy_platform() -> None:
+    p = NoisyPlatform(RealPlatform(), NoiseConfig(probability=0.5), 3)
+    ran = threading.Event()
+    with IOThread(p, name="noisy") as it:
+        with it.ctx:
+            it.ctx.bh_new(lambda _: ran.set()).schedule()
+        assert ran.wait(WAIT)
+
+
+def test_noise_config_is_validated() -> None:
+    with pytest.raises(UsageError, match="probability"):
+        NoiseConfig(probability=1.5)
+    with pytest.raises(UsageError, match="switch_interval"):
+        NoiseConfig(switch_interval=(1e-3, 1e-4))
+    with pytest.raises(UsageError, match="max_sleep"):
+        NoiseConfig(max_sleep=-1)
+
+
+# -- the grading bites: a broken impl is killed -----------------------------------------------
+class _DropNotify:
+    """A test-only mutant: ``qemu_bh_schedule`` publishes the flag but never notifies."""
+
+    name = "drop-bh-notify"
+
+    @contextmanager
+    def apply(self) -> Iterator[None]:
+        original = BH.schedule
+
+        def schedule(bh: BH) -> None:
+            bh.scheduled.exchange(True)
+
+        BH.schedule = schedule  # type: ignore[method-assign, assignment]
+        try:
+            yield
+        finally:
+            BH.schedule = original  # type: ignore[method-assign]
+
+
+class _Harmless:
+    name = "harmless"
+
+    @contextmanager
+    def apply(self) -> Iterator[None]:
+        yield
+
+
+def test_kill_checker_kills_a_lost_wakeup() -> None:
+    out = kill_checker(_DropNotify(), seed=0, seconds=10, workloads=["bh-ping-pong"], patience=0.5)
+    assert out.killed, out.detail
+    assert out.workload == "bh-ping-pong"
+    assert out.killed_by_property == "P2"
+    assert out.counterexample_steps is not None and out.counterexample_steps > 0
+    assert out.seconds < 10 and "drop-bh-notify killed by bh-ping-pong" in out.detail
+    assert BH.schedule.__name__ == "schedule" and BH.schedule.__module__ == "impl._context"
+
+
+def test_kill_checker_lets_a_harmless_mutant_survive() -> None:
+    out = kill_checker(_Harmless(), seed=0, seconds=0.6, workloads=["bh-fan-in"], noise=False)
+    assert not out.killed and out.killed_by_property is None
+    assert out.counterexample_steps is None
+    assert "harmless survived" in out.detail
