@@ -43,12 +43,12 @@ from typing import Any
 
 from impl import RealPlatform
 
-from ._controlled import ControlledPlatform
-from ._explore import Budget, Failure, Program, explore
+from ._controlled import ControlledPlatform, RunOutcome
+from ._explore import Budget, Failure, Program, _failure, explore, run_schedule
 from ._mutant_probes import PROBES, Env, Probe, probe_program
 from ._mutants import CATALOGUE, NO_MUTANT, Mutant
 from ._schedule import Schedule
-from ._strategies import ReplayStrategy
+from ._strategies import PrefixStrategy, ReplayStrategy
 
 __all__ = [
     "BUDGETS",
@@ -151,23 +151,32 @@ def available_checkers() -> list[str]:
 
 
 def _coerce(result: Any, elapsed: float) -> CheckOutcome:
+    out: CheckOutcome
     if isinstance(result, CheckOutcome):
-        return result
-    try:
-        return CheckOutcome(
-            killed=bool(result.killed),
-            seconds=float(getattr(result, "seconds", elapsed)),
-            counterexample_steps=getattr(result, "counterexample_steps", None),
-            detail=str(getattr(result, "detail", "")),
-            killed_by_property=getattr(result, "killed_by_property", None),
-            applicable=bool(getattr(result, "applicable", True)),
-            via=str(getattr(result, "via", "")),
-        )
-    except AttributeError:
-        raise TypeError(
-            f"a checker returned {type(result).__name__}; it must return a CheckOutcome "
-            "(killed, seconds, counterexample_steps, detail, killed_by_property)"
-        ) from None
+        out = result
+    else:
+        try:
+            out = CheckOutcome(
+                killed=bool(result.killed),
+                seconds=float(getattr(result, "seconds", elapsed)),
+                counterexample_steps=getattr(result, "counterexample_steps", None),
+                detail=str(getattr(result, "detail", "")),
+                killed_by_property=getattr(result, "killed_by_property", None),
+                applicable=bool(getattr(result, "applicable", True)),
+                via=str(getattr(result, "via", "")),
+            )
+        except AttributeError:
+            raise TypeError(
+                f"a checker returned {type(result).__name__}; it must return a CheckOutcome "
+                "(killed, seconds, counterexample_steps, detail, killed_by_property)"
+            ) from None
+    if out.killed and (out.killed_by_property not in PROPERTIES or not out.via):
+        # A checker that did not say which property broke (or how): read it off its detail.
+        prop = out.killed_by_property
+        if prop not in PROPERTIES:
+            prop = _marker(out.detail) or _impl_error(out.detail)
+        out = dataclasses.replace(out, killed_by_property=prop, via=out.via or "checker")
+    return out
 
 
 def run_checker(name: str, mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
@@ -226,9 +235,26 @@ def _replay_monitors(program: Program, failure: Failure) -> str | None:
     return v[0].prop if v else None
 
 
+#: impl errors that a probe using the API correctly can only get when a rule broke: a
+#: release refused after balanced acquires (P1: depth counts, owner), a loop entered by a
+#: thread that holds nothing (P3).  Matched on impl's own messages.
+_IMPL_ERRORS = (
+    (re.compile(r"LockNotHeldError|NotOwnerError: cannot release"), "P1"),
+    (re.compile(r"NotOwnerError: \S+ on .* does not hold the context"), "P3"),
+    (re.compile(r"UseAfterFree|BHDeletedError"), "P2"),
+)
+
+
+def _impl_error(message: str) -> str | None:
+    for pattern, prop in _IMPL_ERRORS:
+        if pattern.search(message):
+            return prop
+    return None
+
+
 def _classify(program: Program, failure: Failure) -> tuple[str | None, str]:
     if failure.kind == "property":
-        return _marker(failure.message) or failure.message.split(" ", 1)[0], "monitor"
+        return _marker(failure.message) or failure.prop or None, "monitor"
     prop = _replay_monitors(program, failure)
     if prop is not None:
         return prop, "monitor"
@@ -237,6 +263,9 @@ def _classify(program: Program, failure: Failure) -> tuple[str | None, str]:
         return prop, "probe check"
     if failure.kind in ("deadlock", "lost_wakeup"):
         return "LIVE", "scheduler"
+    prop = _impl_error(failure.message)
+    if prop is not None:
+        return prop, "impl error"
     return None, "exception"
 
 
@@ -263,11 +292,15 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
             program = probe_program(probe)
             with mutant.apply():
                 r = explore(
-                    program, strategy=strategy, budget=Budget(10**9, share), seed=seed
+                    program,
+                    strategy=strategy,
+                    budget=Budget(10**9, share),
+                    seed=seed,
+                    do_shrink=False,
                 )
                 spent += r.seconds
                 if r.verdict == "fail" and r.failure is not None:
-                    f = r.failure
+                    f = _shrink_bounded(program, r.failure, shrink_seconds(seconds))
                     prop, via = _classify(program, f)
                     detail = (
                         f"{probe.name} [{r.memory}] after {r.schedules} schedule(s): {f.kind}: "
@@ -280,6 +313,67 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
 
     check.__name__ = f"explore_{strategy}"
     return check
+
+
+def shrink_seconds(cell_seconds: float) -> float:
+    """Wall time a kill may spend shrinking its counterexample (on top of the cell's)."""
+    return min(3.0, max(0.5, cell_seconds * 0.5))
+
+
+def _shrink_bounded(program: Program, failure: Failure, seconds: float) -> Failure:
+    """:func:`stress._explore.shrink`'s first two passes under a wall-time bound.
+
+    explore's own shrinker bounds attempts, not time; a livelocking mutant makes each
+    attempt a run to the step budget, so a cell could spend minutes there.  Here: the
+    shortest failing prefix (the rest runs without preemption), then single preemptions
+    dropped, until ``seconds`` are spent; the best schedule so far is kept and replays
+    exactly.
+    """
+    deadline = time.perf_counter() + seconds
+    tokens = list(Schedule.parse(failure.schedule).tokens)
+    found = run_schedule(program, ReplayStrategy(tokens), failure_memory(failure))
+    if found.verdict != "fail" or found.kind != failure.kind:
+        return failure  # not reproducible by replay: report it unshrunk
+    memory = failure_memory(failure)
+    best = found
+
+    def attempt(cand: list[str]) -> RunOutcome | None:
+        if time.perf_counter() > deadline:
+            return None
+        out = run_schedule(program, PrefixStrategy(cand), memory)
+        return out if out.verdict == "fail" and out.kind == found.kind else None
+
+    def better(out: RunOutcome) -> bool:
+        return (out.preemptions, out.steps) < (best.preemptions, best.steps)
+
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        cur = [c.token for c in best.decisions]
+        lo, hi = 0, len(cur)
+        while lo < hi and time.perf_counter() < deadline:
+            mid = (lo + hi) // 2
+            out = attempt(cur[:mid])
+            if out is None:
+                lo = mid + 1
+                continue
+            hi = mid
+            if better(out):
+                best, improved = out, True
+        cur = [c.token for c in best.decisions]
+        i = 0
+        while i < len(cur) and time.perf_counter() < deadline:
+            out = attempt(cur[:i] + cur[i + 1 :])
+            if out is not None and better(out):
+                best, improved = out, True
+                cur = [c.token for c in best.decisions]
+                continue
+            i += 1
+    return _failure(program, memory, best, found)
+
+
+def failure_memory(failure: Failure) -> str:
+    return Schedule.parse(failure.schedule).memory
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -525,12 +619,12 @@ class KillMatrix:
     def killed_by(self, mutant: str) -> list[str]:
         return [c for c in self.checkers if self.cells.get((mutant, c), _MISSING).killed]
 
-    @property
     def unkilled(self) -> list[str]:
+        """Mutants that no checker killed."""
         return [m.name for m in self.mutants if not self.killed_by(m.name)]
 
-    @property
     def errors(self) -> list[str]:
+        """Cells (and control runs) whose checker raised instead of answering."""
         return [
             f"{m} x {c}: {o.detail}" for (m, c), o in self.cells.items() if o.via == "error"
         ] + [f"false-alarm {c} seed {s}: {o.detail}" for c, s, o in self.false_alarm_runs
@@ -538,7 +632,7 @@ class KillMatrix:
 
     @property
     def ok(self) -> bool:
-        return not self.unkilled and self.false_alarms == 0
+        return not self.unkilled() and self.false_alarms == 0
 
     def properties_of(self, mutant: str) -> list[str]:
         """The properties whose violation killed ``mutant`` (any checker), in P1..LIVE order."""
@@ -603,6 +697,16 @@ class KillMatrix:
                     "description": m.description,
                     "probes": list(m.probes),
                     "checkers": cells,
+                    # The same cells as a list (the shape reports' KillCell reads).
+                    "cells": [
+                        {
+                            "checker": c,
+                            "killed": v["killed"],
+                            "seconds": v["seconds"],
+                            "steps": v["counterexample_steps"],
+                        }
+                        for c, v in cells.items()
+                    ],
                 }
             )
         return {
@@ -612,7 +716,8 @@ class KillMatrix:
             "seconds": round(self.seconds, 2),
             "checkers": list(self.checkers),
             "mutants": mutants,
-            "unkilled": self.unkilled,
+            "unkilled": self.unkilled(),
+            "errors": self.errors(),
             "property_kills": self.property_kills(),
             "monitor_kills": self.property_kills(via="monitor"),
             "false_alarms": self.false_alarms,
@@ -651,7 +756,7 @@ class KillMatrix:
                 row.append(f"{txt:>{w}}")
             props = ",".join(self.properties_of(m.name)) or "NOT KILLED"
             lines.append(f"{m.name:<{width}}  {m.property:<4}  " + "  ".join(row) + f"  {props}")
-        killed = len(self.mutants) - len(self.unkilled)
+        killed = len(self.mutants) - len(self.unkilled())
         lines.append("")
         lines.append(
             f"{killed}/{len(self.mutants)} mutants killed; false alarms: {self.false_alarms} "
@@ -664,8 +769,8 @@ class KillMatrix:
             "kills by property (any checker / by a runtime monitor): "
             + ", ".join(f"{p} {len(pk[p])}/{len(mk[p])}" for p in PROPERTIES)
         )
-        if self.unkilled:
-            lines.append("not killed: " + ", ".join(self.unkilled))
+        if self.unkilled():
+            lines.append("not killed: " + ", ".join(self.unkilled()))
         for c, s, o in self.false_alarm_runs:
             if o.killed:
                 lines.append(f"FALSE ALARM {c} seed {s}: {o.detail}")

@@ -140,8 +140,13 @@ class Env:
             )
         try:
             yield ctx
-        finally:
-            ctx.release()
+        except BaseException:
+            # Keep the body's failure: a release error (the lock's state is what failed)
+            # would otherwise replace it.
+            with suppress(impl.AioCtxError):
+                ctx.release()
+            raise
+        ctx.release()
 
     def poll(self, poller: Poller, what: str) -> None:
         """Block in ``poller`` until an fd is ready (a bounded wait on real threads)."""
@@ -458,12 +463,18 @@ def acquire_storm(env: Env) -> None:
 
     def client() -> None:
         for _ in range(2):
-            with env.acquire(ctx), env.acquire(ctx):
-                inside[0] += 1
-                env.check(inside[0] == 1, "P1 two threads inside the context at once")
-                ctx.bh_schedule_oneshot(tick)
-                p.yield_now()
-                inside[0] -= 1
+            with env.acquire(ctx):
+                with env.acquire(ctx):
+                    inside[0] += 1
+                    env.check(inside[0] == 1, "P1 two threads inside the context at once")
+                    ctx.bh_schedule_oneshot(tick)
+                    p.yield_now()
+                    inside[0] -= 1
+                env.check(
+                    ctx.held_by_me(),
+                    "P1 depth counts balance: a nested release (depth 2 -> 1) gave the "
+                    "context away",
+                )
 
     env.spawn(client, "client-a")
     env.spawn(client, "client-b")
@@ -498,6 +509,27 @@ def non_owner_release(env: Env) -> None:
     env.spawn(intruder, "intruder")
     env.join_all()
     ctx.unref()
+
+
+def stop_busy(env: Env) -> None:
+    """Stop IOThreads while they are awake (a BH was just scheduled in each): the stop must
+    wake each one wherever it is in its loop, and a BH scheduled before the stop must still
+    run.  Three IOThreads: three chances per schedule to stop one inside its window."""
+    its = [env.iothread(f"io{i}") for i in range(3)]
+    ran = [0] * len(its)
+
+    def cb(i: int) -> None:
+        ran[i] += 1
+
+    bhs = [it.ctx.bh_new(cb, i) for i, it in enumerate(its)]
+    for bh in bhs:
+        bh.schedule()
+    for it in its:
+        env.stop(it)
+    env.check(
+        ran == [1] * len(its),
+        f"P2 not-lost: BHs scheduled before IOThread.stop ran {ran} time(s), not once each",
+    )
 
 
 def stop_world(env: Env) -> None:
@@ -673,6 +705,7 @@ PROBES: dict[str, Probe] = {
         Probe("delete_nested", delete_nested),
         Probe("acquire_storm", acquire_storm),
         Probe("non_owner_release", non_owner_release),
+        Probe("stop_busy", stop_busy),
         Probe("stop_world", stop_world),
         Probe("threadpool_nested", threadpool_nested),
         Probe("external_enable", external_enable),

@@ -237,6 +237,17 @@ def _store_after_mb(bh: BH, ctx: AioContext) -> bool:
     return True
 
 
+def _racy_load(ctx: AioContext) -> None:
+    """Make the re-read of ``bh->ctx`` a point where the scheduler may switch threads.
+
+    In C the load of ``bh->ctx`` after the store to ``scheduled`` is a plain shared-memory
+    read racing with ``free(bh)`` in the owner thread.  In Python a plain attribute read is
+    no scheduling point of the controlled platform, so without this the window of
+    924fe1293c would be closed by construction; a yield here is exactly "the thread can be
+    preempted between the two accesses" (on real threads: it releases the GIL)."""
+    ctx.platform.yield_now()
+
+
 def _take_context(ctx: AioContext, bh: BH) -> None:
     """``qemu_bh_schedule`` that takes (and drops) the context lock, blocking on its owner."""
     if not bh.dummy:
@@ -550,7 +561,13 @@ CATALOGUE: tuple[Mutant, ...] = (
         "qemu_bh_schedule reads bh->ctx after publishing scheduled, when the callback may "
         "already have freed the BH",
         lambda: [
-            _edit(BH, "schedule", "bh-ctx-uaf", [("ctx.aio_notify()", "self.ctx.aio_notify()")])
+            _edit(
+                BH,
+                "schedule",
+                "bh-ctx-uaf",
+                [("ctx.aio_notify()", "_racy_load(ctx)\n        self.ctx.aio_notify()")],
+                {"_racy_load": _racy_load},
+            )
         ],
         ("bh_uaf",),
     ),
@@ -631,7 +648,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "IOThread.stop sets a stopping flag and calls a bare aio_notify instead of scheduling "
         "a stop BH in the IOThread",
         lambda: [(IOThread, "stop", _make_stop_flag)],
-        ("bh_ping",),
+        ("stop_busy", "bh_ping"),
     ),
     _m(
         "enable-external-no-kick",
@@ -815,9 +832,10 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     _m(
         "recursive-release-drops-all",
-        "b660a84bbb (release depth confused with ownership)",
+        "seed-rule (rfifolock_unlock: only the outermost release hands over; cf. b660a84bbb)",
         "P1",
-        "a nested release hands the lock over as if it were the outermost one",
+        "a nested release hands the lock over as if it were the outermost one (depth counts "
+        "no longer balance)",
         lambda: [
             _edit(
                 RFifoLock,
