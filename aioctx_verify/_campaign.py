@@ -18,11 +18,12 @@ inside) steps and the result is marked incomplete; the reports are still written
 from __future__ import annotations
 
 import os
+import re
 import platform as pyplatform
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -48,14 +49,33 @@ PROPERTIES = ("P1", "P2", "P3", "LIVE")
 #: Step names, in the order they run.
 CHECKERS = ("model", "random", "pct", "dfs", "hypothesis", "stress", "mutants")
 
-#: Share of the budget per step, and schedules per safe program for the explorers.
+#: Seconds of the whole campaign, and schedules per safe program for the explorers.
 BUDGETS: dict[str, tuple[float, int]] = {
-    "smoke": (45.0, 40),
+    "smoke": (50.0, 40),
     "pr": (240.0, 300),
     "nightly": (3 * 3600.0, 20_000),
 }
-_SHARE = {"model": 0.08, "random": 0.12, "pct": 0.12, "dfs": 0.10, "hypothesis": 0.10,
-          "stress": 0.18, "mutants": 0.30}
+#: Share of the budget per step.  The mutant kill matrix gets the most: it is the check
+#: of the checks.
+_SHARE = {"model": 0.06, "random": 0.06, "pct": 0.06, "dfs": 0.06, "hypothesis": 0.08,
+          "stress": 0.16, "mutants": 0.52}
+#: Model configurations searched, smallest first; a budget searches as many as fit.
+_MODEL_TIERS: dict[str, tuple[dict[str, int], ...]] = {
+    "smoke": (
+        {"threads": 2, "bhs": 2, "max_depth": 2},
+        {"threads": 2, "bhs": 3, "max_depth": 2},
+        {"threads": 2, "bhs": 2, "max_depth": 2, "handlers": 1, "timers": 1},
+        {"threads": 3, "bhs": 1, "max_depth": 2, "ops": 1},
+    ),
+    "pr": (
+        {"threads": 2, "bhs": 2, "max_depth": 3, "ops": 3},
+        {"threads": 3, "bhs": 2, "max_depth": 2, "ops": 1},
+    ),
+    "nightly": (
+        {"threads": 3, "bhs": 2, "max_depth": 2},
+        {"threads": 3, "bhs": 3, "max_depth": 3, "ops": 2},
+    ),
+}
 #: Properties each step checks (a step never "passes" a property it cannot see).
 _COVERS = {
     "model": PROPERTIES,
@@ -78,6 +98,14 @@ class CampaignPlan:
     properties: tuple[str, ...]
     seed: int
     strategies: tuple[str, ...] = ("random", "pct", "dfs")
+    jobs: int = 1
+
+    def model_configs(self) -> list[dict[str, int]]:
+        """The model sizes this budget searches (bigger budgets add bigger sizes)."""
+        order = ("smoke", "pr", "nightly")
+        top = order.index(self.label) if self.label in order else (
+            0 if self.seconds < 120 else 1 if self.seconds < 1800 else 2)
+        return [c for tier in order[: top + 1] for c in _MODEL_TIERS[tier]]
 
     def share(self, step: str) -> float:
         total = sum(_SHARE[s] for s in self.steps) or 1.0
@@ -91,7 +119,36 @@ def plan_campaign(
     checkers: tuple[str, ...] | None = None,
     properties: tuple[str, ...] | None = None,
     strategies: tuple[str, ...] | None = None,
+    jobs: int | None = None,
 ) -> CampaignPlan:
+    """The steps, sizes and seconds of a campaign.
+
+    Args:
+        budget: ``smoke`` (under a minute), ``pr`` (under five), ``nightly`` (hours) or a
+            number of seconds.
+        seed: everything but real-thread timing is a function of it.
+        checkers: steps to run (default: all of :data:`CHECKERS`).
+        properties: properties to report (default: all of :data:`PROPERTIES`).
+        strategies: which of random / pct / dfs the controlled explorer runs.
+        jobs: worker processes for the kill matrix (default: the CPU count, at most 4).
+
+    Raises:
+        ValueError: an unknown budget, checker, property or strategy, or a bad number.
+    """
+    for what, given, known in (
+        ("checker", checkers, CHECKERS),
+        ("property", properties, PROPERTIES),
+        ("strategy", strategies, ("random", "pct", "dfs")),
+    ):
+        bad = [g for g in (given or ()) if g not in known]
+        if bad:
+            raise ValueError(f"unknown {what} {', '.join(bad)}; choose from {', '.join(known)}")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    njobs = jobs if jobs is not None else max(1, min(4, os.cpu_count() or 1))
+    if isinstance(budget, str) and budget not in BUDGETS:
+        with suppress(ValueError):
+            budget = float(budget.removesuffix("s"))
     if isinstance(budget, str):
         if budget not in BUDGETS:
             raise ValueError(
@@ -100,16 +157,24 @@ def plan_campaign(
         seconds, schedules = BUDGETS[budget]
         label = budget
     else:
-        if budget <= 0:
-            raise ValueError(f"budget must be positive seconds, got {budget}")
+        if not budget > 0 or budget == float("inf"):
+            raise ValueError(
+                f"budget must be a positive, finite number of seconds, got {budget:g}"
+            )
         seconds = float(budget)
         schedules = max(10, int(seconds * 2))
         label = f"{seconds:g}s"
     steps = tuple(c for c in CHECKERS if checkers is None or c in checkers)
     strats = strategies or ("random", "pct", "dfs")
     steps = tuple(s for s in steps if s not in ("random", "pct", "dfs") or s in strats)
+    if not steps:
+        raise ValueError(
+            "the chosen checkers and strategies leave nothing to run; "
+            "pick a strategy among the chosen checkers"
+        )
     return CampaignPlan(
-        label, seconds, schedules, steps, tuple(properties or PROPERTIES), seed, tuple(strats)
+        label, seconds, schedules, steps, tuple(properties or PROPERTIES), seed, tuple(strats),
+        njobs,
     )
 
 
@@ -127,6 +192,7 @@ class _Acc:
     steps: int = 0
     explore_seconds: float = 0.0
     benchmarks: list[Benchmark] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def verdict(self, plan: CampaignPlan, checker: str, failed: dict[str, str], runs: int,
                 seconds: float, *, inconclusive: str = "") -> None:
@@ -153,6 +219,8 @@ class _Acc:
 
 
 Progress = Callable[[str, float], None]  # (what, fraction of this step done)
+_PROP_RE = re.compile(r"\b(P1|P2|P3|LIVE)\b")
+Stop = Callable[[], bool]  # True once the user asked to stop (first Ctrl-C)
 
 
 def _prop_of(prop: str) -> str:
@@ -160,44 +228,45 @@ def _prop_of(prop: str) -> str:
 
 
 # -- steps ---------------------------------------------------------------------------------
-def _step_model(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+def _step_model(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
     try:
         from model import ModelConfig, search
     except ImportError as e:
         acc.skipped(plan, "model", f"model package unavailable: {e}")
         return
-    configs = [
-        ModelConfig(threads=2, bhs=2, max_depth=2),
-        ModelConfig(threads=3, bhs=2, max_depth=2),
-        ModelConfig(threads=2, bhs=3, max_depth=3),
-    ]
+    configs = [ModelConfig(**kw) for kw in plan.model_configs()]  # type: ignore[arg-type]
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     states = 0
     incomplete = ""
     for i, cfg in enumerate(configs):
         left = seconds - (time.perf_counter() - t0)
-        if left <= 0:
+        if left <= 0 or stop():
             incomplete = f"budget spent after {i} of {len(configs)} configurations"
             break
-        r = search(cfg, max_states=max(20_000, int(left * 40_000)))
+        r = search(cfg, max_states=max(5_000, int(left * 8_000)))
         states += r.states
-        progress(f"model {cfg}", (i + 1) / len(configs))
+        progress(f"model {r.summary()}", (i + 1) / len(configs))
         if r.violation is not None:
             prop = _prop_of(r.violation)
-            failed.setdefault(prop, f"{r.violation} violated in {cfg} after {len(r.path)} steps")
+            failed.setdefault(
+                prop, f"{r.violation} violated in {cfg} after {len(r.path or ())} steps"
+            )
             acc.counterexamples.append(Counterexample(
                 property=prop, checker="model", kind="model", message=failed[prop],  # type: ignore[arg-type]
                 schedule=None, seed=None, replay_command=None,
             ))
         elif not r.complete:
             incomplete = f"{cfg}: state space not exhausted ({r.states} states)"
+            break
     acc.states = states
     acc.verdict(plan, "model", failed, states, time.perf_counter() - t0, inconclusive=incomplete)
 
 
 def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
-                  progress: Progress) -> None:
+                  progress: Progress, stop: Stop) -> None:
     from stress import CORPUS, Budget, explore
 
     safe = [p for p in CORPUS if p.expected == "safe"]
@@ -207,6 +276,9 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
     t0 = time.perf_counter()
     inconclusive = ""
     for i, prog in enumerate(safe):
+        if stop():
+            inconclusive = f"stopped after {i} of {len(safe)} programs"
+            break
         r = explore(prog, strategy=strategy, budget=Budget(plan.schedules, per),
                     seed=plan.seed + i)
         runs += r.schedules
@@ -227,7 +299,9 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
     acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
 
 
-def _step_hypothesis(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+def _step_hypothesis(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
     try:
         from stress import _stateful
     except ImportError as e:
@@ -249,7 +323,9 @@ def _step_hypothesis(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Pr
     acc.verdict(plan, "hypothesis", failed, res.runs, time.perf_counter() - t0)
 
 
-def _step_stress(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+def _step_stress(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
     try:
         from stress._stress import run_workload
         from stress._workloads import WORKLOADS
@@ -261,7 +337,11 @@ def _step_stress(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progre
     failed: dict[str, str] = {}
     trials = 0
     t0 = time.perf_counter()
+    stopped = ""
     for i, name in enumerate(names):
+        if stop():
+            stopped = f"stopped after {i} of {len(names)} workloads"
+            break
         r = run_workload(name, seconds=per, seed=plan.seed + i, noise=True)
         trials += r.trials
         progress(f"stress: {name}", (i + 1) / len(names))
@@ -273,7 +353,7 @@ def _step_stress(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progre
             acc.stacks.append(ThreadStack(thread=thread, ident=None, stack=stack))
         if r.verdict == "fail":
             text = "; ".join([*r.violations, *r.errors]) or "forbidden outcome"
-            props = [p for p in PROPERTIES if any(v.startswith(p + " ") for v in r.violations)]
+            props = sorted({m.group(1) for v in r.violations for m in _PROP_RE.finditer(v)})
             for prop in props or ["LIVE"]:
                 failed.setdefault(prop, f"{name}: {text}")
             acc.counterexamples.append(Counterexample(
@@ -282,31 +362,62 @@ def _step_stress(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progre
                 message=f"{name}: {text}"[:2000], schedule=None, seed=plan.seed + i,
                 replay_command=None,
             ))
-    acc.verdict(plan, "stress", failed, trials, time.perf_counter() - t0)
+    acc.verdict(plan, "stress", failed, trials, time.perf_counter() - t0, inconclusive=stopped)
 
 
-def _step_mutants(plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress) -> None:
+#: Checkers of the kill matrix per budget: smoke keeps the fast, deterministic ones.
+_MUTANT_CHECKERS: dict[str, tuple[str, ...] | None] = {
+    "smoke": ("model", "explore_random", "explore_pct", "explore_dfs"),
+    "pr": None,
+    "nightly": None,
+}
+
+
+def _step_mutants(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
     try:
-        from stress._killmatrix import kill_matrix
-    except ImportError:
+        from stress._killmatrix import available_checkers, kill_matrix
+        from stress._mutants import CATALOGUE
+    except ImportError as e:
+        acc.notes.append(f"mutant kill matrix skipped: {e}")
         return
-    km = kill_matrix(seconds, seed=plan.seed,
-                     progress=lambda line: progress(f"mutants: {line}", 0.5))
+    wanted = _MUTANT_CHECKERS.get(plan.label)
+    names = [c for c in available_checkers() if wanted is None or c in wanted]
+    done = [0]
+    total = max(1, len(CATALOGUE) * len(names))
+
+    def line(text: str) -> None:
+        done[0] += 1
+        progress(f"mutants: {text}", min(1.0, done[0] / total))
+
+    km = kill_matrix(seconds, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line)
     data = km.to_json()
     mutants = []
     for m in data["mutants"]:
         cells = tuple(
-            KillCell(checker=c["checker"], killed=bool(c["killed"]), seconds=c.get("seconds"),
-                     steps=c.get("steps"))
-            for c in m.get("cells", [])
-            if isinstance(c, dict) and "checker" in c
+            KillCell(
+                checker=name,
+                killed=bool(c.get("killed")),
+                seconds=c.get("seconds") if c.get("killed") else None,
+                steps=c.get("counterexample_steps") if c.get("killed") else None,
+            )
+            for name, c in dict(m.get("checkers", {})).items()
+            if isinstance(c, dict) and c.get("applicable", True)
         )
         mutants.append(Mutant(
-            name=m["name"], qemu_commit=m["qemu_commit"], property=_prop_of(m["property"]),  # type: ignore[arg-type]
+            name=m["name"], qemu_commit=m["qemu_commit"] or "-",
+            property=_prop_of(m["property"]),  # type: ignore[arg-type]
             killed_by=tuple(m["killed_by"]), seconds_to_kill=m["seconds_to_kill"],
             counterexample_steps=m["counterexample_steps"], cells=cells,
         ))
     acc.kill_matrix = KillMatrix(mutants=tuple(mutants), false_alarms=int(data["false_alarms"]))
+    for fa in data.get("false_alarm_runs", []):
+        if fa.get("failed"):
+            acc.notes.append(
+                f"false alarm: {fa['checker']} seed {fa['seed']} failed on the correct impl: "
+                f"{fa.get('detail', '')}"
+            )
 
 
 # -- the campaign ------------------------------------------------------------------------------
@@ -327,14 +438,24 @@ def run_campaign(
     plan: CampaignPlan,
     *,
     progress: Callable[[str, str, float], None] | None = None,
+    should_stop: Stop | None = None,
 ) -> CampaignResult:
-    """Run ``plan``; a KeyboardInterrupt ends it early with ``complete=False``."""
+    """Run ``plan`` and return its result.
+
+    ``progress(step, what, fraction_of_step)`` is called as work finishes.  The campaign
+    ends early, with ``complete=False``, when ``should_stop()`` turns true (checked between
+    programs, workloads, model sizes and steps) or on a KeyboardInterrupt inside a step.
+    """
+    stop: Stop = should_stop or (lambda: False)
     acc = _Acc()
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     complete = True
     report = progress or (lambda step, what, frac: None)
     for step in plan.steps:
+        if stop():
+            complete = False
+            break
         share = plan.share(step)
 
         def p(what: str, frac: float, _step: str = step) -> None:
@@ -343,19 +464,21 @@ def run_campaign(
         report(step, "starting", 0.0)
         try:
             if step == "model":
-                _step_model(plan, acc, share, p)
+                _step_model(plan, acc, share, p, stop)
             elif step in ("random", "pct", "dfs"):
-                _step_explore(plan, acc, step, share, p)
+                _step_explore(plan, acc, step, share, p, stop)
             elif step == "hypothesis":
-                _step_hypothesis(plan, acc, share, p)
+                _step_hypothesis(plan, acc, share, p, stop)
             elif step == "stress":
-                _step_stress(plan, acc, share, p)
+                _step_stress(plan, acc, share, p, stop)
             elif step == "mutants":
-                _step_mutants(plan, acc, share, p)
+                _step_mutants(plan, acc, share, p, stop)
         except KeyboardInterrupt:
             complete = False
             break
         report(step, "done", 1.0)
+    if stop():
+        complete = False
     coverage = None
     if acc.schedules or acc.states is not None:
         secs = acc.explore_seconds or 1e-9

@@ -6,6 +6,9 @@ traceback.  :class:`_OneLineErrors` runs click in non-standalone mode and prints
 :class:`click.ClickException` as ``<command>: error: <message>``.
 
 Commands:
+    run: the main job, a verification campaign (:mod:`aioctx_verify._run_cmd`) that writes
+        report.html, report.json and junit.xml.
+    report: re-render the reports from a campaign's report.json.
     bench: :func:`stress.run_benchmarks`, printed as a table; ``--json`` also writes
         ``{"benchmarks": [...]}`` atomically.  ``--explore`` appends the controlled
         scheduler's rows (:mod:`stress._bench_explore`) and prints their notes.
@@ -343,6 +346,14 @@ def replay_cmd(schedule: str) -> None:
 from ._report_cmd import report_cmd  # noqa: E402 - registered here, beside the other commands
 
 main.add_command(report_cmd, name="report")
+
+from ._run_cmd import run_cmd  # noqa: E402
+
+main.add_command(run_cmd, name="run")
+
+from ._mutants_cmd import mutants_cmd  # noqa: E402
+
+main.add_command(mutants_cmd, name="mutants")
 
 
 if __name__ == "__main__":

@@ -145,8 +145,10 @@ class RFifoLock:
                             return False
             self._owner = me
             self._nesting = 1
-        if self._platform.tracer is not None:
-            self._trace("acquire", me, 1)
+            # Traced while the ticket mutex is held, so the trace orders this grant
+            # before any later waiter's ``lock_wait`` (the P1 FIFO rule reads that order).
+            if self._platform.tracer is not None:
+                self._trace("acquire", me, 1)
         return True
 
     def unlock(self) -> None:
