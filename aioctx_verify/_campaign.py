@@ -18,8 +18,8 @@ inside) steps and the result is marked incomplete; the reports are still written
 from __future__ import annotations
 
 import os
-import re
 import platform as pyplatform
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
