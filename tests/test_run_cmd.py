@@ -180,7 +180,10 @@ def sentinel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=_FIXTURE_OK)
 @given(bad=_BAD_ARGS)
 def test_fuzzed_bad_flags_exit_2_with_one_line_and_touch_nothing(
     bad: tuple[str, str], sentinel_dir: Path
@@ -198,7 +201,7 @@ def test_fuzzed_bad_flags_exit_2_with_one_line_and_touch_nothing(
     assert _snapshot(sentinel_dir) == before
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=_FIXTURE_OK)
 @given(content=st.binary(min_size=1, max_size=200))
 def test_fuzzed_history_files_exit_2_before_running_and_stay_untouched(
     content: bytes, tmp_path: Path
