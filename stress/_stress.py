@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -51,7 +52,17 @@ from impl import (
 from impl._platform import Condition, Mutex, Poller, RawNotifier, ThreadHandle
 from properties import MonitorSet, monitoring
 
-from ._workloads import WORKLOADS, Grade, Params, Trial, Workload
+from ._workloads import (
+    STALL_SAMPLE,
+    WORKLOADS,
+    Grade,
+    Params,
+    Stall,
+    StallWatch,
+    Trial,
+    Workload,
+    dump_stacks,
+)
 
 __all__ = [
     "NoiseConfig",
@@ -326,7 +337,7 @@ def _switch_interval(value: float | None) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------
 # Results
 # ------------------------------------------------------------------------------------------
-FailureKind = Literal["hang", "violation", "exception", "forbidden"]
+FailureKind = Literal["hang", "lost-wakeup", "violation", "exception", "forbidden"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +345,10 @@ class TrialFailure:
     """The first trial of a run that failed, and why.
 
     Attributes:
-        kind: ``hang`` (the watchdog fired), ``violation`` (a property monitor fired),
-            ``exception`` (a thread, callback or the workload raised) or ``forbidden``.
+        kind: ``hang`` (the watchdog's deadline passed), ``lost-wakeup`` (an IOThread slept
+            in ``aio_poll`` with work pending, during the run or its teardown),
+            ``violation`` (a property monitor fired), ``exception`` (a thread, callback or
+            the workload raised) or ``forbidden``.
         trial: the trial's index; ``outcome``: its outcome string.
         message: one line saying what went wrong.
         events: trace events the monitors saw in that trial (None with monitors off).
@@ -355,8 +368,10 @@ class WorkloadResult:
     """Everything a run of one workload found.
 
     ``verdict`` is ``fail`` when any trial had a FORBIDDEN or undeclared outcome, a monitor
-    violation, an exception in any thread, or hung; ``stacks`` (thread name -> formatted
-    stack) is filled when the watchdog fired.
+    violation, an exception in any thread, a lost wake-up, or hung; ``stacks`` (thread name
+    -> formatted stack) is filled when the watchdog fired or a lost wake-up was found;
+    ``stalls`` says which IOThread slept with what pending; ``ops`` counts the operations
+    (sections, hops, requests...) of every trial.
     """
 
     name: str
@@ -374,6 +389,8 @@ class WorkloadResult:
     seconds: float
     failure: TrialFailure | None = None
     descriptions: Mapping[str, str] = field(default_factory=dict)
+    ops: int = 0
+    stalls: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -383,6 +400,10 @@ class WorkloadResult:
     def trials_per_second(self) -> float:
         return self.trials / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def ops_per_second(self) -> float:
+        return self.ops / self.seconds if self.seconds > 0 else 0.0
+
 
 def format_result(r: WorkloadResult) -> str:
     """The jcstress-style report of a run: header, histogram, then what went wrong."""
@@ -390,8 +411,8 @@ def format_result(r: WorkloadResult) -> str:
     p = r.params
     lines = [
         f"{r.name}: {r.verdict.upper()}  {r.trials} trials in {r.seconds:.2f} s "
-        f"({r.trials_per_second:.0f}/s)  seed={r.seed} noise={noise} threads={p.threads} "
-        f"iothreads={p.iothreads} rounds={p.rounds}",
+        f"({r.trials_per_second:.0f}/s, {r.ops_per_second:.0f} ops/s)  seed={r.seed} "
+        f"noise={noise} threads={p.threads} iothreads={p.iothreads} rounds={p.rounds}",
     ]
     width = max([len(o) for o in r.histogram] + [7])
     lines.append(f"  {'outcome':<{width}}  {'count':>7}  {'grade':<22}  description")
@@ -402,6 +423,7 @@ def format_result(r: WorkloadResult) -> str:
     if r.failure is not None:
         f = r.failure
         lines.append(f"first failure: trial {f.trial} ({f.kind}): {f.message}")
+    lines.extend(f"stall: {v}" for v in r.stalls)
     lines.extend(f"violation: {v}" for v in r.violations)
     lines.extend(f"error: {e.splitlines()[0]}" for e in r.errors)
     if r.leftover_threads:
@@ -410,19 +432,6 @@ def format_result(r: WorkloadResult) -> str:
         lines.append(f"--- stack of {name} ---")
         lines.append(stack.rstrip())
     return "\n".join(lines)
-
-
-def dump_stacks() -> dict[str, str]:
-    """Every live thread's current stack, formatted, by thread name (sorted)."""
-    frames = sys._current_frames()
-    names = {t.ident: t.name for t in threading.enumerate()}
-    out: dict[str, str] = {}
-    for ident, frame in frames.items():
-        name = names.get(ident, f"thread-{ident}")
-        if name in out:
-            name = f"{name} ({ident})"
-        out[name] = "".join(traceback.format_stack(frame))
-    return dict(sorted(out.items()))
 
 
 # ------------------------------------------------------------------------------------------
@@ -434,7 +443,9 @@ class _TrialRecord:
     hung: bool = False
     errors: list[str] = field(default_factory=list)
     violations: list[tuple[str, str]] = field(default_factory=list)  # (prop, text)
+    stalls: list[Stall] = field(default_factory=list)
     events: int | None = None
+    ops: int = 0
     stacks: dict[str, str] = field(default_factory=dict)
     leftovers: list[threading.Thread] = field(default_factory=list)
 
@@ -461,6 +472,7 @@ def _run_trial(
     deadline: float,
     patience: float,
     grace: float,
+    stall_bound: float,
 ) -> _TrialRecord:
     rng = random.Random(f"{wl.name}/{seed}/{index}")
     real = RealPlatform()
@@ -470,7 +482,12 @@ def _run_trial(
         platform = NoisyPlatform(real, noise, rng.getrandbits(64))
         switch = noise.draw_switch_interval(rng)
     trial = Trial(
-        platform, random.Random(rng.getrandbits(64)), params, index=index, patience=patience
+        platform,
+        random.Random(rng.getrandbits(64)),
+        params,
+        index=index,
+        patience=patience,
+        stall_bound=stall_bound,
     )
     rec = _TrialRecord()
     done = threading.Event()
@@ -487,6 +504,8 @@ def _run_trial(
         finally:
             try:
                 trial.close()
+            except BaseException as e:  # pragma: no cover - close() catches its own
+                trial.error(f"tearing the trial down raised {type(e).__name__}: {e}")
             finally:
                 done.set()
 
@@ -494,14 +513,33 @@ def _run_trial(
     watch: AbstractContextManager[MonitorSet | None] = (
         monitoring(platform) if monitors else nullcontext()
     )
+    stalls = StallWatch(stall_bound)
     with _switch_interval(switch), watch as ms:
         driver = threading.Thread(target=drive, name=f"stress.{wl.name}.{index}", daemon=True)
         driver.start()
-        if not done.wait(max(0.0, deadline - time.monotonic())):
-            rec.hung = True
-            rec.stacks = dump_stacks()
-            trial.cancelled.set()
-            done.wait(grace)
+        # The watchdog: a deadline for the whole trial, and a stall watch over its
+        # IOThreads while the workload runs (close() watches its own joins).
+        while not done.wait(min(STALL_SAMPLE, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                rec.hung = True
+                rec.stacks = dump_stacks()
+                trial.cancelled.set()
+                done.wait(grace)
+                break
+            if trial.closing or rec.stalls:
+                continue
+            its = list(trial.iothreads)
+            found = stalls.sample(its, "run")
+            if found:
+                # Record first (stacks show the sleepers), then end the trial: cancel its
+                # waits and kick the sleepers so that it can be torn down.
+                rec.stalls = found
+                rec.stacks = dump_stacks()
+                trial.cancelled.set()
+                stalled = {s.iothread for s in found}
+                for it in its:
+                    if it.name in stalled:
+                        StallWatch.rescue(it)
         end = time.monotonic() + (grace if rec.hung else patience)
         # Threads of the trial that are just returning (pool workers after shutdown).
         for t in set(threading.enumerate()) - before:
@@ -511,8 +549,15 @@ def _run_trial(
         rec.events = ms.events_seen
         rec.violations = [(v.prop, str(v)) for v in ms.violations]
     rec.errors = trial.reported_errors()
+    rec.ops = trial.ops
+    if trial.stalls:
+        rec.stalls.extend(trial.stalls)
+        for name, stack in trial.stall_stacks.items():
+            rec.stacks.setdefault(name, stack)
     if rec.hung:
         rec.outcome = "hang"
+    elif rec.stalls:
+        rec.outcome = f"lost-wakeup:{rec.stalls[0].where}"
     return rec
 
 
@@ -530,6 +575,7 @@ def run_workload(
     patience: float = 2.0,
     max_trials: int | None = None,
     stop_on_failure: bool = False,
+    stall_bound: float | None = None,
 ) -> WorkloadResult:
     """Run trials of a workload for ``seconds`` (at least one) and grade them.
 
@@ -543,9 +589,13 @@ def run_workload(
         patience: the longest a workload waits for any one thing before it reports it lost.
         max_trials: stop after this many trials even if time is left.
         stop_on_failure: stop at the first failing trial.
+        stall_bound: how long an IOThread may sleep in ``aio_poll`` with work pending
+            (and its notifier clear, no wake-up on its way) before that is a lost wake-up;
+            default ``patience / 2``.
 
     The whole run ends within about ``seconds + trial_timeout + patience``: no trial starts
-    after ``seconds``, and the watchdog gives up on a trial at ``trial_timeout``.
+    after ``seconds``, and the watchdog gives up on a trial at ``trial_timeout``.  A lost
+    wake-up ends its trial once seen for ``stall_bound``.
     """
     wl = _resolve(workload)
     d = wl.defaults
@@ -557,7 +607,10 @@ def run_workload(
     )
     cfg = NoiseConfig() if noise is True else (noise or None)
     grace = min(patience * 2, trial_timeout)
+    bound = patience / 2 if stall_bound is None else stall_bound
     hist: Counter[str] = Counter()
+    stall_texts: list[str] = []
+    ops = 0
     violations: list[str] = []
     errors: list[str] = []
     leftovers: list[str] = []
@@ -578,8 +631,11 @@ def run_workload(
             deadline=min(t0 + trial_timeout, run_deadline),
             patience=patience,
             grace=grace,
+            stall_bound=bound,
         )
         hist[rec.outcome] += 1
+        ops += rec.ops
+        stall_texts.extend(f"trial {trials}: {st}" for st in rec.stalls)
         violations.extend(f"trial {trials}: {text}" for _, text in rec.violations)
         errors.extend(f"trial {trials}: {e}" for e in rec.errors)
         leftovers.extend(f"{t.name} (trial {trials})" for t in rec.leftovers)
@@ -587,7 +643,7 @@ def run_workload(
         if failure is None:
             failure = _failure(wl, trials, rec)
         trials += 1
-        if rec.hung or (stop_on_failure and failure is not None):
+        if rec.hung or rec.stalls or (stop_on_failure and failure is not None):
             break
         if max_trials is not None and trials >= max_trials:
             break
@@ -616,22 +672,38 @@ def run_workload(
         seconds=time.monotonic() - start,
         failure=failure,
         descriptions=MappingProxyType(descriptions),
+        ops=ops,
+        stalls=tuple(stall_texts[:MAX_REPORTED]),
     )
 
 
+_MARKER = re.compile(r"\b(P1|P2|P3|LIVE)\b")
+
+
 def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None:
-    """Why a trial failed (hang, then violation, then forbidden, then exception), or None."""
+    """Why a trial failed, or None.
+
+    In order: a monitor violation (the most precise witness), a lost wake-up, a hang, an
+    exception whose message names a property (``P2 use-after-free``), a FORBIDDEN outcome,
+    any other exception.
+    """
     declared = wl.declared(rec.outcome)
     outcome_prop = declared.prop if declared is not None else None
 
     def make(kind: FailureKind, message: str, prop: str | None) -> TrialFailure:
         return TrialFailure(kind, index, rec.outcome, message, rec.events, prop)
 
-    if rec.hung:
-        return make("hang", "the watchdog fired: the trial did not end in time", "LIVE")
     if rec.violations:
         prop, text = rec.violations[0]
         return make("violation", text, prop)
+    if rec.stalls:
+        return make("lost-wakeup", str(rec.stalls[0]), "LIVE")
+    if rec.hung:
+        return make("hang", "the watchdog fired: the trial did not end in time", "LIVE")
+    for err in rec.errors:
+        m = _MARKER.search(err)
+        if m is not None:
+            return make("exception", err.splitlines()[0], m.group(1))
     if wl.grade(rec.outcome) is Grade.FORBIDDEN:
         why = "a FORBIDDEN" if declared is not None else "an undeclared (so FORBIDDEN)"
         return make("forbidden", f"{why} outcome: {rec.outcome}", outcome_prop)
@@ -666,6 +738,9 @@ class StressOutcome:
         killed_by_property: the violated property (monitor), else the property the
             FORBIDDEN outcome witnesses, ``LIVE`` for a hang, else None.
         workload: the workload that killed it.
+        via: what noticed, in the kill matrix's words: ``monitor`` (a property monitor),
+            ``scheduler`` (a lost wake-up or a hang, found by the watchdog), ``probe
+            check`` (a FORBIDDEN outcome), ``exception``; empty when not killed.
     """
 
     killed: bool
@@ -674,6 +749,16 @@ class StressOutcome:
     detail: str
     killed_by_property: str | None
     workload: str | None = None
+    via: str = ""
+
+
+_VIA: Mapping[str, str] = {
+    "violation": "monitor",
+    "lost-wakeup": "scheduler",
+    "hang": "scheduler",
+    "forbidden": "probe check",
+    "exception": "exception",
+}
 
 
 def kill_checker(
@@ -725,6 +810,7 @@ def kill_checker(
                         ),
                         killed_by_property=f.prop,
                         workload=n,
+                        via=_VIA[f.kind],
                     )
             rnd += 1
     return StressOutcome(

@@ -30,6 +30,7 @@ import enum
 import errno
 import random
 import select
+import sys
 import threading
 import time
 import traceback
@@ -37,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 
 import impl
 from impl import (
@@ -57,12 +58,17 @@ __all__ = [
     "Grade",
     "Outcome",
     "Params",
+    "Stall",
+    "StallWatch",
     "Trial",
     "Workload",
+    "dump_stacks",
 ]
 
 #: Longest single slice of a bounded wait, so a cancelled trial ends promptly.
 _SLICE = 0.02
+#: How often the stall watch samples the IOThreads (seconds).
+STALL_SAMPLE = 0.05
 
 
 class Grade(str, enum.Enum):
@@ -140,8 +146,14 @@ class Trial:
         params: the run's parameters.
         index: the trial's number in the run.
         patience: seconds any single wait may last before it counts as lost.
+        stall_bound: seconds an IOThread may sleep with work pending before it counts as a
+            lost wake-up (default ``patience / 2``, so it is noticed before the workload's
+            own waits give up).
         cancelled: set by the watchdog when it gives up on the trial.
+        closing: set when :meth:`close` starts (the runner's stall watch stops then).
+        ops: operations the trial performed (sections, hops, requests...), for ops/s.
         errors: what went wrong in helper threads, IOThread callbacks and clean-up.
+        stalls: lost wake-ups found while tearing down, with :attr:`stall_stacks`.
     """
 
     def __init__(
@@ -153,14 +165,20 @@ class Trial:
         index: int = 0,
         patience: float = 2.0,
         cancelled: threading.Event | None = None,
+        stall_bound: float | None = None,
     ) -> None:
         self.platform = platform
         self.rng = rng
         self.params = params
         self.index = index
         self.patience = patience
+        self.stall_bound = patience / 2 if stall_bound is None else stall_bound
         self.cancelled = cancelled if cancelled is not None else threading.Event()
+        self.closing = False
+        self.ops = 0
         self.errors: list[str] = []
+        self.stalls: list[Stall] = []
+        self.stall_stacks: dict[str, str] = {}
         self.iothreads: list[IOThread] = []
         self.threads: list[threading.Thread] = []
         self._cleanups: list[Callable[[], None]] = []
@@ -224,17 +242,21 @@ class Trial:
     def close(self) -> None:
         """Clean-ups, then helper threads, then IOThreads: each bounded, on failure too.
 
-        An IOThread that does not stop in time is kicked through its context's notifier
-        (a wake-up that no mutant of the protocol can drop) and joined once more; what
-        still runs after that is left to the runner to report.
+        An IOThread that does not stop is watched: if it sleeps in ``aio_poll`` with its
+        stop (or other work) pending and its notifier clear for :attr:`stall_bound`, that
+        is a lost wake-up, recorded in :attr:`stalls` with every thread's stack, and only
+        then is it kicked awake so the run can end.  A teardown never rescues silently.
         """
+        self.closing = True
         while self._cleanups:
             fn = self._cleanups.pop()
             try:
                 fn()
             except BaseException as e:
                 self.error(f"clean-up {getattr(fn, '__name__', fn)!s} raised {_describe(e)}")
-        self.join_spawned()
+        if not self.join_spawned():
+            alive = [t.name for t in self.threads if t.is_alive()]
+            self.error(f"helper threads still running at teardown: {', '.join(alive)}")
         try:
             self._quiesce()
         except BaseException as e:  # a mutant may break one-shot BHs: still join below
@@ -243,6 +265,8 @@ class Trial:
             self._join_iothread(it)
             for err in it.errors:
                 self.error(f"IOThread {it.name}: {_describe(err)}")
+            if it.error_count > len(it.errors):
+                self.error(f"IOThread {it.name}: {it.error_count - len(it.errors)} more errors")
 
     def _quiesce(self) -> None:
         """Let every IOThread finish the callback it is in before any context is freed.
@@ -252,11 +276,12 @@ class Trial:
         target's context then is QEMU's use-after-free pattern (catalogue bug 14), here an
         EBADF on a closed notifier.  A one-shot BH run by each IOThread is a barrier: every
         callback that IOThread was in has returned.  The workload must have stopped making
-        new cross-thread work before it returns.
+        new cross-thread work before it returns.  A dead IOThread is skipped (its error is
+        reported by :meth:`close`).
         """
         marks = []
         for it in self.iothreads:
-            if it.running and not it.ctx.closed:
+            if it.running and not it.ctx.closed and _alive(it):
                 ev = threading.Event()
                 it.ctx.bh_schedule_oneshot(_set_event, ev)
                 marks.append(ev)
@@ -264,23 +289,235 @@ class Trial:
             self.wait(ev)
 
     def _join_iothread(self, it: IOThread) -> None:
-        for attempt in range(2):
+        """Join ``it`` while a :class:`StallWatch` looks for a lost stop wake-up.
+
+        A slow but awake IOThread gets ``2 * patience``; a lost wake-up is recorded, then
+        rescued once.  One that still runs after that is an error (and a leftover thread).
+        """
+        watch = StallWatch(self.stall_bound)
+        deadline = time.monotonic() + 2 * self.patience
+        rescued = False
+        while True:
             try:
-                it.join(timeout=self.patience)
+                it.join(timeout=STALL_SAMPLE)
                 return
             except TimeoutError:
-                if attempt == 0:
-                    with suppress(AioCtxError):  # closed: then it has stopped anyway
-                        it.ctx.notifier.set()
+                pass
             except AioCtxError as e:
                 self.error(f"joining IOThread {it.name} raised {_describe(e)}")
                 return
-        self.error(f"IOThread {it.name} did not stop within {2 * self.patience:.1f} s")
+            if not rescued:
+                found = watch.sample([it], "teardown")
+                if found:
+                    self.stalls.extend(found)
+                    self.stall_stacks.update(dump_stacks())
+                    StallWatch.rescue(it)
+                    rescued = True
+                    deadline = max(deadline, time.monotonic() + self.patience)
+            if time.monotonic() >= deadline:
+                self.error(
+                    f"IOThread {it.name} did not stop within {2 * self.patience:.1f} s "
+                    "(awake, not a lost wake-up: stuck in a callback or starved)"
+                )
+                return
+
+
+def _alive(it: IOThread) -> bool:
+    th = it._thread
+    return th is not None and th.is_alive()
 
 
 def _describe(e: BaseException) -> str:
     tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     return f"{type(e).__name__}: {e}\n{tb}"
+
+
+def dump_stacks() -> dict[str, str]:
+    """Every live thread's current stack, formatted, by thread name (sorted)."""
+    frames = sys._current_frames()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    out: dict[str, str] = {}
+    for ident, frame in frames.items():
+        name = names.get(ident, f"thread-{ident}")
+        if name in out:
+            name = f"{name} ({ident})"
+        out[name] = "".join(traceback.format_stack(frame))
+    return dict(sorted(out.items()))
+
+
+# ------------------------------------------------------------------------------------------
+# Lost wake-ups: an IOThread asleep while work waits for it
+# ------------------------------------------------------------------------------------------
+#: Functions that are part of handing work over to a context.  While any thread is inside
+#: one, a wake-up may be on its way (the flag is published, the notifier not yet written),
+#: so a sleeping IOThread is not yet a lost wake-up.  Mutants' replacements are matched by
+#: the ``notify`` / ``kick`` / ``schedule`` in their names.
+_WAKERS = frozenset(
+    {
+        "schedule",
+        "schedule_idle",
+        "bh_schedule_oneshot",
+        "aio_notify",
+        "_contention_cb",
+        "mod_ns",
+        "mod",
+        "enable_external",
+    }
+)
+
+
+def _is_waker(code: object) -> bool:
+    name: str = getattr(code, "co_name", "")
+    file: str = getattr(code, "co_filename", "")
+    if "impl" not in file:
+        return False
+    if name == "stop":
+        return "_iothread" in file  # IOThread.stop: the stop BH (VMState.stop drains: no)
+    return name in _WAKERS or "notify" in name or "kick" in name or "schedule" in name
+
+
+def _wakers_in_flight(frames: Mapping[int, FrameType], me: int) -> bool:
+    for ident, frame in frames.items():
+        if ident == me:
+            continue
+        f: FrameType | None = frame
+        while f is not None:
+            if _is_waker(f.f_code):
+                return True
+            f = f.f_back
+    return False
+
+
+def _readable(fds: Sequence[int]) -> set[int]:
+    """Which of ``fds`` are readable right now (a closed fd counts as not readable)."""
+    if not fds:
+        return set()
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    try:
+        return {fd for fd, ev in poller.poll(0) if ev & select.POLLIN}
+    except (OSError, ValueError):
+        return set()
+
+
+def _blocked_in_poll(frame: FrameType | None) -> bool:
+    """The innermost frame is the platform poller's unbounded ``poll`` (the thread sleeps in
+    the kernel with no timeout)."""
+    if frame is None or frame.f_code.co_name != "poll":
+        return False
+    try:
+        timeout = frame.f_locals.get("timeout_ns")
+    except Exception:  # pragma: no cover - a frame that is going away
+        return False
+    return isinstance(timeout, int) and timeout < 0
+
+
+def pending_work(it: IOThread, frames: Mapping[int, FrameType]) -> tuple[str, ...] | None:
+    """What waits for ``it`` while its thread sleeps in an unbounded poll with its context's
+    notifier clear, or None (running, sleeping with a timeout, wake-up on its way, nothing
+    pending).
+
+    Pending work: a scheduled BH (the contention kick is the dummy BH), lock waiters queued
+    behind the sleeper, a stop request, an expired timer, or a ready fd of an enabled handler
+    that the poll set does not watch.
+    """
+    tid = it.thread_id
+    ctx = it.ctx
+    if tid is None or ctx.closed or not _blocked_in_poll(frames.get(tid)):
+        return None
+    handlers = [
+        n for n in list(ctx._handlers) if not n.deleted and not n.is_ctx_notifier and n.io_read
+    ]
+    fds = [ctx._raw_notifier.read_fd, *(n.fd for n in handlers)]
+    ready = _readable(fds)
+    if ctx._raw_notifier.read_fd in ready:
+        return None  # the kernel has woken it: slow, not lost
+    pending: list[str] = []
+    for bh in list(ctx._bhs):
+        if bh.scheduled.load():
+            pending.append("contention-kick" if bh.dummy else f"bh:{bh.name}")
+    st = ctx._lock.statistics()
+    if st.waiters and st.owner == tid:
+        pending.append(f"lock-waiters:{st.waiters}")
+    if it._stopping:
+        pending.append("stop-requested")
+    if ctx.tlg.deadline_ns() == 0:
+        pending.append("timer-expired")
+    ext_off = ctx._external_disable_cnt.load() > 0
+    polled = dict(ctx._polled)
+    for n in handlers:
+        if n.fd in ready and not (ext_off and n.is_external) and n.fd not in polled:
+            pending.append(f"fd:{n.fd}")
+    return tuple(pending) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A lost wake-up: an IOThread slept in an unbounded poll with work pending.
+
+    Attributes:
+        iothread: its name.
+        pending: what waited (``bh:<name>``, ``contention-kick``, ``lock-waiters:<n>``,
+            ``stop-requested``, ``timer-expired``, ``fd:<n>``).
+        seconds: how long it was seen asleep with that work pending.
+        where: ``run`` (during the workload) or ``teardown`` (while being stopped).
+    """
+
+    iothread: str
+    pending: tuple[str, ...]
+    seconds: float
+    where: str
+
+    def __str__(self) -> str:
+        return (
+            f"lost wake-up ({self.where}): IOThread {self.iothread} slept in aio_poll for "
+            f"{self.seconds:.2f} s with {', '.join(self.pending)} pending and its notifier clear"
+        )
+
+
+class StallWatch:
+    """Samples IOThreads; reports one that stays asleep with work pending for ``bound`` s.
+
+    A sleep counts from the first sample that saw it; it is reset when the IOThread runs an
+    iteration or nothing is pending any more, and is reported only at a sample where no
+    thread is inside a hand-over function (a wake-up on its way).  Everything it checks is
+    stable state (the notifier's fd, flags, the sleeper's frame), so a slow or starved
+    machine delays a report but does not make one up.
+    """
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self._since: dict[int, tuple[float, int]] = {}
+
+    def sample(self, iothreads: Sequence[IOThread], where: str) -> list[Stall]:
+        frames = sys._current_frames()
+        now = time.monotonic()
+        inflight: bool | None = None
+        out: list[Stall] = []
+        for it in iothreads:
+            key = id(it)
+            pend = pending_work(it, frames)
+            if pend is None:
+                self._since.pop(key, None)
+                continue
+            first = self._since.get(key)
+            if first is None or first[1] != it.iterations:
+                self._since[key] = (now, it.iterations)
+                continue
+            if now - first[0] < self.bound:
+                continue
+            if inflight is None:
+                inflight = _wakers_in_flight(frames, threading.get_ident())
+            if not inflight:
+                out.append(Stall(it.name, pend, now - first[0], where))
+        return out
+
+    @staticmethod
+    def rescue(it: IOThread) -> None:
+        """Kick ``it`` awake through its notifier (a wake-up no protocol mutant can drop)."""
+        with suppress(AioCtxError, OSError):
+            it.ctx._raw_notifier.set()
 
 
 class _Observed:
@@ -343,6 +580,15 @@ def _forbidden_common(lost_prop: str = "P2") -> tuple[Outcome, ...]:
         Outcome("lost:*", F, "work that was handed over never ran within the patience", lost_prop),
         Outcome("wrong-thread", F, "a callback ran outside its context's thread", "P3"),
         Outcome("starved", F, "an acquire was not granted within the patience", "LIVE"),
+        Outcome(
+            "lost-wakeup:*",
+            F,
+            "an IOThread slept in aio_poll with work pending and its notifier clear "
+            "(during the run, or while being stopped at teardown)",
+            "LIVE",
+        ),
+        Outcome("hang", F, "the trial did not end before the watchdog's deadline", "LIVE"),
+        Outcome("exception:*", F, "the workload itself raised (see errors)"),
     )
 
 
@@ -365,6 +611,7 @@ def _acquire_storm(trial: Trial) -> str:
     storm_runs = [0] * n  # probe runs while the storm was on, per context (its IOThread only)
     final = [threading.Event() for _ in range(n)]
     armed = [False] * n
+    ops = [0]
 
     def probe(i: int) -> None:
         _check_home(trial, its[i], seen)
@@ -411,6 +658,7 @@ def _acquire_storm(trial: Trial) -> str:
                     seen.forbid("overlap")
                 if schedule:
                     bhs[entered[-1]].schedule()
+            ops[0] += 1
 
     for k, plan in enumerate(plans):
         trial.spawn(partial(acquirer, plan), f"acquirer{k}")
@@ -423,6 +671,7 @@ def _acquire_storm(trial: Trial) -> str:
     lost = sum(1 for ev in final if not trial.wait(ev))
     if lost:
         seen.forbid(f"lost:{lost}")
+    trial.ops += ops[0]
     if sum(storm_runs) == 0 and any(s for plan in plans for _, s in plan):
         seen.flag("probes-deferred")
     return seen.outcome("exclusive", ["probes-deferred"])
@@ -489,6 +738,7 @@ def _bh_ping_pong(trial: Trial) -> str:
         bhs[k][k % n].schedule()
     if not trial.wait(finished.reached):
         seen.forbid(f"lost:{p.threads * p.rounds - sum(hops)}")
+    trial.ops += sum(hops)
     if not sum(slept):
         seen.flag("never-slept")
     return seen.outcome("all-delivered", ["never-slept"])
@@ -574,6 +824,7 @@ def _bh_fan_in(trial: Trial) -> str:
     if not trial.wait(done):
         seen.forbid(f"lost:{sum(1 for v in got if v != p.rounds)}")
     total = sum(schedules)
+    trial.ops += total
     if runs[0] > total:
         seen.forbid("spurious-run")
     if runs[0] == total:
@@ -617,6 +868,7 @@ def _stop_the_world(trial: Trial) -> str:
     lock = threading.Lock()
     state = {"inside": 0, "wanting": 0}
     met = [False]  # a stopper held the world while another one wanted it
+    stops = [0]
 
     def spin(i: int) -> None:
         counters[i] += 1
@@ -662,6 +914,7 @@ def _stop_the_world(trial: Trial) -> str:
             finally:
                 with lock:
                     state["wanting"] -= 1
+            stops[0] += 1
             resumed = [threading.Event() for _ in its]
             for it, ev in zip(its, resumed, strict=True):
                 it.ctx.bh_schedule_oneshot(_set_event, ev)
@@ -675,6 +928,7 @@ def _stop_the_world(trial: Trial) -> str:
         trial.spawn(partial(stopper, plan), f"stopper{k}")
     trial.join_spawned()
     spinning[0] = False
+    trial.ops += stops[0]
     if not met[0]:
         seen.flag("stoppers-never-met")
     return seen.outcome("paused-all", ["stoppers-never-met"])
@@ -759,6 +1013,7 @@ def _dataplane(trial: Trial) -> str:
     collected = _collect(trial, devs, len(reqs))
     allowed = {it.thread_id for it in its} | set(migrator_id)
     lost = sum(1 for r in reqs if r.completions == 0)
+    trial.ops += len(reqs) - lost
     if any(r.completions > 1 for r in reqs) or collected > len(reqs):
         seen.forbid("duplicated")
     if lost:
@@ -908,6 +1163,7 @@ def _timer_churn(trial: Trial) -> str:
                 ts.timer.mod_ns(ts.expire)
         finally:
             ctx.release()
+    trial.ops += p.threads * p.rounds + len(states)
     if not trial.wait(finals.reached):
         seen.forbid(f"lost:{len(states) - finals.value}")
     return seen.outcome("all-fired", ["fired-after-del"])
@@ -1018,6 +1274,7 @@ def _thread_pool(trial: Trial) -> str:
         trial.spawn(partial(submitter, s), f"submitter{s}")
     trial.join_spawned()
     submitted = sum(1 for h in handles if h is not None)
+    trial.ops += submitted
     if not trial.wait(done.reached):
         seen.forbid(f"lost:{submitted - sum(1 for c in calls if c)}")
     cancelled = 0
