@@ -16,6 +16,16 @@ always returns.  On expiry the watchdog records every thread's stack, sets the t
 ``cancelled`` event (every wait of a workload is bounded and watches it), gives the driver a
 grace period to join its IOThreads, and reports whatever threads are still running.
 
+Lost wake-ups are told apart from plain hangs: while the workload runs, the watchdog samples
+the trial's IOThreads every :data:`stress._workloads.STALL_SAMPLE` seconds with a
+:class:`stress._workloads.StallWatch`; an IOThread asleep in an unbounded ``poll`` with work
+pending for its context (a scheduled BH or contention kick, lock waiters, a stop request, an
+expired timer, an unwatched ready fd), its notifier clear and no wake-up on its way, for
+``stall_bound`` seconds, is a lost wake-up: outcome ``lost-wakeup:run``, property LIVE, every
+thread's stack recorded, then the sleeper is kicked so the trial can end.  The teardown
+(:meth:`stress._workloads.Trial.close`) does the same while joining IOThreads
+(``lost-wakeup:teardown``): a rescue kick is only ever given after the failure is recorded.
+
 Determinism: the seed fixes every random *choice* of a run (the workloads' plans, the noise
 decisions' random streams, the switch interval of each trial).  It cannot fix the thread
 interleaving, which the OS and the GIL decide; two runs with one seed make the same choices
