@@ -32,6 +32,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import importlib
+import math
 import multiprocessing
 import random
 import re
@@ -587,7 +588,7 @@ def resolve_budget(
             raise ValueError(
                 f"unknown budget {budget!r}; use smoke, pr, nightly or a number of seconds"
             ) from None
-        if not total > 0:
+        if not (total > 0 and math.isfinite(total)):
             raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
         seeds = false_alarm_seeds if false_alarm_seeds is not None else 1
         # Most cells end early on a kill; about a third run their whole share.

@@ -573,7 +573,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     _m(
         "bh-nonatomic-test-and-set",
-        "e8d3b1a25f (2015, strengthen memory barriers for bottom half scheduling)",
+        "2015 'aio: strengthen memory barriers for bottom half scheduling' (hash e8d3b1a25f "
+        "recalled, unverified)",
         "P2",
         "qemu_bh_schedule tests scheduled with a plain load and returns early without a "
         "barrier (then smp_mb; store), instead of one atomic exchange",
@@ -596,7 +597,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     _m(
         "bh-flag-cleared-after-callback",
-        "e8d3b1a25f (2015, strengthen memory barriers for bottom half scheduling)",
+        "2015 'aio: strengthen memory barriers for bottom half scheduling' (hash e8d3b1a25f "
+        "recalled, unverified)",
         "P2",
         "aio_bh_poll tests scheduled, runs the callback, and only then clears the flag: a "
         "schedule made while the callback runs is swallowed",

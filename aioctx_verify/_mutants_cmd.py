@@ -1,0 +1,171 @@
+"""``aioctx-verify mutants``: the kill matrix (:func:`stress._killmatrix.kill_matrix`).
+
+Runs every checker against every mutant of the catalogue (historical QEMU bugs and seeded
+rule breaks, :mod:`stress._mutants`) and against the unmutated impl (the false-alarm pass),
+and prints the matrix as a table.
+
+Exit status: 0 when every chosen mutant was killed by some checker and the unmutated impl
+raised no false alarm; 1 otherwise; 2 for a usage error (an unknown budget, checker or
+mutant name, an unwritable ``--json`` path), reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+__all__ = ["mutants_cmd"]
+
+
+class _MutantsJsonError(click.ClickException):
+    exit_code = 2
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _check_names(
+    what: str, param: str, chosen: list[str] | None, known: list[str]
+) -> list[str] | None:
+    if chosen is None:
+        return None
+    if not chosen:
+        raise click.BadParameter(f"no {what} named; known: {', '.join(known)}", param_hint=param)
+    bad = [n for n in chosen if n not in known]
+    if bad:
+        raise click.BadParameter(
+            f"unknown {what}(s) {', '.join(bad)}; known: {', '.join(known)}", param_hint=param
+        )
+    return chosen
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be replaced atomically (a temporary file beside it), or None."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    parent = path.parent
+    if not parent.is_dir():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"cannot create directory {parent} ({e.strerror})"
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as e:
+        return f"cannot create files in {parent} ({e.strerror})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _list_catalogue() -> None:
+    from stress._mutants import CATALOGUE
+
+    width = max(len(m.name) for m in CATALOGUE)
+    click.echo(f"{'mutant':<{width}}  prop  source      commit / description")
+    for m in CATALOGUE:
+        click.echo(f"{m.name:<{width}}  {m.property:<4}  {m.source:<10}  {m.qemu_commit}")
+        click.echo(f"{'':<{width + 20}}{m.description}")
+    click.echo(f"\n{len(CATALOGUE)} mutants")
+
+
+@click.command(name="mutants")
+@click.option(
+    "--budget",
+    default="pr",
+    show_default=True,
+    metavar="smoke|pr|nightly|SECONDS",
+    help="A preset, or a wall-time budget in seconds for the whole matrix.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
+@click.option(
+    "--checkers", metavar="A,B", help="Comma-separated checker names (default: every one)."
+)
+@click.option(
+    "--mutants",
+    "mutant_names",
+    metavar="A,B",
+    help="Comma-separated mutant names (default: the whole catalogue; see --list).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    help="Also write the matrix as JSON to this file (atomically).",
+)
+@click.option("--list", "list_only", is_flag=True, help="Print the catalogue and exit.")
+def mutants_cmd(
+    budget: str,
+    seed: int,
+    checkers: str | None,
+    mutant_names: str | None,
+    jobs: int,
+    json_path: Path | None,
+    list_only: bool,
+) -> None:
+    """Kill matrix: which checker kills which mutant (re-created QEMU bug), how fast.
+
+    Prints mutant x checker (seconds to kill, '-' survived, 'n/a' nothing to run), the
+    properties through which each mutant died, and the false alarms of the control runs.
+    """
+    if list_only:
+        _list_catalogue()
+        return
+    from stress._io import atomic_write_text
+    from stress._killmatrix import available_checkers, kill_matrix, resolve_budget
+    from stress._mutants import CATALOGUE
+
+    chosen_checkers = _check_names("checker", "--checkers", _names(checkers), available_checkers())
+    chosen_mutants = _check_names(
+        "mutant", "--mutants", _names(mutant_names), [m.name for m in CATALOGUE]
+    )
+    try:
+        resolve_budget(budget)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--budget") from None
+    if json_path is not None:
+        problem = _unwritable(json_path)
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint="--json")
+    t0 = time.perf_counter()
+    click.echo(f"mutants: budget {budget}, seed {seed}, {jobs} job(s)", err=True)
+    try:
+        km = kill_matrix(
+            budget,
+            seed,
+            chosen_checkers,
+            mutants=chosen_mutants,
+            jobs=jobs,
+            progress=lambda line: click.echo(f"mutants: {line}", err=True),
+        )
+    except ValueError as e:  # names and budget were checked above; keep it one line anyway
+        raise click.UsageError(str(e)) from None
+    click.echo(km.format_table())
+    for err in km.errors():
+        click.echo(f"checker error: {err}", err=True)
+    if json_path is not None:
+        try:
+            atomic_write_text(json_path, json.dumps(km.to_json(), indent=1) + "\n")
+        except OSError as e:
+            raise _MutantsJsonError(
+                f"cannot write --json file {json_path}: {e.strerror}"
+            ) from None
+        click.echo(f"mutants: wrote {json_path}", err=True)
+    click.echo(f"mutants: {time.perf_counter() - t0:.1f} s wall", err=True)
+    sys.exit(0 if km.ok else 1)
