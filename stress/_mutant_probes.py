@@ -277,6 +277,17 @@ def gsource_vcpu(env: Env) -> None:
     request and then schedules a BH for the main loop.  That BH must run: the worker waits
     for it before telling the main loop (through a notifier of its own) to quit.
     """
+    _two_waiters(env, chain=False)
+
+
+def gsource_vcpu_chain(env: Env) -> None:
+    """As :func:`gsource_vcpu`, but the vCPU's completion callback itself schedules the main
+    loop's BH, from inside the vCPU's ``aio_poll``: after its walk passed that BH and before
+    the poll returns (the model's counterexample for 0ceb849bd and 21a03d17f2)."""
+    _two_waiters(env, chain=True)
+
+
+def _two_waiters(env: Env, *, chain: bool) -> None:
     p = env.p
     ctx = env.context("qemu_aio_context")
     runs = {"vcpu": 0, "main": 0}
@@ -284,6 +295,8 @@ def gsource_vcpu(env: Env) -> None:
 
     def vcpu_done(_: object) -> None:
         runs["vcpu"] += 1
+        if chain:
+            bh_main.schedule()
 
     def main_bh(_: object) -> None:
         runs["main"] += 1
@@ -301,7 +314,8 @@ def gsource_vcpu(env: Env) -> None:
 
     def worker() -> None:
         bh_vcpu.schedule()
-        bh_main.schedule()
+        if not chain:
+            bh_main.schedule()
         main_ran.wait()
         stop[0] = True
         quit_n.set()
@@ -695,6 +709,7 @@ PROBES: dict[str, Probe] = {
         Probe("bh_ping", bh_ping),
         Probe("bh_ping_tso", bh_ping, "tso"),
         Probe("gsource_vcpu", gsource_vcpu),
+        Probe("gsource_vcpu_chain", gsource_vcpu_chain),
         Probe("bh_uaf", bh_uaf),
         # Monitors off: P2's no-spurious-run rule flags the correct impl here (a schedule that
         # begins before a run and flips the flag after it causes a legitimate second run;

@@ -512,7 +512,7 @@ CATALOGUE: tuple[Mutant, ...] = (
             _swap(_CTX, "aio_notify", _notify_dispatching),
             (_CTX, _POLL, _make_dispatching_poll),
         ],
-        ("gsource_vcpu",),
+        ("gsource_vcpu_chain", "gsource_vcpu"),
     ),
     _m(
         "notify-clear-late",
@@ -534,7 +534,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 ],
             )
         ],
-        ("gsource_vcpu",),
+        ("gsource_vcpu_chain", "gsource_vcpu"),
     ),
     _m(
         "notified-bug1",

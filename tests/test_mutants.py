@@ -32,8 +32,8 @@ PROPERTIES = ("P1", "P2", "P3", "LIVE")
 #: mutant -> (probe, strategy, seed, schedules, property of the kill).  ``schedules`` bounds
 #: both runs: the mutant must fail within it, the unmutated impl must pass all of it.
 KILLS: dict[str, tuple[str, str, int, int, str]] = {
-    "dispatching-flag-shared": ("gsource_vcpu", "random", 1, 40, "LIVE"),
-    "notify-clear-late": ("gsource_vcpu", "random", 0, 220, "LIVE"),
+    "dispatching-flag-shared": ("gsource_vcpu_chain", "pct", 2, 30, "LIVE"),
+    "notify-clear-late": ("gsource_vcpu_chain", "pct", 0, 80, "LIVE"),
     "notified-bug1": ("bh_ping", "random", 2, 30, "LIVE"),
     "notified-bug2": ("bh_ping", "random", 5, 30, "LIVE"),
     "bh-ctx-uaf": ("bh_uaf", "dfs", 0, 30, "P2"),
