@@ -22,7 +22,7 @@ states, liveness over paths), :mod:`model._search` (breadth-first search, :func:
 from . import invariants
 from ._actions import Action, enabled_actions, events_of, format_path, replay, step, successors
 from ._search import BUG_CONFIGS, BUG_PROPERTY, SearchResult, bug_config, check_bug, search
-from ._sequential import SequentialContext
+from ._sequential import SequentialContext, SequentialUsageError, WouldBlockForever
 from ._state import (
     BH_CALLBACKS,
     CLIENT_OPS,
@@ -49,8 +49,10 @@ __all__ = [
     "ModelError",
     "SearchResult",
     "SequentialContext",
+    "SequentialUsageError",
     "State",
     "ThreadState",
+    "WouldBlockForever",
     "bug_config",
     "check_bug",
     "enabled_actions",

@@ -11,15 +11,22 @@ from hypothesis import HealthCheck, settings
 
 from impl import IOThread, RealPlatform, live_iothreads
 
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE; default ``ci`` when the CI variable is
+# set (CI services set it), else ``dev``.  ``ci`` is reproducible (derandomize, no example
+# database) and prints the blob to paste into @reproduce_failure; ``dev`` keeps its example
+# database in .hypothesis/ (git-ignored); ``nightly`` searches long.
 settings.register_profile(
-    "ci", max_examples=50, derandomize=True, database=None, deadline=None,
+    "ci", max_examples=50, derandomize=True, database=None, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.register_profile(
-    "nightly", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "nightly", max_examples=5000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 #: Upper bound for any single wait in a test (seconds); generous for loaded CI machines.
 WAIT = 10.0
