@@ -897,7 +897,19 @@ def kill_matrix(
             for t in local:
                 record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
             for fut in concurrent.futures.as_completed(futures):
-                record(futures[fut], fut.result())
+                try:
+                    out = fut.result()
+                except Exception as e:  # a worker died (BrokenProcessPool) or did not pickle
+                    out = CheckOutcome(
+                        False,
+                        0.0,
+                        None,
+                        f"checker error: worker process failed: {type(e).__name__}: {e}",
+                        None,
+                        applicable=False,
+                        via="error",
+                    )
+                record(futures[fut], out)
     else:
         for t in local:
             record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
