@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from impl import RealPlatform
+from impl import RealPlatform, TraceEvent
 
 from ._controlled import ControlledPlatform, RunOutcome
 from ._explore import Budget, Failure, Program, _failure, explore, run_schedule
@@ -229,7 +229,14 @@ def _replay_monitors(program: Program, failure: Failure) -> str | None:
         drop_fences=program.drop_fences,
     )
     ms = MonitorSet()
-    plat.tracer = ms
+
+    def tracer(ev: TraceEvent) -> None:
+        # Once the run has failed (a hang found, threads being aborted), the unwinding
+        # releases contexts from inside aio_poll: those events are not the program's.
+        if not plat._aborting:
+            ms(ev)
+
+    plat.tracer = tracer
     plat.run(program.fn)
     plat.tracer = None
     v = ms.violations

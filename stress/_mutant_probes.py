@@ -497,6 +497,33 @@ def acquire_storm(env: Env) -> None:
     env.stop(it)
 
 
+def kick_race(env: Env) -> None:
+    """Acquire IOThread contexts while each IOThread is awake (a one-shot BH was just
+    scheduled): an acquirer that arrives while the IOThread holds its context between two
+    polls must still get it (the contention kick has to survive until the next poll)."""
+    its = [env.iothread(f"io{i}") for i in range(3)]
+
+    def client(ctx: AioContext) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(2):
+                with env.acquire(ctx):
+                    pass
+
+        return run
+
+    for it in its:
+        it.ctx.bh_schedule_oneshot(_nothing)
+    for it in its:
+        env.spawn(client(it.ctx), f"client-{it.name}")
+    env.join_all()
+    for it in its:
+        env.stop(it)
+
+
+def _nothing(_: object) -> None:
+    pass
+
+
 def non_owner_release(env: Env) -> None:
     """A thread that does not hold a context tries to release it: refused."""
     ctx = env.context("ctx")
@@ -719,6 +746,7 @@ PROBES: dict[str, Probe] = {
         Probe("self_resched", self_resched),
         Probe("delete_nested", delete_nested),
         Probe("acquire_storm", acquire_storm),
+        Probe("kick_race", kick_race),
         Probe("non_owner_release", non_owner_release),
         Probe("stop_busy", stop_busy),
         Probe("stop_world", stop_world),

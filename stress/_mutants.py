@@ -319,8 +319,8 @@ def _barging_lock(self: RFifoLock, timeout: float | None = None) -> bool:
                 self._cond.wait(left / 1e9)
         self._owner = me
         self._nesting = 1
-    if p.tracer is not None:
-        self._trace("acquire", me, 1)
+        if p.tracer is not None:  # under the mutex, as RFifoLock.lock traces its grants
+            self._trace("acquire", me, 1)
     return True
 
 
@@ -737,7 +737,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "the contention callback is a bare aio_notify, dropped when the owner is between "
         "polls (notify_me == 0)",
         lambda: [_swap(_CTX, "_contention_cb", _kick_nonsticky)],
-        ("acquire_storm",),
+        ("kick_race", "acquire_storm"),
         "seed-rule",
     ),
     _m(

@@ -47,7 +47,7 @@ KILLS: dict[str, tuple[str, str, int, int, str]] = {
     "non-home-thread-poll": ("helper_poll", "dfs", 0, 30, "P3"),
     "current-ctx-misidentified": ("main_ctx_oneshot", "dfs", 0, 30, "P3"),
     "no-contention-callback": ("acquire_storm", "dfs", 0, 30, "LIVE"),
-    "nonsticky-kick": ("acquire_storm", "pct", 2, 30, "LIVE"),
+    "nonsticky-kick": ("kick_race", "dfs", 0, 30, "LIVE"),
     "lock-no-fifo": ("acquire_storm", "random", 0, 30, "P1"),
     "release-by-non-owner-accepted": ("non_owner_release", "dfs", 0, 30, "P1"),
     "schedule-takes-lock": ("bh_ping", "dfs", 0, 30, "P2"),
