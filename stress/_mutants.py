@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any
 from unittest import mock
 
@@ -94,31 +94,31 @@ def poison(obj: object, attr: str, what: str) -> None:
 Edit = tuple[str, str]
 
 
-def rewrite(
-    func: Callable[..., Any],
-    edits: list[Edit],
-    *,
-    mutant: str,
-    extra: dict[str, Any] | None = None,
-) -> FunctionType:
-    """``func`` compiled from its current source with each ``(old, new)`` edit applied once.
+def _snapshot_sources() -> dict[str, list[str]]:
+    """impl's source lines as loaded: taken when this module is imported (impl already is),
+    so a later edit of impl's files on disk cannot shift what :func:`rewrite` reads."""
+    snap: dict[str, list[str]] = {}
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        if (name == "impl" or name.startswith("impl.")) and path:
+            lines = linecache.getlines(path)
+            if lines:
+                snap[path] = list(lines)
+    return snap
 
-    Raises:
-        MutantError: an ``old`` text occurs zero or several times in the source.
-    """
-    lines, first = inspect.getsourcelines(func)
-    src = textwrap.dedent("".join(lines))
-    for old, new in edits:
-        n = src.count(old)
-        if n != 1:
-            raise MutantError(
-                f"mutant {mutant}: expected {old!r} exactly once in {func.__qualname__}, "
-                f"found it {n} times; impl changed, update the mutant's edit"
-            )
-        src = src.replace(old, new)
+
+_SOURCES = _snapshot_sources()
+
+
+def _shape(code: CodeType) -> tuple[Any, ...]:
+    """What a function compiles to, without positions, names of the file or docstring."""
+    nested = tuple(_shape(c) for c in code.co_consts if isinstance(c, CodeType))
+    return (code.co_code, code.co_names, code.co_varnames, code.co_argcount, nested)
+
+
+def _compile(func: Callable[..., Any], src: str, first: int, filename: str,
+             extra: dict[str, Any] | None) -> FunctionType:
     module = sys.modules[func.__module__]
-    path = module.__file__ or func.__module__
-    filename = os.path.join(os.path.dirname(path), f"[{mutant}]{os.path.basename(path)}")
     text = "\n" * (first - 1) + src
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     code = compile(text, filename, "exec", flags=__future__.annotations.compiler_flag)
@@ -130,6 +130,53 @@ def rewrite(
     assert isinstance(fn, FunctionType)
     fn.__qualname__ = func.__qualname__
     return fn
+
+
+def rewrite(
+    func: Callable[..., Any],
+    edits: list[Edit],
+    *,
+    mutant: str,
+    extra: dict[str, Any] | None = None,
+) -> FunctionType:
+    """``func`` compiled from its source with each ``(old, new)`` edit applied once.
+
+    The source is impl's as it was when impl was imported (a snapshot), and is checked to
+    compile to ``func``'s own code before any edit: a mutant never patches in code built
+    from other text than the code it replaces.
+
+    Raises:
+        MutantError: an ``old`` text occurs zero or several times in the source, or the
+            source does not match the loaded function.
+    """
+    code = func.__code__
+    path = code.co_filename
+    lines = _SOURCES.get(path)
+    if lines is None:
+        linecache.checkcache(path)
+        lines = _SOURCES.setdefault(path, list(linecache.getlines(path)))
+    first = code.co_firstlineno
+    src = textwrap.dedent("".join(inspect.getblock(lines[first - 1 :])))
+    module = sys.modules[func.__module__]
+    mod_path = module.__file__ or func.__module__
+    base = os.path.basename(mod_path)
+    same = _compile(func, src, first, os.path.join(os.path.dirname(mod_path), f"[=]{base}"), extra)
+    if _shape(same.__code__) != _shape(code):
+        raise MutantError(
+            f"mutant {mutant}: the source of {func.__qualname__} in {path} does not compile to "
+            "the loaded function (impl's file changed since it was imported?); re-run in a "
+            "fresh process"
+        )
+    for old, new in edits:
+        n = src.count(old)
+        if n != 1:
+            raise MutantError(
+                f"mutant {mutant}: expected {old!r} exactly once in {func.__qualname__}, "
+                f"found it {n} times; impl changed, update the mutant's edit"
+            )
+        src = src.replace(old, new)
+    filename = os.path.join(os.path.dirname(mod_path), f"[{mutant}]{base}")
+    return _compile(func, src, first, filename, extra)
 
 
 Patch = tuple[object, str, Callable[[], object]]
@@ -199,19 +246,28 @@ def _notify_bug2(self: AioContext) -> None:
         _trace_notify(self)
 
 
-def _make_dispatching_poll() -> Callable[[AioContext, bool], bool]:
-    inner = rewrite(
-        AioContext._poll_locked,
-        [
-            (
-                "accepted = self.aio_notify_accept()",
-                "_dispatching(self).store(True, _RELAXED)\n"
-                "    accepted = self.aio_notify_accept()",
-            )
-        ],
-        mutant="dispatching-flag-shared",
-        extra={"_dispatching": _dispatching},
+#: The flag is set after the wait, just before the notifier is accepted.
+_DISPATCHING_EDIT: list[tuple[str, str]] = [
+    (
+        "accepted = self.aio_notify_accept()",
+        "_dispatching(self).store(True, _RELAXED); accepted = self.aio_notify_accept()",
     )
+]
+
+
+def _make_dispatching_poll() -> Callable[[AioContext, bool], bool]:
+    """``_poll_locked`` wrapped in the flag's save / set / restore.  When the iteration's
+    body is a method of its own (``_poll_body``), that one carries the edit and is patched
+    separately; otherwise ``_poll_locked`` itself is rewritten here."""
+    if _POLL == "_poll_locked":
+        inner: Callable[[AioContext, bool], bool] = rewrite(
+            AioContext._poll_locked,
+            _DISPATCHING_EDIT,
+            mutant="dispatching-flag-shared",
+            extra={"_dispatching": _dispatching},
+        )
+    else:
+        inner = _orig(AioContext, "_poll_locked")
 
     def _poll_locked(self: AioContext, blocking: bool) -> bool:
         # aio_set_dispatching(ctx, !blocking) on entry, the saved value back on exit.
@@ -498,7 +554,8 @@ def _swap(owner: object, name: str, value: object) -> Patch:
 
 
 _CTX = AioContext
-_POLL = "_poll_locked"
+#: The method holding one loop iteration's body (impl may split it out of _poll_locked).
+_POLL = "_poll_body" if "_poll_body" in AioContext.__dict__ else "_poll_locked"
 
 CATALOGUE: tuple[Mutant, ...] = (
     # -- historical (shared/reference/qemu-bugs.md) -------------------------------------
@@ -510,7 +567,20 @@ CATALOGUE: tuple[Mutant, ...] = (
         "aio_notify skips the write while it is set",
         lambda: [
             _swap(_CTX, "aio_notify", _notify_dispatching),
-            (_CTX, _POLL, _make_dispatching_poll),
+            *(
+                []
+                if _POLL == "_poll_locked"
+                else [
+                    _edit(
+                        _CTX,
+                        _POLL,
+                        "dispatching-flag-shared",
+                        _DISPATCHING_EDIT,
+                        {"_dispatching": _dispatching},
+                    )
+                ]
+            ),
+            (_CTX, "_poll_locked", _make_dispatching_poll),
         ],
         ("gsource_vcpu_chain", "gsource_vcpu"),
     ),
@@ -528,8 +598,8 @@ CATALOGUE: tuple[Mutant, ...] = (
                 [
                     ("accepted = self.aio_notify_accept()", "accepted = False"),
                     (
-                        "progress |= self.tlg.run_timers()\n",
-                        "progress |= self.tlg.run_timers()\n        self.aio_notify_accept()\n",
+                        "progress |= self.tlg.run_timers()",
+                        "progress |= self.tlg.run_timers(); self.aio_notify_accept()",
                     ),
                 ],
             )
@@ -565,7 +635,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 BH,
                 "schedule",
                 "bh-ctx-uaf",
-                [("ctx.aio_notify()", "_racy_load(ctx)\n        self.ctx.aio_notify()")],
+                [("ctx.aio_notify()", "_racy_load(ctx); self.ctx.aio_notify()")],
                 {"_racy_load": _racy_load},
             )
         ],
@@ -613,8 +683,8 @@ CATALOGUE: tuple[Mutant, ...] = (
                         "if not sched.load(_SEQ):",
                     ),
                     (
-                        "bh.cb(bh.opaque)\n",
-                        "bh.cb(bh.opaque)\n                sched.store(False, _RELAXED)\n",
+                        "bh.cb(bh.opaque)",
+                        "bh.cb(bh.opaque); sched.store(False, _RELAXED)",
                     ),
                 ],
             )
@@ -782,7 +852,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 [
                     (
                         "self.idle.store(False, _RELAXED)",
-                        "_take_context(ctx, self)\n    self.idle.store(False, _RELAXED)",
+                        "_take_context(ctx, self); self.idle.store(False, _RELAXED)",
                     )
                 ],
                 {"_take_context": _take_context},
