@@ -10,8 +10,10 @@ very same exploration must pass.  Also here: ``aioctx-verify mutants --list``.
 from __future__ import annotations
 
 import re
+import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -181,6 +183,40 @@ def test_rewrite_refuses_a_missing_or_ambiguous_anchor() -> None:
         rewrite(BH.delete, [("no such text", "x")], mutant="t")
     with pytest.raises(MutantError, match="exactly once"):
         rewrite(AioContext._poll_locked, [("tr", "tr")], mutant="t")
+
+
+def test_rewrite_uses_impl_source_as_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit of impl's file on disk after import (here: linecache shifted by a line) does
+    not change what a mutant is built from."""
+    import linecache
+
+    path = BH.schedule.__code__.co_filename
+    lines = linecache.getlines(path)
+    assert lines
+    monkeypatch.setitem(
+        linecache.cache, path, (0, None, ["# inserted\n", *lines], path)
+    )
+    monkeypatch.setattr(linecache, "checkcache", lambda *a: None)
+    fn = rewrite(BH.schedule, [("ctx.aio_notify()", "ctx.aio_notify()")], mutant="t")
+    assert fn.__code__.co_code == BH.schedule.__code__.co_code
+
+
+def test_rewrite_refuses_source_that_is_not_the_loaded_code(tmp_path: Path) -> None:
+    import importlib.util
+
+    mod_path = tmp_path / "mutant_victim.py"
+    mod_path.write_text("def f(x):\n    return x + 1\n")
+    spec = importlib.util.spec_from_file_location("mutant_victim", mod_path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["mutant_victim"] = mod
+    try:
+        spec.loader.exec_module(mod)
+        mod_path.write_text("def f(x):\n    return x * 2\n")  # edited after the import
+        with pytest.raises(MutantError, match="does not compile to the loaded function"):
+            rewrite(mod.f, [("x", "x")], mutant="t")
+    finally:
+        del sys.modules["mutant_victim"]
 
 
 def test_catalogue_is_described() -> None:
