@@ -861,53 +861,56 @@ class AioContext:
         tr = p.tracer
         if tr is not None:
             tr(TraceEvent("poll_begin", p.current_thread(), self.id, int(blocking)))
-        notify_me = self.notify_me
-        if blocking:
-            notify_me.fetch_add(2, _RELAXED)
-            # Order the notify_me store before reading BH flags and timers (5710a3e09f);
-            # pairs with the fence at the top of aio_notify.
-            p.fence(Fence.MB)
-        self._walking_handlers += 1
+        # poll_end closes every poll_begin, also when the iteration raises (a callback's
+        # error, a closed fd, a thread unwound at the end of a controlled run), so monitors
+        # never see the context released "inside" a poll that had in fact ended.
         try:
-            self._update_poll_set()
-            timeout = self._compute_timeout() if blocking else 0
-            if tr is not None and timeout != 0:
-                tr(TraceEvent("poll_wait", p.current_thread(), self.id, timeout))
-            ready = self._poller.poll(timeout)
-        finally:
+            notify_me = self.notify_me
             if blocking:
-                notify_me.fetch_add(-2, _RELEASE)
-            self._walking_handlers -= 1
-        accepted = self.aio_notify_accept()
-        bad: list[int] = []
-        if ready:
-            got = dict(ready)
-            if not accepted and self._raw_notifier.read_fd in got:
-                # A waker is between writing the notifier and publishing `notified` (the
-                # 2015 order, 05e514b1d4).  Polling again would return at once and spin until
-                # it finishes; under the GIL that is a whole switch interval.  Let it run.
-                p.yield_now()
-            for node in self._handlers:
-                rev = got.get(node.fd, 0)
-                node.revents = rev
-                if rev & POLLNVAL and not node.deleted:
-                    bad.append(node.fd)
-        if bad:
-            for node in self._handlers:
-                node.revents = 0
-            raise InvalidFdError(
-                f"fd {bad[0]} registered in {self.name} is no longer open; remove its handler "
-                "(aio_set_fd_handler with both callbacks None) before closing it"
-            )
-        try:
+                notify_me.fetch_add(2, _RELAXED)
+                # Order the notify_me store before reading BH flags and timers (5710a3e09f);
+                # pairs with the fence at the top of aio_notify.
+                p.fence(Fence.MB)
+            self._walking_handlers += 1
+            try:
+                self._update_poll_set()
+                timeout = self._compute_timeout() if blocking else 0
+                if tr is not None and timeout != 0:
+                    tr(TraceEvent("poll_wait", p.current_thread(), self.id, timeout))
+                ready = self._poller.poll(timeout)
+            finally:
+                if blocking:
+                    notify_me.fetch_add(-2, _RELEASE)
+                self._walking_handlers -= 1
+            accepted = self.aio_notify_accept()
+            bad: list[int] = []
+            if ready:
+                got = dict(ready)
+                if not accepted and self._raw_notifier.read_fd in got:
+                    # A waker is between writing the notifier and publishing `notified` (the
+                    # 2015 order, 05e514b1d4).  Polling again would return at once and spin until
+                    # it finishes; under the GIL that is a whole switch interval.  Let it run.
+                    p.yield_now()
+                for node in self._handlers:
+                    rev = got.get(node.fd, 0)
+                    node.revents = rev
+                    if rev & POLLNVAL and not node.deleted:
+                        bad.append(node.fd)
+            if bad:
+                for node in self._handlers:
+                    node.revents = 0
+                raise InvalidFdError(
+                    f"fd {bad[0]} registered in {self.name} is no longer open; remove its handler "
+                    "(aio_set_fd_handler with both callbacks None) before closing it"
+                )
             progress = self._bh_poll()
             if self._handlers and ready:
                 progress |= self._dispatch_handlers()
             progress |= self.tlg.run_timers()
+            return progress
         finally:
             if tr is not None:
                 tr(TraceEvent("poll_end", p.current_thread(), self.id, 0))
-        return progress
 
     # ------------------------------------------------------------------------------------
     # Thread pool and introspection

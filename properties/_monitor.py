@@ -61,8 +61,8 @@ class Monitor:
     def on_event(self, ev: TraceEvent) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def finish(self) -> None:
-        """End-of-run checks (all threads have ended)."""
+    def finish(self, *, terminal: bool = False) -> None:
+        """End-of-run checks (all threads have ended, or with ``terminal`` none can move)."""
 
     def violate(self, rule: str, message: str, *, at_end: bool = False) -> None:
         idx = -1 if at_end else self._index
@@ -113,12 +113,18 @@ class MonitorSet:
             self(ev)
         return self
 
-    def finish(self) -> list[Violation]:
+    def finish(self, *, terminal: bool = False) -> list[Violation]:
+        """Run every monitor's end-of-run rules once and return all violations.
+
+        ``terminal``: the trace ends in a state where no thread can move any more (a model
+        dead end, or a controlled run that ended with every thread blocked); rules that
+        need that guarantee (a poller asleep for good with work due) run only then.
+        """
         with self._lock:
             if not self._finished:
                 self._finished = True
                 for m in self.monitors:
-                    m.finish()
+                    m.finish(terminal=terminal)
         return self.violations
 
     @property

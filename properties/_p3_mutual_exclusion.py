@@ -4,7 +4,9 @@ Statement.  For every context ``c``:
 
 1. *single poller*: at most one thread is inside ``aio_poll(c)`` at any time (the same
    thread may nest ``aio_poll`` from a callback);
-2. *poller holds c*: a thread inside ``aio_poll(c)`` holds c's lock (P1's owner);
+2. *poller holds c*: a thread inside ``aio_poll(c)`` holds c's lock (P1's owner): checked
+   when it enters, and again at any release that drops c's depth to zero while a thread is
+   still inside ``aio_poll(c)`` (e.g. a release accepted from a non-owner);
 3. *callbacks inside the iteration*: every callback of c (BH, fd / notifier handler, timer)
    runs in the thread that is inside ``aio_poll(c)``, hence in c's owner thread;
 4. *no acquirer inside an iteration*: no other thread is granted c while a thread is inside
@@ -74,6 +76,14 @@ class MutualExclusionMonitor(Monitor):
                     "callback-in-iteration",
                     f"{kind.removesuffix('_begin')} of context {ctx} in thread {t}, but "
                     f"{who} is inside its aio_poll",
+                )
+        elif kind == "release" and ev.obj == 0:
+            cur = self.inside.get(ctx)
+            if cur is not None:
+                self.violate(
+                    "poller-holds-context",
+                    f"thread {t} released context {ctx} to depth 0 while thread {cur[0]} is "
+                    "inside its aio_poll",
                 )
         elif kind == "acquire" and ev.obj == 1:
             cur = self.inside.get(ctx)
