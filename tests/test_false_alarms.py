@@ -31,7 +31,7 @@ def test_no_false_alarm_on_the_correct_impl(checker: str) -> None:
     for seed in range(FIRST, FIRST + SEEDS):
         out = run_checker(checker, NO_MUTANT, seed, SECONDS)
         assert out.via != "error", f"{checker} seed {seed}: the checker broke: {out.detail}"
-        assert not out.killed, f"FALSE ALARM: {checker} seed {seed} on the correct impl: {out.detail}"
+        assert not out.killed, f"FALSE ALARM: {checker} seed {seed}: {out.detail}"
         runs += out.applicable
     # A checker with nothing to run on the correct impl would pass vacuously: it must run.
     assert runs == SEEDS, f"{checker}: {SEEDS - runs} of {SEEDS} control runs were not applicable"
