@@ -266,6 +266,25 @@ def bh_ping(env: Env) -> None:
     env.stop(it)
 
 
+def bh_wake(env: Env) -> None:
+    """One BH scheduled from another thread into each of three sleeping IOThreads: each must
+    wake and run it (the sleeper's ``notify_me`` and the waker's ``scheduled`` form a
+    store-buffer pair: explored under TSO, each IOThread is one more chance per schedule)."""
+    its = [env.iothread(f"io{i}") for i in range(3)]
+    done = env.latch(len(its), "BHs scheduled from another thread running in their IOThreads")
+    bhs = [it.ctx.bh_new(lambda _: done.count_down()) for it in its]
+
+    def producer() -> None:
+        for bh in bhs:
+            bh.schedule()
+
+    env.spawn(producer, "producer")
+    done.wait()
+    env.join_all()
+    for it in its:
+        env.stop(it)
+
+
 def gsource_vcpu(env: Env) -> None:
     """QEMU 2.4's two waiters on one context (the setting of 0ceb849bd / 21a03d17f2).
 
@@ -735,6 +754,7 @@ PROBES: dict[str, Probe] = {
     for p in (
         Probe("bh_ping", bh_ping),
         Probe("bh_ping_tso", bh_ping, "tso"),
+        Probe("bh_wake_tso", bh_wake, "tso"),
         Probe("gsource_vcpu", gsource_vcpu),
         Probe("gsource_vcpu_chain", gsource_vcpu_chain),
         Probe("bh_uaf", bh_uaf),

@@ -711,7 +711,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 ],
             )
         ],
-        ("bh_ping_tso",),
+        ("bh_wake_tso", "bh_ping_tso"),
     ),
     _m(
         "iothread-stop-flag",
