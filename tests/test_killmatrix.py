@@ -7,7 +7,6 @@ second or two.  The full ``pr`` matrix is measured by ``aioctx-verify mutants --
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,22 +112,6 @@ def test_a_kill_replays(small: KillMatrix) -> None:
 def test_bad_names_raise_value_error(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         kill_matrix(**kwargs)  # type: ignore[arg-type]
-
-
-def test_no_false_alarm_on_the_correct_impl() -> None:
-    """The control pass alone: every probe under every built-in checker except the model
-    (tests/test_model.py owns it), ``AIOCTX_FALSE_ALARM_SEEDS`` seeds (CI: 1; the nightly
-    environment sets 1000) of ``AIOCTX_FALSE_ALARM_SECONDS`` each."""
-    seeds = int(os.environ.get("AIOCTX_FALSE_ALARM_SEEDS", "1"))
-    seconds = float(os.environ.get("AIOCTX_FALSE_ALARM_SECONDS", "0.5"))
-    checkers = ["explore_random", "explore_pct", "explore_dfs", "stress_real"]
-    km = kill_matrix(
-        MatrixBudget("false-alarms", 0.1, seeds, seconds), seed=1000, checkers=checkers,
-        mutants=[],
-    )
-    assert len(km.false_alarm_runs) == seeds * len(checkers)
-    assert all(o.applicable for _, _, o in km.false_alarm_runs), km.errors()
-    assert km.false_alarms == 0, [o.detail for _, _, o in km.false_alarm_runs if o.killed]
 
 
 def test_resolve_budget() -> None:
