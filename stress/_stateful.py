@@ -1312,7 +1312,10 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> StatefulOutcome:
     TSO drawn by Hypothesis) under ``mutant.apply()`` until a failure or ``seconds``."""
     with mutant.apply():
         res = search(
-            seconds=seconds, seed=seed, memories=("sc", "tso"), shrink_seconds=min(5.0, max(0.5, seconds / 2))
+            seconds=seconds,
+            seed=seed,
+            memories=("sc", "tso"),
+            shrink_seconds=min(5.0, max(0.5, seconds / 2)),
         )
     if res.found is None:
         return StatefulOutcome(
