@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from reports import (
     Benchmark,
@@ -377,7 +378,7 @@ def _step_mutants(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
     try:
-        from stress._killmatrix import available_checkers, kill_matrix
+        from stress._killmatrix import MatrixBudget, available_checkers, kill_matrix
         from stress._mutants import CATALOGUE
     except ImportError as e:
         acc.notes.append(f"mutant kill matrix skipped: {e}")
@@ -391,7 +392,14 @@ def _step_mutants(
         done[0] += 1
         progress(f"mutants: {text}", min(1.0, done[0] / total))
 
-    km = kill_matrix(seconds, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line)
+    budget: Any = seconds
+    if plan.label == "smoke":
+        # One second per cell: enough for PCT to reach the TSO-only lost wake-up
+        # (notify-me-after-scan, ~55 schedules), and the matrix stays near 30 s on 2 cores.
+        budget = MatrixBudget("smoke", 1.0, 1, 1.5)
+    elif plan.label in ("pr", "nightly"):
+        budget = plan.label
+    km = kill_matrix(budget, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line)
     data = km.to_json()
     mutants = []
     for m in data["mutants"]:
