@@ -243,7 +243,9 @@ def explore(
     if found is not None:
         res.verdict = "fail"
         res.failure = (
-            shrink(program, found, mem) if do_shrink else _failure(program, mem, found, found)
+            shrink(program, found, mem, seconds=max(5.0, budget.seconds))
+            if do_shrink
+            else _failure(program, mem, found, found)
         )
     elif res.verdict == "pass" and res.inconclusive_runs and res.inconclusive_runs == res.schedules:
         res.verdict = "inconclusive"
@@ -274,6 +276,7 @@ def shrink(
     *,
     max_attempts: int = 300,
     search_runs: int = 300,
+    seconds: float | None = None,
 ) -> Failure:
     """Reduce a failing schedule toward the fewest preemptions, then the fewest steps.
 
@@ -281,14 +284,20 @@ def shrink(
     to the non-preempting choice) and keep it when the run still fails the same way; the
     kept run's own decisions become the new schedule, so the result replays exactly.  When
     that stalls, a preemption-bounded DFS (bound = current - 1, at most ``search_runs``
-    runs) looks for a failure of the same kind with fewer preemptions.
+    runs) looks for a failure of the same kind with fewer preemptions.  ``seconds`` bounds
+    the wall time as well (a livelocking program makes every attempt a run to the step
+    budget); the best schedule found so far is kept, and it replays exactly.
     """
     best = found
     attempts = 0
+    deadline = None if seconds is None else time.perf_counter() + seconds
 
     def probe(tokens: list[str]) -> RunOutcome | None:
         nonlocal attempts
         attempts += 1
+        if deadline is not None and time.perf_counter() > deadline:
+            attempts = max_attempts  # out of time: every loop below ends
+            return None
         out = run_schedule(program, PrefixStrategy(tokens), memory)
         if out.verdict == "fail" and out.kind == found.kind:
             return out
@@ -326,7 +335,11 @@ def shrink(
         if best.preemptions > 0 and attempts < max_attempts:
             dfs = DFSStrategy(best.preemptions - 1)
             runs = 0
-            while runs < search_runs and dfs.next_run():
+            while (
+                runs < search_runs
+                and (deadline is None or time.perf_counter() < deadline)
+                and dfs.next_run()
+            ):
                 runs += 1
                 out = run_schedule(program, dfs, memory)
                 if out.verdict == "fail" and out.kind == found.kind:
