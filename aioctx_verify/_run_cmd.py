@@ -173,11 +173,13 @@ def _progress(plan: CampaignPlan, quiet: bool) -> Iterator[ProgressFn]:
             if what not in ("starting", "done") or f"{step}:{what}" == last[0]:
                 return
             last[0] = f"{step}:{what}"
+            # ETA: the budget of the steps still to run (steps often end early, so this
+            # is an upper bound rather than an extrapolation).
             done = before[step] + plan.share(step) * frac
             spent = time.monotonic() - t0
-            eta = max(0.0, spent / done * plan.seconds - spent) if done > 0 else plan.seconds
+            eta = max(0.0, plan.seconds - done)
             click.echo(
-                f"[{spent:6.1f}s] {step}: {what}  (ETA {eta:.0f}s of budget {plan.seconds:g}s)",
+                f"[{spent:6.1f}s] {step}: {what}  (ETA <= {eta:.0f}s; budget {plan.seconds:g}s)",
                 err=True,
             )
 
