@@ -1,0 +1,927 @@
+"""Single-thread lockstep: impl against the reference (:class:`model.SequentialContext`).
+
+A Hypothesis rule-based state machine (:class:`Lockstep`) drives one impl context (through
+:mod:`impl.qemu` *and* the Pythonic API, chosen per step) and a :class:`SequentialContext`
+with the same calls: acquire / release (nested, and a refused release), BHs (new, schedule,
+schedule_idle, cancel, delete, one-shot, use after delete), event notifiers and their
+handlers (external or not, registered and removed also from inside callbacks),
+VIRTUAL-clock timers with the clock frozen and advanced by hand, aio_disable/enable_external,
+and aio_poll (blocking only when the reference says it returns at once or within a bounded
+timeout).  Callbacks carry small effect programs run on both sides.  After every step the
+return values, the log of callbacks run (in order) and the observable state must be equal;
+the property monitors listen throughout and must report nothing.
+
+tests/test_stateful_single.py runs it as a test (``Lockstep.TestCase``).  The kill-matrix
+hook :func:`checker` (registered by :mod:`stress._killmatrix` as ``stateful_single``) runs it
+under a mutant: batches of seeded Hypothesis runs until a failure or the time budget, then
+shrinking bounded in time, all on a worker thread watched for hangs.
+
+Failures are classified: a monitor violation gives its property (``via="monitor"``); a
+lockstep mismatch (:class:`LockstepMismatch`) names what differed and the property it bears
+on (lock depth / ownership: P1; BH state, the callback log where a BH or one-shot entry
+differs, and aio_poll's progress: P2; a blocking poll that did not return: LIVE; notifier,
+handler, timer, clock and external-client state: unclassified); an exception impl raised
+where the reference did not is classified by the rule that raised it (lock rules P1, BH
+rules P2, a poll refused for ownership -- NotOwnerError / LockNotHeldError -- P3).  A step
+that never returns at all is a hang (LIVE, ``via="watchdog"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, Protocol
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+)
+
+from impl import (
+    BH,
+    AioContext,
+    BHDeletedError,
+    EventNotifier,
+    LockNotHeldError,
+    NotOwnerError,
+    QEMUTimer,
+    RealPlatform,
+    UsageError,
+    clocks_for,
+)
+from impl import qemu as q
+from model import SequentialContext, SequentialUsageError
+from model._sequential import IDLE_BH_TIMEOUT_NS
+from properties import MonitorSet, monitoring
+
+__all__ = [
+    "EFFECT_KINDS",
+    "MAX_BHS",
+    "MAX_NOTIFIERS",
+    "MAX_TIMERS",
+    "Effects",
+    "Lockstep",
+    "LockstepFailure",
+    "LockstepMismatch",
+    "SearchResult",
+    "SingleOutcome",
+    "checker",
+    "effects",
+    "search",
+]
+
+MAX_BHS = 6
+MAX_NOTIFIERS = 3
+MAX_TIMERS = 3
+
+# An effect a callback runs on both sides: (kind, index).  Indices beyond what exists, or
+# naming a deleted BH, make the effect a no-op on both sides alike.
+EFFECT_KINDS = (
+    "noop", "resched", "sched", "idle", "cancel", "delete", "set", "clear",
+    "add_handler", "remove_handler", "timer", "oneshot", "disable_ext", "enable_ext",
+)
+effects = st.lists(
+    st.tuples(st.sampled_from(EFFECT_KINDS), st.integers(0, MAX_BHS - 1)), max_size=2
+).map(tuple)
+Effects = tuple[tuple[str, int], ...]
+
+#: Rules that run an aio_poll iteration: an ownership refusal there is a P3 matter.
+_POLL_RULES = frozenset({"poll_nonblocking", "poll_blocking"})
+
+
+class LockstepMismatch(AssertionError):
+    """impl and the reference disagreed; ``prop`` is the property it bears on (or None)."""
+
+    def __init__(self, prop: str | None, message: str) -> None:
+        super().__init__(message)
+        self.prop = prop
+
+
+@dataclass(frozen=True, slots=True)
+class LockstepFailure:
+    """The first failure of one lockstep run.
+
+    Attributes:
+        prop: ``P1``/``P2``/``P3``/``LIVE``, or None when the difference names none.
+        via: ``monitor``, ``lockstep`` (a compared value differed), ``watchdog`` (a hang),
+            or ``exception`` (impl raised where the reference did not).
+        message: what differed, after which rule.
+        steps: rule steps run, the failing one included.
+        program: the names of those rules, in order (then ``teardown`` when the failure
+            came from the end-of-run checks).
+    """
+
+    prop: str | None
+    via: str
+    message: str
+    steps: int
+    program: tuple[str, ...]
+
+
+def _expect_raises(impl_exc: type[BaseException], call: Callable[[], object],
+                   prop: str | None, what: str) -> None:
+    """``call`` must raise ``impl_exc`` (the reference refused the same call)."""
+    try:
+        call()
+    except impl_exc:
+        return
+    raise LockstepMismatch(
+        prop, f"{what}: impl accepted it, the reference refused it ({impl_exc.__name__} expected)"
+    )
+
+
+def _same(prop: str | None, what: str, got: object, want: object) -> None:
+    if got != want:
+        raise LockstepMismatch(prop, f"{what}: impl {got!r} != reference {want!r}")
+
+
+_P = ParamSpec("_P")
+
+
+def _step(
+    prop: str | None,
+) -> Callable[
+    [Callable[Concatenate[Lockstep, _P], None]], Callable[Concatenate[Lockstep, _P], None]
+]:
+    """Mark a rule body: counts the step, times it (hang watch) and records a failure,
+    classified with ``prop`` unless the failure says better."""
+
+    def deco(
+        fn: Callable[Concatenate[Lockstep, _P], None],
+    ) -> Callable[Concatenate[Lockstep, _P], None]:
+        @functools.wraps(fn)
+        def run(self: Lockstep, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+            self.steps += 1
+            self.program.append(fn.__name__)
+            self.step_started = time.perf_counter()
+            try:
+                fn(self, *args, **kwargs)
+            except Exception as e:
+                self._failed(e, prop)
+                raise
+            finally:
+                self.step_started = None
+
+        return run
+
+    return deco
+
+
+def _checked(fn: Callable[[Lockstep], None]) -> Callable[[Lockstep], None]:
+    """Mark an invariant: records a failure (the mismatch names its own property)."""
+
+    @functools.wraps(fn)
+    def run(self: Lockstep) -> None:
+        try:
+            fn(self)
+        except Exception as e:
+            self._failed(e, None)
+            raise
+
+    return run
+
+
+class Lockstep(RuleBasedStateMachine):
+    """impl and :class:`SequentialContext` driven with the same calls, compared every step.
+
+    Class attributes a subclass (or an instance) may change:
+        hang_after: seconds a blocking poll the reference says returns may take before a
+            watchdog wakes it and the step fails (LIVE).
+    Instance attributes read by :func:`search`:
+        steps / program: rules run so far; step_started: when the running rule began;
+        failure: the first failure; sink: called with it.
+    """
+
+    hang_after: float = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+        self.program: list[str] = []
+        self.step_started: float | None = None
+        self.failure: LockstepFailure | None = None
+        self.sink: Callable[[LockstepFailure], None] | None = None
+        self.stack = ExitStack()
+        self.platform = RealPlatform()
+        self.clocks = clocks_for(self.platform)
+        q.qemu_clock_stop_virtual(self.platform)
+        self.ms: MonitorSet = self.stack.enter_context(monitoring(self.platform))
+        self.ctx: AioContext = q.aio_context_new(self.platform)
+        now = q.qemu_clock_get_ns(q.QEMU_CLOCK_VIRTUAL, self.platform)
+        self.ref = SequentialContext(clock_ns=now, schedule_clears_idle=True)
+        # Parallel objects: index i names impl's i-th and the reference's i-th.
+        self.bhs: list[BH] = []
+        self.ref_bhs: list[int] = []
+        self.notifiers: list[EventNotifier] = []
+        self.ref_notifiers: list[int] = []
+        self.timers: list[QEMUTimer] = []
+        self.ref_timers: list[int] = []
+        self.log: list[tuple[Any, ...]] = []
+        self.ref_log: list[tuple[Any, ...]] = []
+        # One-shot BHs are named by a per-side counter: equal sequences of calls give
+        # equal names, so the logs compare.
+        self.impl_tag = 0
+        self.ref_tag = 0
+
+    # -- failures ------------------------------------------------------------------------------
+    def _failed(self, exc: BaseException, prop: str | None) -> None:
+        if self.failure is not None:
+            return
+        last = self.program[-1] if self.program else "start"
+        where = f"after {self.steps} step(s), last {last}"
+        if self.ms.violations:
+            v = self.ms.violations[0]
+            f = LockstepFailure(v.prop, "monitor", f"{v} ({where})", self.steps,
+                                tuple(self.program))
+        elif isinstance(exc, LockstepMismatch):
+            f = LockstepFailure(exc.prop, "lockstep", f"{exc} ({where})", self.steps,
+                                tuple(self.program))
+        else:
+            f = LockstepFailure(_exception_property(exc, prop, last), "exception",
+                                f"{type(exc).__name__}: {exc} ({where})", self.steps,
+                                tuple(self.program))
+        self.failure = f
+        if self.sink is not None:
+            self.sink(f)
+
+    def teardown(self) -> None:
+        self.program.append("teardown")  # named in a failure (or hang) found from here on
+        self.step_started = time.perf_counter()
+        try:
+            try:
+                self.stack.close()  # the monitors' end-of-run rules
+                assert self.ms.violations == [], [str(v) for v in self.ms.violations]
+            except Exception as e:
+                self._failed(e, None)
+                raise
+        finally:
+            # Bounded: a mutant may keep held_by_me() true however often it is released.
+            for _ in range(1000):
+                if not self.ctx.held_by_me():
+                    break
+                self.ctx.release()
+            for n in self.notifiers:
+                if self.ctx.closed or n.closed:
+                    continue
+                self.ctx.set_event_notifier(n, None)
+                n.cleanup()
+            self.ctx.unref()
+            self.step_started = None
+
+    # -- effects, run from callbacks on each side ---------------------------------------------
+    def _impl_effects(self, prog: Effects, me: int) -> None:
+        for kind, i in prog:
+            if kind == "resched":
+                i = me
+            if kind in ("resched", "sched", "idle", "cancel", "delete"):
+                if not 0 <= i < len(self.bhs) or self.bhs[i].deleted:
+                    continue
+                bh = self.bhs[i]
+                {"resched": bh.schedule, "sched": bh.schedule, "idle": bh.schedule_idle,
+                 "cancel": bh.cancel, "delete": bh.delete}[kind]()
+            elif kind in ("set", "clear", "add_handler", "remove_handler"):
+                if i >= len(self.notifiers):
+                    continue
+                n = self.notifiers[i]
+                if kind == "set":
+                    n.set()
+                elif kind == "clear":
+                    self.log.append(("clear", i, n.test_and_clear()))
+                elif kind == "add_handler":
+                    self.ctx.set_event_notifier(n, self._impl_handler(i, ()))
+                else:
+                    self.ctx.set_event_notifier(n, None)
+            elif kind == "timer" and i < len(self.timers):
+                now = q.qemu_clock_get_ns(q.QEMU_CLOCK_VIRTUAL, self.platform)
+                self.timers[i].mod_ns(now + 1 + i)  # in the future: no endless re-run
+            elif kind == "oneshot":
+                self.impl_tag += 1
+                self.ctx.bh_schedule_oneshot(self._impl_oneshot(self.impl_tag, ()))
+            elif kind == "disable_ext":
+                self.ctx.disable_external()
+            elif kind == "enable_ext" and self.ctx.external_disabled:
+                self.ctx.enable_external()
+
+    def _ref_effects(self, prog: Effects, me: int) -> None:
+        r = self.ref
+        for kind, i in prog:
+            if kind == "resched":
+                i = me
+            if kind in ("resched", "sched", "idle", "cancel", "delete"):
+                if not 0 <= i < len(self.ref_bhs) or r.is_deleted(self.ref_bhs[i]):
+                    continue
+                b = self.ref_bhs[i]
+                {"resched": r.schedule, "sched": r.schedule, "idle": r.schedule_idle,
+                 "cancel": r.cancel, "delete": r.delete}[kind](b)
+            elif kind in ("set", "clear", "add_handler", "remove_handler"):
+                if i >= len(self.ref_notifiers):
+                    continue
+                n = self.ref_notifiers[i]
+                if kind == "set":
+                    r.notifier_set(n)
+                elif kind == "clear":
+                    self.ref_log.append(("clear", i, r.notifier_test_and_clear(n)))
+                elif kind == "add_handler":
+                    r.set_event_notifier(n, self._ref_handler(i, ()))
+                else:
+                    r.set_event_notifier(n, None)
+            elif kind == "timer" and i < len(self.ref_timers):
+                r.timer_mod_ns(self.ref_timers[i], r.clock_ns + 1 + i)
+            elif kind == "oneshot":
+                self.ref_tag += 1
+                r.bh_schedule_oneshot(self._ref_oneshot(self.ref_tag, ()))
+            elif kind == "disable_ext":
+                r.disable_external()
+            elif kind == "enable_ext" and r.external_disabled:
+                r.enable_external()
+
+    def _impl_bh(self, i: int, prog: Effects) -> Callable[[Any], None]:
+        def cb(_opaque: Any) -> None:
+            self.log.append(("bh", i))
+            self._impl_effects(prog, i)
+
+        return cb
+
+    def _ref_bh(self, i: int, prog: Effects) -> Callable[[], None]:
+        def cb() -> None:
+            self.ref_log.append(("bh", i))
+            self._ref_effects(prog, i)
+
+        return cb
+
+    def _impl_oneshot(self, tag: int, prog: Effects) -> Callable[[Any], None]:
+        def cb(_opaque: Any) -> None:
+            self.log.append(("oneshot", tag))
+            self._impl_effects(prog, -1)
+
+        return cb
+
+    def _ref_oneshot(self, tag: int, prog: Effects) -> Callable[[], None]:
+        def cb() -> None:
+            self.ref_log.append(("oneshot", tag))
+            self._ref_effects(prog, -1)
+
+        return cb
+
+    def _impl_handler(self, n: int, prog: Effects) -> Callable[[EventNotifier], None]:
+        def cb(notifier: EventNotifier) -> None:
+            self.log.append(("handler", n, notifier.test_and_clear()))
+            self._impl_effects(prog, -1)
+
+        return cb
+
+    def _ref_handler(self, n: int, prog: Effects) -> Callable[[], None]:
+        def cb() -> None:
+            self.ref_log.append(("handler", n, self.ref.notifier_test_and_clear(n)))
+            self._ref_effects(prog, -1)
+
+        return cb
+
+    def _impl_timer(self, k: int, prog: Effects) -> Callable[[Any], None]:
+        def cb(_opaque: Any) -> None:
+            self.log.append(("timer", k))
+            self._impl_effects(prog, -1)
+
+        return cb
+
+    def _ref_timer(self, k: int, prog: Effects) -> Callable[[], None]:
+        def cb() -> None:
+            self.ref_log.append(("timer", k))
+            self._ref_effects(prog, -1)
+
+        return cb
+
+    # -- the lock ------------------------------------------------------------------------------
+    @rule(qemu=st.booleans())
+    @_step("P1")
+    def acquire(self, qemu: bool) -> None:
+        if qemu:
+            q.aio_context_acquire(self.ctx)
+        else:
+            got = self.ctx.acquire()
+            if got is not True:
+                raise LockstepMismatch("P1", f"AioContext.acquire() returned {got!r}, not True")
+        self.ref.acquire()
+
+    @precondition(lambda self: self.ref.depth > 0)
+    @rule(qemu=st.booleans())
+    @_step("P1")
+    def release(self, qemu: bool) -> None:
+        (q.aio_context_release if qemu else AioContext.release)(self.ctx)
+        self.ref.release()
+
+    @precondition(lambda self: self.ref.depth == 0)
+    @rule()
+    @_step("P1")
+    def release_not_held_is_refused(self) -> None:
+        _expect_raises(LockNotHeldError, lambda: q.aio_context_release(self.ctx), "P1",
+                       "aio_context_release of a context not held")
+        _expect_raises(SequentialUsageError, self.ref.release, None, "reference release")
+
+    # -- bottom halves -------------------------------------------------------------------------
+    @precondition(lambda self: len(self.bhs) < MAX_BHS)
+    @rule(prog=effects, qemu=st.booleans())
+    @_step("P2")
+    def bh_new(self, prog: Effects, qemu: bool) -> None:
+        i = len(self.bhs)
+        cb = self._impl_bh(i, prog)
+        bh = q.aio_bh_new(self.ctx, cb, None) if qemu else self.ctx.bh_new(cb)
+        self.bhs.append(bh)
+        self.ref_bhs.append(self.ref.bh_new(self._ref_bh(i, prog)))
+
+    @precondition(lambda self: self.bhs)
+    @rule(data=st.data(), op=st.sampled_from(["schedule", "schedule_idle", "cancel", "delete"]),
+          qemu=st.booleans())
+    @_step("P2")
+    def bh_op(self, data: st.DataObject, op: str, qemu: bool) -> None:
+        i = data.draw(st.integers(0, len(self.bhs) - 1), label="bh")
+        bh, b = self.bhs[i], self.ref_bhs[i]
+        ref_op = getattr(self.ref, op)
+        call: Callable[[], None] = (
+            (lambda: getattr(q, f"qemu_bh_{op}")(bh)) if qemu else getattr(bh, op)
+        )
+        if self.ref.is_deleted(b):
+            _expect_raises(BHDeletedError, call, "P2", f"{op} of a deleted BH")
+            _expect_raises(SequentialUsageError, lambda: ref_op(b), None, f"reference {op}")
+            return
+        call()
+        ref_op(b)
+
+    @precondition(lambda self: any(not bh.deleted for bh in self.bhs))
+    @rule(data=st.data(), qemu=st.booleans())
+    @_step("P2")
+    def bh_idle_then_schedule(self, data: st.DataObject, qemu: bool) -> None:
+        """The one sequence where impl and QEMU 2.4 differ (see model._sequential)."""
+        live = [i for i, bh in enumerate(self.bhs) if not bh.deleted]
+        i = data.draw(st.sampled_from(live), label="bh")
+        if qemu:
+            q.qemu_bh_schedule_idle(self.bhs[i])
+            q.qemu_bh_schedule(self.bhs[i])
+        else:
+            self.bhs[i].schedule_idle()
+            self.bhs[i].schedule()
+        self.ref.schedule_idle(self.ref_bhs[i])
+        self.ref.schedule(self.ref_bhs[i])
+
+    @rule(prog=effects, qemu=st.booleans())
+    @_step("P2")
+    def oneshot(self, prog: Effects, qemu: bool) -> None:
+        self.impl_tag += 1
+        self.ref_tag += 1
+        cb = self._impl_oneshot(self.impl_tag, prog)
+        ref_cb = self._ref_oneshot(self.ref_tag, prog)
+        if qemu:
+            q.aio_bh_schedule_oneshot(self.ctx, cb, None)
+        else:
+            self.ctx.bh_schedule_oneshot(cb)
+        self.ref.bh_schedule_oneshot(ref_cb)
+
+    # -- notifiers and handlers ----------------------------------------------------------------
+    @precondition(lambda self: len(self.notifiers) < MAX_NOTIFIERS)
+    @rule(active=st.booleans())
+    @_step(None)
+    def notifier_new(self, active: bool) -> None:
+        self.notifiers.append(q.event_notifier_init(active, self.platform))
+        self.ref_notifiers.append(self.ref.notifier_new(active))
+
+    @precondition(lambda self: self.notifiers)
+    @rule(data=st.data(), qemu=st.booleans())
+    @_step(None)
+    def notifier_set(self, data: st.DataObject, qemu: bool) -> None:
+        i = data.draw(st.integers(0, len(self.notifiers) - 1), label="notifier")
+        if qemu:
+            q.event_notifier_set(self.notifiers[i])
+        else:
+            self.notifiers[i].set()
+        self.ref.notifier_set(self.ref_notifiers[i])
+
+    @precondition(lambda self: self.notifiers)
+    @rule(data=st.data(), qemu=st.booleans())
+    @_step(None)
+    def notifier_test_and_clear(self, data: st.DataObject, qemu: bool) -> None:
+        i = data.draw(st.integers(0, len(self.notifiers) - 1), label="notifier")
+        n = self.notifiers[i]
+        got = q.event_notifier_test_and_clear(n) if qemu else n.test_and_clear()
+        _same(None, f"event_notifier_test_and_clear(notifier {i})", got,
+              self.ref.notifier_test_and_clear(self.ref_notifiers[i]))
+
+    @precondition(lambda self: self.notifiers)
+    @rule(data=st.data(), prog=effects, external=st.booleans(), qemu=st.booleans())
+    @_step(None)
+    def handler_add(self, data: st.DataObject, prog: Effects, external: bool, qemu: bool) -> None:
+        i = data.draw(st.integers(0, len(self.notifiers) - 1), label="notifier")
+        cb = self._impl_handler(i, prog)
+        if qemu:
+            q.aio_set_event_notifier(self.ctx, self.notifiers[i], cb, is_external=external)
+        else:
+            self.ctx.set_event_notifier(self.notifiers[i], cb, is_external=external)
+        self.ref.set_event_notifier(
+            self.ref_notifiers[i], self._ref_handler(i, prog), is_external=external
+        )
+
+    @precondition(lambda self: self.notifiers)
+    @rule(data=st.data(), qemu=st.booleans())
+    @_step(None)
+    def handler_remove(self, data: st.DataObject, qemu: bool) -> None:
+        i = data.draw(st.integers(0, len(self.notifiers) - 1), label="notifier")
+        if qemu:
+            q.aio_set_event_notifier(self.ctx, self.notifiers[i], None)
+        else:
+            self.ctx.set_event_notifier(self.notifiers[i], None)
+        self.ref.set_event_notifier(self.ref_notifiers[i], None)
+
+    @rule(qemu=st.booleans())
+    @_step(None)
+    def disable_external(self, qemu: bool) -> None:
+        (q.aio_disable_external if qemu else AioContext.disable_external)(self.ctx)
+        self.ref.disable_external()
+
+    @rule(qemu=st.booleans())
+    @_step(None)
+    def enable_external(self, qemu: bool) -> None:
+        call = q.aio_enable_external if qemu else AioContext.enable_external
+        if not self.ref.external_disabled:
+            _expect_raises(UsageError, lambda: call(self.ctx), None,
+                           "aio_enable_external while not disabled")
+            _expect_raises(SequentialUsageError, self.ref.enable_external, None,
+                           "reference enable_external")
+            return
+        call(self.ctx)
+        self.ref.enable_external()
+
+    # -- timers and the virtual clock ----------------------------------------------------------
+    @precondition(lambda self: len(self.timers) < MAX_TIMERS)
+    @rule(prog=effects, qemu=st.booleans())
+    @_step(None)
+    def timer_new(self, prog: Effects, qemu: bool) -> None:
+        k = len(self.timers)
+        cb = self._impl_timer(k, prog)
+        if qemu:
+            t = q.aio_timer_new(self.ctx, q.QEMU_CLOCK_VIRTUAL, q.SCALE_NS, cb, None)
+        else:
+            t = self.ctx.timer_new(q.QEMU_CLOCK_VIRTUAL, q.SCALE_NS, cb)
+        self.timers.append(t)
+        self.ref_timers.append(self.ref.timer_new(self._ref_timer(k, prog)))
+
+    @precondition(lambda self: self.timers)
+    @rule(data=st.data(), delta=st.integers(-20, 60), qemu=st.booleans())
+    @_step(None)
+    def timer_mod(self, data: st.DataObject, delta: int, qemu: bool) -> None:
+        k = data.draw(st.integers(0, len(self.timers) - 1), label="timer")
+        expire = self.ref.clock_ns + delta
+        if qemu:
+            q.timer_mod(self.timers[k], expire)
+        else:
+            self.timers[k].mod(expire)
+        self.ref.timer_mod(self.ref_timers[k], expire)
+
+    @precondition(lambda self: self.timers)
+    @rule(data=st.data(), qemu=st.booleans())
+    @_step(None)
+    def timer_del(self, data: st.DataObject, qemu: bool) -> None:
+        k = data.draw(st.integers(0, len(self.timers) - 1), label="timer")
+        if qemu:
+            q.timer_del(self.timers[k])
+        else:
+            self.timers[k].delete()
+        self.ref.timer_del(self.ref_timers[k])
+
+    @rule(ns=st.integers(0, 60), qemu=st.booleans())
+    @_step(None)
+    def advance_clock(self, ns: int, qemu: bool) -> None:
+        if qemu:
+            q.qemu_clock_advance_virtual(ns, self.platform)
+        else:
+            self.clocks.advance_virtual(ns)
+        self.ref.advance(ns)
+
+    # -- the loop ------------------------------------------------------------------------------
+    @rule(qemu=st.booleans(), held=st.booleans())
+    @_step("P2")
+    def poll_nonblocking(self, qemu: bool, held: bool) -> None:
+        if held:  # the Pythonic face: `with ctx:` around the iteration
+            with self.ctx:
+                got = self.ctx.aio_poll(False)
+        else:
+            got = q.aio_poll(self.ctx, False) if qemu else self.ctx.aio_poll(False)
+        _same("P2", "aio_poll(false) progress", got, self.ref.aio_poll(False))
+
+    @precondition(
+        lambda self: not self.ref.would_block_forever()
+        and self.ref.compute_timeout() <= IDLE_BH_TIMEOUT_NS
+    )
+    @rule(qemu=st.booleans())
+    @_step("P2")
+    def poll_blocking(self, qemu: bool) -> None:
+        # The reference says this returns within 10 ms.  Should impl disagree and sleep,
+        # a watchdog wakes it (aio_notify) after hang_after seconds and the step fails
+        # instead of hanging.
+        hung = threading.Event()
+
+        def kick() -> None:
+            hung.set()
+            self.ctx.aio_notify()
+
+        watchdog = threading.Timer(self.hang_after, kick)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            got = q.aio_poll(self.ctx, True) if qemu else self.ctx.aio_poll(True)
+        finally:
+            watchdog.cancel()
+        if hung.is_set():
+            raise LockstepMismatch(
+                "LIVE",
+                f"aio_poll(true): impl blocked over {self.hang_after:g} s although the "
+                "reference had work ready (woken by the watchdog)",
+            )
+        _same("P2", "aio_poll(true) progress", got, self.ref.aio_poll(True))
+
+    # -- after every step ----------------------------------------------------------------------
+    @invariant()
+    @_checked
+    def same_callbacks_in_same_order(self) -> None:
+        if self.log == self.ref_log:
+            return
+        k = next(
+            (j for j, (a, b) in enumerate(zip(self.log, self.ref_log, strict=False)) if a != b),
+            min(len(self.log), len(self.ref_log)),
+        )
+        first = [e[0] for e in (self.log[k:k + 1] + self.ref_log[k:k + 1])]
+        prop = "P2" if {"bh", "oneshot"} & set(first) else None
+        raise LockstepMismatch(
+            prop,
+            f"callback log differs at entry {k}: impl {self.log[k:k + 4]!r}... != "
+            f"reference {self.ref_log[k:k + 4]!r}... (impl ran {len(self.log)}, "
+            f"reference {len(self.ref_log)})",
+        )
+
+    @invariant()
+    @_checked
+    def same_observable_state(self) -> None:
+        r = self.ref
+        _same("P1", "lock depth", self.ctx.statistics().lock.depth, r.depth)
+        _same("P1", "held_by_me()", self.ctx.held_by_me(), r.depth > 0)
+        _same("P2", "BH deleted flags", [bh.deleted for bh in self.bhs],
+              [r.is_deleted(b) for b in self.ref_bhs])
+        _same("P2", "BH scheduled flags", [bh.is_scheduled for bh in self.bhs],
+              [r.is_scheduled(b) for b in self.ref_bhs])
+        _same(None, "timers pending", [t.pending() for t in self.timers],
+              [r.timer_pending(k) for k in self.ref_timers])
+        _same(None, "timer expiries", [t.expire_ns() for t in self.timers],
+              [r.timer_expire_ns(k) for k in self.ref_timers])
+        _same(None, "external disabled", self.ctx.external_disabled, r.external_disabled)
+        _same(None, "virtual clock", q.qemu_clock_get_ns(q.QEMU_CLOCK_VIRTUAL, self.platform),
+              r.clock_ns)
+        _same(None, "handlers registered", self.ctx.statistics().handlers,
+              sum(r.has_handler(n) for n in self.ref_notifiers))
+
+    @invariant()
+    @_checked
+    def monitors_quiet(self) -> None:
+        assert self.ms.violations == [], [str(v) for v in self.ms.violations]
+
+
+def _exception_property(exc: BaseException, prop: str | None, rule_name: str) -> str | None:
+    """The property an exception impl raised (where the reference did not) bears on."""
+    if isinstance(exc, (NotOwnerError, LockNotHeldError)):
+        return "P3" if rule_name in _POLL_RULES else "P1"
+    if isinstance(exc, BHDeletedError) or type(exc).__name__ == "UseAfterFree":
+        return "P2"
+    return prop
+
+
+# ------------------------------------------------------------------------------------------
+# Search: the kill-matrix hook
+# ------------------------------------------------------------------------------------------
+class MutantLike(Protocol):
+    """What the kill matrix passes in (stress._mutants.Mutant)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def apply(self) -> contextlib.AbstractContextManager[object]: ...
+
+
+@dataclass(slots=True)
+class SearchResult:
+    """What :func:`search` found.
+
+    Attributes:
+        found: the smallest failure recorded (fewest steps), or None.
+        first: the first failure recorded (before shrinking).
+        runs: lockstep programs run (shrinking included).
+        seconds_to_find: wall time until the first failure, or None.
+        seconds: wall time of the whole search.
+        hung: a step did not return (the worker thread was abandoned).
+        failures: every failure recorded, in order.
+    """
+
+    found: LockstepFailure | None = None
+    first: LockstepFailure | None = None
+    runs: int = 0
+    seconds_to_find: float | None = None
+    seconds: float = 0.0
+    hung: bool = False
+    failures: list[LockstepFailure] = field(default_factory=list)
+    #: The thread the programs ran on (still alive, blocked in impl, if ``hung``).
+    worker: threading.Thread | None = None
+
+    @property
+    def killed(self) -> bool:
+        return self.found is not None
+
+
+class _Abandon(Exception):
+    """The search ended (out of time, or the watcher gave up on a hung step)."""
+
+
+def search(
+    *,
+    seconds: float = 10.0,
+    seed: int = 0,
+    shrink_seconds: float | None = None,
+    step_count: int = 50,
+    chunk: int = 25,
+    hang_after: float | None = None,
+    step_limit: float | None = None,
+) -> SearchResult:
+    """Run :class:`Lockstep` programs until one fails or ``seconds`` pass, then shrink.
+
+    Chunks of ``chunk`` Hypothesis examples, each chunk seeded from ``seed`` (so a search
+    is reproducible; no example database), programs of up to ``step_count`` steps.  After
+    the first failure Hypothesis shrinks for at most ``shrink_seconds`` (default
+    ``max(1, seconds / 2)``); then every further candidate is rejected unrun, so Hypothesis
+    ends quickly.  The reported failure is the smallest one recorded.
+
+    Everything runs on a worker thread (the context's home thread).  This thread watches
+    it: a blocking poll is woken by its own watchdog after ``hang_after`` seconds (a LIVE
+    failure); any step still running after ``step_limit`` seconds, or a search still
+    running long past its budget, is reported as a hang (LIVE, ``via="watchdog"``) and the
+    worker is abandoned (a daemon thread blocked in impl).
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, reject, settings
+    from hypothesis import seed as hseed
+    from hypothesis.stateful import run_state_machine_as_test
+
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    shrink_for = shrink_seconds if shrink_seconds is not None else max(1.0, seconds / 2)
+    hang = hang_after if hang_after is not None else min(5.0, max(0.5, seconds / 3))
+    limit = step_limit if step_limit is not None else hang + 2.0
+    res = SearchResult()
+    lock = threading.Lock()
+    found_at: list[float] = []
+    current: list[Lockstep] = []
+    abandoned = threading.Event()
+    errors: list[BaseException] = []
+    out_of_time: list[bool] = []
+
+    class _Machine(Lockstep):
+        hang_after = hang
+
+    def record(f: LockstepFailure) -> None:
+        with lock:
+            if abandoned.is_set():
+                return
+            if not found_at:
+                found_at.append(time.perf_counter())
+                res.first = f
+            res.failures.append(f)
+            if res.found is None or f.steps < res.found.steps:
+                res.found = f
+
+    def factory() -> Lockstep:
+        now = time.perf_counter()
+        if abandoned.is_set():
+            raise _Abandon
+        if (not found_at and now > deadline) or (found_at and now > found_at[0] + shrink_for):
+            out_of_time.append(True)
+            reject()  # out of time: Hypothesis counts the example as invalid, unrun
+        m = _Machine()
+        m.sink = record
+        current[:] = [m]
+        res.runs += 1
+        return m
+
+    run_settings = settings(
+        max_examples=chunk,
+        stateful_step_count=step_count,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+        report_multiple_bugs=False,
+        print_blob=False,
+        verbosity=Verbosity.quiet,
+    )
+
+    def work() -> None:
+        chunk_no = 0
+        try:
+            while not found_at and time.perf_counter() < deadline and not abandoned.is_set():
+
+                def make() -> Lockstep:
+                    return factory()
+
+                hseed(seed * 1_000_003 + chunk_no)(make)
+                try:
+                    run_state_machine_as_test(  # type: ignore[no-untyped-call]
+                        make, settings=run_settings
+                    )
+                except _Abandon:
+                    return
+                except Exception:
+                    # The shrunk failure is re-raised (or, shrinking cut short, reported
+                    # as flaky / unsatisfiable): what failed was recorded by the machine.
+                    # Examples rejected for want of time can make Hypothesis see its own
+                    # replays as inconsistent; that ends the search too.  Anything else
+                    # surfaces below.
+                    if not found_at and not out_of_time and not abandoned.is_set():
+                        raise
+                chunk_no += 1
+        except BaseException as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=work, name="stateful-single", daemon=True)
+    worker.start()
+    res.worker = worker
+    hard_deadline = deadline + shrink_for + limit + 5.0
+    hung_msg = ""
+    while worker.is_alive():
+        worker.join(0.05)  # a bounded wait: the watch below runs every 50 ms
+        now = time.perf_counter()
+        m = current[0] if current else None
+        started = m.step_started if m is not None else None
+        if started is not None and now - started > limit and worker.is_alive():
+            last = m.program[-1] if m is not None and m.program else "?"
+            hung_msg = f"a step ({last}) did not return within {limit:g} s"
+        elif now > hard_deadline and worker.is_alive():
+            hung_msg = f"the search did not end within {hard_deadline - t0:.1f} s"
+        if hung_msg:
+            with lock:
+                steps = m.steps if m is not None else 0
+                prog = tuple(m.program) if m is not None else ()
+                f = LockstepFailure("LIVE", "watchdog", f"hang: {hung_msg}", steps, prog)
+                if not found_at:
+                    found_at.append(now)
+                    res.first = f
+                    res.found = f
+                res.hung = True
+                abandoned.set()
+            break
+    if errors and not found_at:
+        raise errors[0]
+    res.seconds = time.perf_counter() - t0
+    res.seconds_to_find = found_at[0] - t0 if found_at else None
+    return res
+
+
+@dataclass(frozen=True, slots=True)
+class SingleOutcome:
+    """One checker run (the fields of :class:`stress._killmatrix.CheckOutcome`)."""
+
+    killed: bool
+    seconds: float  # wall time until the first failure (the whole search if none)
+    counterexample_steps: int | None  # rule steps of the shrunk failing program
+    detail: str
+    killed_by_property: str | None
+    applicable: bool = True
+    via: str = ""
+
+
+def checker(mutant: MutantLike, seed: int, seconds: float) -> SingleOutcome:
+    """Kill-matrix hook ``stateful_single``: the lockstep search under ``mutant.apply()``
+    for ``seconds`` (then at most ``max(1, seconds / 2)`` of shrinking)."""
+    with mutant.apply():
+        res = search(seconds=seconds, seed=seed)
+    if res.found is None:
+        return SingleOutcome(
+            False,
+            res.seconds,
+            None,
+            f"stateful-single: no failure in {res.runs} lockstep programs ({res.seconds:.1f} s)",
+            None,
+            via="lockstep",
+        )
+    f = res.found
+    first = res.first
+    prop = f.prop
+    detail = (
+        f"stateful-single: {prop or 'unclassified'} via {f.via}: {f.message} | shrunk to "
+        f"{f.steps} step(s)"
+        + (f" (found with {first.steps})" if first is not None else "")
+        + f"; {res.runs} programs | seed {seed} | program: {', '.join(f.program)}"
+    )
+    return SingleOutcome(
+        True, res.seconds_to_find or res.seconds, f.steps, detail, prop, via=f.via
+    )
