@@ -303,25 +303,55 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
 def _step_hypothesis(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
+    """Both Hypothesis stateful searches: impl against the single-thread reference in
+    lockstep (a third of the share), then multi-thread scripts with Hypothesis choosing the
+    interleaving on the controlled scheduler (the rest)."""
     try:
         from stress import _stateful
     except ImportError as e:
         acc.skipped(plan, "hypothesis", f"stateful search unavailable: {e}")
         return
     t0 = time.perf_counter()
-    res = _stateful.search(seconds=seconds, seed=plan.seed, memories=("sc", "tso"))
-    progress("hypothesis", 1.0)
     failed: dict[str, str] = {}
-    found = res.found
-    if found is not None:
-        prop = _prop_of(getattr(found, "prop", "") or "")
-        failed[prop] = f"stateful: {getattr(found, 'message', found)}"
-        acc.counterexamples.append(Counterexample(
-            property=prop, checker="hypothesis", kind=str(getattr(found, "kind", "stateful")),  # type: ignore[arg-type]
-            message=failed[prop][:2000], schedule=getattr(found, "schedule", None),
-            seed=plan.seed, replay_command=None,
-        ))
-    acc.verdict(plan, "hypothesis", failed, res.runs, time.perf_counter() - t0)
+    runs = 0
+    try:
+        from stress import _stateful_single
+    except ImportError:
+        _stateful_single = None  # type: ignore[assignment]
+    if _stateful_single is not None and not stop():
+        single = _stateful_single.search(seconds=seconds / 3, seed=plan.seed)
+        runs += single.runs
+        progress(f"hypothesis: single-thread lockstep, {single.runs} programs", 0.33)
+        f1 = single.found
+        if f1 is not None:
+            prop = _prop_of(f1.prop or "P2")
+            failed[prop] = (
+                f"single-thread lockstep ({f1.via}): {f1.message} "
+                f"[{f1.steps} steps: {', '.join(f1.program)}]"
+            )
+            acc.counterexamples.append(Counterexample(
+                property=prop, checker="hypothesis", kind="stateful",  # type: ignore[arg-type]
+                message=failed[prop][:2000], schedule=None, seed=plan.seed,
+                replay_command=None,
+            ))
+    left = max(0.5, seconds - (time.perf_counter() - t0))
+    if not stop():
+        res = _stateful.search(seconds=left, seed=plan.seed, memories=("sc", "tso"))
+        runs += res.runs
+        progress("hypothesis: multi-thread interleavings", 1.0)
+        found = res.found
+        if found is not None:
+            prop = _prop_of(getattr(found, "prop", "") or "")
+            msg = f"multi-thread stateful: {getattr(found, 'message', found)}"
+            failed.setdefault(prop, msg)
+            acc.counterexamples.append(Counterexample(
+                property=prop, checker="hypothesis",  # type: ignore[arg-type]
+                kind=str(getattr(found, "kind", "stateful")),
+                message=msg[:2000], schedule=getattr(found, "schedule", None),
+                seed=plan.seed, replay_command=None,
+            ))
+    acc.verdict(plan, "hypothesis", failed, runs, time.perf_counter() - t0,
+                inconclusive="stopped early" if stop() else "")
 
 
 def _step_stress(
