@@ -5,8 +5,8 @@ A campaign runs, in order, each *step* it was given a share of the budget for:
 * ``model`` - exhaustive search of the correct model (P1, P2, P3, LIVE), states counted;
 * ``random`` / ``pct`` / ``dfs`` - controlled exploration of the safe corpus (the real impl
   code on the controlled platform, monitors on), coverage counted, failures shrunk;
-* ``hypothesis`` - the multi-thread stateful search (Hypothesis draws scripts and
-  interleavings);
+* ``hypothesis`` - impl against the single-thread reference in lockstep, then the
+  multi-thread stateful search (Hypothesis draws scripts and interleavings);
 * ``stress`` - the real-thread workloads with noise, graded jcstress-style (histograms);
 * ``mutants`` - the kill matrix: every checker against every re-created QEMU bug.
 
