@@ -429,7 +429,11 @@ def _step_mutants(
         budget = MatrixBudget("smoke", 1.0, 1, 1.5)
     elif plan.label in ("pr", "nightly"):
         budget = plan.label
-    km = kill_matrix(budget, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line)
+    km = kill_matrix(
+        budget, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line, should_stop=stop
+    )
+    if km.stopped:
+        acc.notes.append("mutant kill matrix stopped early: cells not run count as survived")
     data = km.to_json()
     mutants = []
     for m in data["mutants"]:

@@ -619,6 +619,7 @@ class KillMatrix:
     cells: dict[tuple[str, str], CheckOutcome] = field(default_factory=dict)
     false_alarm_runs: list[tuple[str, int, CheckOutcome]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped: bool = False  # should_stop() ended it early: some cells never ran
 
     @property
     def false_alarms(self) -> int:
@@ -824,6 +825,13 @@ def _run_task(task: Task, scope: str, fn: Checker | None = None) -> CheckOutcome
         )
 
 
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle (it stops the matrix cleanly)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def kill_matrix(
     budget: str | float | MatrixBudget = "pr",
     seed: int = 0,
@@ -833,8 +841,14 @@ def kill_matrix(
     false_alarm_seeds: int | None = None,
     jobs: int = 1,
     progress: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> KillMatrix:
     """Run every checker against every mutant, and against the unmutated impl.
+
+    ``should_stop`` is polled after every cell: once it returns True no new cell starts
+    (queued ones are cancelled, running ones finish within their budget) and the matrix
+    returns what it has, with ``stopped`` set.  Worker processes ignore SIGINT, so a
+    terminal's Ctrl-C reaches only the caller, which decides.
 
     Args:
         budget: ``smoke``, ``pr``, ``nightly``, seconds for the whole matrix, or a
@@ -895,15 +909,26 @@ def kill_matrix(
 
     tasks = control + cells
     _load_lazy()
+    stop = should_stop or (lambda: False)
     local = [t for t in tasks if jobs <= 1 or t[1] not in _PORTABLE]
     remote = [t for t in tasks if t not in local]
     if remote:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint
+        ) as pool:
             futures = {pool.submit(_run_task, t, b.scope): t for t in remote}
             for t in local:
+                if stop():
+                    break
                 record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
             for fut in concurrent.futures.as_completed(futures):
+                if stop():
+                    km.stopped = True
+                    for f in futures:
+                        f.cancel()
+                    if fut.cancelled():
+                        continue
                 try:
                     out = fut.result()
                 except Exception as e:  # a worker died (BrokenProcessPool) or did not pickle
@@ -919,7 +944,11 @@ def kill_matrix(
                 record(futures[fut], out)
     else:
         for t in local:
+            if stop():
+                break
             record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
+    if stop():
+        km.stopped = True
     km.false_alarm_runs.sort(key=lambda r: (r[1], names.index(r[0])))
     km.seconds = time.perf_counter() - t0
     return km
