@@ -905,6 +905,19 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> SingleOutcome:
     for ``seconds`` (then at most ``max(1, seconds / 2)`` of shrinking)."""
     with mutant.apply():
         res = search(seconds=seconds, seed=seed)
+    if res.found is None and res.runs == 0:
+        # Nothing ran: not evidence that the mutant survives.  Seen only in long-lived
+        # kill-matrix worker processes, after an earlier cell (cause not yet found).
+        return SingleOutcome(
+            False,
+            res.seconds,
+            None,
+            f"stateful-single: no lockstep program started within {res.seconds:.1f} s "
+            "(this process could not run Hypothesis in time); not counted",
+            None,
+            applicable=False,
+            via="lockstep",
+        )
     if res.found is None:
         return SingleOutcome(
             False,
