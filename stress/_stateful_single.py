@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -853,22 +854,30 @@ def search(
         except BaseException as e:
             errors.append(e)
 
-    worker = threading.Thread(target=work, name="stateful-single", daemon=True)
-    worker.start()
-    res.worker = worker
+    done = threading.Event()
+
+    def job() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    runner = _SearchThread.submit(job)
+    res.worker = runner.thread
     hard_deadline = deadline + shrink_for + limit + 5.0
     hung_msg = ""
-    while worker.is_alive():
-        worker.join(0.05)  # a bounded wait: the watch below runs every 50 ms
+    while not done.is_set():
+        done.wait(0.05)  # a bounded wait: the watch below runs every 50 ms
         now = time.perf_counter()
         m = current[0] if current else None
         started = m.step_started if m is not None else None
-        if started is not None and now - started > limit and worker.is_alive():
+        if started is not None and now - started > limit and not done.is_set():
             last = m.program[-1] if m is not None and m.program else "?"
             hung_msg = f"a step ({last}) did not return within {limit:g} s"
-        elif now > hard_deadline and worker.is_alive():
+        elif now > hard_deadline and not done.is_set():
             hung_msg = f"the search did not end within {hard_deadline - t0:.1f} s"
         if hung_msg:
+            runner.retire()  # its thread ends once freed; the next search gets a new one
             with lock:
                 steps = m.steps if m is not None else 0
                 prog = tuple(m.program) if m is not None else ()
@@ -885,6 +894,48 @@ def search(
     res.seconds = time.perf_counter() - t0
     res.seconds_to_find = found_at[0] - t0 if found_at else None
     return res
+
+
+class _SearchThread:
+    """The long-lived thread that runs every search's Hypothesis loop in this process.
+
+    Why not a fresh thread per search: on a thread's first run Hypothesis creates its
+    per-thread PRNG and registers it with ``gc.collect()`` and ``gc.get_referrers()``
+    (``hypothesis.internal.entropy.register_random``), a scan of the whole heap.  In a
+    kill-matrix worker whose heap earlier cells had grown (model states, explorer traces)
+    that took the whole budget of a cell, which then ran no program at all.  A search
+    whose step hangs retires its thread (it ends once freed); the next search starts a
+    new one.
+    """
+
+    _lock = threading.Lock()
+    _current: _SearchThread | None = None
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.retired = False
+        self.thread = threading.Thread(target=self._loop, name="stateful-single", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.retired:
+            job = self.jobs.get()
+            job()
+
+    @classmethod
+    def submit(cls, job: Callable[[], None]) -> _SearchThread:
+        with cls._lock:
+            cur = cls._current
+            if cur is None or cur.retired or not cur.thread.is_alive():
+                cur = cls._current = cls()
+        cur.jobs.put(job)
+        return cur
+
+    def retire(self) -> None:
+        self.retired = True
+        with _SearchThread._lock:
+            if _SearchThread._current is self:
+                _SearchThread._current = None
 
 
 @dataclass(frozen=True, slots=True)
