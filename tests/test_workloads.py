@@ -423,9 +423,16 @@ def test_watchdog_classifies_a_lost_wakeup_with_the_sleepers_stack() -> None:
 def test_kill_checker_kills_a_lost_wakeup() -> None:
     out = kill_checker(_DropNotify(), seed=0, seconds=10, workloads=["bh-ping-pong"], patience=0.6)
     assert out.killed, out.detail
-    assert out.workload == "bh-ping-pong" and out.via == "scheduler"
-    assert out.killed_by_property == "LIVE" and "lost-wakeup" in out.detail
-    assert out.counterexample_steps is not None and out.counterexample_steps > 0
+    assert out.workload == "bh-ping-pong"
+    # Real threads decide which check sees it first: usually the stall watch (a lost
+    # wake-up, LIVE); on a loaded runner sometimes a monitor, when the stop BH's walk
+    # finds the BH whose wake-up was dropped still scheduled (P2 not-lost).
+    if out.via == "scheduler":
+        assert out.killed_by_property == "LIVE" and "lost-wakeup" in out.detail, out.detail
+        assert out.counterexample_steps is not None and out.counterexample_steps > 0
+    else:
+        assert out.via == "monitor", out.detail
+        assert out.killed_by_property in ("LIVE", "P2"), out.detail
     assert out.seconds < 10 and "drop-bh-notify killed by bh-ping-pong" in out.detail
 
 
