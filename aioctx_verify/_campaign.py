@@ -22,8 +22,8 @@ import platform as pyplatform
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -193,7 +193,6 @@ class _Acc:
     steps: int = 0
     explore_seconds: float = 0.0
     benchmarks: list[Benchmark] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
     def verdict(self, plan: CampaignPlan, checker: str, failed: dict[str, str], runs: int,
                 seconds: float, *, inconclusive: str = "") -> None:
@@ -410,8 +409,7 @@ def _step_mutants(
     try:
         from stress._killmatrix import MatrixBudget, available_checkers, kill_matrix
         from stress._mutants import CATALOGUE
-    except ImportError as e:
-        acc.notes.append(f"mutant kill matrix skipped: {e}")
+    except ImportError:
         return
     wanted = _MUTANT_CHECKERS.get(plan.label)
     names = [c for c in available_checkers() if wanted is None or c in wanted]
@@ -432,8 +430,6 @@ def _step_mutants(
     km = kill_matrix(
         budget, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line, should_stop=stop
     )
-    if km.stopped:
-        acc.notes.append("mutant kill matrix stopped early: cells not run count as survived")
     data = km.to_json()
     mutants = []
     for m in data["mutants"]:
@@ -454,12 +450,6 @@ def _step_mutants(
             counterexample_steps=m["counterexample_steps"], cells=cells,
         ))
     acc.kill_matrix = KillMatrix(mutants=tuple(mutants), false_alarms=int(data["false_alarms"]))
-    for fa in data.get("false_alarm_runs", []):
-        if fa.get("failed"):
-            acc.notes.append(
-                f"false alarm: {fa['checker']} seed {fa['seed']} failed on the correct impl: "
-                f"{fa.get('detail', '')}"
-            )
 
 
 # -- the campaign ------------------------------------------------------------------------------
@@ -469,11 +459,6 @@ def _machine() -> Machine:
         python=f"{pyplatform.python_implementation()} {pyplatform.python_version()}",
         cpu_count=os.cpu_count() or 1,
     )
-
-
-@contextmanager
-def _noop_progress() -> Iterator[Callable[[str, str, float], None]]:
-    yield lambda step, what, frac: None
 
 
 def run_campaign(

@@ -12,13 +12,13 @@ mutant name, an unwritable ``--json`` path), reported as one line on stderr.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import click
+
+from ._paths import unwritable
 
 __all__ = ["mutants_cmd"]
 
@@ -46,25 +46,6 @@ def _check_names(
             f"unknown {what}(s) {', '.join(bad)}; known: {', '.join(known)}", param_hint=param
         )
     return chosen
-
-
-def _unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be replaced atomically (a temporary file beside it), or None."""
-    if path.is_dir():
-        return f"{path} is a directory"
-    parent = path.parent
-    if not parent.is_dir():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            return f"cannot create directory {parent} ({e.strerror})"
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
-    except OSError as e:
-        return f"cannot create files in {parent} ({e.strerror})"
-    os.close(fd)
-    os.unlink(probe)
-    return None
 
 
 def _list_catalogue() -> None:
@@ -140,7 +121,7 @@ def mutants_cmd(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--budget") from None
     if json_path is not None:
-        problem = _unwritable(json_path)
+        problem = unwritable(json_path)
         if problem is not None:
             raise click.BadParameter(problem, param_hint="--json")
     t0 = time.perf_counter()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ from stress import (
     write_json,
 )
 from stress._bench_explore import run_explore_benchmarks
+
+from ._paths import unwritable
 
 __all__ = ["main"]
 
@@ -85,30 +86,11 @@ class _JsonWriteError(click.ClickException):
     exit_code = 2
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written atomically (a temporary file beside it), or None."""
-    parent = path.parent
-    if path.is_dir():
-        return f"{path} is a directory"
-    if not parent.is_dir():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            return f"cannot write {path}: cannot create directory {parent} ({e.strerror})"
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
-    except OSError as e:
-        return f"cannot write {path}: cannot create files in {parent} ({e.strerror})"
-    os.close(fd)
-    os.unlink(probe)
-    return None
-
-
 def _check_json_path(
     _ctx: click.Context, _param: click.Parameter, value: Path | None
 ) -> Path | None:
     if value is not None:
-        problem = _unwritable(value)
+        problem = unwritable(value)
         if problem is not None:
             raise click.BadParameter(problem)
     return value
