@@ -1,7 +1,19 @@
-"""aioctx-verify's command line: ``aioctx-verify`` is :func:`aioctx_verify.cli.main`.
+"""aioctx-verify: a verification suite for QEMU's AioContext/IOThread threading model.
 
-The verification suite itself lives in the top-level packages (``impl``, ``stress``, ...);
-this package only turns their result objects into commands, tables and files.
+One import package, laid out as the repository's top-level folders (setuptools
+``package-dir``):
+
+* :mod:`aioctx_verify.impl` (folder ``impl/``): the event loop, over one concurrency seam;
+  :mod:`aioctx_verify.impl.qemu` keeps QEMU's C names;
+* :mod:`aioctx_verify.model` (``model/``): the state machine of the protocol and its search;
+* :mod:`aioctx_verify.properties` (``properties/``): P1, P2, P3 and liveness, each in its forms;
+* :mod:`aioctx_verify.stress` (``stress/``): controlled exploration, mutants, stateful
+  searches, real-thread stress and benchmarks, one room (subpackage) each;
+* :mod:`aioctx_verify.reports` (``reports/``): JSON, JUnit XML, HTML and history;
+* this folder: the ``aioctx-verify`` command (:mod:`aioctx_verify.cli`) and the leaf modules
+  every layer may import (:mod:`aioctx_verify.files`).
+
+Importing this package imports nothing else.
 """
 
 __all__: list[str] = []

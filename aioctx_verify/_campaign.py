@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from reports import (
+from aioctx_verify.reports import (
     Benchmark,
     CampaignBudget,
     CampaignResult,
@@ -232,7 +232,7 @@ def _step_model(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
     try:
-        from model import ModelConfig, search
+        from aioctx_verify.model import ModelConfig, search
     except ImportError as e:
         acc.skipped(plan, "model", f"model package unavailable: {e}")
         return
@@ -267,7 +267,7 @@ def _step_model(
 
 def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
                   progress: Progress, stop: Stop) -> None:
-    from stress import CORPUS, Budget, explore
+    from aioctx_verify.stress import CORPUS, Budget, explore
 
     safe = [p for p in CORPUS if p.expected == "safe"]
     per = seconds / max(1, len(safe))
@@ -305,20 +305,13 @@ def _step_hypothesis(
     """Both Hypothesis stateful searches: impl against the single-thread reference in
     lockstep (a third of the share), then multi-thread scripts with Hypothesis choosing the
     interleaving on the controlled scheduler (the rest)."""
-    try:
-        from stress import _stateful
-    except ImportError as e:
-        acc.skipped(plan, "hypothesis", f"stateful search unavailable: {e}")
-        return
+    from aioctx_verify.stress import stateful
+
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     runs = 0
-    try:
-        from stress import _stateful_single
-    except ImportError:
-        _stateful_single = None  # type: ignore[assignment]
-    if _stateful_single is not None and not stop():
-        single = _stateful_single.search(seconds=seconds / 3, seed=plan.seed)
+    if not stop():
+        single = stateful.search_single(seconds=seconds / 3, seed=plan.seed)
         runs += single.runs
         progress(f"hypothesis: single-thread lockstep, {single.runs} programs", 0.33)
         f1 = single.found
@@ -335,7 +328,7 @@ def _step_hypothesis(
             ))
     left = max(0.5, seconds - (time.perf_counter() - t0))
     if not stop():
-        res = _stateful.search(seconds=left, seed=plan.seed, memories=("sc", "tso"))
+        res = stateful.search_multi(seconds=left, seed=plan.seed, memories=("sc", "tso"))
         runs += res.runs
         progress("hypothesis: multi-thread interleavings", 1.0)
         found = res.found
@@ -357,8 +350,7 @@ def _step_stress(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
     try:
-        from stress._stress import run_workload
-        from stress._workloads import WORKLOADS
+        from aioctx_verify.stress.real import WORKLOADS, run_workload
     except ImportError as e:
         acc.skipped(plan, "stress", f"stress workloads unavailable: {e}")
         return
@@ -407,8 +399,12 @@ def _step_mutants(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
     try:
-        from stress._killmatrix import MatrixBudget, available_checkers, kill_matrix
-        from stress._mutants import CATALOGUE
+        from aioctx_verify.stress.mutation import (
+            CATALOGUE,
+            MatrixBudget,
+            available_checkers,
+            kill_matrix,
+        )
     except ImportError:
         return
     wanted = _MUTANT_CHECKERS.get(plan.label)

@@ -1,8 +1,8 @@
-"""``aioctx-verify mutants``: the kill matrix (:func:`stress._killmatrix.kill_matrix`).
+"""``aioctx-verify mutants``: the kill matrix (:func:`stress.mutation._matrix.kill_matrix`).
 
 Runs every checker against every mutant of the catalogue (historical QEMU bugs and seeded
-rule breaks, :mod:`stress._mutants`) and against the unmutated impl (the false-alarm pass),
-and prints the matrix as a table.
+rule breaks, :mod:`stress.mutation._catalogue`) and against the unmutated impl (the
+false-alarm pass), and prints the matrix as a table.
 
 Exit status: 0 when every chosen mutant was killed by some checker and the unmutated impl
 raised no false alarm; 1 otherwise; 2 for a usage error (an unknown budget, checker or
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ._paths import unwritable
+from aioctx_verify._paths import unwritable
 
 __all__ = ["mutants_cmd"]
 
@@ -49,7 +49,7 @@ def _check_names(
 
 
 def _list_catalogue() -> None:
-    from stress._mutants import CATALOGUE
+    from aioctx_verify.stress.mutation import CATALOGUE
 
     width = max(len(m.name) for m in CATALOGUE)
     click.echo(f"{'mutant':<{width}}  prop  source      commit / description")
@@ -108,9 +108,13 @@ def mutants_cmd(
     if list_only:
         _list_catalogue()
         return
-    from stress._io import atomic_write_text
-    from stress._killmatrix import available_checkers, kill_matrix, resolve_budget
-    from stress._mutants import CATALOGUE
+    from aioctx_verify.files import atomic_write_text
+    from aioctx_verify.stress.mutation import (
+        CATALOGUE,
+        available_checkers,
+        kill_matrix,
+        resolve_budget,
+    )
 
     chosen_checkers = _check_names("checker", "--checkers", _names(checkers), available_checkers())
     chosen_mutants = _check_names(

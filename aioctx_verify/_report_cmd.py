@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from reports import (
+from aioctx_verify.reports import (
     CampaignResult,
     HistoryError,
     ReportWriteError,

@@ -29,15 +29,21 @@ from typing import Any
 
 import click
 
-from reports import (
+from aioctx_verify._campaign import (
+    BUDGETS,
+    CHECKERS,
+    PROPERTIES,
+    CampaignPlan,
+    plan_campaign,
+    run_campaign,
+)
+from aioctx_verify.reports import (
     CampaignResult,
     HistoryError,
     ReportWriteError,
     read_history,
     write_reports,
 )
-
-from ._campaign import BUDGETS, CHECKERS, PROPERTIES, CampaignPlan, plan_campaign, run_campaign
 
 __all__ = ["EXIT_INTERRUPTED", "run_cmd"]
 

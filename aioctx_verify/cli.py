@@ -11,7 +11,7 @@ Commands:
     report: re-render the reports from a campaign's report.json.
     bench: :func:`stress.run_benchmarks`, printed as a table; ``--json`` also writes
         ``{"benchmarks": [...]}`` atomically.  ``--explore`` appends the controlled
-        scheduler's rows (:mod:`stress._bench_explore`) and prints their notes.
+        scheduler's rows (:mod:`aioctx_verify.stress.bench._explore`) and prints their notes.
     explore: every strategy on the built-in corpus of buggy and safe programs; exit 0 when
         every bug was found and no safe program failed, 1 otherwise.
     replay: one schedule string; exit 1 when its failure reproduces, 0 when the run
@@ -29,7 +29,8 @@ from typing import Any
 
 import click
 
-from stress import (
+from aioctx_verify._paths import unwritable
+from aioctx_verify.stress import (
     CORPUS,
     BenchError,
     Budget,
@@ -45,9 +46,7 @@ from stress import (
     run_benchmarks,
     write_json,
 )
-from stress._bench_explore import run_explore_benchmarks
-
-from ._paths import unwritable
+from aioctx_verify.stress.bench import run_explore_benchmarks
 
 __all__ = ["main"]
 
@@ -325,15 +324,15 @@ def replay_cmd(schedule: str) -> None:
     sys.exit(0)
 
 
-from ._report_cmd import report_cmd  # noqa: E402 - registered here, beside the other commands
+from aioctx_verify._report_cmd import report_cmd  # noqa: E402 - registered here, beside the other commands
 
 main.add_command(report_cmd, name="report")
 
-from ._run_cmd import run_cmd  # noqa: E402
+from aioctx_verify._run_cmd import run_cmd  # noqa: E402
 
 main.add_command(run_cmd, name="run")
 
-from ._mutants_cmd import mutants_cmd  # noqa: E402
+from aioctx_verify._mutants_cmd import mutants_cmd  # noqa: E402
 
 main.add_command(mutants_cmd, name="mutants")
 

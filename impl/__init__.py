@@ -1,9 +1,9 @@
 """aioctx-verify's system under verification: QEMU's AioContext/IOThread event loop.
 
-Two faces over one engine: :mod:`impl.qemu` keeps QEMU's C names, this module is the
+Two faces over one engine: :mod:`aioctx_verify.impl.qemu` keeps QEMU's C names, this module is the
 Pythonic API::
 
-    from impl import IOThread, stop_the_world
+    from . import IOThread, stop_the_world
 
     with IOThread(name="io0") as it:          # starts; joins on exit
         ctx = it.ctx

@@ -9,7 +9,7 @@ the same with a small :class:`Platform` protocol that impl receives at construct
 Rules for impl code:
 
 * No impl module imports ``threading``, ``select``, ``time`` or ``os`` except
-  :mod:`impl._real` (enforced by ``tests/test_seam.py``).
+  :mod:`aioctx_verify.impl._real` (enforced by ``tests/test_seam.py``).
 * Every shared word that is read or written without a lock (the lock-free paths: BH flags,
   ``notify_me``, ``notified``) is an :class:`AtomicCell` with an explicit
   :class:`Ordering`, and every barrier QEMU writes (``smp_mb``/``smp_wmb``/``smp_rmb``) is a

@@ -8,7 +8,7 @@ Hypothesis stateful tests run impl against.
 
 ::
 
-    from model import ModelConfig, search, check_bug
+    from . import ModelConfig, search, check_bug
 
     print(search(ModelConfig(threads=2, bhs=2, max_depth=2)).summary())
     r = check_bug("nonsticky-kick")      # r.violation == "LIVE", r.path: shortest path
@@ -16,7 +16,7 @@ Hypothesis stateful tests run impl against.
 Pieces: :mod:`model._state` (config and state values), :mod:`model._actions` (the
 transition relation, one atomic step per action), :mod:`model.invariants` (P1/P2/P3 over
 states, liveness over paths), :mod:`model._search` (breadth-first search, :func:`check_bug`),
-:mod:`model._sequential` (the single-thread reference).
+:mod:`aioctx_verify.model._sequential` (the single-thread reference).
 """
 
 from . import invariants

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: The mutants the model can express (named as in shared/reference/qemu-bugs.md and the
-#: kill matrix).  See :mod:`model._actions` for where each one changes a step.
+#: kill matrix).  See :mod:`aioctx_verify.model._actions` for where each one changes a step.
 MODEL_BUGS: frozenset[str] = frozenset(
     {
         "no-contention-callback",

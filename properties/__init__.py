@@ -1,9 +1,9 @@
 """The three properties (and liveness), each defined once with its forms side by side.
 
-* :mod:`properties._p1_nested_acquire` — P1 nested acquire correctness
-* :mod:`properties._p2_bh_scheduling` — P2 lock-free BH scheduling
+* :mod:`aioctx_verify.properties._p1_nested_acquire` — P1 nested acquire correctness
+* :mod:`aioctx_verify.properties._p2_bh_scheduling` — P2 lock-free BH scheduling
 * :mod:`properties._p3_mutual_exclusion` — P3 mutual exclusion during event-loop iterations
-* :mod:`properties._liveness` — no lost wake-up, no starvation, no deadlock
+* :mod:`aioctx_verify.properties._liveness` — no lost wake-up, no starvation, no deadlock
 
 Each module states the property precisely in its docstring and holds its runtime monitor
 (over impl's trace events), its model invariant (over :mod:`model` states) and a slot for

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impl import TraceEvent
+from aioctx_verify.impl import TraceEvent
 
 from ._monitor import Monitor
 
@@ -110,8 +110,8 @@ class LivenessMonitor(Monitor):
 
 
 def model_invariant(path: Any) -> bool:
-    """Liveness on a model path: see :func:`model.invariants.live`."""
-    from model import invariants
+    """Liveness on a model path: see :func:`aioctx_verify.model.invariants.live`."""
+    from aioctx_verify.model import invariants
 
     return bool(invariants.live(path))
 

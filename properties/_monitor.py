@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from impl import AioCtxError, Platform, TraceEvent, Tracer
+from aioctx_verify.impl import AioCtxError, Platform, TraceEvent, Tracer
 
 __all__ = ["Monitor", "MonitorSet", "PropertyViolation", "Violation", "monitoring"]
 

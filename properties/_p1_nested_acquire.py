@@ -11,7 +11,7 @@ Statement.  For every context ``c``, over any execution:
    unless it gave up (``lock_abandon``);
 4. *no starvation behind a poller*: an acquirer is never stuck behind an owner blocked in
    ``aio_poll`` (checked as liveness: the explorer's deadlock / lost-wake-up verdict, and
-   :mod:`properties._liveness` at the end of a run).
+   :mod:`aioctx_verify.properties._liveness` at the end of a run).
 
 Forms: :class:`NestedAcquireMonitor` (runtime monitor over impl's trace events),
 :func:`model_invariant` (model state -> bool, see :mod:`model`), :data:`z3_formula` (slot
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from impl import TraceEvent
+from aioctx_verify.impl import TraceEvent
 
 from ._monitor import Monitor
 
@@ -115,7 +115,7 @@ class NestedAcquireMonitor(Monitor):
 
 def model_invariant(state: Any) -> bool:
     """P1 on a model state: see :func:`model.invariants.p1` (the model is the oracle)."""
-    from model import invariants
+    from aioctx_verify.model import invariants
 
     return bool(invariants.p1(state))
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from impl import TraceEvent
+from aioctx_verify.impl import TraceEvent
 
 from ._monitor import Monitor
 
@@ -162,8 +162,8 @@ class BHSchedulingMonitor(Monitor):
 
 
 def model_invariant(state: Any) -> bool:
-    """P2 on a model state: see :func:`model.invariants.p2`."""
-    from model import invariants
+    """P2 on a model state: see :func:`aioctx_verify.model.invariants.p2`."""
+    from aioctx_verify.model import invariants
 
     return bool(invariants.p2(state))
 

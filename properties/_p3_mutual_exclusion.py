@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impl import TraceEvent
+from aioctx_verify.impl import TraceEvent
 
 from ._monitor import Monitor
 from ._p1_nested_acquire import NestedAcquireMonitor
@@ -96,8 +96,8 @@ class MutualExclusionMonitor(Monitor):
 
 
 def model_invariant(state: Any) -> bool:
-    """P3 on a model state: see :func:`model.invariants.p3`."""
-    from model import invariants
+    """P3 on a model state: see :func:`aioctx_verify.model.invariants.p3`."""
+    from aioctx_verify.model import invariants
 
     return bool(invariants.p3(state))
 

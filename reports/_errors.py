@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from impl import AioCtxError
+from aioctx_verify.impl import AioCtxError
 
 __all__ = [
     "HistoryError",

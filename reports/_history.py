@@ -7,7 +7,7 @@ and checker, kill rate, throughput).  People can ``tail`` it; tools can stream i
 
 Appending is append-only in effect and atomic in fact: the file is read and every line
 validated, then the old bytes plus the new line are written to a temporary file that
-replaces the old one (:func:`reports._atomic.atomic_write_text`), under an advisory lock
+replaces the old one (:func:`aioctx_verify.files.atomic_write_text`), under an advisory lock
 (``.NAME.lock`` beside it) so two jobs sharing a history do not lose each other's entry.
 A file that is not ours, is of a newer version, or has a corrupt line raises
 :class:`HistoryError` and is never written.  Appending a run that is already there (same
@@ -31,7 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, cast
 
-from ._atomic import atomic_write_text
+from aioctx_verify.files import atomic_write_text
+
 from ._errors import HistoryError, ResultFormatError
 from ._json import parse_json
 from ._result import CampaignBudget, CampaignResult, VerdictValue

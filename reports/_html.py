@@ -2,7 +2,7 @@
 
 No network at all: CSS and SVG are inline, there is no script, and a Content-Security-Policy
 of ``default-src 'none'`` makes the browser refuse any fetch should a URL ever slip in.
-Every piece of text from the result is escaped (:func:`reports._text.esc`).
+Every piece of text from the result is escaped (:func:`aioctx_verify.reports._text.esc`).
 
 Sections, in reading order: a banner (do all properties hold? what regressed?), the verdict
 table (property x checker), counterexamples as swimlanes (one column per thread, one row

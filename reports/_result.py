@@ -35,7 +35,7 @@ from ._checks import string as _str
 from ._checks import tuple_of as _tuple_of
 
 if TYPE_CHECKING:
-    from stress import Failure
+    from aioctx_verify.stress import Failure
 
 __all__ = [
     "CHECKER_ORDER",

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._atomic import atomic_write_text
+from aioctx_verify.files import atomic_write_text
+
 from ._errors import HistoryError, ReportWriteError
 from ._history import (
     HistoryEntry,

@@ -1,4 +1,13 @@
-"""Stress, exploration and benchmark tooling around :mod:`impl`.
+"""Stress, exploration and benchmark tooling around :mod:`aioctx_verify.impl`, in rooms:
+
+* :mod:`~aioctx_verify.stress.controlled`: the controlled platform, schedules, strategies;
+* :mod:`~aioctx_verify.stress.explore`: explore, shrink, replay, the corpus;
+* :mod:`~aioctx_verify.stress.mutation`: the mutant catalogue, probes, the kill matrix;
+* :mod:`~aioctx_verify.stress.stateful`: the Hypothesis stateful searches;
+* :mod:`~aioctx_verify.stress.real`: real-thread workloads, noise, stall watch, runner;
+* :mod:`~aioctx_verify.stress.bench`: the benchmarks.
+
+This module re-exports the names most users need:
 
 * :func:`explore` runs a :class:`Program` on the controlled platform under a strategy
   (random, PCT, bounded-preemption DFS, Hypothesis) and returns an :class:`ExploreResult`;
@@ -7,7 +16,9 @@
 * :func:`run_benchmarks` measures impl's hot paths, each against a peer in the same run.
 """
 
-from ._bench import (
+from aioctx_verify.files import atomic_write_text
+
+from .bench import (
     BENCHMARK_NAMES,
     BenchError,
     BenchResult,
@@ -17,28 +28,35 @@ from ._bench import (
     run_benchmarks,
     write_json,
 )
-from ._controlled import Abort, Choice, ControlledPlatform, Decision, RunOutcome, Step, Strategy
-from ._corpus import CORPUS, corpus_by_name
-from ._explore import (
+from .controlled import (
+    Abort,
+    Choice,
+    ControlledPlatform,
+    DataStrategy,
+    Decision,
+    DFSStrategy,
+    InvalidScheduleError,
+    PCTStrategy,
+    PrefixStrategy,
+    RandomStrategy,
+    ReplayStrategy,
+    RunOutcome,
+    Schedule,
+    Step,
+    Strategy,
+)
+from .explore import (
+    CORPUS,
     Budget,
     ExploreResult,
     Failure,
     Program,
+    corpus_by_name,
     explore,
     format_trace,
     replay,
     run_schedule,
     shrink,
-)
-from ._io import atomic_write_text
-from ._schedule import InvalidScheduleError, Schedule
-from ._strategies import (
-    DataStrategy,
-    DFSStrategy,
-    PCTStrategy,
-    PrefixStrategy,
-    RandomStrategy,
-    ReplayStrategy,
 )
 
 __all__ = [

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from impl import IOThread, RealPlatform, live_iothreads
+from aioctx_verify.impl import IOThread, RealPlatform, live_iothreads
 
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE; default ``ci`` when the CI variable is
 # set (CI services set it), else ``dev``.  ``ci`` is reproducible (derandomize, no example

@@ -30,8 +30,7 @@ from typing import Any
 
 import pytest
 
-import impl.qemu as q
-from impl import (
+from aioctx_verify.impl import (
     BH,
     SCALE_MS,
     SCALE_NS,
@@ -46,6 +45,7 @@ from impl import (
     UsageError,
     clocks_for,
 )
+from aioctx_verify.impl import qemu as q
 from tests.conftest import WAIT
 
 Callback = Callable[[Any], None]
@@ -55,7 +55,7 @@ Callback = Callable[[Any], None]
 # Two faces of one engine
 # ------------------------------------------------------------------------------------------
 class QemuAPI:
-    """test-aio.c's own vocabulary: :mod:`impl.qemu`'s C names."""
+    """test-aio.c's own vocabulary: :mod:`aioctx_verify.impl.qemu`'s C names."""
 
     name = "qemu"
 

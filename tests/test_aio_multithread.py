@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 import pytest
 
-import impl.qemu as q
-from impl import BH, IOThread, RealPlatform, live_iothreads, stop_the_world
+from aioctx_verify.impl import BH, IOThread, RealPlatform, live_iothreads, stop_the_world
+from aioctx_verify.impl import qemu as q
 from tests.conftest import WAIT
 
 

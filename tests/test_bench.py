@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import stress._bench as bench_mod
 from aioctx_verify.cli import main
-from impl import live_iothreads
-from stress import (
+from aioctx_verify.impl import live_iothreads
+from aioctx_verify.stress import (
     BENCHMARK_NAMES,
     BenchError,
     BenchResult,
@@ -29,6 +28,7 @@ from stress import (
     run_benchmarks,
     write_json,
 )
+from aioctx_verify.stress.bench import _loop as bench_mod
 
 #: The names the issue asks for, spelled out independently of the module under test.
 EXPECTED_NAMES = [

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import stress._bench_explore as bx
 from aioctx_verify.cli import main
-from impl import live_iothreads
-from stress import BENCHMARK_NAMES, BenchResult, Budget, Target, explore, write_json
-from stress._bench_explore import (
+from aioctx_verify.impl import live_iothreads
+from aioctx_verify.stress import BENCHMARK_NAMES, BenchResult, Budget, Target, explore, write_json
+from aioctx_verify.stress.bench import _explore as bx
+from aioctx_verify.stress.bench._explore import (
     EXPLORE_BENCHMARK_NAMES,
     FRONTRUN_DRIVER,
     LOCKED_COUNTER,

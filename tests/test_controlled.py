@@ -6,17 +6,22 @@ import itertools
 
 import pytest
 
-from stress._controlled import ControlledPlatform
-from stress._corpus import CORPUS, corpus_by_name
-from stress._explore import Budget, Program, explore, replay, run_schedule
-from stress._schedule import InvalidScheduleError, Schedule, decode_tokens, encode_tokens
-from stress._strategies import (
+from aioctx_verify.stress.controlled._platform import ControlledPlatform
+from aioctx_verify.stress.controlled._schedule import (
+    InvalidScheduleError,
+    Schedule,
+    decode_tokens,
+    encode_tokens,
+)
+from aioctx_verify.stress.controlled._strategies import (
     DataStrategy,
     DFSStrategy,
     PCTStrategy,
     RandomStrategy,
     ReplayStrategy,
 )
+from aioctx_verify.stress.explore._corpus import CORPUS, corpus_by_name
+from aioctx_verify.stress.explore._explore import Budget, Program, explore, replay, run_schedule
 
 PROGRAMS = corpus_by_name()
 

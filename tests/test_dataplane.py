@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-import impl.qemu as q
-from impl import (
+from aioctx_verify.impl import (
     AioContext,
     BlockRequest,
     ClockType,
@@ -29,6 +28,7 @@ from impl import (
     clocks_for,
     one_off,
 )
+from aioctx_verify.impl import qemu as q
 from tests.conftest import WAIT
 
 # ---------------------------------------------------------------------------------------

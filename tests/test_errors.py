@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-import impl
-import impl.qemu as q
-from impl import (
+from aioctx_verify import impl
+from aioctx_verify.impl import (
     AioContext,
     BHDeletedError,
     CallbackError,
@@ -37,6 +36,7 @@ from impl import (
     TimerFreedError,
     UsageError,
 )
+from aioctx_verify.impl import qemu as q
 from tests.conftest import WAIT
 
 # ---------------------------------------------------------------------------------------

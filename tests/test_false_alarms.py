@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from stress._killmatrix import available_checkers, run_checker
-from stress._mutants import NO_MUTANT
+from aioctx_verify.stress.mutation._catalogue import NO_MUTANT
+from aioctx_verify.stress.mutation._matrix import available_checkers, run_checker
 
 SEEDS = int(os.environ.get("AIOCTX_FALSE_ALARM_SEEDS", "3"))
 SECONDS = float(os.environ.get("AIOCTX_FALSE_ALARM_SECONDS", "0.4"))

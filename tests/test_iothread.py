@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-import impl
-import impl.qemu as q
-from impl import (
+from aioctx_verify import impl
+from aioctx_verify.impl import (
     AioContext,
     IOThread,
     IOThreadStateError,
@@ -26,6 +25,7 @@ from impl import (
     one_off,
     stop_the_world,
 )
+from aioctx_verify.impl import qemu as q
 from tests.conftest import WAIT
 
 # ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The kill matrix (stress._killmatrix) and the ``aioctx-verify mutants`` command.
+"""The kill matrix (stress.mutation._matrix) and the ``aioctx-verify mutants`` command.
 
 Small runs only: a few mutants, the fast explorers or stand-in checkers, budgets of a
 second or two.  The full ``pr`` matrix is measured by ``aioctx-verify mutants --budget pr``.
@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from aioctx_verify.cli import main
-from stress import _killmatrix as kmod
-from stress._explore import replay
-from stress._killmatrix import (
+from aioctx_verify.stress.explore._explore import replay
+from aioctx_verify.stress.mutation import _matrix as kmod
+from aioctx_verify.stress.mutation._catalogue import NO_MUTANT, Mutant, mutant_by_name
+from aioctx_verify.stress.mutation._matrix import (
     BUDGETS,
     CheckOutcome,
     KillMatrix,
@@ -27,8 +28,7 @@ from stress._killmatrix import (
     register_checker,
     resolve_budget,
 )
-from stress._mutant_probes import PROBES, probe_program
-from stress._mutants import NO_MUTANT, Mutant, mutant_by_name
+from aioctx_verify.stress.mutation._probes import PROBES, probe_program
 
 SMALL = MatrixBudget("test", 1.5, 1, 0.4)
 FEW = ["deleted-bh-runs", "non-home-thread-poll", "recursive-release-drops-all"]

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-import model
-from impl import ThreadId, TraceEvent
-from model import BUG_CONFIGS, BUG_PROPERTY, ModelConfig, ModelError, invariants
-from properties import (
+from aioctx_verify import model
+from aioctx_verify.impl import ThreadId, TraceEvent
+from aioctx_verify.model import BUG_CONFIGS, BUG_PROPERTY, ModelConfig, ModelError, invariants
+from aioctx_verify.properties import (
     LivenessMonitor,
     Monitor,
     MonitorSet,

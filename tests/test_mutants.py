@@ -1,7 +1,7 @@
 """The mutant catalogue: every mutant is killed by a fixed, deterministic check, the same
 check passes on the unmutated impl, and applying a mutant leaves no trace in impl.
 
-Each regression case is one probe program (stress._mutant_probes) explored on the controlled
+Each regression case is one probe program (stress.mutation._probes) explored on the controlled
 scheduler with a fixed strategy and seed and a fixed number of schedules: under the mutant
 the exploration must fail, and fail through the expected property; on the correct impl the
 very same exploration must pass.  Also here: ``aioctx-verify mutants --list``.
@@ -18,16 +18,23 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import impl
-import impl._iothread
-import impl.qemu
+import aioctx_verify.impl._iothread
+import aioctx_verify.impl.qemu
+from aioctx_verify import impl
 from aioctx_verify.cli import main
-from impl import BH, AioContext, IOThread, RFifoLock
-from impl._threadpool import ThreadPool
-from stress._explore import Budget, ExploreResult, explore
-from stress._killmatrix import _classify
-from stress._mutant_probes import PROBES, probe_program
-from stress._mutants import CATALOGUE, NO_MUTANT, Mutant, MutantError, mutant_by_name, rewrite
+from aioctx_verify.impl import BH, AioContext, IOThread, RFifoLock
+from aioctx_verify.impl._threadpool import ThreadPool
+from aioctx_verify.stress.explore._explore import Budget, ExploreResult, explore
+from aioctx_verify.stress.mutation._catalogue import (
+    CATALOGUE,
+    NO_MUTANT,
+    Mutant,
+    MutantError,
+    mutant_by_name,
+    rewrite,
+)
+from aioctx_verify.stress.mutation._matrix import _classify
+from aioctx_verify.stress.mutation._probes import PROBES, probe_program
 
 PROPERTIES = ("P1", "P2", "P3", "LIVE")
 
@@ -71,8 +78,8 @@ PATCHABLE: tuple[object, ...] = (
     IOThread,
     ThreadPool,
     impl,
-    impl._iothread,
-    impl.qemu,
+    aioctx_verify.impl._iothread,
+    aioctx_verify.impl.qemu,
 )
 
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from impl import IOThread, RealPlatform, ThreadId, TraceEvent, stop_the_world
-from impl import qemu as q
-from properties import MonitorSet, PropertyViolation, monitoring
+from aioctx_verify.impl import IOThread, RealPlatform, ThreadId, TraceEvent, stop_the_world
+from aioctx_verify.impl import qemu as q
+from aioctx_verify.properties import MonitorSet, PropertyViolation, monitoring
 from tests.conftest import WAIT
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import sample_result, write_reports
+from aioctx_verify.reports import sample_result, write_reports
 
 pytestmark = pytest.mark.browser
 

@@ -27,9 +27,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import reports
+from aioctx_verify import reports
 from aioctx_verify.cli import main
-from reports import (
+from aioctx_verify.reports import (
     PROPERTIES,
     SCHEMA_VERSION,
     CampaignBudget,
@@ -54,7 +54,7 @@ from reports import (
     sample_result,
     write_reports,
 )
-from reports._schema import SUPPORTED_KEYWORDS, SchemaViolation, load_schema, validate
+from aioctx_verify.reports._schema import SUPPORTED_KEYWORDS, SchemaViolation, load_schema, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY0 = datetime(2025, 11, 1, 2, 0, tzinfo=timezone.utc)
@@ -117,7 +117,7 @@ def test_constructor_rejects_bad_values_naming_the_field() -> None:
 
 
 def test_counterexample_from_a_real_exploration_failure() -> None:
-    from stress import Budget, corpus_by_name, explore
+    from aioctx_verify.stress import Budget, corpus_by_name, explore
 
     prog = corpus_by_name()["lost_update"]
     res = explore(prog, strategy="random", budget=Budget(schedules=300, seconds=20), seed=1)
@@ -710,7 +710,7 @@ _KILL_CHILD = textwrap.dedent(
     """
     import dataclasses, sys
     from pathlib import Path
-    from reports import TraceStep, sample_result, write_reports
+    from aioctx_verify.reports import TraceStep, sample_result, write_reports
     base = sample_result()
     steps = tuple(TraceStep(i, i % 3, "t", "load", "x" * 40, "f.py:1") for i in range(4000))
     cex = dataclasses.replace(base.counterexamples[0], steps=steps, failing_step=None)

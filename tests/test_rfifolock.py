@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from impl import LockNotHeldError, NotOwnerError, RealPlatform, RFifoLock
+from aioctx_verify.impl import LockNotHeldError, NotOwnerError, RealPlatform, RFifoLock
 from tests.conftest import WAIT
 
 #: A timed acquire that is expected to give up waits this long.

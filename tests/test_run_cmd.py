@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from aioctx_verify._campaign import plan_campaign, run_campaign
 from aioctx_verify._run_cmd import EXIT_INTERRUPTED
 from aioctx_verify.cli import main
-from reports import CampaignResult
-from stress._mutants import CATALOGUE
+from aioctx_verify.reports import CampaignResult
+from aioctx_verify.stress.mutation._catalogue import CATALOGUE
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("report.json", "junit.xml", "report.html")
@@ -235,8 +235,7 @@ def test_a_full_disk_on_report_write_keeps_the_previous_report(
         (out / name).write_bytes((src / name).read_bytes())
     before = _snapshot(out)
 
-    import reports._write as w
-
+    from aioctx_verify.reports import _write as w
     real = w.atomic_write_text
 
     def full_disk(path: Path, text: str) -> None:

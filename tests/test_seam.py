@@ -10,10 +10,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-import impl
-from impl import Fence, Ordering, RealPlatform
-from impl import qemu as q
-from impl._platform import Condition, Mutex, Poller, RawNotifier, ThreadHandle, ThreadId
+from aioctx_verify import impl
+from aioctx_verify.impl import Fence, Ordering, RealPlatform
+from aioctx_verify.impl import qemu as q
+from aioctx_verify.impl._platform import (
+    Condition,
+    Mutex,
+    Poller,
+    RawNotifier,
+    ThreadHandle,
+    ThreadId,
+)
 
 T = TypeVar("T")
 

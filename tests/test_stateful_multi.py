@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import stress._stateful as stateful
-from impl import BH, LockNotHeldError, RealPlatform, RFifoLock
-from stress._schedule import Schedule
-from stress._stateful import (
+from aioctx_verify.impl import BH, LockNotHeldError, RealPlatform, RFifoLock
+from aioctx_verify.stress.controlled._schedule import Schedule
+from aioctx_verify.stress.stateful import _multi as stateful
+from aioctx_verify.stress.stateful._multi import (
     CounterexampleError,
     Op,
     OpKind,
@@ -164,7 +164,7 @@ def test_correct_impl_search_finds_nothing() -> None:
     ],
 )
 def test_correct_impl_handpicked_scenarios_under_bounded_dfs(name: str) -> None:
-    from stress._strategies import DFSStrategy
+    from aioctx_verify.stress.controlled._strategies import DFSStrategy
 
     dfs = DFSStrategy(1)
     runs = 0

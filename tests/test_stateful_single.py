@@ -11,7 +11,7 @@ clock frozen and advanced by hand, aio_disable/enable_external, and aio_poll (bl
 when the reference says it returns at once or within a bounded timeout).  Callbacks carry
 small effect programs run on both sides.  After every step the return values, the log of
 callbacks run (in order) and the observable state must be equal; the property monitors
-listen throughout and must report nothing.  The machine is :class:`stress._stateful_single.
+listen throughout and must report nothing.  The machine is :class:`stress.stateful._single.
 Lockstep`; tests/test_stateful_single_checker.py covers its kill-matrix checker.
 """
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
-from impl import AioContext, RealPlatform
-from model import SequentialContext, SequentialUsageError, WouldBlockForever
-from model._sequential import IDLE_BH_TIMEOUT_NS
-from stress._stateful_single import Lockstep
+from aioctx_verify.impl import AioContext, RealPlatform
+from aioctx_verify.model import SequentialContext, SequentialUsageError, WouldBlockForever
+from aioctx_verify.model._sequential import IDLE_BH_TIMEOUT_NS
+from aioctx_verify.stress.stateful._single import Lockstep
 
 
 # ------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_reference_timers_on_a_frozen_clock() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Lockstep: impl and the reference (the machine lives in stress._stateful_single, where the
+# Lockstep: impl and the reference (the machine lives in stress.stateful._single, where the
 # kill matrix's ``stateful_single`` checker runs it under mutants)
 # ------------------------------------------------------------------------------------------
 class LockstepUnderTest(Lockstep):

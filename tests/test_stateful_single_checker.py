@@ -1,4 +1,4 @@
-"""The kill-matrix checker ``stateful_single`` (stress._stateful_single.checker).
+"""The kill-matrix checker ``stateful_single`` (aioctx_verify.stress.stateful._single.checker).
 
 It must kill the mutants a single thread can see (lockstep mismatch, monitor violation or
 impl exception, each with its property and a shrunk program), report nothing on the
@@ -16,10 +16,10 @@ from unittest import mock
 
 import pytest
 
-from impl import AioContext
-from stress._killmatrix import CheckOutcome, available_checkers, run_checker
-from stress._mutants import NO_MUTANT, mutant_by_name
-from stress._stateful_single import checker, search
+from aioctx_verify.impl import AioContext
+from aioctx_verify.stress.mutation._catalogue import NO_MUTANT, mutant_by_name
+from aioctx_verify.stress.mutation._matrix import CheckOutcome, available_checkers, run_checker
+from aioctx_verify.stress.stateful._single import checker, search
 
 #: Budget per search: every mutant below dies well inside it (about 0.2-1 s unloaded).
 BUDGET = 2.5

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-import impl.qemu as q
-from impl import (
+from aioctx_verify.impl import (
     AioContext,
     IOThread,
     PoolShutdownError,
@@ -25,7 +24,8 @@ from impl import (
     ThreadPool,
     ThreadPoolRequest,
 )
-from impl._threadpool import RequestState
+from aioctx_verify.impl import qemu as q
+from aioctx_verify.impl._threadpool import RequestState
 from tests.conftest import WAIT
 
 # ---------------------------------------------------------------------------------------

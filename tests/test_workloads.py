@@ -17,10 +17,10 @@ from contextlib import contextmanager
 
 import pytest
 
-import impl
-from impl import BH, IOThread, RealPlatform, RFifoLock, UsageError
-from stress._mutants import mutant_by_name, rewrite
-from stress._stress import (
+from aioctx_verify import impl
+from aioctx_verify.impl import BH, IOThread, RealPlatform, RFifoLock, UsageError
+from aioctx_verify.stress.mutation._catalogue import mutant_by_name, rewrite
+from aioctx_verify.stress.real._runner import (
     NoiseConfig,
     NoisyPlatform,
     WorkloadResult,
@@ -28,7 +28,7 @@ from stress._stress import (
     kill_checker,
     run_workload,
 )
-from stress._workloads import WORKLOADS, Grade, Outcome, Params, Trial, Workload
+from aioctx_verify.stress.real._workloads import WORKLOADS, Grade, Outcome, Params, Trial, Workload
 from tests.conftest import WAIT
 
 A, INTERESTING, F = Grade.ACCEPTABLE, Grade.ACCEPTABLE_INTERESTING, Grade.FORBIDDEN
@@ -417,7 +417,8 @@ def test_watchdog_classifies_a_lost_wakeup_with_the_sleepers_stack() -> None:
     assert any("in poll" in s and "_poll_locked" in s for s in sleepers), _explain(r)
     # Found once it lasted 0.3 s: well before the workload's own 2 s patience ran out.
     assert r.trials == r.failure.trial + 1 and elapsed < 5, elapsed
-    assert BH.schedule.__name__ == "schedule" and BH.schedule.__module__ == "impl._context"
+    assert BH.schedule.__name__ == "schedule"
+    assert BH.schedule.__module__ == "aioctx_verify.impl._context"
 
 
 def test_kill_checker_kills_a_lost_wakeup() -> None:

@@ -10,7 +10,7 @@ Every probe is written once against :class:`Env` and runs two ways:
 A probe's own outcome checks raise :class:`ProbeFailure`, whose message starts with the
 property it checks (``P1``/``P2``/``P3``/``LIVE``), next to the runtime monitors that watch
 impl's trace events.  On the unmutated impl every probe passes under every schedule: the
-false-alarm pass of :mod:`stress._killmatrix` checks exactly that.
+false-alarm pass of :mod:`aioctx_verify.stress.mutation._matrix` checks exactly that.
 
 Prior art: jcstress's small actor tests with graded outcomes; QEMU's
 tests/test-aio-multithread.c (cross-thread BH ping-pong) and test-rfifolock.c.
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-import impl
-from impl import (
+from aioctx_verify import impl
+from aioctx_verify.impl import (
     AioContext,
     EventNotifier,
     Fence,
@@ -34,11 +34,11 @@ from impl import (
     Ordering,
     Platform,
 )
-from impl._platform import POLLIN, Poller, ThreadHandle
+from aioctx_verify.impl._platform import POLLIN, Poller, ThreadHandle
 
-from ._controlled import ControlledPlatform
-from ._explore import Program
-from ._mutants import poison
+from ..controlled import ControlledPlatform
+from ..explore import Program
+from ._catalogue import poison
 
 __all__ = ["PROBES", "Env", "Latch", "Probe", "ProbeFailure", "probe_program"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from impl import AioCtxError
+from aioctx_verify.impl import AioCtxError
 
 __all__ = ["InvalidScheduleError", "Schedule", "decode_tokens", "encode_tokens"]
 

@@ -14,15 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._controlled import ControlledPlatform, RunOutcome, Step
-from ._schedule import InvalidScheduleError, Schedule
-from ._strategies import (
+from ..controlled import (
+    ControlledPlatform,
     DataStrategy,
     DFSStrategy,
+    InvalidScheduleError,
     PCTStrategy,
     PrefixStrategy,
     RandomStrategy,
     ReplayStrategy,
+    RunOutcome,
+    Schedule,
+    Step,
 )
 
 __all__ = [
@@ -163,7 +166,7 @@ def run_schedule(
     )
     if not program.monitors:
         return plat.run(program.fn)
-    from properties import MonitorSet
+    from aioctx_verify.properties import MonitorSet
 
     ms = MonitorSet()
     plat.tracer = ms

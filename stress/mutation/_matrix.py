@@ -1,8 +1,8 @@
 """The kill matrix: which checker kills which mutant, how fast, with what counterexample.
 
 ``kill_matrix(budget, seed, checkers)`` runs every checker against every mutant of
-:data:`stress._mutants.CATALOGUE` (one ``with mutant.apply():`` per run) and, as a control,
-every checker against the unmutated impl for a few seeds: any failure there is a *false
+:data:`stress.mutation.CATALOGUE` (one ``with mutant.apply():`` per run) and, as a
+control, every checker against the unmutated impl for a few seeds: any failure there is a *false
 alarm*.  A mutant that no checker kills is a finding (a property nobody checks, or a checker
 that cannot reach the bug); a check that kills nothing is not yet a check.
 
@@ -11,14 +11,14 @@ Checkers are functions ``(mutant, seed, seconds) -> CheckOutcome``:
 * ``model``: :func:`model.check_bug` on the model's counterpart of the mutant, when the model
   implements it (``model.MODEL_BUGS``);
 * ``explore_random`` / ``explore_pct`` / ``explore_dfs``: the controlled scheduler on the
-  mutant's probe programs (:mod:`stress._mutant_probes`), monitors on, under the probe's
+  mutant's probe programs (:mod:`stress.mutation._probes`), monitors on, under the probe's
   memory model (TSO for the weak-memory mutants); failures are shrunk;
 * ``stress_real``: the same probes on real threads (:class:`impl.RealPlatform`), every wait
   bounded, a small random switch interval as noise, alternately with the monitors attached
   and without them (untraced runs exercise the fast paths that tracing turns off);
 * anything registered with :func:`register_checker`.  On first use this module imports
-  ``stress._stateful`` (its ``checker`` becomes ``stateful_multi``) and
-  ``stress._stateful_single`` (its ``checker`` becomes ``stateful_single``) when they exist,
+  ``aioctx_verify.stress.stateful._multi`` (its ``checker`` becomes ``stateful_multi``) and
+  ``stress.stateful._single`` (its ``checker`` becomes ``stateful_single``) when they exist,
   so those modules may also register more checkers themselves at import.
 
 Budgets: ``smoke`` (about a minute), ``pr`` (under five minutes on two cores; every mutant
@@ -42,14 +42,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from impl import RealPlatform, TraceEvent
+from aioctx_verify.impl import RealPlatform, TraceEvent
 
-from ._controlled import ControlledPlatform, RunOutcome
-from ._explore import Budget, Failure, Program, _failure, explore, run_schedule
-from ._mutant_probes import PROBES, Env, Probe, probe_program
-from ._mutants import CATALOGUE, NO_MUTANT, Mutant
-from ._schedule import Schedule
-from ._strategies import PrefixStrategy, ReplayStrategy
+from ..controlled import ControlledPlatform, PrefixStrategy, ReplayStrategy, RunOutcome, Schedule
+from ..explore import Budget, Failure, Program, _failure, explore, run_schedule
+from ._catalogue import CATALOGUE, NO_MUTANT, Mutant
+from ._probes import PROBES, Env, Probe, probe_program
 
 __all__ = [
     "BUDGETS",
@@ -100,11 +98,14 @@ class CheckOutcome:
 
 Checker = Callable[[Mutant, int, float], Any]
 """A checker: ``(mutant, seed, seconds)`` -> :class:`CheckOutcome` (or any object with the
-same first five fields, such as :class:`stress._stateful.StatefulOutcome`)."""
+same first five fields, such as :class:`aioctx_verify.stress.stateful._multi.StatefulOutcome`)."""
 
 _BUILTIN = ("model", "explore_random", "explore_pct", "explore_dfs", "stress_real")
 _REGISTRY: dict[str, Checker] = {}
-_LAZY = {"stateful_multi": "stress._stateful", "stateful_single": "stress._stateful_single"}
+_LAZY = {
+    "stateful_multi": "aioctx_verify.stress.stateful._multi",
+    "stateful_single": "aioctx_verify.stress.stateful._single",
+}
 _lazy_done = False
 #: Checkers registered while modules were imported: a worker process has them too.
 _PORTABLE: set[str] = set()
@@ -114,7 +115,7 @@ _importing = True
 def register_checker(name: str, fn: Checker, *, replace: bool = False) -> None:
     """Add a kill-matrix column.  Raises ValueError if ``name`` is taken (unless ``replace``).
 
-    A checker registered while its module is imported (for example by ``stress._stateful``
+    A checker registered while its module is imported (for example by ``stress.stateful._multi``
     at import) also runs in worker processes; one registered later runs in this process.
     """
     if not replace and name in _REGISTRY and _REGISTRY[name] is not fn:
@@ -219,7 +220,7 @@ def _replay_monitors(program: Program, failure: Failure) -> str | None:
     """Replay a failing schedule with the monitors on; the first violation's property."""
     if not program.monitors:
         return None
-    from properties import MonitorSet
+    from aioctx_verify.properties import MonitorSet
 
     tokens = Schedule.parse(failure.schedule).tokens
     plat = ControlledPlatform(
@@ -329,7 +330,7 @@ def shrink_seconds(cell_seconds: float) -> float:
 
 
 def _shrink_bounded(program: Program, failure: Failure, seconds: float) -> Failure:
-    """:func:`stress._explore.shrink`'s first two passes under a wall-time bound.
+    """:func:`stress.explore._explore.shrink`'s first two passes under a wall-time bound.
 
     explore's own shrinker bounds attempts, not time; a livelocking mutant makes each
     attempt a run to the step budget, so a cell could spend minutes there.  Here: the
@@ -399,7 +400,7 @@ class _RealResult:
 
 def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random) -> _RealResult:
     """One probe run on real threads under ``mutant``; cleanup after the mutant is removed."""
-    from properties import MonitorSet, monitoring
+    from aioctx_verify.properties import MonitorSet, monitoring
 
     p = RealPlatform(use_eventfd=rng.random() < 0.7)
     env = Env(p, limit=REAL_WAIT)
@@ -475,7 +476,7 @@ def _stress_real_all(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
 def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
     """:func:`model.check_bug` on the mutant's model counterpart (correct configs for none)."""
     try:
-        import model
+        from aioctx_verify import model
     except ImportError:
         return _na("model not installed")
     bugs: frozenset[str] = getattr(model, "MODEL_BUGS", frozenset())
@@ -873,7 +874,7 @@ def kill_matrix(
     chosen = list(mutants) if mutants is not None else list(by_name)
     bad = [m for m in chosen if m not in by_name]
     if bad:
-        raise ValueError(f"unknown mutant(s) {', '.join(bad)}; see stress._mutants.CATALOGUE")
+        raise ValueError(f"unknown mutant(s) {', '.join(bad)}; see aioctx-verify mutants --list")
     b = resolve_budget(
         budget,
         mutants=len(chosen),

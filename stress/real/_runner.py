@@ -1,6 +1,6 @@
 """The stress runner: trials of a workload on real threads, noise, monitors, a watchdog.
 
-Why it exists: a workload (:mod:`stress._workloads`) performs one trial; this module runs
+Why it exists: a workload (:mod:`stress.real._workloads`) performs one trial; this module runs
 trials for a time budget, grades their outcomes jcstress-style into a histogram, and turns
 every way a trial can go wrong into a failed :class:`WorkloadResult` instead of a crash or a
 hang.  Prior art: OpenJDK jcstress (histogram of graded outcomes), IBM ConTest's noise makers
@@ -17,13 +17,13 @@ always returns.  On expiry the watchdog records every thread's stack, sets the t
 grace period to join its IOThreads, and reports whatever threads are still running.
 
 Lost wake-ups are told apart from plain hangs: while the workload runs, the watchdog samples
-the trial's IOThreads every :data:`stress._workloads.STALL_SAMPLE` seconds with a
-:class:`stress._workloads.StallWatch`; an IOThread asleep in an unbounded ``poll`` with work
+the trial's IOThreads every :data:`aioctx_verify.stress.real._workloads.STALL_SAMPLE` seconds with a
+:class:`stress.real._workloads.StallWatch`; an IOThread asleep in an unbounded ``poll`` with work
 pending for its context (a scheduled BH or contention kick, lock waiters, a stop request, an
 expired timer, an unwatched ready fd), its notifier clear and no wake-up on its way, for
 ``stall_bound`` seconds, is a lost wake-up: outcome ``lost-wakeup:run``, property LIVE, every
 thread's stack recorded, then the sleeper is kicked so the trial can end.  The teardown
-(:meth:`stress._workloads.Trial.close`) does the same while joining IOThreads
+(:meth:`aioctx_verify.stress.real._workloads.Trial.close`) does the same while joining IOThreads
 (``lost-wakeup:teardown``): a rescue kick is only ever given after the failure is recorded.
 
 Determinism: the seed fixes every random *choice* of a run (the workloads' plans, the noise
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Generic, Literal, Protocol, TypeVar
 
-from impl import (
+from aioctx_verify.impl import (
     AtomicCell,
     Fence,
     Ordering,
@@ -59,8 +59,8 @@ from impl import (
     Tracer,
     UsageError,
 )
-from impl._platform import Condition, Mutex, Poller, RawNotifier, ThreadHandle
-from properties import MonitorSet, monitoring
+from aioctx_verify.impl._platform import Condition, Mutex, Poller, RawNotifier, ThreadHandle
+from aioctx_verify.properties import MonitorSet, monitoring
 
 from ._workloads import (
     STALL_SAMPLE,
@@ -726,7 +726,7 @@ def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None
 # Kill checking
 # ------------------------------------------------------------------------------------------
 class _MutantLike(Protocol):
-    """What :func:`kill_checker` needs of a ``stress._mutants.Mutant``."""
+    """What :func:`kill_checker` needs of a ``aioctx_verify.stress.mutation._catalogue.Mutant``."""
 
     @property
     def name(self) -> str: ...

@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from impl import (
+from aioctx_verify.impl import (
     BH,
     SCALE_MS,
     AioContext,
@@ -70,7 +70,7 @@ from impl import (
     clocks_for,
     stop_the_world,
 )
-from properties import (
+from aioctx_verify.properties import (
     BHSchedulingMonitor,
     LivenessMonitor,
     Monitor,
@@ -81,10 +81,17 @@ from properties import (
     monitoring,
 )
 
-from ._controlled import ControlledPlatform, Decision, RunOutcome, Step, Strategy
-from ._explore import Program, format_trace
-from ._schedule import InvalidScheduleError, Schedule
-from ._strategies import ReplayStrategy
+from ..controlled import (
+    ControlledPlatform,
+    Decision,
+    InvalidScheduleError,
+    ReplayStrategy,
+    RunOutcome,
+    Schedule,
+    Step,
+    Strategy,
+)
+from ..explore import Program, format_trace
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -388,7 +395,7 @@ class RunReport:
         if self.schedule is None:
             return ""
         return (
-            'python3 -c "from stress._stateful import replay; '
+            'python3 -c "from aioctx_verify.stress.stateful._multi import replay; '
             f"print(replay('{self.schedule}').report())\""
         )
 
@@ -814,7 +821,7 @@ class _Run:
 
 
 class _P2Monitor(BHSchedulingMonitor):
-    """P2's monitor with two false alarms of ``properties._p2_bh_scheduling`` removed.
+    """P2's monitor with two false alarms of ``aioctx_verify.properties._p2_bh_scheduling`` removed.
 
     Work-around until that module handles them (reported to its owner):
 
@@ -1287,7 +1294,7 @@ def search(
 
 
 class MutantLike(Protocol):
-    """What the kill matrix passes in (stress._mutants.Mutant)."""
+    """What the kill matrix passes in (aioctx_verify.stress.mutation._catalogue.Mutant)."""
 
     @property
     def name(self) -> str: ...

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from impl._platform import (
+from aioctx_verify.impl._platform import (
     POLLIN,
     POLLNVAL,
     Condition,

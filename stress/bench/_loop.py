@@ -64,9 +64,8 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any, Literal
 
-from impl import AioContext, AioCtxError, IOThread, stop_the_world
-
-from ._io import atomic_write_text
+from aioctx_verify.files import atomic_write_text
+from aioctx_verify.impl import AioContext, AioCtxError, IOThread, stop_the_world
 
 __all__ = [
     "BENCHMARK_NAMES",
@@ -954,7 +953,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
 
 
 def write_json(results: Sequence[BenchResult], path: Path) -> None:
-    """Write ``{"benchmarks": [...]}`` atomically (see :func:`stress._io.atomic_write_text`).
+    """Write ``{"benchmarks": [...]}`` atomically (see :func:`files.atomic_write_text`).
     Raises OSError (and leaves ``path`` untouched) when that fails."""
     data = json.dumps({"benchmarks": [r.to_json() for r in results]}, indent=2) + "\n"
     atomic_write_text(path, data)

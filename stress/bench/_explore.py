@@ -1,7 +1,7 @@
 """The controlled scheduler's benchmark: its speed, its cost over the real platform, and its
 time to the first failure against frontrun's on the same small buggy programs.
 
-``aioctx-verify bench --explore`` appends these rows to the 17 of :mod:`stress._bench`:
+``aioctx-verify bench --explore`` appends these rows to the 17 of :mod:`stress.bench._loop`:
 
 * ``explore_steps_per_s``: scheduling points per second of a random exploration of the corpus
   program ``bh_cross_thread`` (impl's IOThread, a BH scheduled from another thread, a
@@ -78,8 +78,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from impl import Fence, Ordering, RealPlatform, ThreadId
-from impl._platform import (
+from aioctx_verify.impl import Fence, Ordering, RealPlatform, ThreadId
+from aioctx_verify.impl._platform import (
     AtomicCell,
     Condition,
     Mutex,
@@ -90,11 +90,9 @@ from impl._platform import (
     Tracer,
 )
 
-from ._bench import BenchError, BenchResult, Target
-from ._controlled import ControlledPlatform
-from ._corpus import corpus_by_name
-from ._explore import Budget, Program, explore, run_schedule
-from ._strategies import RandomStrategy
+from ..controlled import ControlledPlatform, RandomStrategy
+from ..explore import Budget, Program, corpus_by_name, explore, run_schedule
+from ._loop import BenchError, BenchResult, Target
 
 __all__ = [
     "EXPLORE_BENCHMARK_NAMES",

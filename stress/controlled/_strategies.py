@@ -1,6 +1,6 @@
 """Scheduling strategies: random walk, PCT, bounded-preemption DFS, replay, Hypothesis.
 
-Each one only answers "which option?" at a :class:`~stress._controlled.Decision`; the
+Each one only answers "which option?" at a :class:`~stress.controlled._platform.Decision`; the
 controlled platform does the rest (shuttle's split: tiny scheduler interface, one class per
 strategy, replay is just another strategy).
 """
@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._controlled import Decision, _Failure
+from ._platform import Decision, _Failure
 
 __all__ = [
     "DFSStrategy",

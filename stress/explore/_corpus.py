@@ -7,7 +7,7 @@ IOThread code on the controlled platform; the others are litmus tests of the mem
 
 from __future__ import annotations
 
-from ._controlled import ControlledPlatform
+from ..controlled import ControlledPlatform
 from ._explore import Program
 
 __all__ = ["CORPUS", "corpus_by_name"]
@@ -38,7 +38,7 @@ def _notify_protocol(fenced: bool):  # type: ignore[no-untyped-def]
     """The aio_notify handshake reduced to Dekker's store-buffer test: the sleeper publishes
     ``notify_me`` then checks for work; the waker publishes work then checks ``notify_me``.
     Without the full fences both can read the old value: work pending, nobody woken."""
-    from impl import Fence, Ordering
+    from aioctx_verify.impl import Fence, Ordering
 
     def program(p: ControlledPlatform) -> None:
         notify_me = p.atomic(0, "notify_me")
@@ -70,7 +70,7 @@ def _notify_protocol(fenced: bool):  # type: ignore[no-untyped-def]
 
 def _message_passing(barrier: bool):  # type: ignore[no-untyped-def]
     """Writer: data, then flag; reader: flag, then data.  Needs a write barrier under pso."""
-    from impl import Fence, Ordering
+    from aioctx_verify.impl import Fence, Ordering
 
     def program(p: ControlledPlatform) -> None:
         data = p.atomic(0, "data")
@@ -119,7 +119,7 @@ def _iothread_acquire(kick: bool):  # type: ignore[no-untyped-def]
     """An IOThread blocked in aio_poll and a thread acquiring its context."""
 
     def program(p: ControlledPlatform) -> None:
-        from impl import IOThread
+        from aioctx_verify.impl import IOThread
 
         it = IOThread(p, name="io")
         if not kick:
@@ -135,7 +135,7 @@ def _iothread_acquire(kick: bool):  # type: ignore[no-untyped-def]
 
 def _bh_cross_thread(p: ControlledPlatform) -> None:
     """A producer schedules a BH into an IOThread and waits (condition) until it ran."""
-    from impl import IOThread
+    from aioctx_verify.impl import IOThread
 
     it = IOThread(p, name="io").start()
     m = p.mutex("done")
@@ -162,7 +162,7 @@ def _bh_cross_thread(p: ControlledPlatform) -> None:
 
 
 def _stop_world(p: ControlledPlatform) -> None:
-    from impl import IOThread, stop_the_world
+    from aioctx_verify.impl import IOThread, stop_the_world
 
     its = [IOThread(p, name=f"io{i}").start() for i in range(2)]
     inside = p.atomic(0, "inside")
@@ -186,7 +186,7 @@ def _stop_world(p: ControlledPlatform) -> None:
 
 def _timer_virtual_time(p: ControlledPlatform) -> None:
     """A 50 ms REALTIME timer in an IOThread: virtual time jumps, nothing really sleeps."""
-    from impl import SCALE_MS, ClockType, IOThread
+    from aioctx_verify.impl import SCALE_MS, ClockType, IOThread
 
     it = IOThread(p, name="io").start()
     m = p.mutex("fired")

@@ -12,7 +12,7 @@ return values, the log of callbacks run (in order) and the observable state must
 the property monitors listen throughout and must report nothing.
 
 tests/test_stateful_single.py runs it as a test (``Lockstep.TestCase``).  The kill-matrix
-hook :func:`checker` (registered by :mod:`stress._killmatrix` as ``stateful_single``) runs it
+hook :func:`checker` (registered by :mod:`stress.mutation._matrix` as ``stateful_single``) runs it
 under a mutant: batches of seeded Hypothesis runs until a failure or the time budget, then
 shrinking bounded in time, all on a worker thread watched for hangs.
 
@@ -46,7 +46,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from impl import (
+from aioctx_verify.impl import (
     BH,
     AioContext,
     BHDeletedError,
@@ -58,10 +58,10 @@ from impl import (
     UsageError,
     clocks_for,
 )
-from impl import qemu as q
-from model import SequentialContext, SequentialUsageError
-from model._sequential import IDLE_BH_TIMEOUT_NS
-from properties import MonitorSet, monitoring
+from aioctx_verify.impl import qemu as q
+from aioctx_verify.model import SequentialContext, SequentialUsageError
+from aioctx_verify.model._sequential import IDLE_BH_TIMEOUT_NS
+from aioctx_verify.properties import MonitorSet, monitoring
 
 __all__ = [
     "EFFECT_KINDS",
@@ -460,7 +460,7 @@ class Lockstep(RuleBasedStateMachine):
     @rule(data=st.data(), qemu=st.booleans())
     @_step("P2")
     def bh_idle_then_schedule(self, data: st.DataObject, qemu: bool) -> None:
-        """The one sequence where impl and QEMU 2.4 differ (see model._sequential)."""
+        """The one sequence where impl and QEMU 2.4 differ (see aioctx_verify.model._sequential)."""
         live = [i for i, bh in enumerate(self.bhs) if not bh.deleted]
         i = data.draw(st.sampled_from(live), label="bh")
         if qemu:
@@ -704,7 +704,7 @@ def _exception_property(exc: BaseException, prop: str | None, rule_name: str) ->
 # Search: the kill-matrix hook
 # ------------------------------------------------------------------------------------------
 class MutantLike(Protocol):
-    """What the kill matrix passes in (stress._mutants.Mutant)."""
+    """What the kill matrix passes in (aioctx_verify.stress.mutation._catalogue.Mutant)."""
 
     @property
     def name(self) -> str: ...
@@ -940,7 +940,7 @@ class _SearchThread:
 
 @dataclass(frozen=True, slots=True)
 class SingleOutcome:
-    """One checker run (the fields of :class:`stress._killmatrix.CheckOutcome`)."""
+    """One checker run (the fields of :class:`stress.mutation._matrix.CheckOutcome`)."""
 
     killed: bool
     seconds: float  # wall time until the first failure (the whole search if none)

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from functools import partial
 from types import FrameType, MappingProxyType
 
-import impl
-from impl import (
+from aioctx_verify import impl
+from aioctx_verify.impl import (
     AioCtxError,
     BlockRequest,
     ClockType,

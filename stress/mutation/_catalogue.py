@@ -3,7 +3,7 @@
 Why it exists: a property check that kills no mutant is not yet a check (DESIGN.md section 5).
 Each :class:`Mutant` re-introduces one bug from shared/reference/qemu-bugs.md (citing the
 upstream commit) or breaks one rule of P1/P2/P3, for the length of one ``with
-mutant.apply():`` block, and the kill matrix (:mod:`stress._killmatrix`) measures which checker
+mutant.apply():`` block, and the kill matrix (:mod:`stress.mutation._matrix`) measures which checker
 notices.  impl's source carries no ``if BUG:`` switch: ``apply()`` swaps class attributes with
 :func:`unittest.mock.patch.object` and puts the originals back on exit.
 
@@ -18,7 +18,7 @@ method:
 * *replacements*: a small hand-written function, for methods of a few lines (``aio_notify``)
   or for behaviour impl never had (a barging lock, an inline "coroutine wake").
 
-Each mutant also names the probe programs (:mod:`stress._mutant_probes`) that exercise the
+Each mutant also names the probe programs (:mod:`stress.mutation._probes`) that exercise the
 code it changes, as mutation tools run only the tests that cover the mutated line.
 """
 
@@ -38,12 +38,21 @@ from types import CodeType, FunctionType
 from typing import Any
 from unittest import mock
 
-import impl
-import impl._iothread as _iothread_mod
-import impl.qemu as _qemu_mod
-from impl import BH, AioContext, AtomicCell, Fence, IOThread, Ordering, RFifoLock, TraceEvent
-from impl._errors import AioCtxError
-from impl._threadpool import ThreadPool
+from aioctx_verify import impl
+from aioctx_verify.impl import (
+    BH,
+    AioContext,
+    AtomicCell,
+    Fence,
+    IOThread,
+    Ordering,
+    RFifoLock,
+    TraceEvent,
+)
+from aioctx_verify.impl import _iothread as _iothread_mod
+from aioctx_verify.impl import qemu as _qemu_mod
+from aioctx_verify.impl._errors import AioCtxError
+from aioctx_verify.impl._threadpool import ThreadPool
 
 __all__ = [
     "CATALOGUE",
