@@ -11,7 +11,9 @@ One import package, laid out as the repository's top-level folders (setuptools
   searches, real-thread stress and benchmarks, one room (subpackage) each;
 * :mod:`aioctx_verify.reports` (``reports/``): JSON, JUnit XML, HTML and history;
 * this folder: the ``aioctx-verify`` command (:mod:`aioctx_verify.cli`) and the leaf modules
-  every layer may import (:mod:`aioctx_verify.files`).
+  every layer may import (:mod:`aioctx_verify.vocab`, the shared trace vocabulary, property
+  names and root error; :mod:`aioctx_verify.files`); ``tests/test_layers.py`` holds the
+  import rules.
 
 Importing this package imports nothing else.
 """

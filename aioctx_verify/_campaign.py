@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import os
 import platform as pyplatform
-import re
 import socket
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from aioctx_verify.reports import (
     Benchmark,
@@ -34,19 +33,27 @@ from aioctx_verify.reports import (
     CampaignResult,
     Counterexample,
     Coverage,
+    Grade,
     Histogram,
     KillCell,
     KillMatrix,
     Machine,
     Mutant,
     ThreadStack,
+    TraceStep,
     Verdict,
+    VerdictValue,
     tool_version,
 )
+from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
+
+if TYPE_CHECKING:
+    from aioctx_verify.stress import Failure
+    from aioctx_verify.stress.mutation import MatrixBudget
 
 __all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "CampaignPlan", "plan_campaign", "run_campaign"]
 
-PROPERTIES = ("P1", "P2", "P3", "LIVE")
+PROPERTIES: tuple[PropertyName, ...] = PROPERTY_NAMES
 #: Step names, in the order they run.
 CHECKERS = ("model", "random", "pct", "dfs", "hypothesis", "stress", "mutants")
 
@@ -60,8 +67,22 @@ BUDGETS: dict[str, tuple[float, int]] = {
 #: of the checks.
 _SHARE = {"model": 0.06, "random": 0.06, "pct": 0.06, "dfs": 0.06, "hypothesis": 0.08,
           "stress": 0.16, "mutants": 0.52}
+
+
+class ModelSize(TypedDict, total=False):
+    """The sizes of a model configuration a campaign searches (:class:`model.ModelConfig`
+    keyword arguments)."""
+
+    threads: int
+    bhs: int
+    max_depth: int
+    ops: int
+    handlers: int
+    timers: int
+
+
 #: Model configurations searched, smallest first; a budget searches as many as fit.
-_MODEL_TIERS: dict[str, tuple[dict[str, int], ...]] = {
+_MODEL_TIERS: dict[str, tuple[ModelSize, ...]] = {
     "smoke": (
         {"threads": 2, "bhs": 2, "max_depth": 2},
         {"threads": 2, "bhs": 3, "max_depth": 2},
@@ -78,7 +99,7 @@ _MODEL_TIERS: dict[str, tuple[dict[str, int], ...]] = {
     ),
 }
 #: Properties each step checks (a step never "passes" a property it cannot see).
-_COVERS = {
+_COVERS: dict[str, tuple[PropertyName, ...]] = {
     "model": PROPERTIES,
     "random": PROPERTIES,
     "pct": PROPERTIES,
@@ -96,12 +117,12 @@ class CampaignPlan:
     seconds: float
     schedules: int
     steps: tuple[str, ...]
-    properties: tuple[str, ...]
+    properties: tuple[PropertyName, ...]
     seed: int
     strategies: tuple[str, ...] = ("random", "pct", "dfs")
     jobs: int = 1
 
-    def model_configs(self) -> list[dict[str, int]]:
+    def model_configs(self) -> list[ModelSize]:
         """The model sizes this budget searches (bigger budgets add bigger sizes)."""
         order = ("smoke", "pr", "nightly")
         top = order.index(self.label) if self.label in order else (
@@ -173,10 +194,8 @@ def plan_campaign(
             "the chosen checkers and strategies leave nothing to run; "
             "pick a strategy among the chosen checkers"
         )
-    return CampaignPlan(
-        label, seconds, schedules, steps, tuple(properties or PROPERTIES), seed, tuple(strats),
-        njobs,
-    )
+    props = tuple(_prop_of(p) for p in properties) if properties else PROPERTIES
+    return CampaignPlan(label, seconds, schedules, steps, props, seed, tuple(strats), njobs)
 
 
 @dataclass
@@ -194,11 +213,12 @@ class _Acc:
     explore_seconds: float = 0.0
     benchmarks: list[Benchmark] = field(default_factory=list)
 
-    def verdict(self, plan: CampaignPlan, checker: str, failed: dict[str, str], runs: int,
-                seconds: float, *, inconclusive: str = "") -> None:
+    def verdict(self, plan: CampaignPlan, checker: str, failed: dict[PropertyName, str],
+                runs: int, seconds: float, *, inconclusive: str = "") -> None:
         for prop in plan.properties:
             if prop not in _COVERS.get(checker, PROPERTIES):
                 continue
+            v: VerdictValue
             if prop in failed:
                 v, detail = "fail", failed[prop]
             elif inconclusive:
@@ -206,25 +226,69 @@ class _Acc:
             else:
                 v, detail = "pass", ""
             self.verdicts[(prop, checker)] = Verdict(
-                property=prop, checker=checker, verdict=v, runs=runs,  # type: ignore[arg-type]
+                property=prop, checker=checker, verdict=v, runs=runs,
                 seconds=round(seconds, 3), detail=detail[:300],
             )
 
     def skipped(self, plan: CampaignPlan, checker: str, why: str) -> None:
         for prop in plan.properties:
             self.verdicts[(prop, checker)] = Verdict(
-                property=prop, checker=checker, verdict="skipped", runs=0,  # type: ignore[arg-type]
+                property=prop, checker=checker, verdict="skipped", runs=0,
                 seconds=0.0, detail=why,
             )
 
 
 Progress = Callable[[str, float], None]  # (what, fraction of this step done)
-_PROP_RE = re.compile(r"\b(P1|P2|P3|LIVE)\b")
 Stop = Callable[[], bool]  # True once the user asked to stop (first Ctrl-C)
 
 
-def _prop_of(prop: str) -> str:
-    return prop if prop in PROPERTIES else "LIVE"
+def _prop_of(prop: str | None) -> PropertyName:
+    """``prop`` as a property name; LIVE for anything else (a hang, an unnamed failure)."""
+    for p in PROPERTIES:
+        if prop == p:
+            return p
+    return "LIVE"
+
+
+#: A workload grade (stress.real's enum) as the report's word.
+_GRADES: dict[str, Grade] = {
+    "ACCEPTABLE": "ACCEPTABLE",
+    "ACCEPTABLE_INTERESTING": "ACCEPTABLE_INTERESTING",
+    "FORBIDDEN": "FORBIDDEN",
+}
+
+
+def counterexample_of(
+    failure: Failure, *, property: PropertyName, checker: str, seed: int | None
+) -> Counterexample:
+    """The report's record of an exploration's shrunk :class:`~aioctx_verify.stress.Failure`.
+
+    The adapter lives here, on the side that has both, so that reports depend on no checker.
+    The property is given by the caller (reports never parse exception text).
+    """
+    names = failure.thread_names
+    steps = tuple(
+        TraceStep(
+            index=s.index,
+            thread=s.thread,
+            thread_name=names[s.thread] if s.thread < len(names) else f"thread {s.thread}",
+            op=s.op,
+            obj=s.obj,
+            where=s.where,
+        )
+        for s in failure.trace
+    )
+    return Counterexample(
+        property=property,
+        checker=checker,
+        kind=failure.kind,
+        message=failure.message,
+        schedule=failure.schedule,
+        seed=seed,
+        replay_command=failure.replay_command(),
+        steps=steps,
+        preemptions=failure.preemptions,
+    )
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -236,9 +300,9 @@ def _step_model(
     except ImportError as e:
         acc.skipped(plan, "model", f"model package unavailable: {e}")
         return
-    configs = [ModelConfig(**kw) for kw in plan.model_configs()]  # type: ignore[arg-type]
+    configs = [ModelConfig(**kw) for kw in plan.model_configs()]
     t0 = time.perf_counter()
-    failed: dict[str, str] = {}
+    failed: dict[PropertyName, str] = {}
     states = 0
     incomplete = ""
     for i, cfg in enumerate(configs):
@@ -255,7 +319,7 @@ def _step_model(
                 prop, f"{r.violation} violated in {cfg} after {len(r.path or ())} steps"
             )
             acc.counterexamples.append(Counterexample(
-                property=prop, checker="model", kind="model", message=failed[prop],  # type: ignore[arg-type]
+                property=prop, checker="model", kind="model", message=failed[prop],
                 schedule=None, seed=None, replay_command=None,
             ))
         elif not r.complete:
@@ -271,7 +335,7 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
 
     safe = [p for p in CORPUS if p.expected == "safe"]
     per = seconds / max(1, len(safe))
-    failed: dict[str, str] = {}
+    failed: dict[PropertyName, str] = {}
     runs = 0
     t0 = time.perf_counter()
     inconclusive = ""
@@ -293,8 +357,8 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
         if r.failure is not None:
             prop = _prop_of(r.failure.prop)
             failed.setdefault(prop, f"{prog.name}: {r.failure.kind}: {r.failure.message}")
-            acc.counterexamples.append(Counterexample.from_failure(
-                r.failure, property=prop, checker=strategy, seed=plan.seed + i,  # type: ignore[arg-type]
+            acc.counterexamples.append(counterexample_of(
+                r.failure, property=prop, checker=strategy, seed=plan.seed + i,
             ))
     acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
 
@@ -308,7 +372,7 @@ def _step_hypothesis(
     from aioctx_verify.stress import stateful
 
     t0 = time.perf_counter()
-    failed: dict[str, str] = {}
+    failed: dict[PropertyName, str] = {}
     runs = 0
     if not stop():
         single = stateful.search_single(seconds=seconds / 3, seed=plan.seed)
@@ -322,7 +386,7 @@ def _step_hypothesis(
                 f"[{f1.steps} steps: {', '.join(f1.program)}]"
             )
             acc.counterexamples.append(Counterexample(
-                property=prop, checker="hypothesis", kind="stateful",  # type: ignore[arg-type]
+                property=prop, checker="hypothesis", kind="stateful",
                 message=failed[prop][:2000], schedule=None, seed=plan.seed,
                 replay_command=None,
             ))
@@ -333,14 +397,13 @@ def _step_hypothesis(
         progress("hypothesis: multi-thread interleavings", 1.0)
         found = res.found
         if found is not None:
-            prop = _prop_of(getattr(found, "prop", "") or "")
-            msg = f"multi-thread stateful: {getattr(found, 'message', found)}"
+            prop = _prop_of(found.prop)
+            msg = f"multi-thread stateful: {found.message}"
             failed.setdefault(prop, msg)
             acc.counterexamples.append(Counterexample(
-                property=prop, checker="hypothesis",  # type: ignore[arg-type]
-                kind=str(getattr(found, "kind", "stateful")),
-                message=msg[:2000], schedule=getattr(found, "schedule", None),
-                seed=plan.seed, replay_command=None,
+                property=prop, checker="hypothesis", kind=found.kind or "stateful",
+                message=msg[:2000], schedule=found.schedule, seed=plan.seed,
+                replay_command=None,
             ))
     acc.verdict(plan, "hypothesis", failed, runs, time.perf_counter() - t0,
                 inconclusive="stopped early" if stop() else "")
@@ -356,7 +419,7 @@ def _step_stress(
         return
     names = [n for n in WORKLOADS if not n.startswith("test")]
     per = seconds / max(1, len(names))
-    failed: dict[str, str] = {}
+    failed: dict[PropertyName, str] = {}
     trials = 0
     t0 = time.perf_counter()
     stopped = ""
@@ -369,17 +432,17 @@ def _step_stress(
         progress(f"stress: {name}", (i + 1) / len(names))
         acc.histograms.append(Histogram(
             workload=name, counts=dict(r.histogram),
-            grades={k: str(getattr(v, "value", v)) for k, v in r.grades.items()},  # type: ignore[misc]
+            grades={k: _GRADES[v.value] for k, v in r.grades.items()},
         ))
         for thread, stack in r.stacks.items():
             acc.stacks.append(ThreadStack(thread=thread, ident=None, stack=stack))
         if r.verdict == "fail":
             text = "; ".join([*r.violations, *r.errors]) or "forbidden outcome"
-            props = sorted({m.group(1) for v in r.violations for m in _PROP_RE.finditer(v)})
+            props = list(r.violated)
             for prop in props or ["LIVE"]:
                 failed.setdefault(prop, f"{name}: {text}")
             acc.counterexamples.append(Counterexample(
-                property=(props or ["LIVE"])[0], checker="stress",  # type: ignore[arg-type]
+                property=props[0] if props else "LIVE", checker="stress",
                 kind="hang" if r.stacks else ("property" if props else "forbidden_outcome"),
                 message=f"{name}: {text}"[:2000], schedule=None, seed=plan.seed + i,
                 replay_command=None,
@@ -416,7 +479,7 @@ def _step_mutants(
         done[0] += 1
         progress(f"mutants: {text}", min(1.0, done[0] / total))
 
-    budget: Any = seconds
+    budget: str | float | MatrixBudget = seconds
     if plan.label == "smoke":
         # One second per cell: enough for PCT to reach the TSO-only lost wake-up
         # (notify-me-after-scan, ~55 schedules), and the matrix stays near 30 s on 2 cores.
@@ -441,7 +504,7 @@ def _step_mutants(
         )
         mutants.append(Mutant(
             name=m["name"], qemu_commit=m["qemu_commit"] or "-",
-            property=_prop_of(m["property"]),  # type: ignore[arg-type]
+            property=_prop_of(m["property"]),
             killed_by=tuple(m["killed_by"]), seconds_to_kill=m["seconds_to_kill"],
             counterexample_steps=m["counterexample_steps"], cells=cells,
         ))

@@ -54,7 +54,7 @@ def _list_catalogue() -> None:
     width = max(len(m.name) for m in CATALOGUE)
     click.echo(f"{'mutant':<{width}}  prop  source      commit / description")
     for m in CATALOGUE:
-        click.echo(f"{m.name:<{width}}  {m.property:<4}  {m.source:<10}  {m.qemu_commit}")
+        click.echo(f"{m.name:<{width}}  {m.property or '-':<4}  {m.source:<10}  {m.qemu_commit}")
         click.echo(f"{'':<{width + 20}}{m.description}")
     click.echo(f"\n{len(CATALOGUE)} mutants")
 

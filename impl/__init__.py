@@ -17,7 +17,14 @@ Pythonic API::
 All concurrency goes through the :class:`Platform` seam (default: :class:`RealPlatform`).
 """
 
-from ._context import BH, AioContext, AioHandler, ContextStatistics, EventNotifier
+from ._context import (
+    BH,
+    AioContext,
+    AioHandler,
+    ContextStatistics,
+    DebugSnapshot,
+    EventNotifier,
+)
 from ._dataplane import BlockRequest, DataplaneDevice, VMState, one_off
 from ._errors import (
     AioCtxError,
@@ -25,6 +32,7 @@ from ._errors import (
     CallbackError,
     ContextClosedError,
     ContextInUseError,
+    ContextNotHeldError,
     InvalidCallbackError,
     InvalidFdError,
     IOThreadStateError,
@@ -66,8 +74,10 @@ __all__ = [
     "Clocks",
     "ContextClosedError",
     "ContextInUseError",
+    "ContextNotHeldError",
     "ContextStatistics",
     "DataplaneDevice",
+    "DebugSnapshot",
     "EventNotifier",
     "Fence",
     "IOThread",

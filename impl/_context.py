@@ -46,9 +46,9 @@ from ._errors import (
     CallbackError,
     ContextClosedError,
     ContextInUseError,
+    ContextNotHeldError,
     InvalidFdError,
     NotifierClosedError,
-    NotOwnerError,
     UsageError,
     callable_name,
     check_callable,
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from ._iothread import IOThread
     from ._threadpool import ThreadPool
 
-__all__ = ["BH", "AioContext", "AioHandler", "ContextStatistics", "EventNotifier"]
+__all__ = ["BH", "AioContext", "AioHandler", "ContextStatistics", "DebugSnapshot", "EventNotifier"]
 
 _RELAXED = Ordering.RELAXED
 _RELEASE = Ordering.RELEASE
@@ -83,6 +83,9 @@ _READ_EVENTS = POLLIN | POLLHUP | POLLERR
 _WRITE_EVENTS = POLLOUT | POLLERR
 #: An idle BH bounds a blocking poll to 10 ms (QEMU aio_compute_timeout).
 IDLE_BH_TIMEOUT_NS = 10_000_000
+#: ``AioContext._poll_wait_ns`` while no thread is inside the platform poll (poll timeouts
+#: are >= -1, -1 meaning forever).
+_NOT_POLLING = -2
 
 
 def _noop(_opaque: object) -> None:
@@ -307,6 +310,54 @@ class ContextStatistics:
     external_disable_cnt: int
 
 
+@dataclass(frozen=True, slots=True)
+class DebugSnapshot:
+    """A context as an outside observer (a stall detector) sees it, read without its lock.
+
+    Racy by design: every field is read once, not in one atomic step with the others, while
+    other threads keep running the context; trust only a state seen to persist.  Reading
+    one costs no system call and changes nothing.
+
+    Attributes:
+        name: the context's name.
+        closed: its last reference was dropped (the handler fields are then empty).
+        polling: a thread is inside the platform ``poll`` of :meth:`AioContext.aio_poll`
+            (from just before the call until it returns).
+        poll_timeout_ns: that poll's timeout in ns; ``None`` when it sleeps until woken,
+            and when nobody is polling.
+        notifier_fd: the fd that becomes readable when the context's own notifier is set
+            (``aio_notify`` writes it).
+        read_fds: fds of the live handlers that have a read callback, in registration order
+            (the context's own notifier left out).
+        external_fds: those of :attr:`read_fds` whose handler is external.
+        polled_fds: the fds in the poll set of the current (or the last) poll.
+        kick_scheduled: the contention kick (``notify_dummy_bh``) is scheduled.
+        scheduled_bhs: names of the other BHs whose ``scheduled`` flag is set, oldest first.
+        timer_deadline_ns: ns until the first timer expires: -1 none, 0 expired.
+        lock: the context lock's owner, depth and waiters.
+        external_disable_cnt: ``aio_disable_external`` nesting.
+    """
+
+    name: str
+    closed: bool
+    polling: bool
+    poll_timeout_ns: int | None
+    notifier_fd: int
+    read_fds: tuple[int, ...]
+    external_fds: frozenset[int]
+    polled_fds: frozenset[int]
+    kick_scheduled: bool
+    scheduled_bhs: tuple[str, ...]
+    timer_deadline_ns: int
+    lock: LockStatistics
+    external_disable_cnt: int
+
+    @property
+    def asleep(self) -> bool:
+        """Inside a poll without a timeout: only a notifier or a handler's fd wakes it."""
+        return self.polling and self.poll_timeout_ns is None
+
+
 class AioContext:
     """An event loop of bottom halves, fd / event-notifier handlers and timers.
 
@@ -357,6 +408,10 @@ class AioContext:
         self._polled: dict[int, int] = {}
         self._poll_gen = 0
         self._poll_set_key: tuple[int, bool] = (-1, False)
+        # The timeout of the poll a thread is in, or _NOT_POLLING: for debug_snapshot only.
+        # impl never reads it, so it is no shared word of the protocol (a plain attribute,
+        # not an atomic cell: no scheduling point on a controlled platform).
+        self._poll_wait_ns = _NOT_POLLING
         self._external_disable_cnt = p.atomic(0, "ctx.external_disable_cnt")
         # The 2015 wake-up protocol.
         self.notify_me = p.atomic(0, "ctx.notify_me")
@@ -481,7 +536,7 @@ class AioContext:
         self._check_open(what)
         owner = lock._owner if lock._nesting > 0 else None
         held = f"it is held by thread {owner}" if owner is not None else "it is not held"
-        raise NotOwnerError(
+        raise ContextNotHeldError(
             f"{what} on {self.name} from thread {me}, which does not hold the context "
             f"({held}); wrap the call in aio_context_acquire/aio_context_release"
         )
@@ -845,7 +900,7 @@ class AioContext:
         """Run one iteration; see the module docstring for the contract.
 
         Raises:
-            NotOwnerError: the caller neither holds the context nor is its home thread.
+            ContextNotHeldError: the caller neither holds the context nor is its home thread.
             CallbackError: a callback raised (the context stays consistent).
             InvalidFdError: a registered fd was closed behind the context's back.
         """
@@ -877,8 +932,10 @@ class AioContext:
                 timeout = self._compute_timeout() if blocking else 0
                 if tr is not None and timeout != 0:
                     tr(TraceEvent("poll_wait", p.current_thread(), self.id, timeout))
+                self._poll_wait_ns = timeout
                 ready = self._poller.poll(timeout)
             finally:
+                self._poll_wait_ns = _NOT_POLLING
                 if blocking:
                     notify_me.fetch_add(-2, _RELEASE)
                 self._walking_handlers -= 1
@@ -935,6 +992,42 @@ class AioContext:
             handlers=sum(1 for n in self._handlers if not n.deleted and not n.is_ctx_notifier),
             notify_me=self.notify_me.load(),
             external_disable_cnt=self._external_disable_cnt.load(),
+        )
+
+    def debug_snapshot(self) -> DebugSnapshot:
+        """What a stall detector needs to judge this context from another thread.
+
+        Safe from any thread, without the lock, at any time (also after the context was
+        closed); see :class:`DebugSnapshot` for what a racy read means.
+        """
+        wait = self._poll_wait_ns
+        handlers = [
+            n
+            for n in list(self._handlers)
+            if not n.deleted and not n.is_ctx_notifier and n.io_read is not None
+        ]
+        kick = False
+        scheduled: list[str] = []
+        for bh in list(self._bhs):
+            if bh.scheduled.load(_RELAXED):
+                if bh.dummy:
+                    kick = True
+                else:
+                    scheduled.append(bh.name)
+        return DebugSnapshot(
+            name=self.name,
+            closed=self._closed,
+            polling=wait != _NOT_POLLING,
+            poll_timeout_ns=wait if wait >= 0 else None,
+            notifier_fd=self._raw_notifier.read_fd,
+            read_fds=tuple(n.fd for n in handlers),
+            external_fds=frozenset(n.fd for n in handlers if n.is_external),
+            polled_fds=frozenset(self._polled),
+            kick_scheduled=kick,
+            scheduled_bhs=tuple(scheduled),
+            timer_deadline_ns=self.tlg.deadline_ns(),
+            lock=self._lock.statistics(),
+            external_disable_cnt=self._external_disable_cnt.load(_RELAXED),
         )
 
     @contextmanager

@@ -1,11 +1,15 @@
 """Exceptions: one root, subclasses named by whose mistake it is.
 
 Every message is one sentence that names the object and the rule broken, and the remedy
-when there is one (trio's style: "can't release a Lock you don't own").  Later parts of the
-project (scheduler, properties, reports) derive their own errors from :class:`AioCtxError`.
+when there is one (trio's style: "can't release a Lock you don't own").  The root,
+:class:`AioCtxError`, lives in :mod:`aioctx_verify.vocab` (re-exported here) so that the
+other layers (scheduler, properties, reports) derive their own errors from it without
+importing impl.
 """
 
 from __future__ import annotations
+
+from aioctx_verify.vocab import AioCtxError
 
 __all__ = [
     "AioCtxError",
@@ -13,6 +17,7 @@ __all__ = [
     "CallbackError",
     "ContextClosedError",
     "ContextInUseError",
+    "ContextNotHeldError",
     "InvalidCallbackError",
     "InvalidFdError",
     "IOThreadStateError",
@@ -25,16 +30,16 @@ __all__ = [
 ]
 
 
-class AioCtxError(Exception):
-    """Root of every exception this project raises on purpose."""
-
-
 class UsageError(AioCtxError):
     """The caller broke one of the API's rules (QEMU would assert or corrupt memory)."""
 
 
 class NotOwnerError(UsageError):
     """A thread used a context (or its lock) that another thread owns."""
+
+
+class ContextNotHeldError(NotOwnerError):
+    """A thread other than the context's home thread used it without holding it (P3)."""
 
 
 class LockNotHeldError(UsageError):

@@ -113,6 +113,17 @@ class IOThread:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def stopping(self) -> bool:
+        """The loop was told to end (its stop BH ran): it ends after the current iteration."""
+        return self._stopping
+
+    def is_alive(self) -> bool:
+        """Its thread was started and has not ended (``running`` stays true until ``join``,
+        also for a thread that died of an impl bug)."""
+        th = self._thread
+        return th is not None and th.is_alive()
+
     def start(self, timeout: float = 10.0) -> IOThread:
         """Start the thread and wait until it runs its loop (``iothread_new``)."""
         if self._thread is not None:

@@ -17,16 +17,18 @@ Rules for impl code:
   (the GIL orders them sequentially); on a controlled platform each one is a scheduling
   point and may be reordered as the chosen memory model allows.
 * Trace events go through :attr:`Platform.tracer`; when it is ``None`` an emission costs
-  one attribute load and one ``is None`` test.
+  one attribute load and one ``is None`` test.  The event type, :data:`Tracer` and
+  :data:`ThreadId` are the shared vocabulary of :mod:`aioctx_verify.vocab` (re-exported here).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, NewType, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
+
+from aioctx_verify.vocab import ThreadId, TraceEvent, Tracer
 
 __all__ = [
     "POLLERR",
@@ -49,10 +51,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-#: Identity of a thread as the platform sees it (``threading.get_ident`` on the real one,
-#: a small stable integer on a controlled one).
-ThreadId = NewType("ThreadId", int)
 
 # poll(2) event bits; the values are Linux's and are what the real platform passes through.
 POLLIN = 0x001
@@ -175,35 +173,6 @@ class Poller(Protocol):
     def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
         """Wait up to ``timeout_ns`` (-1: forever, 0: don't block); return ``(fd, revents)``."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
-    """One step of the protocol, as seen by monitors.
-
-    Attributes:
-        kind: what happened: ``acquire`` (obj = depth after), ``release`` (obj = depth
-            after), ``lock_wait`` (obj = ticket), ``lock_abandon`` (obj = ticket),
-            ``contention_kick``, ``poll_begin`` (obj = blocking), ``poll_wait`` (obj =
-            timeout ns), ``poll_end``, ``bh_new``, ``bh_schedule_begin``, ``bh_schedule_end``
-            (detail = new / coalesced / idle), ``bh_run_begin``, ``bh_run_end``,
-            ``bh_cancel``, ``bh_delete``, ``notify``, ``notify_accept``,
-            ``handler_run_begin``, ``handler_run_end``, ``timer_run_begin``,
-            ``timer_run_end``, ``iothread_start``, ``iothread_stop``.
-        thread: the platform thread that did it.
-        ctx: the AioContext's id (0 when not applicable).
-        obj: the BH / handler / timer id, or another integer payload (lock depth, progress).
-        detail: free text (callback name, ``blocking``) for human-readable traces.
-    """
-
-    kind: str
-    thread: ThreadId
-    ctx: int = 0
-    obj: int = 0
-    detail: str = ""
-
-
-Tracer = Callable[[TraceEvent], None]
 
 
 class Platform(Protocol):

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from aioctx_verify.impl import ThreadId, TraceEvent
+from aioctx_verify.vocab import ThreadId, TraceEvent
 
 from ._state import CTX_ID, BHState, LockState, ModelConfig, ModelError, State, ThreadState
 

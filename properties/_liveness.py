@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aioctx_verify.impl import TraceEvent
+from aioctx_verify.vocab import PropertyName, TraceEvent
 
 from ._monitor import Monitor
 
 __all__ = ["LivenessMonitor", "model_invariant", "z3_formula"]
 
-PROP = "LIVE"
+PROP: PropertyName = "LIVE"
 
 
 class LivenessMonitor(Monitor):

@@ -1,8 +1,8 @@
 """The shared machinery of runtime monitors: a violation record, the base class, and a
 :class:`MonitorSet` that listens on a platform's trace hook.
 
-A monitor consumes :class:`impl.TraceEvent` values in the order impl emits them (one
-listener, serialised by a lock, so it is safe on real threads too) and *records*
+A monitor consumes :class:`~aioctx_verify.vocab.TraceEvent` values in the order impl emits
+them (one listener, serialised by a lock, so it is safe on real threads too) and *records*
 violations rather than raising: an exception thrown from inside impl would be caught and
 re-labelled by impl's own error handling.  Checkers read :attr:`MonitorSet.violations`
 after (or during) a run.
@@ -14,8 +14,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
-from aioctx_verify.impl import AioCtxError, Platform, TraceEvent, Tracer
+from aioctx_verify.vocab import AioCtxError, PropertyName, TraceEvent, Tracer, TraceSource
 
 __all__ = ["Monitor", "MonitorSet", "PropertyViolation", "Violation", "monitoring"]
 
@@ -24,7 +25,7 @@ __all__ = ["Monitor", "MonitorSet", "PropertyViolation", "Violation", "monitorin
 class Violation:
     """One broken rule: which property, what happened, at which event."""
 
-    prop: str  # "P1" | "P2" | "P3" | "LIVE"
+    prop: PropertyName
     rule: str  # short id of the rule, e.g. "owner-unique"
     message: str
     event_index: int  # index in the monitored event stream (0-based); -1 at finish
@@ -44,9 +45,11 @@ class PropertyViolation(AioCtxError):
 
 
 class Monitor:
-    """Base class: override :meth:`on_event` (and :meth:`finish` for end-of-run rules)."""
+    """Base class: set :attr:`prop` and override :meth:`on_event` (and :meth:`finish` for
+    end-of-run rules)."""
 
-    prop = "?"
+    #: The property whose rules this monitor checks (every subclass sets it).
+    prop: ClassVar[PropertyName]
 
     def __init__(self) -> None:
         self.violations: list[Violation] = []
@@ -146,8 +149,11 @@ class MonitorSet:
 
 
 @contextmanager
-def monitoring(platform: Platform, monitors: MonitorSet | None = None) -> Iterator[MonitorSet]:
-    """Attach monitors to ``platform`` for the block (chaining any tracer already there).
+def monitoring(
+    platform: TraceSource, monitors: MonitorSet | None = None
+) -> Iterator[MonitorSet]:
+    """Attach monitors to ``platform`` (any impl platform) for the block, chaining any tracer
+    already there.
 
     At the end of the block the end-of-run rules are checked (:meth:`MonitorSet.finish`).
     """

@@ -23,13 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aioctx_verify.impl import TraceEvent
+from aioctx_verify.vocab import PropertyName, TraceEvent
 
 from ._monitor import Monitor
 
 __all__ = ["NestedAcquireMonitor", "model_invariant", "z3_formula"]
 
-PROP = "P1"
+PROP: PropertyName = "P1"
 
 
 @dataclass

@@ -5,7 +5,14 @@ Statement.  For every bottom half ``b`` of context ``c``:
 1. *never blocks, never locks*: between a thread's ``bh_schedule_begin`` and
    ``bh_schedule_end`` for b, that thread neither acquires nor waits for any context;
 2. *not lost*: a schedule of b that completed before c's IOThread began to stop is followed
-   by a run of b before the IOThread ends (the stop BH's walk visits every older BH);
+   by a run of b before the IOThread ends (the stop BH's walk visits every older BH), unless
+   a ``qemu_bh_cancel(b)`` withdrew it.  A cancel is a relaxed store: under a weak memory
+   model it may become visible only after a schedule that began after the cancel's trace
+   event, and then rightly undo it.  So a cancel counts as *open* from its event until the
+   cancelling thread's next traced event, and it withdraws b's last schedule if that one
+   began while the cancel was open or before (on real threads the store is visible at
+   the cancel's event already; a controlled program that cancels must order the store
+   before its next traced step, e.g. with a fence, as the stateful scripts do);
 3. *no spurious run*: every run of b is paid for by a schedule that set b's ``scheduled``
    flag (a schedule that ended "new" or "idle"); coalesced schedules run once, a BH is never
    run twice for one schedule.  Counted as runs <= flips + schedules still in flight,
@@ -30,13 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aioctx_verify.impl import TraceEvent
+from aioctx_verify.vocab import PropertyName, TraceEvent
 
 from ._monitor import Monitor
 
 __all__ = ["BHSchedulingMonitor", "model_invariant", "z3_formula"]
 
-PROP = "P2"
+PROP: PropertyName = "P2"
 _LOCKING = ("acquire", "lock_wait")
 
 
@@ -47,7 +54,9 @@ class _BHState:
     flips: int = 0  # schedules that ended having set the flag ("new"/"idle"), one-shots
     runs: int = 0
     in_flight: int = 0  # schedules begun, not yet ended
+    last_sched_begin: int = -1  # event index of the last schedule's begin
     last_sched_end: int = -1  # event index of the last completed new/idle schedule
+    cancel_closed: float = -1  # where the last cancel stopped being open (inf: still open)
     last_run: int = -1
     deleted: bool = False
     oneshot: bool = False
@@ -65,6 +74,7 @@ class BHSchedulingMonitor(Monitor):
         self.iterations: dict[int, list[set[int]]] = {}  # thread -> stack of per-poll sets
         self.stop_at: dict[int, int] = {}  # ctx -> event index of its stop BH's schedule
         self.stop_bh: dict[int, int] = {}
+        self._open_cancels: dict[int, list[int]] = {}  # thread -> BHs it cancelled last
 
     def _bh(self, ev: TraceEvent) -> _BHState:
         st = self.bhs.get(ev.obj)
@@ -75,6 +85,9 @@ class BHSchedulingMonitor(Monitor):
     def on_event(self, ev: TraceEvent) -> None:
         kind = ev.kind
         t = int(ev.thread)
+        if self._open_cancels:
+            for bh in self._open_cancels.pop(t, ()):
+                self.bhs[bh].cancel_closed = self._index  # closed by the thread's next event
         if kind in _LOCKING and t in self.scheduling:
             self.violate(
                 "lock-free",
@@ -90,6 +103,7 @@ class BHSchedulingMonitor(Monitor):
                 self.violate("deleted-never-runs", f"BH {ev.obj} scheduled after its deletion")
             st.pending += 1
             st.in_flight += 1
+            st.last_sched_begin = self._index
             self.scheduling[t] = ev.obj
         elif kind == "bh_schedule_end":
             self.scheduling.pop(t, None)
@@ -101,7 +115,10 @@ class BHSchedulingMonitor(Monitor):
         elif kind == "bh_cancel":
             # A cancelled schedule need not run (not-lost); it stays a credit for
             # no-spurious-run, since cancel's store and its trace are not one step either.
-            self._bh(ev).pending = 0
+            st = self._bh(ev)
+            st.pending = 0
+            st.cancel_closed = float("inf")
+            self._open_cancels.setdefault(t, []).append(ev.obj)
         elif kind == "bh_delete":
             self._bh(ev).deleted = True
         elif kind == "poll_begin":
@@ -153,6 +170,8 @@ class BHSchedulingMonitor(Monitor):
         for bh, st in self.bhs.items():
             if st.ctx != ctx or bh == stop_bh or st.deleted or st.pending == 0:
                 continue
+            if st.cancel_closed > st.last_sched_begin:
+                continue  # withdrawn by a cancel that was still open when it began
             if 0 <= st.last_sched_end < stop.last_sched_end:
                 self.violate(
                     "not-lost",

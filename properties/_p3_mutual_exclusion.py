@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aioctx_verify.impl import TraceEvent
+from aioctx_verify.vocab import PropertyName, TraceEvent
 
 from ._monitor import Monitor
 from ._p1_nested_acquire import NestedAcquireMonitor
 
 __all__ = ["MutualExclusionMonitor", "model_invariant", "z3_formula"]
 
-PROP = "P3"
+PROP: PropertyName = "P3"
 _CALLBACKS = ("bh_run_begin", "handler_run_begin", "timer_run_begin")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aioctx_verify.impl import AioCtxError
+from aioctx_verify.vocab import AioCtxError
 
 __all__ = [
     "HistoryError",

@@ -22,7 +22,9 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
+
+from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ._checks import fail as _fail
 from ._checks import finite as _finite
@@ -33,9 +35,6 @@ from ._checks import opt_int as _opt_int
 from ._checks import short_repr as _r
 from ._checks import string as _str
 from ._checks import tuple_of as _tuple_of
-
-if TYPE_CHECKING:
-    from aioctx_verify.stress import Failure
 
 __all__ = [
     "CHECKER_ORDER",
@@ -69,11 +68,11 @@ SCHEMA_VERSION = 1
 #: The ``format`` field of every result document: tells ours from another tool's JSON.
 FORMAT = "aioctx-verify/result"
 
-PropertyName = Literal["P1", "P2", "P3", "LIVE"]
 VerdictValue = Literal["pass", "fail", "inconclusive", "skipped"]
 Grade = Literal["ACCEPTABLE", "ACCEPTABLE_INTERESTING", "FORBIDDEN"]
 
-PROPERTIES: tuple[PropertyName, ...] = get_args(PropertyName)
+#: The properties (:data:`aioctx_verify.vocab.PROPERTY_NAMES`), in the order reports list them.
+PROPERTIES: tuple[PropertyName, ...] = PROPERTY_NAMES
 VERDICTS: tuple[VerdictValue, ...] = get_args(VerdictValue)
 GRADES: tuple[Grade, ...] = get_args(Grade)
 PROPERTY_TITLES: Mapping[PropertyName, str] = {
@@ -227,38 +226,6 @@ class Counterexample:
         for s in self.steps:
             names.setdefault(s.thread, s.thread_name)
         return tuple(sorted(names.items()))
-
-    @classmethod
-    def from_failure(
-        cls, failure: Failure, *, property: PropertyName, checker: str, seed: int | None
-    ) -> Counterexample:
-        """Build one from an exploration's shrunk :class:`stress.Failure`.
-
-        The property is given by the caller (reports never parse exception text).
-        """
-        names = failure.thread_names
-        steps = tuple(
-            TraceStep(
-                index=s.index,
-                thread=s.thread,
-                thread_name=names[s.thread] if s.thread < len(names) else f"thread {s.thread}",
-                op=s.op,
-                obj=s.obj,
-                where=s.where,
-            )
-            for s in failure.trace
-        )
-        return cls(
-            property=property,
-            checker=checker,
-            kind=failure.kind,
-            message=failure.message,
-            schedule=failure.schedule,
-            seed=seed,
-            replay_command=failure.replay_command(),
-            steps=steps,
-            preemptions=failure.preemptions,
-        )
 
 
 @dataclass(frozen=True, slots=True)

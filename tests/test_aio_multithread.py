@@ -331,9 +331,8 @@ def test_acquire_hands_off_from_iothread_blocked_in_poll(
     me = threading.get_ident()
     for _ in range(20):
         wait_until(lambda: ctx.statistics().notify_me >= 2, "the IOThread blocks in aio_poll")
-        t0 = time.monotonic()
+        # WAIT is a hang guard: without the kick the IOThread sleeps in aio_poll forever.
         assert ctx.acquire(WAIT), "contention did not kick the IOThread out of aio_poll"
-        assert time.monotonic() - t0 < WAIT
         try:
             with ctx:
                 s = ctx.statistics().lock

@@ -11,7 +11,6 @@ import json
 import math
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +174,11 @@ def test_run_frontrun_reports_bad_children(
 
 
 def test_run_frontrun_kills_a_child_that_overruns(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_frontrun(monkeypatch, "import time; time.sleep(60)")
-    t0 = time.monotonic()
+    # The child outlives pytest-timeout: run_frontrun returns only if it killed (and reaped)
+    # it, so returning at all is the verdict; no clock is read.
+    _fake_frontrun(monkeypatch, "import time; time.sleep(600)")
     rep = run_frontrun({}, timeout=0.5)
     assert rep.error is not None and "did not finish" in rep.error
-    assert time.monotonic() - t0 < 20
 
 
 def test_driver_source_compiles() -> None:

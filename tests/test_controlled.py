@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -275,3 +276,69 @@ def test_safe_corpus_raises_no_false_alarm(prog: Program) -> None:
     for strategy in ("random", "pct"):
         r = explore(prog, strategy=strategy, budget=Budget(60, 30))
         assert r.verdict == "pass", r.summary()
+
+
+# -- pruning is sound: pruned DFS reaches every outcome unpruned DFS reaches --------------
+def _outcomes(prog: Program, dfs: DFSStrategy, cap: int) -> tuple[set[object], bool]:
+    """Run ``dfs`` on ``prog`` for at most ``cap`` complete runs; return the set of outcomes
+    and whether the search was exhausted.
+
+    An outcome is what a run makes observable: its verdict and failure kind, each thread's
+    sequence of operations (operation and object, in the thread's own order), and the final
+    value of every atomic cell the program created.  Two runs that end in the same state
+    give the same outcome, so a sound pruning loses none of them.
+    """
+    box: list[list[object]] = []
+
+    def fn(p: ControlledPlatform) -> None:
+        cells: list[object] = []
+        box.append(cells)
+        make = p.atomic
+
+        def atomic(initial: object, name: str = "") -> object:
+            c = make(initial, name)
+            cells.append(c)
+            return c
+
+        p.atomic = atomic  # type: ignore[method-assign,assignment]
+        prog.fn(p)
+
+    wrapped = dataclasses.replace(prog, fn=fn)
+    seen: set[object] = set()
+    runs = 0
+    while runs < cap and dfs.next_run():
+        out = run_schedule(wrapped, dfs)
+        if out.verdict == "pruned":
+            continue
+        runs += 1
+        per_thread = tuple(
+            tuple((s.op, s.obj) for s in out.trace if s.thread == t)
+            for t in range(len(out.thread_names))
+        )
+        memory = tuple((c.name, repr(c.value)) for c in box[-1])  # type: ignore[attr-defined]
+        seen.add((out.verdict, out.kind, per_thread, memory))
+    return seen, dfs.exhausted
+
+
+# Unpruned DFS at bound 2 exhausts these quickly; the others get a schedule cap for the
+# unpruned search (then the check is "every outcome of the first `cap` unpruned runs is
+# reached by the exhaustive pruned search"), and stop_the_world (thousands of schedules
+# even pruned at bound 2) is compared at bound 1.
+_SAFE_CAP = {"bh_cross_thread": 200, "bh_cross_thread_tso": 200, "stop_the_world": 150}
+
+
+@pytest.mark.parametrize("prog", [p for p in CORPUS if p.expected == "safe"], ids=lambda p: p.name)
+def test_pruned_dfs_reaches_every_outcome_of_unpruned_dfs(prog: Program) -> None:
+    bound = 1 if prog.name == "stop_the_world" else 2
+    cap = _SAFE_CAP.get(prog.name, 100_000)
+    pruned, pruned_done = _outcomes(prog, DFSStrategy(bound), 100_000)
+    full, full_done = _outcomes(prog, DFSStrategy(bound, prune=False), cap)
+    assert pruned_done, f"{prog.name}: the pruned DFS did not finish"
+    missing = full - pruned
+    assert not missing, (
+        f"{prog.name}: pruning lost {len(missing)} outcome(s), e.g. {min(map(str, missing))}"
+    )
+    if full_done:
+        assert pruned == full, f"{prog.name}: pruned DFS produced outcomes unpruned DFS did not"
+    else:
+        assert prog.name in _SAFE_CAP, f"{prog.name}: the unpruned DFS needs a schedule cap"

@@ -981,3 +981,17 @@ def test_iothread_check_without_errors(platform: RealPlatform, iothreads: list[I
     barrier(it.ctx)
     it.check()  # no error: returns
     assert it.errors == [] and it.error_count == 0
+
+
+def test_one_root_error_shared_by_every_layer() -> None:
+    """The root lives in the vocabulary; impl, properties and reports all derive from it."""
+    from aioctx_verify import properties, reports, vocab
+
+    assert impl.AioCtxError is vocab.AioCtxError
+    assert (impl.TraceEvent, impl.ThreadId, impl.Tracer) == (
+        vocab.TraceEvent,
+        vocab.ThreadId,
+        vocab.Tracer,
+    )
+    for err in (UsageError, CallbackError, properties.PropertyViolation, reports.ReportError):
+        assert issubclass(err, vocab.AioCtxError), err

@@ -36,7 +36,7 @@ def test_no_false_alarm_on_the_correct_impl(checker: str) -> None:
     runs = 0
     for seed in range(FIRST, FIRST + SEEDS):
         out = run_checker(checker, NO_MUTANT, seed, _seconds(checker))
-        assert out.via != "error", f"{checker} seed {seed}: the checker broke: {out.detail}"
+        assert out.verdict != "error", f"{checker} seed {seed}: the checker broke: {out.detail}"
         assert not out.killed, f"FALSE ALARM: {checker} seed {seed}: {out.detail}"
         runs += out.applicable
     # A checker with nothing to run on the correct impl would pass vacuously: it must run.

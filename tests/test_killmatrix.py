@@ -8,19 +8,35 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import threading
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from aioctx_verify.cli import main
+from aioctx_verify.impl import (
+    AioContext,
+    CallbackError,
+    ContextNotHeldError,
+    LockNotHeldError,
+    NotOwnerError,
+    RealPlatform,
+)
 from aioctx_verify.stress.explore._explore import replay
+from aioctx_verify.stress.mutation import (
+    CheckOutcome,
+    ProbeFailure,
+    UseAfterFree,
+    classify_exception,
+    property_of,
+)
 from aioctx_verify.stress.mutation import _matrix as kmod
 from aioctx_verify.stress.mutation._catalogue import NO_MUTANT, Mutant, mutant_by_name
 from aioctx_verify.stress.mutation._matrix import (
     BUDGETS,
-    CheckOutcome,
     KillMatrix,
     MatrixBudget,
     available_checkers,
@@ -128,23 +144,38 @@ def test_resolve_budget() -> None:
 
 @pytest.fixture
 def stand_ins() -> Iterator[list[str]]:
-    """Checkers registered for one test: one kills every mutant (and never the control),
-    one always fails (false alarm), one never kills, one raises."""
+    """Checkers registered for one test: one kills every mutant (and never the control)
+    without naming a property, one always fails (false alarm), one never kills, one
+    raises, one answers with something that is not a CheckOutcome."""
 
     def kills(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-        hit = mutant is not NO_MUTANT
-        return CheckOutcome(hit, 0.01, 3 if hit else None, "P3 stand-in saw it", None)
+        if mutant is NO_MUTANT:
+            return CheckOutcome.survived(0.01, "nothing")
+        return CheckOutcome.kill(0.01, "P3 stand-in saw it", None, "probe check", steps=3)
 
     def alarms(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-        return CheckOutcome(True, 0.01, 1, "LIVE stand-in always fails", "LIVE", via="test")
+        return CheckOutcome.kill(0.01, "LIVE stand-in always fails", "LIVE", "scheduler", steps=1)
 
     def never(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-        return CheckOutcome(False, 0.01, None, "nothing", None)
+        return CheckOutcome.survived(0.01, "nothing")
 
     def broken(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
         raise RuntimeError("checker bug")
 
-    names = {"t_kills": kills, "t_alarms": alarms, "t_never": never, "t_broken": broken}
+    def shapeless(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+        # A look-alike with the old fields: the matrix no longer reads answers by duck typing.
+        return types.SimpleNamespace(  # type: ignore[return-value]
+            killed=True, seconds=0.01, counterexample_steps=1, detail="P1 x",
+            killed_by_property="P1",
+        )
+
+    names = {
+        "t_kills": kills,
+        "t_alarms": alarms,
+        "t_never": never,
+        "t_broken": broken,
+        "t_shapeless": shapeless,
+    }
     for name, fn in names.items():
         register_checker(name, fn)
     try:
@@ -166,16 +197,65 @@ def test_register_checker_refuses_a_taken_name(stand_ins: list[str]) -> None:
 def test_stand_in_checkers(stand_ins: list[str]) -> None:
     km = kill_matrix(SMALL, seed=7, checkers=stand_ins, mutants=FEW[:2])
     cell = km.cells[("deleted-bh-runs", "t_kills")]
-    # The property is read off the detail when the checker did not name it.
-    assert cell.killed and cell.killed_by_property == "P3" and cell.via == "checker"
+    # A checker that names no property kills through none: nothing reads it off the text.
+    assert cell.killed and cell.killed_by_property is None and cell.via == "probe check"
+    assert km.properties_of("deleted-bh-runs") == ["LIVE"]  # t_alarms named LIVE
     assert km.killed_by("deleted-bh-runs") == ["t_kills", "t_alarms"]
     broken = km.cells[("deleted-bh-runs", "t_broken")]
-    assert not broken.killed and broken.via == "error"
+    assert not broken.killed and broken.verdict == "error" and not broken.applicable
     assert "RuntimeError: checker bug" in broken.detail
-    assert len(km.errors()) == 3  # two cells and one control run
+    shapeless = km.cells[("deleted-bh-runs", "t_shapeless")]
+    assert shapeless.verdict == "error", shapeless
+    assert "returned SimpleNamespace; a checker must return a CheckOutcome" in shapeless.detail
+    assert len(km.errors()) == 6  # two cells and one control run of each broken checker
     assert km.false_alarms == 1 and not km.ok
     assert "FALSE ALARM t_alarms seed 7" in km.format_table()
     assert km.to_json()["false_alarms"] == 1
+
+
+# -- the contract ----------------------------------------------------------------------------
+def test_check_outcome_says_what_it_means() -> None:
+    kill = CheckOutcome.kill(0.5, "x", "P2", "monitor", steps=4, schedule="v1:p:sc:")
+    assert kill.killed and kill.applicable and kill.verdict == "killed"
+    survived = CheckOutcome.survived(1.0, "nothing")
+    assert not survived.killed and survived.applicable and survived.via is None
+    na = CheckOutcome.not_applicable("no probe")
+    assert not na.killed and not na.applicable
+    with pytest.raises(ValueError, match="must say what noticed"):
+        CheckOutcome("killed", 0.1, "x", "P1")
+    with pytest.raises(ValueError, match="only a kill does"):
+        CheckOutcome("survived", 0.1, "x", "P1")
+
+
+def _raised(fn: Callable[[], object]) -> BaseException:
+    try:
+        fn()
+    except BaseException as e:
+        return e
+    raise AssertionError("nothing raised")
+
+
+def test_failures_carry_their_property_by_type_not_by_wording() -> None:
+    """impl's refusals map by exception type (the lock's P1, the context's P3); our own
+    checks carry the property as data; a message that merely mentions one counts for none."""
+    p = RealPlatform()
+    ctx = AioContext(p, name="c")
+    lock_refusal = _raised(ctx.release)  # nobody holds it
+    assert isinstance(lock_refusal, LockNotHeldError)
+    assert classify_exception(lock_refusal) == ("P1", "impl error")
+    box: list[BaseException] = []
+    other = threading.Thread(target=lambda: box.append(_raised(lambda: ctx.aio_poll(False))))
+    other.start()
+    other.join(10.0)
+    assert isinstance(box[0], ContextNotHeldError) and isinstance(box[0], NotOwnerError)
+    assert classify_exception(box[0]) == ("P3", "impl error")
+    assert classify_exception(UseAfterFree("freed BH read")) == ("P2", "probe check")
+    assert classify_exception(ProbeFailure("LIVE", "busy loop")) == ("LIVE", "probe check")
+    wrapped = CallbackError("bh", "cb", ProbeFailure("P3", "a BH ran while held"))
+    assert classify_exception(wrapped) == ("P3", "probe check")
+    assert property_of(RuntimeError("P1 release-by-owner: says P1, is not one")) is None
+    assert classify_exception(RuntimeError("x")) == (None, "exception")
+    ctx.unref()
 
 
 # -- the command ---------------------------------------------------------------------------

@@ -13,14 +13,14 @@ Three groups:
   violation on that path; at a terminal state the liveness verdicts must agree too
   (model: not a rest state; monitor: :meth:`MonitorSet.finish` reports ``LIVE``).
 
-Every test here is small (well under 5 s).
+Every test here is small: each search visits at most :data:`MAX_STATES` states (a work
+bound, not a time bound, so a loaded runner cannot fail it).
 """
 
 from __future__ import annotations
 
 import copy
 import gc
-import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -39,7 +39,13 @@ from aioctx_verify.properties import (
 
 C = ModelConfig
 
-#: Correct-protocol configurations, each searched exhaustively (no bound) in < 5 s.
+#: The most states any search or agreement walk of this file may visit: what keeps every
+#: test small.  Today's largest: notified-bug2's counterexample search (~29k states, ~35k
+#: in its agreement walk) and io+client+client/ops1's whole space (~23k).
+MAX_STATES = 40_000
+
+#: Correct-protocol configurations, each searched exhaustively (no bound) within
+#: :data:`MAX_STATES` states.
 CORRECT: dict[str, ModelConfig] = {
     "io+client": C(threads=2, bhs=2, max_depth=2),
     "io+client+client/ops1": C(threads=3, bhs=2, max_depth=2, ops=1),
@@ -100,11 +106,10 @@ def test_search_bounds_make_it_incomplete() -> None:
 
 @pytest.mark.parametrize("name", sorted(CORRECT))
 def test_correct_protocol_has_no_violation(name: str) -> None:
-    t0 = time.perf_counter()
     r = model.search(CORRECT[name])
     assert r.violation is None, r.summary()
     assert r.complete and r.ok and r.rest_states >= 1
-    assert time.perf_counter() - t0 < 5
+    assert r.states <= MAX_STATES, r.summary()
 
 
 def test_shortest_path_is_shortest() -> None:
@@ -169,10 +174,10 @@ def test_every_model_bug_has_a_config_and_a_property() -> None:
 
 @pytest.mark.parametrize("bug", sorted(BUG_CONFIGS))
 def test_bug_found_with_a_replayable_shortest_path(bug: str) -> None:
-    t0 = time.perf_counter()
     r = model.check_bug(bug)
     prop = BUG_PROPERTY[bug]
     assert r.violation == prop, r.summary()
+    assert r.states <= MAX_STATES, r.summary()
     assert r.path and len(r.trace) == len(r.path) + 1
     states = model.replay(r.config, r.path)
     assert states == list(r.trace)
@@ -187,7 +192,6 @@ def test_bug_found_with_a_replayable_shortest_path(bug: str) -> None:
         assert all(invariants.violated(s) is None for s in states[:-1])
     text = r.summary()
     assert f"shortest path to {prop} ({len(r.path)} steps)" in text
-    assert time.perf_counter() - t0 < 5
 
 
 #: Correct versions too large to search whole in a test: breadth-first depth bound instead
@@ -355,12 +359,11 @@ def _report(a: Agreement) -> str:
 
 @pytest.mark.parametrize("name", sorted(CORRECT))
 def test_monitors_agree_with_model_on_correct_protocol(name: str) -> None:
-    t0 = time.perf_counter()
     a = agree(CORRECT[name])
     assert not a.disagreements, _report(a)
     assert a.violations_agreed == {}  # nothing to flag on either side
     assert a.steps_compared == a.states - 1 and a.terminals >= 1
-    assert time.perf_counter() - t0 < 5
+    assert a.states <= MAX_STATES
 
 
 #: Mutants on whose traces a runtime monitor misses what the model invariant flags; each
@@ -419,15 +422,14 @@ def counterexample_verdicts(r: model.SearchResult) -> tuple[frozenset[str], froz
 def test_monitors_agree_with_model_on_mutant(bug: str) -> None:
     """Every path of the mutant's search tree, up to its shortest counterexample's length
     (plus :data:`EXTRA`), and the counterexample itself run to its end."""
-    t0 = time.perf_counter()
     r = model.check_bug(bug)
     assert r.violation == BUG_PROPERTY[bug]
     a = agree(r.config, max_depth=len(r.path) + EXTRA)
+    assert a.states <= MAX_STATES
     assert not a.disagreements, _report(a)
     found_m, found_v = counterexample_verdicts(r)
     assert found_m == found_v, (found_m, found_v, model.format_path(r.path, r.config))
     assert BUG_PROPERTY[bug] in found_v
-    assert time.perf_counter() - t0 < 5
 
 
 def test_monitor_gaps_are_exactly_the_listed_mutants() -> None:

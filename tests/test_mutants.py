@@ -96,7 +96,7 @@ def _explore(name: str, mutant: Mutant) -> tuple[ExploreResult, str | None]:
         )
         prop = None
         if r.failure is not None:
-            prop, _via = _classify(program, r.failure)
+            prop, _via = _classify(PROBES[probe], r.failure)
     return r, prop
 
 

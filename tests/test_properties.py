@@ -130,6 +130,31 @@ def test_p2_lost_schedule_before_stop() -> None:
     assert ("P2", "not-lost") in rules(trace)
 
 
+def _cancel_then_schedule(*, cancel_closed_first: bool) -> list[TraceEvent]:
+    """Thread 4 cancels BH 7; thread 2 schedules it; the stop one-shot 9 then runs alone.
+    The cancelling thread's next traced event (which closes the cancel) comes before or
+    after the schedule's begin."""
+    closer = [ev("acquire", 4, obj=1), ev("release", 4, obj=0)]
+    schedule = [ev("bh_schedule_begin", 2, obj=7), ev("bh_schedule_end", 2, obj=7)]
+    return [
+        ev("bh_cancel", 4, obj=7),
+        *(closer + schedule if cancel_closed_first else schedule + closer),
+        ev("bh_new", 3, obj=9, detail="oneshot"),
+        ev("bh_schedule_begin", 3, obj=9),
+        ev("bh_schedule_end", 3, obj=9),
+        *_poll(1, ev("bh_run_begin", 1, obj=9), ev("bh_run_end", 1, obj=9)),
+        ev("iothread_stop", 1),
+    ]
+
+
+def test_p2_an_open_cancel_may_withdraw_a_later_schedule() -> None:
+    # The cancel's relaxed store may land after a schedule that began while it was open
+    # (before the cancelling thread's next traced event): that BH need not run.
+    assert rules(_cancel_then_schedule(cancel_closed_first=False)) == []
+    # Once the cancelling thread has moved on, a new schedule must run before the stop.
+    assert ("P2", "not-lost") in rules(_cancel_then_schedule(cancel_closed_first=True))
+
+
 # -- P3 ------------------------------------------------------------------------------------
 def test_p3_poll_without_lock_and_second_poller() -> None:
     assert ("P3", "poller-holds-context") in rules([ev("poll_begin", 1), ev("poll_end", 1)])

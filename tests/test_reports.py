@@ -117,12 +117,13 @@ def test_constructor_rejects_bad_values_naming_the_field() -> None:
 
 
 def test_counterexample_from_a_real_exploration_failure() -> None:
+    from aioctx_verify._campaign import counterexample_of
     from aioctx_verify.stress import Budget, corpus_by_name, explore
 
     prog = corpus_by_name()["lost_update"]
     res = explore(prog, strategy="random", budget=Budget(schedules=300, seconds=20), seed=1)
     assert res.failure is not None
-    c = Counterexample.from_failure(res.failure, property="P2", checker="random", seed=1)
+    c = counterexample_of(res.failure, property="P2", checker="random", seed=1)
     assert c.schedule == res.failure.schedule
     assert c.replay_command == f"aioctx-verify replay '{res.failure.schedule}'"
     assert len(c.steps) == len(res.failure.trace)

@@ -133,7 +133,9 @@ def test_should_stop_ends_the_campaign_early_and_marks_it_incomplete() -> None:
     r = run_campaign(plan_campaign(30, checkers=("random", "pct", "dfs")), should_stop=stop)
     assert not r.complete
     assert "interrupted" in r.summary()
-    assert r.seconds < 30
+    # Stopped at the third check: only the first program of the first step ran.
+    assert {v.checker for v in r.verdicts} == {"random"}, r.verdicts
+    assert all("stopped after 1 of" in v.detail for v in r.verdicts), r.verdicts
 
 
 # -- bad input: fuzzed flags and files ------------------------------------------------------
@@ -272,14 +274,14 @@ def test_ctrl_c_in_a_real_process_writes_an_incomplete_report(tmp_path: Path) ->
         if "stress: starting" in line or not line:
             break
     assert "stress: starting" in seen, seen
-    t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED, out + err
     assert "stopping after the work under way" in err
     assert "Traceback" not in out + err
-    assert time.monotonic() - t0 < 30  # one workload, not the whole budget
     result = json.loads((tmp_path / "report.json").read_text())
+    # The work under way (at most the first workload) finished, not the whole budget.
+    assert len(result["histograms"]) <= 1, result["histograms"]
     assert result["complete"] is False
     assert "incomplete" in out
     assert "interrupted" in (tmp_path / "report.html").read_text().lower()

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 
 from aioctx_verify.impl import BH, LockNotHeldError, RealPlatform, RFifoLock
 from aioctx_verify.stress.controlled._schedule import Schedule
+from aioctx_verify.stress.mutation import CheckOutcome
 from aioctx_verify.stress.stateful import _multi as stateful
 from aioctx_verify.stress.stateful._multi import (
     CounterexampleError,
     Op,
     OpKind,
     Scenario,
-    StatefulOutcome,
     check_controlled,
     checker,
     preemption_points,
@@ -243,7 +243,7 @@ def test_hypothesis_test_prints_the_shrunk_program_and_its_schedule() -> None:
 
 def test_checker_hooks_report_kills_and_survivals() -> None:
     none = checker(_Mutant("none"), seed=0, seconds=1.0)
-    assert isinstance(none, StatefulOutcome)
+    assert isinstance(none, CheckOutcome) and none.verdict == "survived"
     assert not none.killed and none.counterexample_steps is None
     assert none.killed_by_property is None
     killed = checker(_Mutant("unlock-no-owner-check"), seed=0, seconds=10.0)

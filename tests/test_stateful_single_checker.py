@@ -8,7 +8,6 @@ unmutated impl, and turn a hang into a LIVE failure instead of hanging the matri
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from unittest import mock
 import pytest
 
 from aioctx_verify.impl import AioContext
+from aioctx_verify.stress.mutation import CheckOutcome
 from aioctx_verify.stress.mutation._catalogue import NO_MUTANT, mutant_by_name
-from aioctx_verify.stress.mutation._matrix import CheckOutcome, available_checkers, run_checker
+from aioctx_verify.stress.mutation._matrix import available_checkers, run_checker
 from aioctx_verify.stress.stateful._single import checker, search
 
 #: Budget per search: every mutant below dies well inside it (about 0.2-1 s unloaded).
@@ -64,8 +64,8 @@ def test_no_false_alarm_on_the_unmutated_impl(seed: int) -> None:
 
 def test_registered_in_the_kill_matrix_with_the_outcome_shape() -> None:
     assert "stateful_single" in available_checkers()
-    raw = checker(_MUTANTS["deleted-bh-runs"], 1, BUDGET)
-    out = CheckOutcome(**dataclasses.asdict(raw))  # the same fields, one for one
+    out = checker(_MUTANTS["deleted-bh-runs"], 1, BUDGET)
+    assert isinstance(out, CheckOutcome)  # the matrix's own type, read as it is
     assert out.killed and out.killed_by_property == "P2" and out.via == "lockstep"
     assert out.counterexample_steps is not None and out.seconds <= BUDGET + 0.5
 
@@ -89,7 +89,7 @@ def test_search_is_seeded_and_shrinks() -> None:
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Patch:
-    """A throwaway mutant (MutantLike) around one mock.patch.object."""
+    """A throwaway mutant (a :class:`MutantLike`) around one mock.patch.object."""
 
     name: str
     replacement: Callable[..., object]

@@ -1,7 +1,9 @@
 """Real-thread stress workloads: no false alarm on impl, grading, watchdog, noise, kills.
 
 Every run here is short (a few tenths of a second) and every wait is bounded; the tests
-that make a trial hang give the watchdog a deadline well under a second.
+that make a trial hang give the watchdog a deadline well under a second.  Verdicts count
+work (trials, outcomes), never wall time: where a run's length is set by ``max_trials``, its
+``seconds`` is :data:`GUARD`, a hang guard a loaded runner never reaches.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import os
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,16 @@ from tests.conftest import WAIT
 
 A, INTERESTING, F = Grade.ACCEPTABLE, Grade.ACCEPTABLE_INTERESTING, Grade.FORBIDDEN
 SMALL_THREADS, SMALL_ROUNDS = 2, 10
+#: ``seconds`` for runs whose budget is ``max_trials`` (or one hung trial): a hang guard only.
+GUARD = 60.0
+#: :func:`kill_checker`'s budget.  It takes only seconds (no trial count) and stops at the
+#: first kill, so a generous budget costs time only when a mutant survives.
+KILL_SECONDS = 60.0
+#: ``patience`` for runs on the real workloads.  Some outcomes are verdicts on time (an
+#: acquire not granted within the patience is ``starved``, FORBIDDEN): on a loaded 2-core
+#: runner 1 s gave 4 false ``starved`` in 30 acquire-storm trials of the correct impl, 2 s
+#: none; 3 s leaves room.  A lost wake-up is still seen after ``patience / 2``.
+PATIENCE = 3.0
 
 
 def _explain(r: WorkloadResult) -> str:
@@ -78,7 +89,8 @@ def _is_known_skew(violation: str) -> bool:
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_workload_passes_on_impl(name: str, noise: bool, seed: int) -> None:
     r = run_workload(
-        name, threads=SMALL_THREADS, rounds=SMALL_ROUNDS, seconds=0.25, seed=seed, noise=noise
+        name, threads=SMALL_THREADS, rounds=SMALL_ROUNDS, seconds=0.25, seed=seed, noise=noise,
+        patience=PATIENCE,
     )
     real = [v for v in r.violations if not _is_known_skew(v)]
     assert real == [] and r.errors == () and r.leftover_threads == (), _explain(r)
@@ -97,7 +109,10 @@ def test_workload_passes_on_impl(name: str, noise: bool, seed: int) -> None:
      ("thread-pool", 2, 2)],
 )
 def test_workloads_take_their_size_from_params(name: str, threads: int, iothreads: int) -> None:
-    r = run_workload(name, threads=threads, iothreads=iothreads, rounds=5, max_trials=2, seed=4)
+    r = run_workload(
+        name, threads=threads, iothreads=iothreads, rounds=5, max_trials=2, seed=4,
+        seconds=GUARD, patience=PATIENCE,
+    )
     assert (r.params.threads, r.params.iothreads, r.params.rounds) == (threads, iothreads, 5)
     real = [v for v in r.violations if not _is_known_skew(v)]
     assert real == [] and r.errors == () and r.stalls == (), _explain(r)
@@ -140,7 +155,7 @@ def test_grade_of_declared_patterns_and_undeclared_outcomes() -> None:
 
 def test_undeclared_outcome_fails_the_run() -> None:
     wl = _workload(lambda trial: "surprise")
-    r = run_workload(wl, max_trials=3, seconds=5)
+    r = run_workload(wl, max_trials=3, seconds=GUARD)
     assert r.trials == 3
     assert dict(r.histogram) == {"surprise": 3}
     assert r.grades["surprise"] is F
@@ -157,7 +172,7 @@ def test_declared_forbidden_outcome_names_its_property() -> None:
         Outcome("ok", A, "fine"),
         Outcome("torn", F, "a torn read", "P3"),
     )
-    r = run_workload(wl, max_trials=3, seconds=5)
+    r = run_workload(wl, max_trials=3, seconds=GUARD)
     assert dict(r.histogram) == {"ok": 2, "torn": 1}
     assert r.verdict == "fail"
     assert r.failure is not None
@@ -166,7 +181,7 @@ def test_declared_forbidden_outcome_names_its_property() -> None:
 
 def test_stop_on_failure_stops_at_the_first_failing_trial() -> None:
     wl = _workload(lambda trial: "ok" if trial.index < 2 else "bad")
-    r = run_workload(wl, max_trials=10, seconds=5, stop_on_failure=True)
+    r = run_workload(wl, max_trials=10, seconds=GUARD, stop_on_failure=True)
     assert r.trials == 3 and dict(r.histogram) == {"ok": 2, "bad": 1}
 
 
@@ -176,7 +191,7 @@ def test_acceptable_interesting_passes_and_is_reported() -> None:
         Outcome("ok", A, "fine"),
         Outcome("rare", INTERESTING, "allowed, worth a look"),
     )
-    r = run_workload(wl, max_trials=4, seconds=5)
+    r = run_workload(wl, max_trials=4, seconds=GUARD)
     assert r.verdict == "pass"
     assert dict(r.grades) == {"ok": A, "rare": INTERESTING}
     assert "ACCEPTABLE_INTERESTING" in format_result(r)
@@ -202,12 +217,11 @@ def test_watchdog_fails_a_hung_trial_with_the_blocked_stack() -> None:
         wait_for_godot(trial, godot)
         return "ok"
 
-    t0 = time.monotonic()
     try:
-        r = run_workload(_workload(run), seconds=5, trial_timeout=0.4, patience=0.2)
+        r = run_workload(_workload(run), seconds=GUARD, trial_timeout=0.4, patience=0.2)
     finally:
         stuck.set()
-    assert time.monotonic() - t0 < 5
+    # The watchdog ended the run at the hung trial (the first), not the GUARD budget.
     assert r.verdict == "fail" and r.trials == 1
     assert dict(r.histogram) == {"hang": 1} and r.grades["hang"] is F
     assert r.failure is not None and (r.failure.kind, r.failure.prop) == ("hang", "LIVE")
@@ -225,12 +239,13 @@ def test_watchdog_returns_even_when_the_trial_never_ends() -> None:
         never.wait()  # no timeout, deaf to cancel: only the watchdog gets the caller back
         return "ok"
 
-    t0 = time.monotonic()
     try:
-        r = run_workload(_workload(run), seconds=5, trial_timeout=0.3, patience=0.1)
+        r = run_workload(_workload(run), seconds=GUARD, trial_timeout=0.3, patience=0.1)
     finally:
         never.set()
-    assert time.monotonic() - t0 < 3
+    # Returning at all is the point (without the watchdog pytest-timeout ends the test);
+    # the run gave up on its one trial rather than waiting for it.
+    assert r.trials == 1 and dict(r.histogram) == {"hang": 1}
     assert r.failure is not None and r.failure.kind == "hang"
     assert "never.wait()" in r.stacks["stress.test-only.0"]
     assert "stress.test-only.0 (trial 0)" in r.leftover_threads
@@ -245,7 +260,7 @@ def test_watchdog_cancel_lets_iothreads_be_joined() -> None:
         wait_for_godot(trial, godot)
         return "ok"
 
-    r = run_workload(_workload(run), seconds=5, trial_timeout=0.3, patience=0.5)
+    r = run_workload(_workload(run), seconds=GUARD, trial_timeout=0.3, patience=0.5)
     assert r.failure is not None and r.failure.kind == "hang"
     assert r.leftover_threads == ()
     assert not its[0].running and its[0].ctx.closed
@@ -265,7 +280,7 @@ def test_exception_in_a_callback_is_reported() -> None:
         trial.wait(ran)
         return "ok"
 
-    r = run_workload(_workload(run), max_trials=2, seconds=5)
+    r = run_workload(_workload(run), max_trials=2, seconds=GUARD)
     assert r.trials == 2 and dict(r.histogram) == {"ok": 2}
     assert r.verdict == "fail"
     assert r.failure is not None and r.failure.kind == "exception"
@@ -279,7 +294,7 @@ def test_exception_in_the_workload_or_a_helper_is_reported() -> None:
         trial.join_spawned()
         raise RuntimeError("workload bug")
 
-    r = run_workload(_workload(run), max_trials=1, seconds=5)
+    r = run_workload(_workload(run), max_trials=1, seconds=GUARD)
     assert dict(r.histogram) == {"exception:RuntimeError": 1}
     assert r.verdict == "fail"
     assert any("ZeroDivisionError" in e and "divider" in e for e in r.errors)
@@ -298,11 +313,11 @@ def test_switch_interval_is_varied_then_restored() -> None:
 
     before = sys.getswitchinterval()
     cfg = NoiseConfig(switch_interval=(1e-4, 2e-4))
-    r = run_workload(_workload(run), max_trials=3, seconds=5, noise=cfg)
+    r = run_workload(_workload(run), max_trials=3, seconds=GUARD, noise=cfg)
     assert sys.getswitchinterval() == before
     assert r.trials == 3 and len(seen) == 3
     assert all(1e-4 * 0.999 <= s <= 2e-4 * 1.001 for s in seen)
-    r = run_workload(_workload(run), max_trials=2, seconds=5, noise=False)
+    r = run_workload(_workload(run), max_trials=2, seconds=GUARD, noise=False)
     assert seen[-2:] == [before, before] and sys.getswitchinterval() == before
 
 
@@ -311,7 +326,7 @@ def test_seed_fixes_every_choice() -> None:
         return f"{trial.rng.random():.6f}"
 
     def outcomes(seed: int) -> list[str]:
-        r = run_workload(_workload(run), max_trials=4, seconds=5, seed=seed)
+        r = run_workload(_workload(run), max_trials=4, seconds=GUARD, seed=seed)
         return sorted(r.histogram)
 
     assert outcomes(7) == outcomes(7)
@@ -402,12 +417,10 @@ class _Harmless:
 def test_watchdog_classifies_a_lost_wakeup_with_the_sleepers_stack() -> None:
     """A BH scheduled with no notify leaves its IOThread asleep: that is a graded lost
     wake-up (LIVE), found within the stall bound, with every thread's stack, not a hang."""
-    t0 = time.monotonic()
     with _DropNotify().apply():
         r = run_workload(
-            "bh-ping-pong", seconds=5, seed=0, patience=2.0, stall_bound=0.3, max_trials=20
+            "bh-ping-pong", seconds=GUARD, seed=0, patience=2.0, stall_bound=0.3, max_trials=20
         )
-    elapsed = time.monotonic() - t0
     assert r.verdict == "fail", _explain(r)
     assert r.failure is not None and r.failure.kind == "lost-wakeup", _explain(r)
     assert r.failure.prop == "LIVE" and r.failure.outcome == "lost-wakeup:run"
@@ -415,16 +428,20 @@ def test_watchdog_classifies_a_lost_wakeup_with_the_sleepers_stack() -> None:
     assert r.stalls and "bh:" in r.stalls[0] and "notifier clear" in r.stalls[0]
     sleepers = [s for n, s in r.stacks.items() if n.startswith(f"t{r.failure.trial}.io")]
     assert any("in poll" in s and "_poll_locked" in s for s in sleepers), _explain(r)
-    # Found once it lasted 0.3 s: well before the workload's own 2 s patience ran out.
-    assert r.trials == r.failure.trial + 1 and elapsed < 5, elapsed
+    # Found by the stall watch (stall_bound), not by the workload's own patience (that
+    # would be a lost:N outcome) nor the watchdog (a hang); the run ended at that trial.
+    assert r.trials == r.failure.trial + 1, _explain(r)
+    assert "hang" not in r.histogram and not any(o.startswith("lost:") for o in r.histogram)
     assert BH.schedule.__name__ == "schedule"
     assert BH.schedule.__module__ == "aioctx_verify.impl._context"
 
 
 def test_kill_checker_kills_a_lost_wakeup() -> None:
-    out = kill_checker(_DropNotify(), seed=0, seconds=10, workloads=["bh-ping-pong"], patience=0.6)
+    out = kill_checker(
+        _DropNotify(), seed=0, seconds=KILL_SECONDS, workloads=["bh-ping-pong"],
+        patience=PATIENCE,
+    )
     assert out.killed, out.detail
-    assert out.workload == "bh-ping-pong"
     # Real threads decide which check sees it first: usually the stall watch (a lost
     # wake-up, LIVE); on a loaded runner sometimes a monitor, when the stop BH's walk
     # finds the BH whose wake-up was dropped still scheduled (P2 not-lost).
@@ -434,7 +451,7 @@ def test_kill_checker_kills_a_lost_wakeup() -> None:
     else:
         assert out.via == "monitor", out.detail
         assert out.killed_by_property in ("LIVE", "P2"), out.detail
-    assert out.seconds < 10 and "drop-bh-notify killed by bh-ping-pong" in out.detail
+    assert "drop-bh-notify killed by bh-ping-pong" in out.detail
 
 
 #: Catalogue mutants, the workload that kills each, and the property it is killed through.
@@ -452,11 +469,12 @@ def test_kill_checker_kills_catalogue_mutants(
     mutant: str, workload: str, prop: str, words: str
 ) -> None:
     m = mutant_by_name()[mutant]
-    out = kill_checker(m, seed=0, seconds=15, workloads=[workload], patience=1.0)
+    out = kill_checker(
+        m, seed=0, seconds=KILL_SECONDS, workloads=[workload], patience=PATIENCE
+    )
     assert out.killed, out.detail
     assert out.killed_by_property == prop, out.detail
-    assert words in out.detail and out.workload == workload
-    assert out.seconds < 15
+    assert words in out.detail and f"killed by {workload} " in out.detail
 
 
 def test_a_teardown_rescue_is_never_silent() -> None:
@@ -464,12 +482,17 @@ def test_a_teardown_rescue_is_never_silent() -> None:
     is between polls; teardown must report that as a lost wake-up, not kick and move on."""
     m = mutant_by_name()["iothread-stop-flag"]
     with m.apply():
+        # A run ends at its first lost wake-up.  Usually found within 10 trials (1-26 seen,
+        # ~0.8 s a trial on a loaded runner); 100 trials miss it with odds near 1e-6, and
+        # seconds is only a hang guard above what 100 loaded trials take.
         r = run_workload(
-            "acquire-storm", seconds=15, patience=1.0, noise=True, stop_on_failure=True
+            "acquire-storm", seconds=100.0, max_trials=100, patience=PATIENCE, noise=True
         )
-    assert r.failure is not None and r.failure.kind == "lost-wakeup", _explain(r)
-    assert r.failure.outcome == "lost-wakeup:teardown" and r.failure.prop == "LIVE"
-    assert "stop-requested" in r.stalls[0]
+    # Graded by outcome, not by r.failure: that is the run's first failure, which on a
+    # loaded runner could be an earlier trial's.
+    assert r.histogram.get("lost-wakeup:teardown") == 1, _explain(r)
+    assert r.grades["lost-wakeup:teardown"] is F and r.verdict == "fail", _explain(r)
+    assert "stop-requested" in r.stalls[0], _explain(r)
     assert r.leftover_threads == (), _explain(r)  # rescued after it was recorded
 
 
@@ -491,10 +514,11 @@ def test_an_iothread_that_dies_is_reported_and_nothing_hangs() -> None:
         return "ok" if trial.wait(ran, timeout=0.5) else "lost:1"
 
     wl = _workload(run, Outcome("ok", A, "fine"), Outcome("lost:*", F, "work lost", "P2"))
-    t0 = time.monotonic()
-    r = run_workload(wl, max_trials=1, seconds=5, patience=0.5)
-    assert time.monotonic() - t0 < 5
+    r = run_workload(wl, max_trials=1, seconds=GUARD, patience=0.5)
     assert r.verdict == "fail" and r.trials == 1, _explain(r)
+    # Nothing hung: the failure is the dead thread's exception, not the watchdog's hang.
+    assert r.failure is not None and r.failure.kind == "exception", _explain(r)
+    assert "hang" not in r.histogram, _explain(r)
     assert any("the IOThread dies here" in e and "_Fatal" in e for e in r.errors), _explain(r)
     assert r.leftover_threads == () and r.stalls == ()
 

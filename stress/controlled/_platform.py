@@ -15,11 +15,34 @@ How a run works:
   predicate.  When nothing is runnable, virtual time jumps to the earliest deadline; when no
   deadline exists either, the run fails as a *deadlock* (or a *lost wake-up* when a thread is
   asleep in ``poll`` waiting for a wake-up that never comes), with every thread's position.
-* Weak memory (``tso``, ``pso``): each thread has a store buffer; its own loads see it first;
-  fences, seq_cst stores, RMWs and every lock / notifier / poll / thread operation drain it.
-  Under ``pso`` a release store drains first and buffered stores to *different* cells may
-  become visible out of order.  Flushing one buffered store is a scheduling choice like
-  running a thread.
+* Weak memory (``tso``, ``pso``): each thread has a store buffer; its own loads see it first
+  (store forwarding).  ``tso`` is x86-TSO (Owens, Sarkar, Sewell, TPHOLs 2009): one FIFO
+  buffer per thread.  ``pso`` is SPARC v9 PSO: in effect one FIFO per thread *per cell*, so
+  buffered stores to different cells may become visible out of order.  Flushing one
+  buffered store (the oldest one, or under ``pso`` the oldest one of a cell) is a
+  scheduling choice like running a thread.  What each operation means:
+
+  ==========================  =============================  ==============================
+  operation                   ``tso``                        ``pso``
+  ==========================  =============================  ==============================
+  load, any ordering          plain load (loads are never reordered in either model)
+  store relaxed               buffered                       buffered
+  store release / acq_rel     buffered (FIFO orders it)      store-store barrier, buffered
+  store seq_cst               buffered, then drained (x86 ``xchg`` / ``mov; mfence``)
+  exchange / cmpxchg /        drain, then atomic on memory (x86 ``lock``-prefixed: a full
+  fetch_add, any ordering     fence; QEMU's RMW atomics are full barriers on every host)
+  ``smp_mb``                  drain (``mfence`` / ``membar #StoreLoad``)
+  ``smp_wmb``                 no-op                          store-store barrier
+  ``smp_rmb``                 no-op                          no-op
+  ==========================  =============================  ==============================
+
+  A store-store barrier (``membar #StoreStore``) drains nothing: it only forbids a store
+  issued after it to reach memory before every store issued before it; loads after it may
+  still overtake the earlier stores (so ``x=1; wmb; r0=y || y=1; wmb; r1=x`` still allows
+  ``r0 = r1 = 0``).  Every lock / notifier / poll / thread operation also drains.
+* Pruning: DFS caches states by a trace-equivalence fingerprint (per-object access chains
+  plus each thread's own chain).  Writes to memory (a flush, a drain) are events on their
+  cell's chain, so the fingerprint also fixes which write each load read from.
 * Ids are small integers in creation order and nothing depends on thread idents, hash seeds
   or dict order, so a schedule (the list of choices) reproduces a run exactly.
 """
@@ -111,10 +134,15 @@ class Decision:
     costs: tuple[int, ...]  # preemptions each option costs (0 or 1)
     preemptions: int  # preemptions so far in this run
     fingerprint_fn: Callable[[], int]  # computed on demand: only DFS caching needs it
+    yielding: bool = False  # ``current`` yields: its own option is left out
 
     @property
     def fingerprint(self) -> int:
-        """Trace-equivalence fingerprint of the state (for DFS state caching)."""
+        """Trace-equivalence fingerprint of the state (for DFS state caching).
+
+        It does not say which thread decides: from the same state, the same choices cost
+        the same preemptions plus at most one (the first switch) whoever decides.
+        """
         return self.fingerprint_fn()
 
 
@@ -179,6 +207,7 @@ class _State(enum.Enum):
 
 class _CThread:
     __slots__ = (
+        "barriers",
         "baton",
         "blocker",
         "buffer",
@@ -210,7 +239,9 @@ class _CThread:
         self.blocker: Callable[[], bool] | None = None
         self.deadline: int | None = None
         self.waiting = ""
-        self.buffer: list[tuple[_CCell[Any], Any]] = []
+        # Buffered stores, oldest first: (cell, value, store-store barriers issued before it).
+        self.buffer: list[tuple[_CCell[Any], Any, int]] = []
+        self.barriers = 0
         self.ended = _Flag()
         self.run_choice = Choice("run", idx)
         self.code: CodeType | None = None
@@ -219,6 +250,27 @@ class _CThread:
         self.yielding = False
         self.priming = False
         self.parent: _CThread | None = None
+
+    def store_barrier(self) -> None:
+        """A store-store barrier: stores issued from now on stay behind every buffered one."""
+        if self.buffer and self.buffer[-1][2] == self.barriers:
+            self.barriers += 1
+
+
+def _pso_ready(buffer: list[tuple[_CCell[Any], Any, int]]) -> list[int]:
+    """The slots (cells, numbered by first appearance) whose oldest buffered store may reach
+    memory now under pso: those not behind a store-store barrier still holding a store."""
+    if not buffer:
+        return []
+    low = buffer[0][2]
+    seen: list[int] = []
+    ready: list[int] = []
+    for cell, _, barriers in buffer:
+        if cell.oid not in seen:
+            seen.append(cell.oid)
+            if barriers == low:
+                ready.append(len(seen) - 1)
+    return ready
 
 
 class _Flag:
@@ -484,15 +536,27 @@ class ControlledPlatform:
             tkey = -1 - me.idx
             chains[tkey] = hash((chains.get(tkey, 0), op, obj))
 
+    def _touch(self, t: _CThread, op: str, obj: int) -> None:
+        """An effect on ``obj`` that is not a scheduling point of its own (a buffered store
+        reaching memory, a blocked thread taking a lock): it goes on ``obj``'s chain only."""
+        if self._track_chains:
+            chains = self._chains
+            chains[obj] = hash((chains.get(obj, 0), t.idx, op))
+
     def _fingerprint(self) -> int:
+        """The DFS state key.
+
+        Two runs with equal keys are trace-equivalent: every object saw the same sequence
+        of accesses (the writes of buffered stores to memory included, so every load read
+        from the same write) and every thread issued the same operations; the threads
+        being deterministic, they are in the same state.  Store buffers (with their
+        pending store-store barriers) and virtual time are part of the key as well.
+        """
         states = tuple((t.state.value, t.pending, t.waiting) for t in self._threads)
-        return hash(
-            (
-                tuple(sorted(self._chains.items())),
-                states,
-                tuple((c.oid, repr(v)) for t in self._threads for c, v in t.buffer),
-            )
+        buffers = tuple(
+            tuple((c.oid, repr(v), b - t.barriers) for c, v, b in t.buffer) for t in self._threads
         )
+        return hash((tuple(sorted(self._chains.items())), states, buffers, self._now))
 
     def _options(self, me: _CThread) -> tuple[list[Choice], int]:
         run: list[Choice] = []
@@ -511,11 +575,7 @@ class ControlledPlatform:
                 if self.memory is Memory.TSO:
                     run.append(Choice("flush", t.idx))
                 else:
-                    seen: list[int] = []
-                    for cell, _ in t.buffer:
-                        if cell.oid not in seen:
-                            seen.append(cell.oid)
-                    run.extend(Choice("flush", t.idx, s) for s in range(len(seen)))
+                    run.extend(Choice("flush", t.idx, s) for s in _pso_ready(t.buffer))
         return run, default
 
     def _schedule(self, me: _CThread) -> None:
@@ -524,6 +584,7 @@ class ControlledPlatform:
             if self._aborting:
                 raise Abort
             options, default = self._options(me)
+            yielded = False
             if me.yielding and default >= 0 and sum(o.kind == "run" for o in options) > 1:
                 # Fairness: a thread that yields (impl's poller after a spurious wake-up:
                 # the waker is between writing the notifier and publishing `notified`) lets
@@ -531,6 +592,7 @@ class ControlledPlatform:
                 # strategy such as PCT spins the poller until the step budget.
                 del options[default]
                 default = -1
+                yielded = True
             if not any(o.kind == "run" for o in options):
                 timed = [
                     t.deadline
@@ -561,6 +623,7 @@ class ControlledPlatform:
                     costs=costs,
                     preemptions=self._preemptions,
                     fingerprint_fn=self._fingerprint,
+                    yielding=yielded,
                 )
                 try:
                     pick = self._strategy.choose(d)
@@ -639,24 +702,33 @@ class ControlledPlatform:
     # Memory model
     # ------------------------------------------------------------------------------------
     def _drain(self, t: _CThread) -> None:
-        for cell, v in t.buffer:
+        """Every buffered store of ``t`` reaches memory, in order (a full fence)."""
+        for cell, v, _ in t.buffer:
             cell.value = v
+            self._touch(t, "flush", cell.oid)
         t.buffer.clear()
 
     def _flush(self, t: _CThread, slot: int) -> None:
-        if self.memory is Memory.TSO or slot == 0:
-            i = 0
-        else:
+        """One buffered store of ``t`` reaches memory: the oldest (tso), or the oldest one
+        to the ``slot``-th cell of the buffer in order of first appearance (pso)."""
+        i = 0
+        if self.memory is Memory.PSO and slot:
             seen: list[int] = []
-            i = 0
-            for j, (cell, _) in enumerate(t.buffer):
+            for j, (cell, _, _) in enumerate(t.buffer):
                 if cell.oid not in seen:
                     seen.append(cell.oid)
                     if len(seen) == slot + 1:
                         i = j
                         break
-        cell, v = t.buffer.pop(i)
+        cell, v, barriers = t.buffer[i]
+        if barriers != t.buffer[0][2]:
+            raise RuntimeError(
+                f"flush of {cell._label()} from thread {t.idx} would overtake a store-store "
+                "barrier; offer only the slots _pso_ready returns"
+            )
+        del t.buffer[i]
         cell.value = v
+        self._touch(t, "flush", cell.oid)
 
     def _obj(self) -> int:
         self._objs += 1
@@ -710,8 +782,10 @@ class ControlledPlatform:
         if self._drop_fences and _caller_function() in self._drop_fences:
             return
         self._point(me, f"fence {kind.value}", 0, kind.value)
-        if kind is Fence.MB or (kind is Fence.WMB and self.memory is Memory.PSO):
+        if kind is Fence.MB:
             self._drain(me)
+        elif kind is Fence.WMB and self.memory is Memory.PSO:
+            me.store_barrier()
 
     def notifier(self) -> RawNotifier:
         n = _CNotifier(self, self._next_fd)
@@ -780,7 +854,7 @@ class _CCell(Generic[T]):
         me = p._me()
         p._point(me, "load", self.oid, self._label())
         if me.buffer:
-            for cell, v in reversed(me.buffer):
+            for cell, v, _ in reversed(me.buffer):
                 if cell is self:
                     return v
         return self.value
@@ -793,9 +867,11 @@ class _CCell(Generic[T]):
         if mem is Memory.SC:
             self.value = value
             return
-        if mem is Memory.PSO and order in (Ordering.RELEASE, Ordering.ACQ_REL, Ordering.SEQ_CST):
-            p._drain(me)
-        me.buffer.append((self, value))
+        if mem is Memory.PSO and order in (Ordering.RELEASE, Ordering.ACQ_REL):
+            # Release = store-store barrier, then the store: it cannot become visible before
+            # the stores issued before it, but it does not wait for them (no drain).
+            me.store_barrier()
+        me.buffer.append((self, value, me.barriers))
         if order is Ordering.SEQ_CST:
             p._drain(me)
 
@@ -846,6 +922,7 @@ class _CMutex:
         p = self._p
         if self.owner is None:
             self.owner = me
+            p._touch(me, "take", self.oid)
             return True
         if self.owner is me:
             raise RuntimeError(
@@ -862,6 +939,7 @@ class _CMutex:
         )
         if ok:
             self.owner = me
+            p._touch(me, "take", self.oid)
         return ok
 
     def release(self) -> None:
@@ -903,6 +981,7 @@ class _CCond:
         slot = [False]
         self._waiters.append(slot)
         m.owner = None
+        p._touch(me, "unlock", m.oid)
         deadline = None if timeout is None else p._now + max(0, int(timeout * 1e9))
         try:
             ok = p._block(me, f"wait {self._label()}", lambda: slot[0], deadline)
@@ -997,12 +1076,21 @@ class _CPoller:
         me = p._me()
         p._point(me, "poll", self.oid, f"poll#{self.oid}({'block' if timeout_ns else 'nonblock'})")
         p._drain(me)
-        ready = self._ready()
+        ready = self._peek(me)
         if ready or timeout_ns == 0:
             return ready
         deadline = None if timeout_ns < 0 else p._now + timeout_ns
         what = "poll (no timeout)" if deadline is None else f"poll (until t={deadline} ns)"
         p._block(me, what, lambda: bool(self._ready()), deadline)
+        return self._peek(me)
+
+    def _peek(self, me: _CThread) -> list[tuple[int, int]]:
+        """:meth:`_ready`, as a read of every registered notifier (for DFS fingerprints)."""
+        p = self._p
+        for fd in self._fds:
+            n = p._fds.get(fd)
+            if n is not None:
+                p._touch(me, "peek", n.oid)
         return self._ready()
 
 

@@ -105,10 +105,20 @@ class _Frame:
 class DFSStrategy:
     """Exhaustive depth-first search of schedules with at most ``bound`` preemptions.
 
-    With ``prune`` (default), a decision point whose trace-equivalence fingerprint was
-    already reached with no more preemptions spent is not explored again (the run stops
-    there and counts as pruned): two interleavings that order every pair of operations on
-    the same object alike lead to the same state.
+    With ``prune`` (default), a decision point is not explored again (the run stops there
+    and counts as pruned) when its state was already explored with no more budget left:
+
+    * the same state (:attr:`Decision.fingerprint`: two interleavings that order every
+      pair of accesses to the same object alike, memory writes of buffered stores
+      included, lead to the same state) decided by the same thread in the same way
+      (yielding or not) with no more preemptions spent; or
+    * the same state decided by any thread, not yielding, with at least one preemption
+      fewer: the choices available here are available there, each costing at most one
+      more preemption (only the first switch can differ).
+
+    Both rules keep the search exhaustive: with or without pruning, an exhausted DFS has
+    reached every state reachable within ``bound`` preemptions (a flush of a buffered
+    store counts as one preemption, like a switch away from a runnable thread).
     """
 
     name = "dfs"
@@ -120,7 +130,8 @@ class DFSStrategy:
         self._stack: list[_Frame] = []
         self._pos = 0
         self._started = False
-        self._seen: dict[int, int] = {}
+        self._seen: dict[tuple[int, int, bool], int] = {}
+        self._seen_any: dict[int, int] = {}
         self.exhausted = False
 
     def next_run(self) -> bool:
@@ -152,10 +163,18 @@ class DFSStrategy:
                 )
             return frame.chosen
         if self.prune:
-            prev = self._seen.get(d.fingerprint)
-            if prev is not None and prev <= d.preemptions:
+            fp = d.fingerprint
+            key = (fp, d.current, d.yielding)
+            here = d.preemptions
+            prev = self._seen.get(key)
+            if prev is not None and prev <= here:
                 return -1
-            self._seen[d.fingerprint] = d.preemptions
+            prev_any = self._seen_any.get(fp)
+            if prev_any is not None and prev_any + 1 <= here:
+                return -1
+            self._seen[key] = here
+            if not d.yielding and (prev_any is None or here < prev_any):
+                self._seen_any[fp] = here
         todo = [
             i
             for i in range(len(d.options))

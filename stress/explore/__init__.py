@@ -19,6 +19,7 @@ from ._explore import (
     run_schedule,
     shrink,
 )
+from ._search import SearchAbandoned, SeededSearch
 
 __all__ = [
     "Budget",
@@ -26,6 +27,8 @@ __all__ = [
     "ExploreResult",
     "Failure",
     "Program",
+    "SearchAbandoned",
+    "SeededSearch",
     "_failure",
     "corpus_by_name",
     "explore",

@@ -7,12 +7,14 @@ figures.  ``replay(schedule)`` re-runs one schedule exactly.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hypothesis import settings as Settings
 
 from ..controlled import (
     ControlledPlatform,
@@ -277,7 +279,7 @@ def shrink(
     found: RunOutcome,
     memory: str,
     *,
-    max_attempts: int = 300,
+    max_replays: int = 2000,
     search_runs: int = 300,
     seconds: float | None = None,
 ) -> Failure:
@@ -285,71 +287,74 @@ def shrink(
 
     Probes replay a candidate token list leniently (a token that no longer fits falls back
     to the non-preempting choice) and keep it when the run still fails the same way; the
-    kept run's own decisions become the new schedule, so the result replays exactly.  When
-    that stalls, a preemption-bounded DFS (bound = current - 1, at most ``search_runs``
-    runs) looks for a failure of the same kind with fewer preemptions.  ``seconds`` bounds
-    the wall time as well (a livelocking program makes every attempt a run to the step
-    budget); the best schedule found so far is kept, and it replays exactly.
+    kept run's own decisions become the new schedule, so the result replays exactly.  The
+    passes: (1) the shortest failing prefix (the rest runs without preemption), (2) single
+    preemptions dropped, (3) when those stall, a preemption-bounded DFS (bound = current -
+    1, at most ``search_runs`` runs; 0 skips it) for a failure of the same kind with fewer
+    preemptions; repeated while something improves.
+
+    Bounded in work and, optionally, in time: at most ``max_replays`` runs in all (every
+    candidate and every run of the DFS counts one), and none starts after ``seconds`` (a
+    livelocking program makes every run one to the step budget).  The best schedule found
+    so far is kept, and it replays exactly.
     """
     best = found
-    attempts = 0
+    replays = 0
     deadline = None if seconds is None else time.perf_counter() + seconds
 
+    def budget_left() -> bool:
+        return replays < max_replays and (deadline is None or time.perf_counter() <= deadline)
+
+    def same_failure(out: RunOutcome) -> bool:
+        return out.verdict == "fail" and out.kind == found.kind
+
     def probe(tokens: list[str]) -> RunOutcome | None:
-        nonlocal attempts
-        attempts += 1
-        if deadline is not None and time.perf_counter() > deadline:
-            attempts = max_attempts  # out of time: every loop below ends
+        nonlocal replays
+        if not budget_left():
             return None
+        replays += 1
         out = run_schedule(program, PrefixStrategy(tokens), memory)
-        if out.verdict == "fail" and out.kind == found.kind:
-            return out
-        return None
+        return out if same_failure(out) else None
+
+    def better(out: RunOutcome) -> bool:
+        return (out.preemptions, out.steps) < (best.preemptions, best.steps)
 
     improved = True
-    while improved and attempts < max_attempts:
+    while improved and budget_left():
         improved = False
         tokens = [c.token for c in best.decisions]
         # 1. shortest prefix that still fails (the rest runs without preemption)
         lo, hi = 0, len(tokens)
-        while lo < hi and attempts < max_attempts:
+        while lo < hi and budget_left():
             mid = (lo + hi) // 2
             out = probe(tokens[:mid])
-            if out is not None:
-                hi = mid
-                if (out.preemptions, out.steps) < (best.preemptions, best.steps):
-                    best = out
-                    improved = True
-            else:
+            if out is None:
                 lo = mid + 1
+                continue
+            hi = mid
+            if better(out):
+                best, improved = out, True
         # 2. drop single preemptions
         tokens = [c.token for c in best.decisions]
         i = 0
-        while i < len(tokens) and attempts < max_attempts:
-            cand = tokens[:i] + tokens[i + 1 :]
-            out = probe(cand)
-            if out is not None and (out.preemptions, out.steps) < (best.preemptions, best.steps):
-                best = out
+        while i < len(tokens) and budget_left():
+            out = probe(tokens[:i] + tokens[i + 1 :])
+            if out is not None and better(out):
+                best, improved = out, True
                 tokens = [c.token for c in best.decisions]
-                improved = True
                 continue
             i += 1
         # 3. a bounded systematic search for a failure with fewer preemptions
-        if best.preemptions > 0 and attempts < max_attempts:
+        if best.preemptions > 0 and search_runs > 0 and budget_left():
             dfs = DFSStrategy(best.preemptions - 1)
             runs = 0
-            while (
-                runs < search_runs
-                and (deadline is None or time.perf_counter() < deadline)
-                and dfs.next_run()
-            ):
+            while runs < search_runs and budget_left() and dfs.next_run():
                 runs += 1
+                replays += 1
                 out = run_schedule(program, dfs, memory)
-                if out.verdict == "fail" and out.kind == found.kind:
-                    best = out
-                    improved = True
+                if same_failure(out):
+                    best, improved = out, True
                     break
-            attempts += 1
     return _failure(program, memory, best, found)
 
 
@@ -365,52 +370,72 @@ def replay(schedule: str | Schedule, programs: dict[str, Program]) -> RunOutcome
     return run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
 
 
+#: Examples per Hypothesis chunk: once time is up, at most this many more are drawn (unrun).
+_HYPOTHESIS_CHUNK = 100
+
+
 def _explore_hypothesis(
     program: Program, budget: Budget, memory: str, seed: int, do_shrink: bool
 ) -> ExploreResult:
-    """Decisions drawn from Hypothesis data, so Hypothesis itself shrinks failing schedules."""
-    from hypothesis import HealthCheck, Phase, given, settings
+    """Decisions drawn from Hypothesis data, so Hypothesis itself shrinks failing schedules.
+
+    One :class:`~aioctx_verify.stress.explore._search.SeededSearch`: at most
+    ``budget.schedules`` examples in chunks of :data:`_HYPOTHESIS_CHUNK` (time is checked
+    between chunks and before each run), for at most ``budget.seconds``, then shrinking for
+    at most ``max(5, budget.seconds)``; the failure reported is the recorded one with the
+    fewest preemptions, then steps.
+    """
+    from hypothesis import given
     from hypothesis import seed as hseed
     from hypothesis import strategies as st
 
+    from ._search import SeededSearch
+
     res = ExploreResult(program.name, "hypothesis", memory, "pass")
-    last_fail: list[RunOutcome] = []
-    t0 = time.perf_counter()
+    search: SeededSearch[RunOutcome] = SeededSearch(
+        seed=seed,
+        seconds=budget.seconds,
+        shrink_seconds=max(5.0, budget.seconds),
+        key=lambda out: (out.preemptions, out.steps),
+        chunk=_HYPOTHESIS_CHUNK,
+        max_examples=budget.schedules,
+        shrink=do_shrink,
+    )
 
     class _Found(Exception):
         pass
 
-    @hseed(seed)
-    @settings(
-        max_examples=budget.schedules,
-        database=None,
-        deadline=None,
-        derandomize=False,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate, Phase.shrink] if do_shrink else [Phase.generate],
-        report_multiple_bugs=False,
-    )
-    @given(st.lists(st.integers(0, 15), max_size=400))
-    def probe(choices: list[int]) -> None:
+    def body(choices: list[int]) -> None:
+        if not search.allows():
+            return  # out of time: the rest of the chunk ends at once
         # Drawn up front: Hypothesis data may only be drawn from the test's own thread.
         it = iter(choices)
         strat = DataStrategy(lambda n: next(it, 0) % n)
         out = run_schedule(program, strat, memory, budget.max_steps)
+        search.runs += 1
         res.schedules += 1
         res.steps += out.steps
         res._hashes.add(out.trace_hash)
         res.max_preemptions = max(res.max_preemptions, out.preemptions)
         if out.verdict == "fail":
-            last_fail.append(out)
+            search.record(out)
             raise _Found(out.kind)
 
-    with contextlib.suppress(_Found):
+    def chunk(settings: Settings, chunk_seed: int) -> None:
+        @hseed(chunk_seed)
+        @settings
+        @given(st.lists(st.integers(0, 15), max_size=400))
+        def probe(choices: list[int]) -> None:
+            body(choices)
+
         probe()
-    res.seconds = time.perf_counter() - t0
+
+    search.run(chunk)
+    res.seconds = search.elapsed()
     res.distinct_traces = len(res._hashes)
-    if last_fail:
+    final = search.found
+    first = search.first
+    if final is not None and first is not None:
         res.verdict = "fail"
-        # Hypothesis replays the minimal example last.
-        final = last_fail[-1]
-        res.failure = _failure(program, memory, final, last_fail[0])
+        res.failure = _failure(program, memory, final, first)
     return res

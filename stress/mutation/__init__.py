@@ -1,6 +1,7 @@
 """Mutation testing: the catalogue of re-created historical QEMU concurrency bugs (each
 applied to impl for one run by a checked source rewrite), the probe programs that exercise
-them, and the kill matrix of every checker against every mutant.
+them, the kill matrix of every checker against every mutant, and the checker contract
+(:class:`CheckOutcome`, :class:`MutantLike`, failures that carry their property).
 """
 
 from ._catalogue import (
@@ -13,10 +14,22 @@ from ._catalogue import (
     poison,
     rewrite,
 )
+from ._contract import (
+    USAGE_ERRORS,
+    CheckOutcome,
+    Inconclusive,
+    MutantLike,
+    PropertyFailure,
+    Verdict,
+    Via,
+    as_property,
+    classify_exception,
+    property_of,
+)
 from ._matrix import (
     BUDGETS,
+    PROPERTIES,
     Checker,
-    CheckOutcome,
     KillMatrix,
     MatrixBudget,
     available_checkers,
@@ -40,21 +53,31 @@ __all__ = [
     "CheckOutcome",
     "Checker",
     "Env",
+    "Inconclusive",
     "KillMatrix",
     "Latch",
     "MatrixBudget",
     "Mutant",
     "MutantError",
+    "MutantLike",
     "NO_MUTANT",
     "PROBES",
+    "PROPERTIES",
     "Probe",
     "ProbeFailure",
+    "PropertyFailure",
+    "USAGE_ERRORS",
     "UseAfterFree",
+    "Verdict",
+    "Via",
+    "as_property",
     "available_checkers",
+    "classify_exception",
     "kill_matrix",
     "mutant_by_name",
     "poison",
     "probe_program",
+    "property_of",
     "register_checker",
     "resolve_budget",
     "rewrite",

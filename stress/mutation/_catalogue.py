@@ -53,6 +53,9 @@ from aioctx_verify.impl import _iothread as _iothread_mod
 from aioctx_verify.impl import qemu as _qemu_mod
 from aioctx_verify.impl._errors import AioCtxError
 from aioctx_verify.impl._threadpool import ThreadPool
+from aioctx_verify.vocab import PropertyName
+
+from ._contract import PropertyFailure
 
 __all__ = [
     "CATALOGUE",
@@ -73,8 +76,12 @@ class MutantError(AioCtxError):
     """A mutant no longer applies to impl (an edit's anchor text is missing or ambiguous)."""
 
 
-class UseAfterFree(Exception):
-    """Raised by a poisoned ("freed") object when anything reads it."""
+class UseAfterFree(PropertyFailure):
+    """Raised by a poisoned ("freed") object when anything reads it (a P2 violation: a
+    BH or context freed while a schedule or a walk still used it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("P2", message)
 
 
 class _Freed:
@@ -516,7 +523,7 @@ class Mutant:
     Attributes:
         name: short id (also the model's bug flag, see :attr:`model_bug`).
         qemu_commit: the upstream commit(s) that introduced or fixed it, or ``seed-rule``.
-        property: the property it breaks: ``P1``, ``P2``, ``P3`` or ``LIVE``.
+        property: the property it breaks (None for :data:`NO_MUTANT`).
         description: one line: what the mutant changes.
         apply: a context manager factory that patches impl and restores it on exit.
         model_bug: the flag :func:`model.check_bug` takes for the model's counterpart.
@@ -526,7 +533,7 @@ class Mutant:
 
     name: str
     qemu_commit: str
-    property: str
+    property: PropertyName | None
     description: str
     apply: Callable[[], AbstractContextManager[None]]
     model_bug: str | None = None
@@ -540,7 +547,7 @@ class Mutant:
 def _m(
     name: str,
     commit: str,
-    prop: str,
+    prop: PropertyName,
     description: str,
     patches: Callable[[], list[Patch]],
     probes: tuple[str, ...],
@@ -1007,7 +1014,7 @@ CATALOGUE: tuple[Mutant, ...] = (
 
 #: The unmutated impl, for false-alarm runs.
 NO_MUTANT = Mutant(
-    "none", "-", "-", "the unmutated impl", lambda: _patched([]), None, (), "control"
+    "none", "-", None, "the unmutated impl", lambda: _patched([]), None, (), "control"
 )
 
 

@@ -6,13 +6,15 @@ control, every checker against the unmutated impl for a few seeds: any failure t
 alarm*.  A mutant that no checker kills is a finding (a property nobody checks, or a checker
 that cannot reach the bug); a check that kills nothing is not yet a check.
 
-Checkers are functions ``(mutant, seed, seconds) -> CheckOutcome``:
+Checkers are functions ``(mutant, seed, seconds) ->`` :class:`CheckOutcome` (the contract
+of :mod:`aioctx_verify.stress.mutation._contract`, which every checker returns as is):
 
 * ``model``: :func:`model.check_bug` on the model's counterpart of the mutant, when the model
   implements it (``model.MODEL_BUGS``);
 * ``explore_random`` / ``explore_pct`` / ``explore_dfs``: the controlled scheduler on the
   mutant's probe programs (:mod:`stress.mutation._probes`), monitors on, under the probe's
-  memory model (TSO for the weak-memory mutants); failures are shrunk;
+  memory model (TSO for the weak-memory mutants); failures are shrunk by
+  :func:`aioctx_verify.stress.explore.shrink` under a wall-time bound;
 * ``stress_real``: the same probes on real threads (:class:`impl.RealPlatform`), every wait
   bounded, a small random switch interval as noise, alternately with the monitors attached
   and without them (untraced runs exercise the fast paths that tracing turns off);
@@ -35,7 +37,6 @@ import importlib
 import math
 import multiprocessing
 import random
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -43,14 +44,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aioctx_verify.impl import RealPlatform, TraceEvent
+from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
-from ..controlled import ControlledPlatform, PrefixStrategy, ReplayStrategy, RunOutcome, Schedule
-from ..explore import Budget, Failure, Program, _failure, explore, run_schedule
+from ..controlled import ControlledPlatform, ReplayStrategy, Schedule
+from ..explore import Budget, Failure, Program, explore, run_schedule, shrink
 from ._catalogue import CATALOGUE, NO_MUTANT, Mutant
+from ._contract import CheckOutcome, Via, as_property, classify_exception
 from ._probes import PROBES, Env, Probe, probe_program
 
 __all__ = [
     "BUDGETS",
+    "PROPERTIES",
     "CheckOutcome",
     "Checker",
     "KillMatrix",
@@ -62,43 +66,15 @@ __all__ = [
     "run_checker",
 ]
 
-PROPERTIES = ("P1", "P2", "P3", "LIVE")
-_MARKER = re.compile(r"\b(P1|P2|P3|LIVE)\b [a-z]")
+PROPERTIES: tuple[PropertyName, ...] = PROPERTY_NAMES
 #: Real-thread runs: the bound of each wait, and of a whole probe run (watchdog).
 REAL_WAIT = 2.0
 REAL_RUN = 8.0
 #: Switch intervals drawn per real-thread run (the GIL hands over this often).
 _SWITCH = (1e-6, 5e-6, 2e-5, 1e-4, 5e-3)
 
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """One checker against one mutant (or against the unmutated impl).
-
-    Attributes:
-        killed: the checker reported a failure.
-        seconds: wall time until the failure was found (the budget spent if none).
-        counterexample_steps: size of the (shrunk) counterexample: scheduling steps for the
-            explorers, actions for the model, ops for the stateful checkers; None if none.
-        detail: one line: what failed, where, and how to replay it.
-        killed_by_property: ``P1``/``P2``/``P3``/``LIVE`` of the first violation, or None.
-        applicable: False when the checker has nothing to run for this mutant.
-        via: what noticed: ``monitor``, ``probe check``, ``scheduler`` (deadlock / lost
-            wake-up), ``exception``, ``model``, or the checker's own word.
-    """
-
-    killed: bool
-    seconds: float
-    counterexample_steps: int | None
-    detail: str
-    killed_by_property: str | None
-    applicable: bool = True
-    via: str = ""
-
-
-Checker = Callable[[Mutant, int, float], Any]
-"""A checker: ``(mutant, seed, seconds)`` -> :class:`CheckOutcome` (or any object with the
-same first five fields, such as :class:`aioctx_verify.stress.stateful._multi.StatefulOutcome`)."""
+Checker = Callable[[Mutant, int, float], CheckOutcome]
+"""A checker: ``(mutant, seed, seconds)`` -> :class:`CheckOutcome`."""
 
 _BUILTIN = ("model", "explore_random", "explore_pct", "explore_dfs", "stress_real")
 _REGISTRY: dict[str, Checker] = {}
@@ -152,51 +128,28 @@ def available_checkers() -> list[str]:
     return [*_REGISTRY]
 
 
-def _coerce(result: Any, elapsed: float) -> CheckOutcome:
-    out: CheckOutcome
-    if isinstance(result, CheckOutcome):
-        out = result
-    else:
-        try:
-            out = CheckOutcome(
-                killed=bool(result.killed),
-                seconds=float(getattr(result, "seconds", elapsed)),
-                counterexample_steps=getattr(result, "counterexample_steps", None),
-                detail=str(getattr(result, "detail", "")),
-                killed_by_property=getattr(result, "killed_by_property", None),
-                applicable=bool(getattr(result, "applicable", True)),
-                via=str(getattr(result, "via", "")),
-            )
-        except AttributeError:
-            raise TypeError(
-                f"a checker returned {type(result).__name__}; it must return a CheckOutcome "
-                "(killed, seconds, counterexample_steps, detail, killed_by_property)"
-            ) from None
-    if out.killed and (out.killed_by_property not in PROPERTIES or not out.via):
-        # A checker that did not say which property broke (or how): read it off its detail.
-        prop = out.killed_by_property
-        if prop not in PROPERTIES:
-            prop = _marker(out.detail) or _impl_error(out.detail)
-        out = dataclasses.replace(out, killed_by_property=prop, via=out.via or "checker")
-    return out
+def _answer(result: object, name: str) -> CheckOutcome:
+    if not isinstance(result, CheckOutcome):
+        raise TypeError(
+            f"checker {name} returned {type(result).__name__}; a checker must return a "
+            "CheckOutcome (aioctx_verify.stress.mutation.CheckOutcome)"
+        )
+    return result
 
 
 def run_checker(name: str, mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-    """Run one checker; a checker that raises is reported as a not-killed, erroring cell."""
+    """Run one checker; a checker that raises is reported as an ``error`` cell."""
     _load_lazy()
-    fn = _REGISTRY[name]
+    return _call(name, _REGISTRY[name], mutant, seed, seconds)
+
+
+def _call(name: str, fn: Checker, mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
     t0 = time.perf_counter()
     try:
-        return _coerce(fn(mutant, seed, seconds), time.perf_counter() - t0)
+        return _answer(fn(mutant, seed, seconds), name)
     except Exception as e:  # a broken checker must not sink the matrix
-        return CheckOutcome(
-            False,
-            time.perf_counter() - t0,
-            None,
-            f"checker error: {type(e).__name__}: {e}",
-            None,
-            applicable=False,
-            via="error",
+        return CheckOutcome.error(
+            time.perf_counter() - t0, f"checker error: {type(e).__name__}: {e}"
         )
 
 
@@ -209,72 +162,57 @@ def _probes_for(mutant: Mutant, scope: str = "targeted") -> list[Probe]:
 
 
 # ----------------------------------------------------------------------------------------
-# Classification: which property noticed a failure
+# Classification: which property a failure witnesses, and what noticed it
 # ----------------------------------------------------------------------------------------
-def _marker(message: str) -> str | None:
-    m = _MARKER.search(message)
-    return m.group(1) if m else None
-
-
-def _replay_monitors(program: Program, failure: Failure) -> str | None:
-    """Replay a failing schedule with the monitors on; the first violation's property."""
-    if not program.monitors:
-        return None
+def _replay(probe: Probe, failure: Failure) -> tuple[PropertyName | None, BaseException | None]:
+    """Replay a failing schedule of ``probe`` with the monitors on (if the probe runs them):
+    the first violation's property, and the exception that failed the run (if one did)."""
     from aioctx_verify.properties import MonitorSet
 
-    tokens = Schedule.parse(failure.schedule).tokens
+    raised: list[BaseException] = []
+    program = probe_program(probe, raised)
+    sched = Schedule.parse(failure.schedule)
     plat = ControlledPlatform(
-        ReplayStrategy(tokens),
-        memory=program.memory,
+        ReplayStrategy(sched.tokens),
+        memory=sched.memory,
         max_steps=program.max_steps,
         drop_fences=program.drop_fences,
     )
-    ms = MonitorSet()
+    ms = MonitorSet() if program.monitors else None
 
     def tracer(ev: TraceEvent) -> None:
         # Once the run has failed (a hang found, threads being aborted), the unwinding
         # releases contexts from inside aio_poll: those events are not the program's.
-        if not plat._aborting:
+        if ms is not None and not plat._aborting:
             ms(ev)
 
-    plat.tracer = tracer
-    plat.run(program.fn)
+    # Traced only as explored: tracing turns impl's fast paths off (another schedule).
+    plat.tracer = tracer if ms is not None else None
+    out = plat.run(program.fn)
     plat.tracer = None
-    v = ms.violations
-    return v[0].prop if v else None
+    violation = ms.violations[0].prop if ms is not None and ms.violations else None
+    failed_by = raised[0] if raised and out.verdict == "fail" and out.kind == "exception" else None
+    return violation, failed_by
 
 
-#: impl errors that a probe using the API correctly can only get when a rule broke: a
-#: release refused after balanced acquires (P1: depth counts, owner), a loop entered by a
-#: thread that holds nothing (P3).  Matched on impl's own messages.
-_IMPL_ERRORS = (
-    (re.compile(r"LockNotHeldError|NotOwnerError: cannot release"), "P1"),
-    (re.compile(r"NotOwnerError: \S+ on .* does not hold the context"), "P3"),
-    (re.compile(r"UseAfterFree|BHDeletedError"), "P2"),
-)
+def _classify(probe: Probe, failure: Failure) -> tuple[PropertyName | None, Via]:
+    """The property a (shrunk) failure of ``probe`` witnesses, and what noticed it.
 
-
-def _impl_error(message: str) -> str | None:
-    for pattern, prop in _IMPL_ERRORS:
-        if pattern.search(message):
-            return prop
-    return None
-
-
-def _classify(program: Program, failure: Failure) -> tuple[str | None, str]:
+    A monitor violation of the run names its property; so does the first one seen when the
+    schedule is replayed with the monitors on (a run may fail in other ways after it); a
+    deadlock or lost wake-up is LIVE; an exception is classified by its type and data
+    (:func:`~aioctx_verify.stress.mutation._contract.classify_exception`), taken from the
+    replay.
+    """
     if failure.kind == "property":
-        return _marker(failure.message) or failure.prop or None, "monitor"
-    prop = _replay_monitors(program, failure)
-    if prop is not None:
-        return prop, "monitor"
-    prop = _marker(failure.message)
-    if prop is not None:
-        return prop, "probe check"
+        return as_property(failure.prop), "monitor"
+    violation, raised = _replay(probe, failure)
+    if violation is not None:
+        return violation, "monitor"
     if failure.kind in ("deadlock", "lost_wakeup"):
         return "LIVE", "scheduler"
-    prop = _impl_error(failure.message)
-    if prop is not None:
-        return prop, "impl error"
+    if raised is not None:
+        return classify_exception(raised)
     return None, "exception"
 
 
@@ -282,7 +220,7 @@ def _classify(program: Program, failure: Failure) -> tuple[str | None, str]:
 # Built-in checkers
 # ----------------------------------------------------------------------------------------
 def _na(why: str) -> CheckOutcome:
-    return CheckOutcome(False, 0.0, None, why, None, applicable=False)
+    return CheckOutcome.not_applicable(why)
 
 
 def _explorer(strategy: str, scope: str = "targeted") -> Checker:
@@ -309,16 +247,16 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
                 )
                 spent += r.seconds
                 if r.verdict == "fail" and r.failure is not None:
-                    f = _shrink_bounded(program, r.failure, shrink_seconds(seconds))
-                    prop, via = _classify(program, f)
+                    f = _shrunk(program, r.failure, shrink_seconds(seconds))
+                    prop, via = _classify(probe, f)
                     detail = (
                         f"{probe.name} [{r.memory}] after {r.schedules} schedule(s): {f.kind}: "
                         f"{_one_line(f.message)} | shrunk to {f.preemptions} preemption(s), "
                         f"{f.steps} step(s) | {f.replay_command()}"
                     )
-                    return CheckOutcome(True, spent, f.steps, detail, prop, via=via)
+                    return CheckOutcome.kill(spent, detail, prop, via, steps=f.steps)
             tried.append(f"{probe.name}: {r.verdict} in {r.schedules} schedules")
-        return CheckOutcome(False, spent, None, "; ".join(tried), None)
+        return CheckOutcome.survived(spent, "; ".join(tried))
 
     check.__name__ = f"explore_{strategy}"
     return check
@@ -329,60 +267,19 @@ def shrink_seconds(cell_seconds: float) -> float:
     return min(3.0, max(0.5, cell_seconds * 0.5))
 
 
-def _shrink_bounded(program: Program, failure: Failure, seconds: float) -> Failure:
-    """:func:`stress.explore._explore.shrink`'s first two passes under a wall-time bound.
+def _shrunk(program: Program, failure: Failure, seconds: float) -> Failure:
+    """``failure`` shrunk by :func:`aioctx_verify.stress.explore.shrink` for at most
+    ``seconds``: its first two passes (shortest failing prefix, single preemptions
+    dropped), without the bounded DFS, as a cell's kill should not wait for a search.
 
-    explore's own shrinker bounds attempts, not time; a livelocking mutant makes each
-    attempt a run to the step budget, so a cell could spend minutes there.  Here: the
-    shortest failing prefix (the rest runs without preemption), then single preemptions
-    dropped, until ``seconds`` are spent; the best schedule so far is kept and replays
-    exactly.
+    A livelocking mutant makes every shrinking run one to the step budget, hence the wall
+    time bound.  A failure that its schedule does not reproduce is reported unshrunk.
     """
-    deadline = time.perf_counter() + seconds
-    tokens = list(Schedule.parse(failure.schedule).tokens)
-    found = run_schedule(program, ReplayStrategy(tokens), failure_memory(failure))
+    sched = Schedule.parse(failure.schedule)
+    found = run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
     if found.verdict != "fail" or found.kind != failure.kind:
-        return failure  # not reproducible by replay: report it unshrunk
-    memory = failure_memory(failure)
-    best = found
-
-    def attempt(cand: list[str]) -> RunOutcome | None:
-        if time.perf_counter() > deadline:
-            return None
-        out = run_schedule(program, PrefixStrategy(cand), memory)
-        return out if out.verdict == "fail" and out.kind == found.kind else None
-
-    def better(out: RunOutcome) -> bool:
-        return (out.preemptions, out.steps) < (best.preemptions, best.steps)
-
-    improved = True
-    while improved and time.perf_counter() < deadline:
-        improved = False
-        cur = [c.token for c in best.decisions]
-        lo, hi = 0, len(cur)
-        while lo < hi and time.perf_counter() < deadline:
-            mid = (lo + hi) // 2
-            out = attempt(cur[:mid])
-            if out is None:
-                lo = mid + 1
-                continue
-            hi = mid
-            if better(out):
-                best, improved = out, True
-        cur = [c.token for c in best.decisions]
-        i = 0
-        while i < len(cur) and time.perf_counter() < deadline:
-            out = attempt(cur[:i] + cur[i + 1 :])
-            if out is not None and better(out):
-                best, improved = out, True
-                cur = [c.token for c in best.decisions]
-                continue
-            i += 1
-    return _failure(program, memory, best, found)
-
-
-def failure_memory(failure: Failure) -> str:
-    return Schedule.parse(failure.schedule).memory
+        return failure
+    return shrink(program, found, sched.memory, search_runs=0, seconds=seconds)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -394,8 +291,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 class _RealResult:
     failed: bool
     detail: str = ""
-    prop: str | None = None
-    via: str = ""
+    prop: PropertyName | None = None
+    via: Via = "exception"
 
 
 def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random) -> _RealResult:
@@ -429,14 +326,9 @@ def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random)
             "watchdog",
         )
     if error is not None:
+        prop, via = classify_exception(error)
         msg = f"{type(error).__name__}: {error}"
-        prop = _marker(msg)
-        return _RealResult(
-            True,
-            f"{probe.name} ({mode}): {_one_line(msg)}",
-            prop,
-            "probe check" if prop else "exception",
-        )
+        return _RealResult(True, f"{probe.name} ({mode}): {_one_line(msg)}", prop, via)
     return _RealResult(False)
 
 
@@ -460,13 +352,11 @@ def stress_real(
             runs += 1
             if res.failed:
                 elapsed = time.perf_counter() - t0
-                return CheckOutcome(
-                    True, elapsed, None, f"run {runs}: {res.detail}", res.prop, via=res.via
-                )
+                return CheckOutcome.kill(elapsed, f"run {runs}: {res.detail}", res.prop, res.via)
     finally:
         sys.setswitchinterval(old)
     elapsed = time.perf_counter() - t0
-    return CheckOutcome(False, elapsed, None, f"no failure in {runs} real-thread runs", None)
+    return CheckOutcome.survived(elapsed, f"no failure in {runs} real-thread runs")
 
 
 def _stress_real_all(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
@@ -479,12 +369,11 @@ def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
         from aioctx_verify import model
     except ImportError:
         return _na("model not installed")
-    bugs: frozenset[str] = getattr(model, "MODEL_BUGS", frozenset())
     max_states = max(20_000, int(seconds * 12_000))
     t0 = time.perf_counter()
     if mutant is NO_MUTANT:
         # The control: every bug's configuration with no bug on must be violation-free.
-        configs = getattr(model, "BUG_CONFIGS", {})
+        configs = model.BUG_CONFIGS
         rng = random.Random(seed)
         flags = sorted(configs)
         rng.shuffle(flags)
@@ -496,31 +385,29 @@ def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
             r = model.search(cfg, max_states=max_states)
             checked += 1
             if r.violation is not None:
-                return CheckOutcome(
-                    True,
+                return CheckOutcome.kill(
                     time.perf_counter() - t0,
-                    len(r.path),
                     f"model: {r.violation} in the correct model ({flag}'s configuration)",
-                    r.violation,
-                    via="model",
+                    as_property(r.violation),
+                    "model",
+                    steps=len(r.path),
                 )
-        return CheckOutcome(
-            False, time.perf_counter() - t0, None, f"model: {checked} correct configs clean", None
+        return CheckOutcome.survived(
+            time.perf_counter() - t0, f"model: {checked} correct configs clean"
         )
-    if mutant.model_bug is None or mutant.model_bug not in bugs:
+    if mutant.model_bug is None or mutant.model_bug not in model.MODEL_BUGS:
         return _na(f"the model has no counterpart of {mutant.name}")
     r = model.check_bug(mutant.model_bug, max_states=max_states)
     elapsed = time.perf_counter() - t0
     if r.violation is None:
         bound = "" if r.complete else f" (stopped at {r.states} states)"
-        return CheckOutcome(False, elapsed, None, f"model: no violation{bound}", None)
-    return CheckOutcome(
-        True,
+        return CheckOutcome.survived(elapsed, f"model: no violation{bound}")
+    return CheckOutcome.kill(
         elapsed,
-        len(r.path),
         f"model: {r.violation} after {len(r.path)} action(s), {r.states} states searched",
-        r.violation,
-        via="model",
+        as_property(r.violation),
+        "model",
+        steps=len(r.path),
     )
 
 
@@ -636,15 +523,15 @@ class KillMatrix:
     def errors(self) -> list[str]:
         """Cells (and control runs) whose checker raised instead of answering."""
         return [
-            f"{m} x {c}: {o.detail}" for (m, c), o in self.cells.items() if o.via == "error"
+            f"{m} x {c}: {o.detail}" for (m, c), o in self.cells.items() if o.verdict == "error"
         ] + [f"false-alarm {c} seed {s}: {o.detail}" for c, s, o in self.false_alarm_runs
-             if o.via == "error"]
+             if o.verdict == "error"]
 
     @property
     def ok(self) -> bool:
         return not self.unkilled() and self.false_alarms == 0
 
-    def properties_of(self, mutant: str) -> list[str]:
+    def properties_of(self, mutant: str) -> list[PropertyName]:
         """The properties whose violation killed ``mutant`` (any checker), in P1..LIVE order."""
         got = {
             self.cells[(mutant, c)].killed_by_property
@@ -652,10 +539,10 @@ class KillMatrix:
         }
         return [p for p in PROPERTIES if p in got]
 
-    def property_kills(self, *, via: str | None = None) -> dict[str, list[str]]:
+    def property_kills(self, *, via: Via | None = None) -> dict[PropertyName, list[str]]:
         """For each property, the mutants some checker killed through it (``via`` filters,
         e.g. ``monitor``)."""
-        out: dict[str, list[str]] = {p: [] for p in PROPERTIES}
+        out: dict[PropertyName, list[str]] = {p: [] for p in PROPERTIES}
         for m in self.mutants:
             props = {
                 o.killed_by_property
@@ -691,7 +578,7 @@ class KillMatrix:
                     "seconds": round(o.seconds, 4),
                     "counterexample_steps": o.counterexample_steps,
                     "killed_by_property": o.killed_by_property,
-                    "via": o.via,
+                    "via": o.via or "",
                     "detail": o.detail,
                 }
             mutants.append(
@@ -765,7 +652,8 @@ class KillMatrix:
                     txt = "-"
                 row.append(f"{txt:>{w}}")
             props = ",".join(self.properties_of(m.name)) or "NOT KILLED"
-            lines.append(f"{m.name:<{width}}  {m.property:<4}  " + "  ".join(row) + f"  {props}")
+            prop = m.property or "-"
+            lines.append(f"{m.name:<{width}}  {prop:<4}  " + "  ".join(row) + f"  {props}")
         killed = len(self.mutants) - len(self.unkilled())
         lines.append("")
         lines.append(
@@ -787,7 +675,7 @@ class KillMatrix:
         return "\n".join(lines)
 
 
-_MISSING = CheckOutcome(False, 0.0, None, "", None, applicable=False)
+_MISSING = CheckOutcome.not_applicable("")
 
 Task = tuple[str, str, int, float]  # mutant name ("none" = unmutated), checker, seed, seconds
 
@@ -811,19 +699,7 @@ def _checker_for(name: str, scope: str) -> Checker:
 def _run_task(task: Task, scope: str, fn: Checker | None = None) -> CheckOutcome:
     mutant_name, checker, seed, seconds = task
     check = fn if fn is not None else _checker_for(checker, scope)
-    t0 = time.perf_counter()
-    try:
-        return _coerce(check(_mutant(mutant_name), seed, seconds), time.perf_counter() - t0)
-    except Exception as e:
-        return CheckOutcome(
-            False,
-            time.perf_counter() - t0,
-            None,
-            f"checker error: {type(e).__name__}: {e}",
-            None,
-            applicable=False,
-            via="error",
-        )
+    return _call(checker, check, _mutant(mutant_name), seed, seconds)
 
 
 def _ignore_sigint() -> None:
@@ -933,14 +809,8 @@ def kill_matrix(
                 try:
                     out = fut.result()
                 except Exception as e:  # a worker died (BrokenProcessPool) or did not pickle
-                    out = CheckOutcome(
-                        False,
-                        0.0,
-                        None,
-                        f"checker error: worker process failed: {type(e).__name__}: {e}",
-                        None,
-                        applicable=False,
-                        via="error",
+                    out = CheckOutcome.error(
+                        0.0, f"checker error: worker process failed: {type(e).__name__}: {e}"
                     )
                 record(futures[fut], out)
     else:

@@ -7,9 +7,9 @@ Every probe is written once against :class:`Env` and runs two ways:
 * on real threads (``Env(p, limit=...)``): every wait is bounded, a wait that runs out is a
   ``LIVE`` failure, and a watchdog unsticks whatever the probe left behind.
 
-A probe's own outcome checks raise :class:`ProbeFailure`, whose message starts with the
-property it checks (``P1``/``P2``/``P3``/``LIVE``), next to the runtime monitors that watch
-impl's trace events.  On the unmutated impl every probe passes under every schedule: the
+A probe's own outcome checks raise :class:`ProbeFailure`, which carries the property it
+checks (``P1``/``P2``/``P3``/``LIVE``), next to the runtime monitors that watch impl's
+trace events.  On the unmutated impl every probe passes under every schedule: the
 false-alarm pass of :mod:`aioctx_verify.stress.mutation._matrix` checks exactly that.
 
 Prior art: jcstress's small actor tests with graded outcomes; QEMU's
@@ -35,10 +35,12 @@ from aioctx_verify.impl import (
     Platform,
 )
 from aioctx_verify.impl._platform import POLLIN, Poller, ThreadHandle
+from aioctx_verify.vocab import PropertyName
 
 from ..controlled import ControlledPlatform
 from ..explore import Program
 from ._catalogue import poison
+from ._contract import PropertyFailure
 
 __all__ = ["PROBES", "Env", "Latch", "Probe", "ProbeFailure", "probe_program"]
 
@@ -48,8 +50,12 @@ _IDLE_YIELDS = 200
 _IDLE_ITERATIONS = 4
 
 
-class ProbeFailure(AssertionError):
-    """A probe's outcome check failed; the message starts with the property broken."""
+class ProbeFailure(PropertyFailure):
+    """A probe's outcome check failed; ``prop`` is the property it checks (the message
+    starts with it too, for people)."""
+
+    def __init__(self, prop: PropertyName, message: str) -> None:
+        super().__init__(prop, f"{prop} {message}")
 
 
 class Env:
@@ -59,11 +65,17 @@ class Env:
         p: the platform (controlled or real).
         limit: ``None`` on the controlled platform (waits are unbounded; a hang is reported
             by the scheduler); on real threads, the bound of every wait in seconds.
+        raised: where the first exception to leave a probe thread (the main one or one
+            :meth:`spawn` started) is kept: on the controlled platform that exception is
+            the run's failure, and the kill matrix reads its property off it.
     """
 
-    def __init__(self, p: Platform, limit: float | None = None) -> None:
+    def __init__(
+        self, p: Platform, limit: float | None = None, raised: list[BaseException] | None = None
+    ) -> None:
         self.p = p
         self.limit = limit
+        self.raised = raised
         self.real = limit is not None
         self.aborted = False
         self.iothreads: list[IOThread] = []
@@ -75,12 +87,18 @@ class Env:
 
     # -- checks ----------------------------------------------------------------------------
     @staticmethod
-    def check(ok: bool, message: str) -> None:
+    def check(ok: bool, prop: PropertyName, message: str) -> None:
+        """Raise :class:`ProbeFailure` for ``prop`` unless ``ok``."""
         if not ok:
-            raise ProbeFailure(message)
+            raise ProbeFailure(prop, message)
 
     def _timeout(self, what: str) -> ProbeFailure:
-        return ProbeFailure(f"LIVE lost wake-up: {what} did not happen within {self.limit} s")
+        return ProbeFailure("LIVE", f"lost wake-up: {what} did not happen within {self.limit} s")
+
+    def keep(self, e: BaseException) -> None:
+        """Keep ``e`` in :attr:`raised` if it is the first exception to leave a thread."""
+        if self.raised is not None and not self.raised:
+            self.raised.append(e)
 
     # -- threads ---------------------------------------------------------------------------
     def iothread(self, name: str) -> IOThread:
@@ -98,14 +116,15 @@ class Env:
     def spawn(self, fn: Callable[[], None], name: str) -> None:
         """Start a thread.  On real threads its exception is kept and re-raised by
         :meth:`join_all`; on the controlled platform it fails the run at once."""
-        target = fn
-        if self.real:
 
-            def target() -> None:
-                try:
-                    fn()
-                except BaseException as e:
-                    self.errors.append(e)
+        def target() -> None:
+            try:
+                fn()
+            except BaseException as e:
+                self.keep(e)
+                if not self.real:
+                    raise
+                self.errors.append(e)
 
         self.threads.append((self.p.start_thread(target, name), name))
 
@@ -135,7 +154,7 @@ class Env:
         """``aio_context_acquire`` / ``release`` (bounded on real threads)."""
         if not ctx.acquire(self.limit):
             raise ProbeFailure(
-                f"P1 starvation: {ctx.name} was not granted within {self.limit} s "
+                "P1", f"starvation: {ctx.name} was not granted within {self.limit} s "
                 "(an acquirer is stuck behind its poller)"
             )
         try:
@@ -169,7 +188,7 @@ class Env:
             spins = it.iterations - n
             self.check(
                 spins <= allowed,
-                f"LIVE busy loop: idle IOThread {it.name} ran {spins} aio_poll iterations with "
+                "LIVE", f"busy loop: idle IOThread {it.name} ran {spins} aio_poll iterations with "
                 "nothing to do (its notifier stays set while `notified` is clear)",
             )
 
@@ -357,7 +376,7 @@ def _two_waiters(env: Env, *, chain: bool) -> None:
     poller.unregister(ctx.notifier.fd)
     poller.unregister(quit_n.fd)
     quit_n.cleanup()
-    env.check(runs == {"vcpu": 1, "main": 1}, f"P2 exactly-once: BH runs were {runs}")
+    env.check(runs == {"vcpu": 1, "main": 1}, "P2", f"exactly-once: BH runs were {runs}")
     ctx.unref()
 
 
@@ -404,7 +423,7 @@ def bh_data(env: Env) -> None:
     env.stop(it)
     env.check(
         bool(seen) and seen[-1] == 2,
-        f"P2 not-lost: the last run saw data {seen[-1] if seen else None} although data=2 "
+        "P2", f"not-lost: the last run saw data {seen[-1] if seen else None} although data=2 "
         "was written before a schedule that coalesced into it",
     )
 
@@ -435,7 +454,7 @@ def bh_resched_during_run(env: Env) -> None:
     env.stop(it)
     env.check(
         runs[0] == 2,
-        f"P2 not-lost: a BH scheduled again while its callback ran ran {runs[0]} time(s), not 2",
+        "P2", f"not-lost: a BH scheduled again while its callback ran ran {runs[0]} time(s), not 2",
     )
 
 
@@ -477,7 +496,7 @@ def delete_nested(env: Env) -> None:
     victim.schedule()
     outer.schedule()
     ctx.aio_poll(False)
-    env.check(ran == ["nested"], f"P2 deleted-never-runs: the BHs that ran were {ran}")
+    env.check(ran == ["nested"], "P2", f"deleted-never-runs: the BHs that ran were {ran}")
     ctx.unref()
 
 
@@ -492,20 +511,20 @@ def acquire_storm(env: Env) -> None:
 
     def tick(_: object) -> None:
         ticks.count_down()
-        env.check(inside[0] == 0, "P3 a BH ran while another thread held the context")
+        env.check(inside[0] == 0, "P3", "a BH ran while another thread held the context")
 
     def client() -> None:
         for _ in range(2):
             with env.acquire(ctx):
                 with env.acquire(ctx):
                     inside[0] += 1
-                    env.check(inside[0] == 1, "P1 two threads inside the context at once")
+                    env.check(inside[0] == 1, "P1", "two threads inside the context at once")
                     ctx.bh_schedule_oneshot(tick)
                     p.yield_now()
                     inside[0] -= 1
                 env.check(
                     ctx.held_by_me(),
-                    "P1 depth counts balance: a nested release (depth 2 -> 1) gave the "
+                    "P1", "depth counts balance: a nested release (depth 2 -> 1) gave the "
                     "context away",
                 )
 
@@ -561,7 +580,7 @@ def non_owner_release(env: Env) -> None:
         except NotOwnerError:
             pass
         else:
-            raise ProbeFailure("P1 release-by-owner: a release by a non-owner was accepted")
+            raise ProbeFailure("P1", "release-by-owner: a release by a non-owner was accepted")
         finally:
             go.count_down()
 
@@ -588,7 +607,7 @@ def stop_busy(env: Env) -> None:
         env.stop(it)
     env.check(
         ran == [1] * len(its),
-        f"P2 not-lost: BHs scheduled before IOThread.stop ran {ran} time(s), not once each",
+        "P2", f"not-lost: BHs scheduled before IOThread.stop ran {ran} time(s), not once each",
     )
 
 
@@ -601,7 +620,7 @@ def stop_world(env: Env) -> None:
 
     def cb(_: object) -> None:
         ran.count_down()
-        env.check(not stopped[0], "P3 a BH ran in an IOThread while the world was stopped")
+        env.check(not stopped[0], "P3", "a BH ran in an IOThread while the world was stopped")
 
     for it in its:
         it.ctx.bh_schedule_oneshot(cb)
@@ -714,7 +733,7 @@ def fastpath_exclusion(env: Env) -> None:
             ticker.schedule()
         else:
             finished.count_down()
-        env.check(inside[0] == 0, "P3 a BH ran while another thread was inside `with ctx`")
+        env.check(inside[0] == 0, "P3", "a BH ran while another thread was inside `with ctx`")
 
     ticker = ctx.bh_new(tick)
     ticker.schedule()
@@ -723,7 +742,7 @@ def fastpath_exclusion(env: Env) -> None:
         for _ in range(2):
             with ctx, ctx:
                 inside[0] += 1
-                env.check(inside[0] == 1, "P3 two threads inside `with ctx` at once")
+                env.check(inside[0] == 1, "P3", "two threads inside `with ctx` at once")
                 p.yield_now()
                 inside[0] -= 1
 
@@ -779,11 +798,22 @@ PROBES: dict[str, Probe] = {
 }
 
 
-def probe_program(probe: Probe) -> Program:
-    """The probe as a controlled-platform :class:`Program` (unbounded waits)."""
+def probe_program(probe: Probe, raised: list[BaseException] | None = None) -> Program:
+    """The probe as a controlled-platform :class:`Program` (unbounded waits).
+
+    With ``raised``, each run first empties it, then keeps there the first exception that
+    leaves a probe thread (see :class:`Env`).
+    """
 
     def fn(p: ControlledPlatform) -> None:
-        probe.body(Env(p))
+        if raised is not None:
+            raised.clear()
+        env = Env(p, raised=raised)
+        try:
+            probe.body(env)
+        except BaseException as e:
+            env.keep(e)
+            raise
 
     return Program(
         probe.name,

@@ -5,7 +5,6 @@ noise injection, the stall watch and the trial runner.
 from ._runner import (
     NoiseConfig,
     NoisyPlatform,
-    StressOutcome,
     TrialFailure,
     WorkloadResult,
     format_result,
@@ -32,7 +31,6 @@ __all__ = [
     "Params",
     "Stall",
     "StallWatch",
-    "StressOutcome",
     "Trial",
     "TrialFailure",
     "WORKLOADS",

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import re
 import sys
 import threading
 import time
@@ -47,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from aioctx_verify.impl import (
     AtomicCell,
@@ -61,7 +60,9 @@ from aioctx_verify.impl import (
 )
 from aioctx_verify.impl._platform import Condition, Mutex, Poller, RawNotifier, ThreadHandle
 from aioctx_verify.properties import MonitorSet, monitoring
+from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
+from ..mutation import CheckOutcome, MutantLike, Via, as_property, property_of
 from ._workloads import (
     STALL_SAMPLE,
     WORKLOADS,
@@ -77,7 +78,6 @@ from ._workloads import (
 __all__ = [
     "NoiseConfig",
     "NoisyPlatform",
-    "StressOutcome",
     "TrialFailure",
     "WorkloadResult",
     "dump_stacks",
@@ -370,7 +370,7 @@ class TrialFailure:
     outcome: str
     message: str
     events: int | None
-    prop: str | None
+    prop: PropertyName | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +381,8 @@ class WorkloadResult:
     violation, an exception in any thread, a lost wake-up, or hung; ``stacks`` (thread name
     -> formatted stack) is filled when the watchdog fired or a lost wake-up was found;
     ``stalls`` says which IOThread slept with what pending; ``ops`` counts the operations
-    (sections, hops, requests...) of every trial.
+    (sections, hops, requests...) of every trial; ``violated`` names the properties the
+    monitors' violations broke (in P1, P2, P3, LIVE order).
     """
 
     name: str
@@ -401,6 +402,7 @@ class WorkloadResult:
     descriptions: Mapping[str, str] = field(default_factory=dict)
     ops: int = 0
     stalls: tuple[str, ...] = ()
+    violated: tuple[PropertyName, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -452,7 +454,8 @@ class _TrialRecord:
     outcome: str = "no-outcome"
     hung: bool = False
     errors: list[str] = field(default_factory=list)
-    violations: list[tuple[str, str]] = field(default_factory=list)  # (prop, text)
+    raised: list[tuple[str, BaseException]] = field(default_factory=list)  # (error, cause)
+    violations: list[tuple[PropertyName, str]] = field(default_factory=list)  # (prop, text)
     stalls: list[Stall] = field(default_factory=list)
     events: int | None = None
     ops: int = 0
@@ -509,7 +512,8 @@ def _run_trial(
             rec.outcome = f"exception:{type(e).__name__}"
             trial.error(
                 f"workload {wl.name} raised "
-                + "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                + "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+                e,
             )
         finally:
             try:
@@ -559,6 +563,7 @@ def _run_trial(
         rec.events = ms.events_seen
         rec.violations = [(v.prop, str(v)) for v in ms.violations]
     rec.errors = trial.reported_errors()
+    rec.raised = trial.reported_exceptions()
     rec.ops = trial.ops
     if trial.stalls:
         rec.stalls.extend(trial.stalls)
@@ -622,6 +627,7 @@ def run_workload(
     stall_texts: list[str] = []
     ops = 0
     violations: list[str] = []
+    violated: set[PropertyName] = set()
     errors: list[str] = []
     leftovers: list[str] = []
     stacks: dict[str, str] = {}
@@ -647,6 +653,7 @@ def run_workload(
         ops += rec.ops
         stall_texts.extend(f"trial {trials}: {st}" for st in rec.stalls)
         violations.extend(f"trial {trials}: {text}" for _, text in rec.violations)
+        violated.update(prop for prop, _ in rec.violations)
         errors.extend(f"trial {trials}: {e}" for e in rec.errors)
         leftovers.extend(f"{t.name} (trial {trials})" for t in rec.leftovers)
         stacks.update(rec.stacks)
@@ -684,23 +691,22 @@ def run_workload(
         descriptions=MappingProxyType(descriptions),
         ops=ops,
         stalls=tuple(stall_texts[:MAX_REPORTED]),
+        violated=tuple(p for p in PROPERTY_NAMES if p in violated),
     )
-
-
-_MARKER = re.compile(r"\b(P1|P2|P3|LIVE)\b")
 
 
 def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None:
     """Why a trial failed, or None.
 
     In order: a monitor violation (the most precise witness), a lost wake-up, a hang, an
-    exception whose message names a property (``P2 use-after-free``), a FORBIDDEN outcome,
-    any other exception.
+    exception that witnesses a property by its type (a read of freed memory, a refused
+    release: :func:`~aioctx_verify.stress.mutation.property_of`), a FORBIDDEN outcome, any
+    other exception.
     """
     declared = wl.declared(rec.outcome)
-    outcome_prop = declared.prop if declared is not None else None
+    outcome_prop = as_property(declared.prop) if declared is not None else None
 
-    def make(kind: FailureKind, message: str, prop: str | None) -> TrialFailure:
+    def make(kind: FailureKind, message: str, prop: PropertyName | None) -> TrialFailure:
         return TrialFailure(kind, index, rec.outcome, message, rec.events, prop)
 
     if rec.violations:
@@ -710,10 +716,10 @@ def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None
         return make("lost-wakeup", str(rec.stalls[0]), "LIVE")
     if rec.hung:
         return make("hang", "the watchdog fired: the trial did not end in time", "LIVE")
-    for err in rec.errors:
-        m = _MARKER.search(err)
-        if m is not None:
-            return make("exception", err.splitlines()[0], m.group(1))
+    for err, exc in rec.raised:
+        witnessed = property_of(exc)
+        if witnessed is not None:
+            return make("exception", err.splitlines()[0], witnessed)
     if wl.grade(rec.outcome) is Grade.FORBIDDEN:
         why = "a FORBIDDEN" if declared is not None else "an undeclared (so FORBIDDEN)"
         return make("forbidden", f"{why} outcome: {rec.outcome}", outcome_prop)
@@ -725,44 +731,8 @@ def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None
 # ------------------------------------------------------------------------------------------
 # Kill checking
 # ------------------------------------------------------------------------------------------
-class _MutantLike(Protocol):
-    """What :func:`kill_checker` needs of a ``aioctx_verify.stress.mutation._catalogue.Mutant``."""
-
-    @property
-    def name(self) -> str: ...
-
-    def apply(self) -> AbstractContextManager[object]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StressOutcome:
-    """Whether real-thread stress killed a mutant.
-
-    Attributes:
-        killed: some trial failed while the mutant was applied.
-        seconds: wall time until the kill (or the whole budget).
-        counterexample_steps: trace events the monitors saw in the failing trial (stress
-            has no schedule to count; this is the length of the observed execution), None
-            when not killed or when monitors were off.
-        detail: the failing workload, trial and reason, or what survived.
-        killed_by_property: the violated property (monitor), else the property the
-            FORBIDDEN outcome witnesses, ``LIVE`` for a hang, else None.
-        workload: the workload that killed it.
-        via: what noticed, in the kill matrix's words: ``monitor`` (a property monitor),
-            ``scheduler`` (a lost wake-up or a hang, found by the watchdog), ``probe
-            check`` (a FORBIDDEN outcome), ``exception``; empty when not killed.
-    """
-
-    killed: bool
-    seconds: float
-    counterexample_steps: int | None
-    detail: str
-    killed_by_property: str | None
-    workload: str | None = None
-    via: str = ""
-
-
-_VIA: Mapping[str, str] = {
+#: What noticed a trial's failure, in the kill matrix's words.
+_VIA: Mapping[FailureKind, Via] = {
     "violation": "monitor",
     "lost-wakeup": "scheduler",
     "hang": "scheduler",
@@ -772,7 +742,7 @@ _VIA: Mapping[str, str] = {
 
 
 def kill_checker(
-    mutant: _MutantLike,
+    mutant: MutantLike,
     seed: int = 0,
     seconds: float = 10.0,
     *,
@@ -781,9 +751,16 @@ def kill_checker(
     slice_seconds: float = 0.5,
     trial_timeout: float = 5.0,
     patience: float = 2.0,
-) -> StressOutcome:
+) -> CheckOutcome:
     """Run the workloads round-robin (``slice_seconds`` each, new seed per round) under
-    ``with mutant.apply():`` until one fails or ``seconds`` are spent."""
+    ``with mutant.apply():`` until one fails or ``seconds`` are spent.
+
+    A kill's ``detail`` names the mutant, the workload (``<mutant> killed by <workload>``),
+    the seed, the trial and the reason; ``counterexample_steps`` is the number of trace
+    events the monitors saw in the failing trial (stress has no schedule to count), None
+    with monitors off; the property is the monitor's, else the one a FORBIDDEN outcome
+    witnesses, LIVE for a hang or a lost wake-up.
+    """
     names: Sequence[str] = list(workloads) if workloads is not None else list(WORKLOADS)
     for n in names:
         _resolve(n)
@@ -810,26 +787,17 @@ def kill_checker(
                 if f is None and r.verdict == "fail":  # pragma: no cover - defensive
                     f = TrialFailure("forbidden", r.trials - 1, "?", "failed", None, None)
                 if f is not None:
-                    return StressOutcome(
-                        killed=True,
-                        seconds=time.monotonic() - start,
-                        counterexample_steps=f.events,
-                        detail=(
-                            f"{mutant.name} killed by {n} (seed {seed + rnd}, trial {f.trial}, "
-                            f"{f.kind}): {f.message}"
-                        ),
-                        killed_by_property=f.prop,
-                        workload=n,
-                        via=_VIA[f.kind],
+                    return CheckOutcome.kill(
+                        time.monotonic() - start,
+                        f"{mutant.name} killed by {n} (seed {seed + rnd}, trial {f.trial}, "
+                        f"{f.kind}): {f.message}",
+                        f.prop,
+                        _VIA[f.kind],
+                        steps=f.events,
                     )
             rnd += 1
-    return StressOutcome(
-        killed=False,
-        seconds=time.monotonic() - start,
-        counterexample_steps=None,
-        detail=(
-            f"{mutant.name} survived {trials} trials of {len(names)} workloads "
-            f"in {time.monotonic() - start:.1f} s"
-        ),
-        killed_by_property=None,
+    return CheckOutcome.survived(
+        time.monotonic() - start,
+        f"{mutant.name} survived {trials} trials of {len(names)} workloads "
+        f"in {time.monotonic() - start:.1f} s",
     )

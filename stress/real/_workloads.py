@@ -153,6 +153,8 @@ class Trial:
         closing: set when :meth:`close` starts (the runner's stall watch stops then).
         ops: operations the trial performed (sections, hops, requests...), for ops/s.
         errors: what went wrong in helper threads, IOThread callbacks and clean-up.
+        raised: ``(error, exception)`` for the errors an exception caused, in order (the
+            exception's type says which property it witnesses, if any).
         stalls: lost wake-ups found while tearing down, with :attr:`stall_stacks`.
     """
 
@@ -177,6 +179,7 @@ class Trial:
         self.closing = False
         self.ops = 0
         self.errors: list[str] = []
+        self.raised: list[tuple[str, BaseException]] = []
         self.stalls: list[Stall] = []
         self.stall_stacks: dict[str, str] = {}
         self.iothreads: list[IOThread] = []
@@ -199,7 +202,7 @@ class Trial:
             try:
                 target()
             except BaseException as e:
-                self.error(f"thread {name} raised {_describe(e)}")
+                self.error(f"thread {name} raised {_describe(e)}", e)
 
         t = threading.Thread(target=body, name=f"t{self.index}.{name}", daemon=True)
         self.threads.append(t)
@@ -210,14 +213,21 @@ class Trial:
         """Run ``fn`` in :meth:`close` before the IOThreads are joined (last added first)."""
         self._cleanups.append(fn)
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, exc: BaseException | None = None) -> None:
         with self._lock:
             self.errors.append(message)
+            if exc is not None:
+                self.raised.append((message, exc))
 
     def reported_errors(self) -> list[str]:
         """A snapshot of :attr:`errors` (helper threads may still be adding to it)."""
         with self._lock:
             return list(self.errors)
+
+    def reported_exceptions(self) -> list[tuple[str, BaseException]]:
+        """A snapshot of :attr:`raised`."""
+        with self._lock:
+            return list(self.raised)
 
     # -- waiting -------------------------------------------------------------------------
     def wait(self, ev: threading.Event, timeout: float | None = None) -> bool:
@@ -253,18 +263,18 @@ class Trial:
             try:
                 fn()
             except BaseException as e:
-                self.error(f"clean-up {getattr(fn, '__name__', fn)!s} raised {_describe(e)}")
+                self.error(f"clean-up {getattr(fn, '__name__', fn)!s} raised {_describe(e)}", e)
         if not self.join_spawned():
             alive = [t.name for t in self.threads if t.is_alive()]
             self.error(f"helper threads still running at teardown: {', '.join(alive)}")
         try:
             self._quiesce()
         except BaseException as e:  # a mutant may break one-shot BHs: still join below
-            self.error(f"quiescing the IOThreads raised {_describe(e)}")
+            self.error(f"quiescing the IOThreads raised {_describe(e)}", e)
         for it in reversed(self.iothreads):
             self._join_iothread(it)
             for err in it.errors:
-                self.error(f"IOThread {it.name}: {_describe(err)}")
+                self.error(f"IOThread {it.name}: {_describe(err)}", err)
             if it.error_count > len(it.errors):
                 self.error(f"IOThread {it.name}: {it.error_count - len(it.errors)} more errors")
 
@@ -281,7 +291,7 @@ class Trial:
         """
         marks = []
         for it in self.iothreads:
-            if it.running and not it.ctx.closed and _alive(it):
+            if it.running and not it.ctx.closed and it.is_alive():
                 ev = threading.Event()
                 it.ctx.bh_schedule_oneshot(_set_event, ev)
                 marks.append(ev)
@@ -304,7 +314,7 @@ class Trial:
             except TimeoutError:
                 pass
             except AioCtxError as e:
-                self.error(f"joining IOThread {it.name} raised {_describe(e)}")
+                self.error(f"joining IOThread {it.name} raised {_describe(e)}", e)
                 return
             if not rescued:
                 found = watch.sample([it], "teardown")
@@ -320,11 +330,6 @@ class Trial:
                     "(awake, not a lost wake-up: stuck in a callback or starved)"
                 )
                 return
-
-
-def _alive(it: IOThread) -> bool:
-    th = it._thread
-    return th is not None and th.is_alive()
 
 
 def _describe(e: BaseException) -> str:
@@ -401,54 +406,40 @@ def _readable(fds: Sequence[int]) -> set[int]:
         return set()
 
 
-def _blocked_in_poll(frame: FrameType | None) -> bool:
-    """The innermost frame is the platform poller's unbounded ``poll`` (the thread sleeps in
-    the kernel with no timeout)."""
-    if frame is None or frame.f_code.co_name != "poll":
-        return False
-    try:
-        timeout = frame.f_locals.get("timeout_ns")
-    except Exception:  # pragma: no cover - a frame that is going away
-        return False
-    return isinstance(timeout, int) and timeout < 0
-
-
-def pending_work(it: IOThread, frames: Mapping[int, FrameType]) -> tuple[str, ...] | None:
+def pending_work(it: IOThread) -> tuple[str, ...] | None:
     """What waits for ``it`` while its thread sleeps in an unbounded poll with its context's
-    notifier clear, or None (running, sleeping with a timeout, wake-up on its way, nothing
-    pending).
+    notifier clear, or None (running, sleeping with a timeout, nothing pending, or the kernel
+    has already woken it).
 
     Pending work: a scheduled BH (the contention kick is the dummy BH), lock waiters queued
     behind the sleeper, a stop request, an expired timer, or a ready fd of an enabled handler
-    that the poll set does not watch.
+    that the poll set does not watch.  Everything comes from the context's
+    :meth:`~aioctx_verify.impl.AioContext.debug_snapshot` and the kernel's view of its fds.
     """
     tid = it.thread_id
-    ctx = it.ctx
-    if tid is None or ctx.closed or not _blocked_in_poll(frames.get(tid)):
+    if tid is None:
         return None
-    handlers = [
-        n for n in list(ctx._handlers) if not n.deleted and not n.is_ctx_notifier and n.io_read
-    ]
-    fds = [ctx._raw_notifier.read_fd, *(n.fd for n in handlers)]
-    ready = _readable(fds)
-    if ctx._raw_notifier.read_fd in ready:
+    snap = it.ctx.debug_snapshot()
+    if snap.closed or not snap.asleep:
+        return None
+    ready = _readable([snap.notifier_fd, *snap.read_fds])
+    if snap.notifier_fd in ready:
         return None  # the kernel has woken it: slow, not lost
     pending: list[str] = []
-    for bh in list(ctx._bhs):
-        if bh.scheduled.load():
-            pending.append("contention-kick" if bh.dummy else f"bh:{bh.name}")
-    st = ctx._lock.statistics()
+    if snap.kick_scheduled:
+        pending.append("contention-kick")
+    pending.extend(f"bh:{name}" for name in snap.scheduled_bhs)
+    st = snap.lock
     if st.waiters and st.owner == tid:
         pending.append(f"lock-waiters:{st.waiters}")
-    if it._stopping:
+    if it.stopping:
         pending.append("stop-requested")
-    if ctx.tlg.deadline_ns() == 0:
+    if snap.timer_deadline_ns == 0:
         pending.append("timer-expired")
-    ext_off = ctx._external_disable_cnt.load() > 0
-    polled = dict(ctx._polled)
-    for n in handlers:
-        if n.fd in ready and not (ext_off and n.is_external) and n.fd not in polled:
-            pending.append(f"fd:{n.fd}")
+    ext_off = snap.external_disable_cnt > 0
+    for fd in snap.read_fds:
+        if fd in ready and not (ext_off and fd in snap.external_fds) and fd not in snap.polled_fds:
+            pending.append(f"fd:{fd}")
     return tuple(pending) or None
 
 
@@ -482,8 +473,9 @@ class StallWatch:
     A sleep counts from the first sample that saw it; it is reset when the IOThread runs an
     iteration or nothing is pending any more, and is reported only at a sample where no
     thread is inside a hand-over function (a wake-up on its way).  Everything it checks is
-    stable state (the notifier's fd, flags, the sleeper's frame), so a slow or starved
-    machine delays a report but does not make one up.
+    stable state (the context's :meth:`~aioctx_verify.impl.AioContext.debug_snapshot`: its
+    poll state, flags and fds; the kernel's view of those fds), so a slow or starved machine
+    delays a report but does not make one up.
     """
 
     def __init__(self, bound: float) -> None:
@@ -497,7 +489,7 @@ class StallWatch:
         out: list[Stall] = []
         for it in iothreads:
             key = id(it)
-            pend = pending_work(it, frames)
+            pend = pending_work(it)
             if pend is None:
                 self._since.pop(key, None)
                 continue
@@ -517,7 +509,7 @@ class StallWatch:
     def rescue(it: IOThread) -> None:
         """Kick ``it`` awake through its notifier (a wake-up no protocol mutant can drop)."""
         with suppress(AioCtxError, OSError):
-            it.ctx._raw_notifier.set()
+            it.ctx.notifier.set()
 
 
 class _Observed:

@@ -1,17 +1,16 @@
 """Hypothesis stateful searches: the single-thread lockstep machine (impl against the
-sequential reference) and the multi-thread search on the controlled platform.
+sequential reference) and the multi-thread search on the controlled platform.  Their
+kill-matrix hooks return :class:`aioctx_verify.stress.mutation.CheckOutcome`.
 """
 
 from ._multi import (
     MAX_THREADS,
-    MutantLike,
     Op,
     OpKind,
     OutcomeFailure,
     PreemptionStrategy,
     RunReport,
     Scenario,
-    StatefulOutcome,
     ThreadOp,
     preemption_points,
     program_for,
@@ -35,7 +34,6 @@ from ._single import (
     Lockstep,
     LockstepFailure,
     LockstepMismatch,
-    SingleOutcome,
     effects,
 )
 from ._single import SearchResult as SingleSearchResult
@@ -52,7 +50,6 @@ __all__ = [
     "MAX_NOTIFIERS",
     "MAX_THREADS",
     "MAX_TIMERS",
-    "MutantLike",
     "Op",
     "OpKind",
     "OutcomeFailure",
@@ -61,8 +58,6 @@ __all__ = [
     "Scenario",
     "MultiSearchResult",
     "SingleSearchResult",
-    "SingleOutcome",
-    "StatefulOutcome",
     "ThreadOp",
     "multi_checker",
     "single_checker",

@@ -29,8 +29,9 @@ The pieces:
 * **Runners**: :func:`run_controlled` (one schedule: sparse preemption points, or any
   strategy), :func:`replay`, :func:`run_real` (real threads, every wait bounded).
 * **Search**: :func:`search` (Hypothesis ``@given`` over scenarios x preemption points x
-  memory model, time-bounded, shrinking) and the kill-matrix hooks :func:`checker` and
-  :func:`real_checker`.
+  memory model, seeded and time-bounded by :class:`~aioctx_verify.stress.explore.SeededSearch`,
+  shrinking) and the kill-matrix hooks :func:`checker` and :func:`real_checker`, which
+  return the kill matrix's :class:`~aioctx_verify.stress.mutation.CheckOutcome`.
 
 Why ``@given`` over generated scripts rather than a ``RuleBasedStateMachine``: no rule can
 be *executed* when it is drawn (every thread's script must exist before the threads start),
@@ -50,7 +51,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from aioctx_verify.impl import (
     BH,
@@ -80,6 +81,7 @@ from aioctx_verify.properties import (
     Violation,
     monitoring,
 )
+from aioctx_verify.vocab import PropertyName
 
 from ..controlled import (
     ControlledPlatform,
@@ -91,14 +93,15 @@ from ..controlled import (
     Step,
     Strategy,
 )
-from ..explore import Program, format_trace
+from ..explore import Program, SeededSearch, format_trace
+from ..mutation import CheckOutcome, MutantLike, Via, classify_exception
 
 if TYPE_CHECKING:
+    from hypothesis import settings as Settings
     from hypothesis.strategies import SearchStrategy
 
 __all__ = [
     "MAX_THREADS",
-    "MutantLike",
     "Op",
     "OpKind",
     "OutcomeFailure",
@@ -106,7 +109,6 @@ __all__ = [
     "RunReport",
     "Scenario",
     "SearchResult",
-    "StatefulOutcome",
     "ThreadOp",
     "checker",
     "preemption_points",
@@ -144,6 +146,8 @@ MAX_STEPS = 60_000
 EXCUSE_SCHEDULE_AFTER_IDLE = True
 
 Points = tuple[tuple[int, int], ...]
+#: How a run ended; ``pruned``: a DFS strategy cut it short as already explored.
+RunVerdict = Literal["pass", "fail", "inconclusive", "pruned"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -358,9 +362,10 @@ class Scenario:
 class OutcomeFailure:
     """One outcome check that failed (the oracle's view, independent of the monitors)."""
 
-    prop: str | None  # "P1" | "P2" | "P3" | "LIVE" | None (an error or another rule)
+    prop: PropertyName | None  # None: an error, or a rule of none of the properties
     rule: str
     message: str
+    via: Via = "probe check"  # the oracle's own checks; an exception's kind for errors
 
     def __str__(self) -> str:
         head = f"{self.prop} {self.rule}" if self.prop else self.rule
@@ -369,15 +374,21 @@ class OutcomeFailure:
 
 @dataclass(frozen=True)
 class RunReport:
-    """How one run of a scenario ended, with everything needed to read and replay it."""
+    """How one run of a scenario ended, with everything needed to read and replay it.
+
+    ``kind`` is ``property`` (a monitor), ``outcome`` (the oracle), or the controlled
+    platform's word for how the run ended (``deadlock``, ``lost_wakeup``, ``exception``,
+    ``step_budget``, ...); ``via`` says what noticed a failure, in the kill matrix's words.
+    """
 
     scenario: Scenario
-    variant: str  # "controlled" | "real"
+    variant: Literal["controlled", "real"]
     memory: str
-    verdict: str  # "pass" | "fail" | "inconclusive"
-    kind: str = ""  # property | outcome | deadlock | lost_wakeup | exception | timeout | ...
+    verdict: RunVerdict
+    kind: str = ""
     message: str = ""
-    prop: str | None = None
+    prop: PropertyName | None = None
+    via: Via | None = None
     schedule: str | None = None
     preemptions: int = 0
     steps: int = 0
@@ -483,9 +494,23 @@ class _Run:
         self.notifiers: list[EventNotifier] = []
         self.mutex = p.mutex("stateful.done")
         self.cond = p.condition(self.mutex)
+        #: The first exception to leave a thread of the run (controlled platform: the
+        #: run's failure, classified by its type).
+        self.raised: BaseException | None = None
 
-    def fail(self, prop: str | None, rule: str, message: str) -> None:
-        self.failures.append(OutcomeFailure(prop, rule, message))
+    def fail(
+        self, prop: PropertyName | None, rule: str, message: str, via: Via = "probe check"
+    ) -> None:
+        self.failures.append(OutcomeFailure(prop, rule, message, via))
+
+    def fail_by(self, e: BaseException, rule: str, message: str) -> None:
+        """An outcome failure for an exception: its property and kind come from its type."""
+        prop, via = classify_exception(e)
+        self.fail(prop, rule, message, via)
+
+    def keep(self, e: BaseException) -> None:
+        if self.raised is None:
+            self.raised = e
 
     def _name(self, t: ThreadId) -> str:
         return self.names.get(t, f"thread {t}")
@@ -628,7 +653,7 @@ class _Run:
                 self.fail("P2", "no-spurious-run", f"timer{t} ran {runs} times for {mods} mods")
         for it in self.its:
             for e in it.errors[:3]:
-                self.fail(None, "iothread-error", f"{it.name} recorded {type(e).__name__}: {e}")
+                self.fail_by(e, "iothread-error", f"{it.name} recorded {type(e).__name__}: {e}")
 
     # -- callbacks (run in an IOThread, or in a script polling the context) ---------------------
     def _check_cb(self, what: str, c: int) -> None:
@@ -708,8 +733,10 @@ class _Run:
                 self.fail("LIVE", "no-starvation", f"T{k}: {e}")
             except Exception as e:
                 if self.wait is None:
-                    raise  # controlled: the scheduler reports it with the thread's position
-                self.fail(None, "exception", f"T{k} raised {type(e).__name__}: {e}")
+                    # controlled: the scheduler reports it with the thread's position
+                    self.keep(e)
+                    raise
+                self.fail_by(e, "exception", f"T{k} raised {type(e).__name__}: {e}")
             finally:
                 if self.wait is not None:  # real threads: never leave a context held
                     for c in reversed(held):
@@ -820,75 +847,6 @@ class _Run:
                 )
 
 
-class _P2Monitor(BHSchedulingMonitor):
-    """P2's monitor with two false alarms of ``aioctx_verify.properties._p2_bh_scheduling`` removed.
-
-    Work-around until that module handles them (reported to its owner):
-
-    * *no-spurious-run*: it takes ``bh_run_begin`` as the moment the run claimed the BH's
-      flag, but the claim (the exchange in ``_bh_poll``) happens earlier, and a schedule can
-      begin, or even complete, between the two: its flag is set again and the BH rightly
-      runs once more.  Here a run is also allowed when a schedule of the BH was in flight
-      at, or ended after, the poller's previous traced event before the last run (the
-      window in which the claim happened).
-    * *not-lost*: it ignores ``bh_cancel``, so a schedule followed by a cancel is reported
-      as a lost BH.  Here a cancel withdraws the BH's last schedule if it was still open
-      when that schedule began: a cancel is a relaxed store, under TSO visible only at the
-      cancelling thread's next drain, so it stays open until that thread's next traced
-      event (the scripts fence right after a cancel, so that is late enough).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._in_flight: dict[int, int] = {}  # bh -> schedules begun and not ended
-        self._ends: dict[int, list[int]] = {}  # bh -> event indices of schedule ends
-        self._maybe: dict[int, bool] = {}  # bh -> its last run may have missed a schedule
-        self._sched_begin: dict[int, int] = {}
-        self._cancel: dict[int, float] = {}  # bh -> where its last cancel stops being open
-        self._open_cancels: dict[int, list[int]] = {}  # thread -> bhs it cancelled last
-        self._last_by_thread: dict[int, int] = {}
-
-    def on_event(self, ev: TraceEvent) -> None:
-        kind, bh, t = ev.kind, ev.obj, int(ev.thread)
-        window = self._last_by_thread.get(t, -1)
-        self._last_by_thread[t] = self._index
-        for cancelled in self._open_cancels.pop(t, ()):
-            self._cancel[cancelled] = self._index  # closed by this thread's next event
-        if kind == "bh_schedule_begin":
-            self._in_flight[bh] = self._in_flight.get(bh, 0) + 1
-            self._sched_begin[bh] = self._index
-        elif kind == "bh_schedule_end":
-            self._in_flight[bh] = self._in_flight.get(bh, 1) - 1
-            self._ends.setdefault(bh, []).append(self._index)
-        elif kind == "bh_cancel":
-            self._cancel[bh] = float("inf")
-            self._open_cancels.setdefault(t, []).append(bh)
-        elif kind == "bh_run_begin":
-            st = self.bhs.get(bh)
-            if st is not None and st.pending == 0 and self._maybe.get(bh, False):
-                st.pending = 1  # a schedule that overlapped the previous claim published
-            super().on_event(ev)
-            ends = self._ends.get(bh, [])
-            self._maybe[bh] = self._in_flight.get(bh, 0) > 0 or any(e > window for e in ends)
-            self._ends[bh] = []
-            return
-        super().on_event(ev)
-
-    def _check_not_lost(self, ctx: int) -> None:
-        withdrawn = {
-            bh: st.pending
-            for bh, st in self.bhs.items()
-            if st.ctx == ctx and self._cancel.get(bh, -1) > self._sched_begin.get(bh, -1)
-        }
-        for bh in withdrawn:
-            self.bhs[bh].pending = 0
-        try:
-            super()._check_not_lost(ctx)
-        finally:
-            for bh, pending in withdrawn.items():
-                self.bhs[bh].pending = pending
-
-
 #: Ops that must never take or wait for a context lock (P2 rule 1, checked per op).
 _LOCK_FREE = frozenset({OpKind.SCHEDULE, OpKind.IDLE, OpKind.CANCEL, OpKind.ONESHOT})
 
@@ -929,7 +887,7 @@ def _monitors() -> MonitorSet:
     return MonitorSet(
         [
             NestedAcquireMonitor(),
-            _P2Monitor(),
+            BHSchedulingMonitor(),
             MutualExclusionMonitor(),
             LivenessMonitor(),
             _LockFreeOpMonitor(),
@@ -982,21 +940,39 @@ class PreemptionStrategy:
         return (d.default + pick) % len(d.options)
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    verdict: RunVerdict
+    kind: str = ""
+    message: str = ""
+    prop: PropertyName | None = None
+    via: Via | None = None
+
+
 def _classify(
-    violations: Sequence[Violation], failures: Sequence[OutcomeFailure], out: RunOutcome | None
-) -> tuple[str, str, str, str | None]:
-    """(verdict, kind, message, property) of a run; monitors first, then the oracle."""
+    violations: Sequence[Violation],
+    failures: Sequence[OutcomeFailure],
+    out: RunOutcome | None,
+    raised: BaseException | None = None,
+) -> _Verdict:
+    """How a run ended: monitors first, then the oracle, then the platform's verdict (an
+    exception classified by its type, ``raised``)."""
     if violations:
         v = violations[0]
         more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
-        return "fail", "property", f"{v}{more}", v.prop
+        return _Verdict("fail", "property", f"{v}{more}", v.prop, "monitor")
     if failures:
         f = failures[0]
-        return "fail", "outcome", str(f), f.prop
+        return _Verdict("fail", "outcome", str(f), f.prop, f.via)
     if out is not None and out.verdict != "pass":
-        prop = "LIVE" if out.kind in ("deadlock", "lost_wakeup") else None
-        return out.verdict, out.kind, out.message, prop
-    return "pass", "", "", None
+        if out.verdict != "fail":  # pruned, or the step budget: no verdict either way
+            verdict: RunVerdict = "pruned" if out.verdict == "pruned" else "inconclusive"
+            return _Verdict(verdict, out.kind, out.message)
+        if out.kind in ("deadlock", "lost_wakeup"):
+            return _Verdict("fail", out.kind, out.message, "LIVE", "scheduler")
+        prop, via = classify_exception(raised) if raised is not None else (None, "exception")
+        return _Verdict("fail", out.kind, out.message, prop, via)
+    return _Verdict("pass")
 
 
 def run_controlled(
@@ -1019,7 +995,11 @@ def run_controlled(
     def program(p: ControlledPlatform) -> None:
         r = _Run(p, scenario, wait=None, on_armed=arm)
         runs.append(r)
-        r.main()
+        try:
+            r.main()
+        except BaseException as e:
+            r.keep(e)
+            raise
 
     plat = ControlledPlatform(strat, memory=memory, max_steps=max_steps)
     ms = _monitors()
@@ -1030,17 +1010,19 @@ def run_controlled(
         ms.finish()
     violations = tuple(ms.violations)
     failures = tuple(runs[0].failures) if runs else ()
+    raised = runs[0].raised if runs else None
     # A violation seen before a run was cut short (step budget) still fails it.
-    verdict, kind, message, prop = _classify(violations, failures, out)
+    v = _classify(violations, failures, out, raised)
     sched = Schedule(scenario.name, memory, tuple(c.token for c in out.decisions))
     return RunReport(
         scenario=scenario,
         variant="controlled",
         memory=memory,
-        verdict=verdict,
-        kind=kind,
-        message=message,
-        prop=prop,
+        verdict=v.verdict,
+        kind=v.kind,
+        message=v.message,
+        prop=v.prop,
+        via=v.via,
         schedule=str(sched),
         preemptions=out.preemptions,
         steps=out.steps,
@@ -1111,23 +1093,22 @@ def run_real(
             r.fail("LIVE", "no-starvation", f"main: {e}")
         except Exception as e:  # setup failed (a mutant may break it): report, do not raise
             error = e
-    failures = list(r.failures)
     if error is not None:
-        failures.append(
-            OutcomeFailure(None, "exception", f"main raised {type(error).__name__}: {error}")
-        )
+        r.fail_by(error, "exception", f"main raised {type(error).__name__}: {error}")
+    failures = tuple(r.failures)
     violations = tuple(ms.violations)
-    verdict, kind, message, prop = _classify(violations, failures, None)
+    v = _classify(violations, failures, None)
     return RunReport(
         scenario,
         "real",
         "hw",
-        verdict,
-        kind,
-        message,
-        prop,
+        v.verdict,
+        v.kind,
+        v.message,
+        v.prop,
+        v.via,
         violations=violations,
-        failures=tuple(failures),
+        failures=failures,
     )
 
 
@@ -1216,65 +1197,47 @@ def search(
 ) -> SearchResult:
     """Hypothesis search over scenarios x preemption points x memory model.
 
-    Runs chunks of ``chunk`` examples with seeds derived from ``seed`` until a run fails,
-    ``max_examples`` ran or ``seconds`` passed; then Hypothesis shrinks the failure (for at
-    most ``shrink_seconds``, default ``max(10, seconds)``).  Runs are deterministic, so
-    results are cached: a candidate met again is not re-run.
+    A :class:`~aioctx_verify.stress.explore.SeededSearch`: chunks of ``chunk`` examples with
+    seeds derived from ``seed`` until a run fails, ``max_examples`` ran or ``seconds``
+    passed; then Hypothesis shrinks the failure (for at most ``shrink_seconds``, default
+    ``max(10, seconds)``).  Runs are deterministic, so results are cached: a candidate met
+    again is not re-run.
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import given
     from hypothesis import seed as hseed
     from hypothesis import strategies as st
-    from hypothesis.errors import Flaky
 
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    shrink_for = shrink_seconds if shrink_seconds is not None else max(10.0, seconds)
+    driver: SeededSearch[RunReport] = SeededSearch(
+        seed=seed,
+        seconds=seconds,
+        shrink_seconds=shrink_seconds if shrink_seconds is not None else max(10.0, seconds),
+        key=_size_key,
+        chunk=chunk,
+        max_examples=max_examples,
+        shrink=shrink,
+    )
     cache: dict[tuple[str, Points, str], RunReport] = {}
-    found: list[RunReport] = []
-    examples = runs = 0
-    found_at: list[float] = []
 
     class _Found(Exception):
         pass
 
     def body(scenario: Scenario, points: Points, memory: str) -> None:
-        nonlocal examples, runs
-        examples += 1
         key = (scenario.name, points, memory)
+        may_run = driver.allows()
         r = cache.get(key)
         if r is None:
-            now = time.perf_counter()
-            if not found and now > deadline:
-                return  # out of time: let Hypothesis finish the chunk quickly
-            if found and now > found_at[0] + shrink_for:
-                return  # shrinking budget spent: unknown candidates count as passing
+            if not may_run:
+                return  # out of time: unknown candidates count as passing
             r = run_controlled(scenario, points, memory=memory)
             cache[key] = r
-            runs += 1
+            driver.runs += 1
         if r.failed:
-            if not found_at:
-                found_at.append(time.perf_counter())
-            found.append(r)
+            driver.record(r)
             raise _Found(r.kind)
 
-    chunk_no = 0
-    while not found and time.perf_counter() < deadline:
-        if max_examples is not None and examples >= max_examples:
-            break
-        n = chunk if max_examples is None else max(1, min(chunk, max_examples - examples))
-
-        @hseed(seed * 1_000_003 + chunk_no)
-        @settings(
-            max_examples=n,
-            database=None,
-            deadline=None,
-            derandomize=False,
-            suppress_health_check=list(HealthCheck),
-            phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
-            report_multiple_bugs=False,
-            print_blob=False,
-            verbosity=Verbosity.quiet,
-        )
+    def run_chunk(settings: Settings, chunk_seed: int) -> None:
+        @hseed(chunk_seed)
+        @settings
         @given(
             scenario=scenarios(max_ops),
             points=preemption_points(),
@@ -1283,38 +1246,20 @@ def search(
         def probe(scenario: Scenario, points: Points, memory: str) -> None:
             body(scenario, points, memory)
 
-        with contextlib.suppress(_Found, Flaky):
-            probe()
-        chunk_no += 1
-    total = time.perf_counter() - t0
-    if not found:
-        return SearchResult(None, None, examples, runs, None, total)
-    best = min(found, key=_size_key)
-    return SearchResult(best, found[0], examples, runs, found_at[0] - t0, total)
+        probe()
+
+    driver.run(run_chunk)
+    return SearchResult(
+        driver.found,
+        driver.first,
+        driver.examples,
+        driver.runs,
+        driver.seconds_to_find,
+        driver.elapsed(),
+    )
 
 
-class MutantLike(Protocol):
-    """What the kill matrix passes in (aioctx_verify.stress.mutation._catalogue.Mutant)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def apply(self) -> contextlib.AbstractContextManager[object]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StatefulOutcome:
-    """One checker's result against one mutant (CheckOutcome-compatible fields)."""
-
-    killed: bool
-    seconds: float  # wall time until the first failing run (the whole budget if none)
-    counterexample_steps: int | None  # ops in the shrunk scenario
-    detail: str
-    killed_by_property: str | None
-    schedule: str | None = None  # replayable schedule string (controlled checker)
-
-
-def checker(mutant: MutantLike, seed: int, seconds: float) -> StatefulOutcome:
+def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
     """Kill-matrix hook: the multi-thread stateful search (controlled scheduler, SC then
     TSO drawn by Hypothesis) under ``mutant.apply()`` until a failure or ``seconds``."""
     with mutant.apply():
@@ -1325,12 +1270,8 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> StatefulOutcome:
             shrink_seconds=min(5.0, max(0.5, seconds / 2)),
         )
     if res.found is None:
-        return StatefulOutcome(
-            False,
-            res.seconds,
-            None,
-            f"stateful-multi: no failure in {res.runs} runs ({res.seconds:.1f} s)",
-            None,
+        return CheckOutcome.survived(
+            res.seconds, f"stateful-multi: no failure in {res.runs} runs ({res.seconds:.1f} s)"
         )
     r = res.found
     first = res.first
@@ -1340,14 +1281,19 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> StatefulOutcome:
         + (f" (found with {first.scenario.size} op(s))" if first is not None else "")
         + f"; {res.runs} runs | {r.scenario.name}"
     )
-    return StatefulOutcome(
-        True, res.seconds_to_find or res.seconds, r.scenario.size, detail, r.prop, r.schedule
+    return CheckOutcome.kill(
+        res.seconds_to_find or res.seconds,
+        detail,
+        r.prop,
+        r.via or "exception",
+        steps=r.scenario.size,
+        schedule=r.schedule,
     )
 
 
 def real_checker(
     mutant: MutantLike, seed: int, seconds: float, *, timeout: float = 5.0
-) -> StatefulOutcome:
+) -> CheckOutcome:
     """Kill-matrix hook for the real-thread variant: random scenarios from ``seed`` on real
     threads (monitors on, bounded waits) under ``mutant.apply()`` until a failure or
     ``seconds``.  A failing scenario is then searched on the controlled scheduler for a
@@ -1369,12 +1315,8 @@ def real_checker(
         if found is not None:
             sched = _confirm_controlled(found.scenario, seed, min(10.0, max(2.0, seconds / 4)))
     if found is None:
-        return StatefulOutcome(
-            False,
-            elapsed,
-            None,
-            f"stateful-multi-real: no failure in {runs} runs ({elapsed:.1f} s)",
-            None,
+        return CheckOutcome.survived(
+            elapsed, f"stateful-multi-real: no failure in {runs} runs ({elapsed:.1f} s)"
         )
     detail = (
         f"stateful-multi-real: {found.kind}: {found.message} | {found.scenario.size} op(s), "
@@ -1385,7 +1327,14 @@ def real_checker(
             else " | not reproduced on the controlled scheduler"
         )
     )
-    return StatefulOutcome(True, elapsed, found.scenario.size, detail, found.prop, sched)
+    return CheckOutcome.kill(
+        elapsed,
+        detail,
+        found.prop,
+        found.via or "exception",
+        steps=found.scenario.size,
+        schedule=sched,
+    )
 
 
 def _confirm_controlled(scenario: Scenario, seed: int, seconds: float) -> str | None:

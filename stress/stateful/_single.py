@@ -14,21 +14,23 @@ the property monitors listen throughout and must report nothing.
 tests/test_stateful_single.py runs it as a test (``Lockstep.TestCase``).  The kill-matrix
 hook :func:`checker` (registered by :mod:`stress.mutation._matrix` as ``stateful_single``) runs it
 under a mutant: batches of seeded Hypothesis runs until a failure or the time budget, then
-shrinking bounded in time, all on a worker thread watched for hangs.
+shrinking bounded in time (one :class:`~aioctx_verify.stress.explore.SeededSearch`), all on a
+worker thread watched for hangs.
 
 Failures are classified: a monitor violation gives its property (``via="monitor"``); a
 lockstep mismatch (:class:`LockstepMismatch`) names what differed and the property it bears
 on (lock depth / ownership: P1; BH state, the callback log where a BH or one-shot entry
 differs, and aio_poll's progress: P2; a blocking poll that did not return: LIVE; notifier,
 handler, timer, clock and external-client state: unclassified); an exception impl raised
-where the reference did not is classified by the rule that raised it (lock rules P1, BH
-rules P2, a poll refused for ownership -- NotOwnerError / LockNotHeldError -- P3).  A step
-that never returns at all is a hang (LIVE, ``via="watchdog"``).
+where the reference did not is classified by its type
+(:func:`~aioctx_verify.stress.mutation.property_of`: a refused release P1, a context used
+without holding it P3, a deleted or freed BH P2), else by the rule that raised it (lock
+rules P1, BH rules P2).  A step that never returns at all is a hang (LIVE,
+``via="watchdog"``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import queue
 import threading
@@ -36,7 +38,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -52,7 +54,6 @@ from aioctx_verify.impl import (
     BHDeletedError,
     EventNotifier,
     LockNotHeldError,
-    NotOwnerError,
     QEMUTimer,
     RealPlatform,
     UsageError,
@@ -62,6 +63,13 @@ from aioctx_verify.impl import qemu as q
 from aioctx_verify.model import SequentialContext, SequentialUsageError
 from aioctx_verify.model._sequential import IDLE_BH_TIMEOUT_NS
 from aioctx_verify.properties import MonitorSet, monitoring
+from aioctx_verify.vocab import PropertyName
+
+from ..explore import SeededSearch
+from ..mutation import CheckOutcome, MutantLike, PropertyFailure, Via, property_of
+
+if TYPE_CHECKING:
+    from hypothesis import settings as Settings
 
 __all__ = [
     "EFFECT_KINDS",
@@ -73,7 +81,6 @@ __all__ = [
     "LockstepFailure",
     "LockstepMismatch",
     "SearchResult",
-    "SingleOutcome",
     "checker",
     "effects",
     "search",
@@ -94,16 +101,10 @@ effects = st.lists(
 ).map(tuple)
 Effects = tuple[tuple[str, int], ...]
 
-#: Rules that run an aio_poll iteration: an ownership refusal there is a P3 matter.
-_POLL_RULES = frozenset({"poll_nonblocking", "poll_blocking"})
 
 
-class LockstepMismatch(AssertionError):
+class LockstepMismatch(PropertyFailure):
     """impl and the reference disagreed; ``prop`` is the property it bears on (or None)."""
-
-    def __init__(self, prop: str | None, message: str) -> None:
-        super().__init__(message)
-        self.prop = prop
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +121,15 @@ class LockstepFailure:
             came from the end-of-run checks).
     """
 
-    prop: str | None
-    via: str
+    prop: PropertyName | None
+    via: Via
     message: str
     steps: int
     program: tuple[str, ...]
 
 
 def _expect_raises(impl_exc: type[BaseException], call: Callable[[], object],
-                   prop: str | None, what: str) -> None:
+                   prop: PropertyName | None, what: str) -> None:
     """``call`` must raise ``impl_exc`` (the reference refused the same call)."""
     try:
         call()
@@ -139,7 +140,7 @@ def _expect_raises(impl_exc: type[BaseException], call: Callable[[], object],
     )
 
 
-def _same(prop: str | None, what: str, got: object, want: object) -> None:
+def _same(prop: PropertyName | None, what: str, got: object, want: object) -> None:
     if got != want:
         raise LockstepMismatch(prop, f"{what}: impl {got!r} != reference {want!r}")
 
@@ -148,7 +149,7 @@ _P = ParamSpec("_P")
 
 
 def _step(
-    prop: str | None,
+    prop: PropertyName | None,
 ) -> Callable[
     [Callable[Concatenate[Lockstep, _P], None]], Callable[Concatenate[Lockstep, _P], None]
 ]:
@@ -233,7 +234,7 @@ class Lockstep(RuleBasedStateMachine):
         self.ref_tag = 0
 
     # -- failures ------------------------------------------------------------------------------
-    def _failed(self, exc: BaseException, prop: str | None) -> None:
+    def _failed(self, exc: BaseException, prop: PropertyName | None) -> None:
         if self.failure is not None:
             return
         last = self.program[-1] if self.program else "start"
@@ -246,7 +247,7 @@ class Lockstep(RuleBasedStateMachine):
             f = LockstepFailure(exc.prop, "lockstep", f"{exc} ({where})", self.steps,
                                 tuple(self.program))
         else:
-            f = LockstepFailure(_exception_property(exc, prop, last), "exception",
+            f = LockstepFailure(property_of(exc) or prop, "exception",
                                 f"{type(exc).__name__}: {exc} ({where})", self.steps,
                                 tuple(self.program))
         self.failure = f
@@ -657,7 +658,7 @@ class Lockstep(RuleBasedStateMachine):
             min(len(self.log), len(self.ref_log)),
         )
         first = [e[0] for e in (self.log[k:k + 1] + self.ref_log[k:k + 1])]
-        prop = "P2" if {"bh", "oneshot"} & set(first) else None
+        prop: PropertyName | None = "P2" if {"bh", "oneshot"} & set(first) else None
         raise LockstepMismatch(
             prop,
             f"callback log differs at entry {k}: impl {self.log[k:k + 4]!r}... != "
@@ -691,27 +692,9 @@ class Lockstep(RuleBasedStateMachine):
         assert self.ms.violations == [], [str(v) for v in self.ms.violations]
 
 
-def _exception_property(exc: BaseException, prop: str | None, rule_name: str) -> str | None:
-    """The property an exception impl raised (where the reference did not) bears on."""
-    if isinstance(exc, (NotOwnerError, LockNotHeldError)):
-        return "P3" if rule_name in _POLL_RULES else "P1"
-    if isinstance(exc, BHDeletedError) or type(exc).__name__ == "UseAfterFree":
-        return "P2"
-    return prop
-
-
 # ------------------------------------------------------------------------------------------
 # Search: the kill-matrix hook
 # ------------------------------------------------------------------------------------------
-class MutantLike(Protocol):
-    """What the kill matrix passes in (aioctx_verify.stress.mutation._catalogue.Mutant)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def apply(self) -> contextlib.AbstractContextManager[object]: ...
-
-
 @dataclass(slots=True)
 class SearchResult:
     """What :func:`search` found.
@@ -741,10 +724,6 @@ class SearchResult:
         return self.found is not None
 
 
-class _Abandon(Exception):
-    """The search ended (out of time, or the watcher gave up on a hung step)."""
-
-
 def search(
     *,
     seconds: float = 10.0,
@@ -769,88 +748,44 @@ def search(
     running long past its budget, is reported as a hang (LIVE, ``via="watchdog"``) and the
     worker is abandoned (a daemon thread blocked in impl).
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, reject, settings
+    from hypothesis import reject
     from hypothesis import seed as hseed
     from hypothesis.stateful import run_state_machine_as_test
 
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
     shrink_for = shrink_seconds if shrink_seconds is not None else max(1.0, seconds / 2)
     hang = hang_after if hang_after is not None else min(5.0, max(0.5, seconds / 3))
     limit = step_limit if step_limit is not None else hang + 2.0
-    res = SearchResult()
-    lock = threading.Lock()
-    found_at: list[float] = []
+    driver: SeededSearch[LockstepFailure] = SeededSearch(
+        seed=seed, seconds=seconds, shrink_seconds=shrink_for, key=lambda f: f.steps, chunk=chunk
+    )
     current: list[Lockstep] = []
-    abandoned = threading.Event()
     errors: list[BaseException] = []
-    out_of_time: list[bool] = []
 
     class _Machine(Lockstep):
         hang_after = hang
 
-    def record(f: LockstepFailure) -> None:
-        with lock:
-            if abandoned.is_set():
-                return
-            if not found_at:
-                found_at.append(time.perf_counter())
-                res.first = f
-            res.failures.append(f)
-            if res.found is None or f.steps < res.found.steps:
-                res.found = f
-
     def factory() -> Lockstep:
-        now = time.perf_counter()
-        if abandoned.is_set():
-            raise _Abandon
-        if (not found_at and now > deadline) or (found_at and now > found_at[0] + shrink_for):
-            out_of_time.append(True)
+        if not driver.allows():
             reject()  # out of time: Hypothesis counts the example as invalid, unrun
         m = _Machine()
-        m.sink = record
+        m.sink = driver.record
         current[:] = [m]
-        res.runs += 1
+        driver.runs += 1
         return m
 
-    run_settings = settings(
-        max_examples=chunk,
-        stateful_step_count=step_count,
-        database=None,
-        deadline=None,
-        derandomize=False,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate, Phase.shrink],
-        report_multiple_bugs=False,
-        print_blob=False,
-        verbosity=Verbosity.quiet,
-    )
+    def run_chunk(settings: Settings, chunk_seed: int) -> None:
+        def make() -> Lockstep:
+            return factory()
+
+        hseed(chunk_seed)(make)
+        # Through Any: hypothesis' annotation of this function differs between releases
+        # (untyped in some, type[RuleBasedStateMachine] in others).
+        run_machine: Any = run_state_machine_as_test
+        run_machine(make, settings=settings)
 
     def work() -> None:
-        chunk_no = 0
         try:
-            while not found_at and time.perf_counter() < deadline and not abandoned.is_set():
-
-                def make() -> Lockstep:
-                    return factory()
-
-                hseed(seed * 1_000_003 + chunk_no)(make)
-                try:
-                    # Through Any: hypothesis' annotation of this function differs between
-                    # releases (untyped in some, type[RuleBasedStateMachine] in others).
-                    run_machine: Any = run_state_machine_as_test
-                    run_machine(make, settings=run_settings)
-                except _Abandon:
-                    return
-                except Exception:
-                    # The shrunk failure is re-raised (or, shrinking cut short, reported
-                    # as flaky / unsatisfiable): what failed was recorded by the machine.
-                    # Examples rejected for want of time can make Hypothesis see its own
-                    # replays as inconsistent; that ends the search too.  Anything else
-                    # surfaces below.
-                    if not found_at and not out_of_time and not abandoned.is_set():
-                        raise
-                chunk_no += 1
+            driver.run(run_chunk, stateful_step_count=step_count)
         except BaseException as e:
             errors.append(e)
 
@@ -863,8 +798,8 @@ def search(
             done.set()
 
     runner = _SearchThread.submit(job)
-    res.worker = runner.thread
-    hard_deadline = deadline + shrink_for + limit + 5.0
+    hard_deadline = driver.deadline + shrink_for + limit + 5.0
+    hung = False
     hung_msg = ""
     while not done.is_set():
         done.wait(0.05)  # a bounded wait: the watch below runs every 50 ms
@@ -875,25 +810,26 @@ def search(
             last = m.program[-1] if m is not None and m.program else "?"
             hung_msg = f"a step ({last}) did not return within {limit:g} s"
         elif now > hard_deadline and not done.is_set():
-            hung_msg = f"the search did not end within {hard_deadline - t0:.1f} s"
+            hung_msg = f"the search did not end within {hard_deadline - driver.t0:.1f} s"
         if hung_msg:
             runner.retire()  # its thread ends once freed; the next search gets a new one
-            with lock:
-                steps = m.steps if m is not None else 0
-                prog = tuple(m.program) if m is not None else ()
-                f = LockstepFailure("LIVE", "watchdog", f"hang: {hung_msg}", steps, prog)
-                if not found_at:
-                    found_at.append(now)
-                    res.first = f
-                    res.found = f
-                res.hung = True
-                abandoned.set()
+            steps = m.steps if m is not None else 0
+            prog = tuple(m.program) if m is not None else ()
+            driver.abandon(LockstepFailure("LIVE", "watchdog", f"hang: {hung_msg}", steps, prog))
+            hung = True
             break
-    if errors and not found_at:
+    if errors and not driver.failures:
         raise errors[0]
-    res.seconds = time.perf_counter() - t0
-    res.seconds_to_find = found_at[0] - t0 if found_at else None
-    return res
+    return SearchResult(
+        found=driver.found,
+        first=driver.first,
+        runs=driver.runs,
+        seconds_to_find=driver.seconds_to_find,
+        seconds=driver.elapsed(),
+        hung=hung,
+        failures=list(driver.failures),
+        worker=runner.thread,
+    )
 
 
 class _SearchThread:
@@ -938,20 +874,7 @@ class _SearchThread:
                 _SearchThread._current = None
 
 
-@dataclass(frozen=True, slots=True)
-class SingleOutcome:
-    """One checker run (the fields of :class:`stress.mutation._matrix.CheckOutcome`)."""
-
-    killed: bool
-    seconds: float  # wall time until the first failure (the whole search if none)
-    counterexample_steps: int | None  # rule steps of the shrunk failing program
-    detail: str
-    killed_by_property: str | None
-    applicable: bool = True
-    via: str = ""
-
-
-def checker(mutant: MutantLike, seed: int, seconds: float) -> SingleOutcome:
+def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
     """Kill-matrix hook ``stateful_single``: the lockstep search under ``mutant.apply()``
     for ``seconds`` (then at most ``max(1, seconds / 2)`` of shrinking)."""
     with mutant.apply():
@@ -959,24 +882,15 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> SingleOutcome:
     if res.found is None and res.runs == 0:
         # Nothing ran: not evidence that the mutant survives.  Seen only in long-lived
         # kill-matrix worker processes, after an earlier cell (cause not yet found).
-        return SingleOutcome(
-            False,
-            res.seconds,
-            None,
+        return CheckOutcome.not_applicable(
             f"stateful-single: no lockstep program started within {res.seconds:.1f} s "
             "(this process could not run Hypothesis in time); not counted",
-            None,
-            applicable=False,
-            via="lockstep",
+            res.seconds,
         )
     if res.found is None:
-        return SingleOutcome(
-            False,
+        return CheckOutcome.survived(
             res.seconds,
-            None,
             f"stateful-single: no failure in {res.runs} lockstep programs ({res.seconds:.1f} s)",
-            None,
-            via="lockstep",
         )
     f = res.found
     first = res.first
@@ -987,6 +901,6 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> SingleOutcome:
         + (f" (found with {first.steps})" if first is not None else "")
         + f"; {res.runs} programs | seed {seed} | program: {', '.join(f.program)}"
     )
-    return SingleOutcome(
-        True, res.seconds_to_find or res.seconds, f.steps, detail, prop, via=f.via
+    return CheckOutcome.kill(
+        res.seconds_to_find or res.seconds, detail, prop, f.via, steps=f.steps
     )

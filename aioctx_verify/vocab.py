@@ -1,0 +1,77 @@
+"""The words every layer shares: trace events, thread ids, property names, the root error.
+
+Why a module of its own: impl emits trace events, the model emits the same events along a
+path, the properties' monitors consume them, and the reports name the properties they
+broke.  With the vocabulary here (and nothing else), model, properties and reports depend
+on this leaf module instead of on impl, and impl on nothing but it.  It imports nothing of
+the project (enforced by ``tests/test_layers.py``); :mod:`aioctx_verify.impl` re-exports
+everything its public API always offered (``impl.TraceEvent is vocab.TraceEvent``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, NewType, Protocol, get_args
+
+__all__ = [
+    "PROPERTY_NAMES",
+    "AioCtxError",
+    "PropertyName",
+    "ThreadId",
+    "TraceEvent",
+    "TraceSource",
+    "Tracer",
+]
+
+#: Identity of a thread as the platform sees it (``threading.get_ident`` on the real one,
+#: a small stable integer on a controlled one).
+ThreadId = NewType("ThreadId", int)
+
+#: The properties the suite checks: P1 nested acquire, P2 lock-free BH scheduling, P3 mutual
+#: exclusion during event-loop iterations, LIVE no lost wake-up, starvation or deadlock.
+PropertyName = Literal["P1", "P2", "P3", "LIVE"]
+#: Every :data:`PropertyName`, in the order reports list them.
+PROPERTY_NAMES: tuple[PropertyName, ...] = get_args(PropertyName)
+
+
+class AioCtxError(Exception):
+    """Root of every exception this project raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One step of the protocol, as seen by monitors.
+
+    Attributes:
+        kind: what happened: ``acquire`` (obj = depth after), ``release`` (obj = depth
+            after), ``lock_wait`` (obj = ticket), ``lock_abandon`` (obj = ticket),
+            ``contention_kick``, ``poll_begin`` (obj = blocking), ``poll_wait`` (obj =
+            timeout ns), ``poll_end``, ``bh_new``, ``bh_schedule_begin``, ``bh_schedule_end``
+            (detail = new / coalesced / idle), ``bh_run_begin``, ``bh_run_end``,
+            ``bh_cancel``, ``bh_delete``, ``notify``, ``notify_accept``,
+            ``handler_run_begin``, ``handler_run_end``, ``timer_run_begin``,
+            ``timer_run_end``, ``iothread_start``, ``iothread_stop``.  Checkers may add
+            kinds of their own to the same stream (monitors ignore kinds they do not know).
+        thread: the platform thread that did it.
+        ctx: the AioContext's id (0 when not applicable).
+        obj: the BH / handler / timer id, or another integer payload (lock depth, progress).
+        detail: free text (callback name, ``blocking``) for human-readable traces.
+    """
+
+    kind: str
+    thread: ThreadId
+    ctx: int = 0
+    obj: int = 0
+    detail: str = ""
+
+
+#: A trace listener: called once per event, in the order the events are emitted.
+Tracer = Callable[[TraceEvent], None]
+
+
+class TraceSource(Protocol):
+    """Anything that emits trace events to its :attr:`tracer` (every impl platform does)."""
+
+    #: The listener; ``None`` when nobody listens.
+    tracer: Tracer | None
