@@ -370,12 +370,16 @@ def _step_hypothesis(
     lockstep (a third of the share), then multi-thread scripts with Hypothesis choosing the
     interleaving on the controlled scheduler (the rest)."""
     from aioctx_verify.stress import stateful
+    from aioctx_verify.stress.explore import replay_line
 
     t0 = time.perf_counter()
     failed: dict[PropertyName, str] = {}
     runs = 0
+    unsure = ""
     if not stop():
         single = stateful.search_single(seconds=seconds / 3, seed=plan.seed)
+        if single.inconclusive:
+            unsure = "single-thread lockstep: the search outlived its bound (machine too slow)"
         runs += single.runs
         progress(f"hypothesis: single-thread lockstep, {single.runs} programs", 0.33)
         f1 = single.found
@@ -388,7 +392,7 @@ def _step_hypothesis(
             acc.counterexamples.append(Counterexample(
                 property=prop, checker="hypothesis", kind="stateful",
                 message=failed[prop][:2000], schedule=None, seed=plan.seed,
-                replay_command=None,
+                replay_command=replay_line(f"single:seed={plan.seed}"),
             ))
     left = max(0.5, seconds - (time.perf_counter() - t0))
     if not stop():
@@ -403,17 +407,17 @@ def _step_hypothesis(
             acc.counterexamples.append(Counterexample(
                 property=prop, checker="hypothesis", kind=found.kind or "stateful",
                 message=msg[:2000], schedule=found.schedule, seed=plan.seed,
-                replay_command=None,
+                replay_command=found.replay_command() or None,
             ))
     acc.verdict(plan, "hypothesis", failed, runs, time.perf_counter() - t0,
-                inconclusive="stopped early" if stop() else "")
+                inconclusive="stopped early" if stop() else unsure)
 
 
 def _step_stress(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
     try:
-        from aioctx_verify.stress.real import WORKLOADS, run_workload
+        from aioctx_verify.stress.real import WORKLOADS, result_replay_line, run_workload
     except ImportError as e:
         acc.skipped(plan, "stress", f"stress workloads unavailable: {e}")
         return
@@ -423,12 +427,14 @@ def _step_stress(
     trials = 0
     t0 = time.perf_counter()
     stopped = ""
+    unsure = 0
     for i, name in enumerate(names):
         if stop():
             stopped = f"stopped after {i} of {len(names)} workloads"
             break
         r = run_workload(name, seconds=per, seed=plan.seed + i, noise=True)
         trials += r.trials
+        unsure += r.inconclusive
         progress(f"stress: {name}", (i + 1) / len(names))
         acc.histograms.append(Histogram(
             workload=name, counts=dict(r.histogram),
@@ -445,8 +451,10 @@ def _step_stress(
                 property=props[0] if props else "LIVE", checker="stress",
                 kind="hang" if r.stacks else ("property" if props else "forbidden_outcome"),
                 message=f"{name}: {text}"[:2000], schedule=None, seed=plan.seed + i,
-                replay_command=None,
+                replay_command=result_replay_line(r),
             ))
+    if not stopped and trials and unsure == trials:
+        stopped = f"all {trials} trials inconclusive (waits ran out, nothing seen stuck)"
     acc.verdict(plan, "stress", failed, trials, time.perf_counter() - t0, inconclusive=stopped)
 
 

@@ -14,8 +14,11 @@ Commands:
         scheduler's rows (:mod:`aioctx_verify.stress.bench._explore`) and prints their notes.
     explore: every strategy on the built-in corpus of buggy and safe programs; exit 0 when
         every bug was found and no safe program failed, 1 otherwise.
-    replay: one schedule string; exit 1 when its failure reproduces, 0 when the run
-        passes, 2 for a malformed or unknown schedule or one that the run cannot follow.
+    replay: one failure from the replay line a failing run printed
+        (:mod:`aioctx_verify._replay_cmd`: schedules of corpus, probe and stateful
+        programs, lockstep seeds, real-thread trials, optionally under ``--mutant``); exit 1
+        when its failure reproduces, 0 when the run passes, 2 for a malformed or unknown
+        spec or one that the run cannot follow.
 """
 
 from __future__ import annotations
@@ -35,14 +38,10 @@ from aioctx_verify.stress import (
     BenchError,
     Budget,
     ExploreResult,
-    InvalidScheduleError,
-    Schedule,
     atomic_write_text,
     corpus_by_name,
     explore,
     format_table,
-    format_trace,
-    replay,
     run_benchmarks,
     write_json,
 )
@@ -297,33 +296,6 @@ def explore_cmd(
     sys.exit(1 if wrong else 0)
 
 
-class _ScheduleError(click.ClickException):
-    exit_code = 2
-
-
-@main.command(name="replay")
-@click.argument("schedule")
-def replay_cmd(schedule: str) -> None:
-    """Re-run one schedule string (as printed by a failing exploration) exactly."""
-    try:
-        parsed = Schedule.parse(schedule)
-        out = replay(parsed, corpus_by_name())
-    except InvalidScheduleError as e:
-        raise _ScheduleError(str(e)) from None
-    if out.verdict == "inconclusive":
-        raise _ScheduleError(f"cannot follow the schedule: {out.message}")
-    click.echo(
-        f"{parsed.program} [{parsed.memory}]: {out.verdict}"
-        f"{' (' + out.kind + ')' if out.kind else ''}, {out.steps} steps, "
-        f"{out.preemptions} preemption(s)"
-    )
-    if out.verdict == "fail":
-        click.echo(out.message)
-        click.echo(format_trace(out.trace, out.thread_names))
-        sys.exit(1)
-    sys.exit(0)
-
-
 from aioctx_verify._report_cmd import report_cmd  # noqa: E402 - registered here, beside the other commands
 
 main.add_command(report_cmd, name="report")
@@ -335,6 +307,10 @@ main.add_command(run_cmd, name="run")
 from aioctx_verify._mutants_cmd import mutants_cmd  # noqa: E402
 
 main.add_command(mutants_cmd, name="mutants")
+
+from aioctx_verify._replay_cmd import replay_cmd  # noqa: E402
+
+main.add_command(replay_cmd, name="replay")
 
 
 if __name__ == "__main__":

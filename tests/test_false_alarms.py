@@ -3,6 +3,10 @@
 A check that fires on correct code is as worthless as one that never fires.  CI runs a few
 seeds of every checker; the nightly tox env runs 1,000 (``AIOCTX_FALSE_ALARM_SEEDS=1000``).
 Each run is the checker's control run: the unmutated impl on every probe the checker has.
+tests/test_loaded.py runs the same control runs beside CPU burners (tox -e loaded).
+
+A run may end ``inconclusive`` (a wall-clock bound ran out and nothing was seen stuck: the
+machine was too slow to tell); that is not a false alarm, but most runs must answer.
 """
 
 from __future__ import annotations
@@ -19,26 +23,46 @@ SEEDS = int(os.environ.get("AIOCTX_FALSE_ALARM_SEEDS", "3"))
 SECONDS = float(os.environ.get("AIOCTX_FALSE_ALARM_SECONDS", "0.4"))
 #: Seeds start here, so CI and nightly do not keep re-running the same few.
 FIRST = int(os.environ.get("AIOCTX_FALSE_ALARM_FIRST_SEED", "0"))
-#: A checker run may overshoot its budget (setup, one last schedule, a watchdog bound).
-_BOUND = max(120.0, SEEDS * (max(SECONDS, 1.5) * 4 + 3) + 60)
+#: pytest-timeout's bound on one checker's seeds: it only stops a stuck test (the verdicts
+#: below never read the clock); a checker run may overshoot its budget several times over
+#: on a loaded machine (setup, one last schedule, a bound that ends a run inconclusive).
+_BOUND = max(300.0, SEEDS * (max(SECONDS, 1.5) * 8 + 10) + 120)
 
 
-def _seconds(checker: str) -> float:
+def seconds_for(checker: str, base: float = SECONDS) -> float:
     """The stateful checkers start Hypothesis first (a loaded CI runner took over 0.4 s
     before the first lockstep program), so they get at least 1.5 s per seed."""
-    return max(SECONDS, 1.5) if checker.startswith("stateful") else SECONDS
+    return max(base, 1.5) if checker.startswith("stateful") else base
+
+
+def control_runs(checker: str, seeds: range, seconds: float) -> tuple[int, int]:
+    """Run ``checker``'s control run for every seed; fail on a false alarm or an error.
+
+    Returns:
+        (answered, inconclusive): runs that answered (clean) and runs that could not tell.
+    """
+    answered = unsure = 0
+    for seed in seeds:
+        out = run_checker(checker, NO_MUTANT, seed, seconds)
+        assert out.verdict != "error", f"{checker} seed {seed}: the checker broke: {out.detail}"
+        assert not out.killed, f"FALSE ALARM: {checker} seed {seed}: {out.detail}"
+        answered += out.applicable
+        unsure += out.is_inconclusive
+    return answered, unsure
 
 
 @pytest.mark.timeout(_BOUND)
 @pytest.mark.parametrize("checker", available_checkers())
 def test_no_false_alarm_on_the_correct_impl(checker: str) -> None:
     t0 = time.perf_counter()
-    runs = 0
-    for seed in range(FIRST, FIRST + SEEDS):
-        out = run_checker(checker, NO_MUTANT, seed, _seconds(checker))
-        assert out.verdict != "error", f"{checker} seed {seed}: the checker broke: {out.detail}"
-        assert not out.killed, f"FALSE ALARM: {checker} seed {seed}: {out.detail}"
-        runs += out.applicable
-    # A checker with nothing to run on the correct impl would pass vacuously: it must run.
-    assert runs == SEEDS, f"{checker}: {SEEDS - runs} of {SEEDS} control runs were not applicable"
-    print(f"{checker}: {SEEDS} seeds clean in {time.perf_counter() - t0:.1f}s")
+    answered, unsure = control_runs(checker, range(FIRST, FIRST + SEEDS), seconds_for(checker))
+    # A checker with nothing to run on the correct impl would pass vacuously: it must run,
+    # and a run that cannot tell is no answer either (most must answer).
+    assert answered + unsure == SEEDS, (
+        f"{checker}: {SEEDS - answered - unsure} of {SEEDS} control runs were not applicable"
+    )
+    assert answered >= SEEDS - SEEDS // 4, (
+        f"{checker}: only {answered} of {SEEDS} control runs answered ({unsure} inconclusive)"
+    )
+    print(f"{checker}: {SEEDS} seeds clean ({unsure} inconclusive) in "
+          f"{time.perf_counter() - t0:.1f}s")

@@ -105,7 +105,7 @@ def test_table_names_every_mutant_and_the_summary(small: KillMatrix) -> None:
 def test_a_kill_replays(small: KillMatrix) -> None:
     """The schedule a cell reports reproduces the failure under the mutant, not without."""
     cell = small.cells[("deleted-bh-runs", "explore_random")]
-    m = re.search(r"aioctx-verify replay '([^']+)'", cell.detail)
+    m = re.search(r"aioctx-verify replay --mutant deleted-bh-runs '([^']+)'", cell.detail)
     assert m, cell.detail
     programs = {p.name: probe_program(p) for p in PROBES.values()}
     with mutant_by_name()["deleted-bh-runs"].apply():

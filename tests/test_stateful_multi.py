@@ -246,7 +246,9 @@ def test_checker_hooks_report_kills_and_survivals() -> None:
     assert isinstance(none, CheckOutcome) and none.verdict == "survived"
     assert not none.killed and none.counterexample_steps is None
     assert none.killed_by_property is None
-    killed = checker(_Mutant("unlock-no-owner-check"), seed=0, seconds=10.0)
+    # A work budget (examples), not seconds: the kill does not depend on machine speed;
+    # the seconds are only a backstop that a hung search would hit.
+    killed = checker(_Mutant("unlock-no-owner-check"), seed=0, seconds=600.0, max_examples=400)
     assert killed.killed, killed.detail
     assert killed.killed_by_property == "P1"
     assert killed.counterexample_steps is not None and killed.counterexample_steps <= 2
@@ -279,7 +281,9 @@ def test_real_threads_random_scripts_without_violation() -> None:
 
 
 def test_real_checker_kills_a_broken_lock_and_finds_a_replayable_schedule() -> None:
-    out = real_checker(_Mutant("unlock-no-owner-check"), seed=3, seconds=20.0, timeout=2.0)
+    out = real_checker(
+        _Mutant("unlock-no-owner-check"), seed=3, seconds=600.0, timeout=2.0, max_runs=200
+    )
     assert out.killed, out.detail
     assert out.killed_by_property == "P1"
     assert out.schedule is not None, out.detail  # reproduced on the controlled scheduler

@@ -2,7 +2,9 @@
 
 It must kill the mutants a single thread can see (lockstep mismatch, monitor violation or
 impl exception, each with its property and a shrunk program), report nothing on the
-unmutated impl, and turn a hang into a LIVE failure instead of hanging the matrix.
+unmutated impl, and decide liveness by the run's structure, not the wall clock: a poll that
+would sleep forever is a LIVE failure at once; a search that outlives its wall-clock bound is
+inconclusive, never a failure.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ WAIT = 10.0
 def test_kills_single_thread_visible_mutants(name: str, prop: str, via: str) -> None:
     out = run_checker("stateful_single", _MUTANTS[name], 0, KILL_BUDGET)
     assert out.applicable and out.killed, out.detail
-    assert out.seconds <= KILL_BUDGET + 0.5, out.detail
     assert out.killed_by_property == prop, out.detail
     assert out.via == via, out.detail
     assert out.counterexample_steps is not None and 1 <= out.counterexample_steps <= 50
@@ -67,7 +68,7 @@ def test_registered_in_the_kill_matrix_with_the_outcome_shape() -> None:
     out = checker(_MUTANTS["deleted-bh-runs"], 1, BUDGET)
     assert isinstance(out, CheckOutcome)  # the matrix's own type, read as it is
     assert out.killed and out.killed_by_property == "P2" and out.via == "lockstep"
-    assert out.counterexample_steps is not None and out.seconds <= BUDGET + 0.5
+    assert out.counterexample_steps is not None and 1 <= out.counterexample_steps <= 50
 
 
 def test_search_is_seeded_and_shrinks() -> None:
@@ -85,7 +86,7 @@ def test_search_is_seeded_and_shrinks() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Hangs are bounded
+# Liveness by structure; wall-clock time only ends a search (inconclusive)
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Patch:
@@ -99,53 +100,42 @@ class _Patch:
         return mock.patch.object(AioContext, self.attr, self.replacement)
 
 
-def _blocking_poll(wake: threading.Event) -> Callable[[AioContext, bool], bool]:
-    """aio_poll whose blocking form ignores ready work and waits for ``wake`` (set after
-    it started; bounded) instead of polling."""
+def test_a_poll_that_would_sleep_forever_is_a_live_failure_at_once() -> None:
+    """The blocking poll ignores ready work and sleeps in the poller with no timeout: in
+    the lockstep machine's single thread nothing could wake it, so the step fails LIVE
+    (BlockedForever) without any wait, however slow the machine."""
     orig = AioContext.aio_poll
 
     def poll(self: AioContext, blocking: bool) -> bool:
         if blocking:
-            wake.clear()
-            wake.wait(WAIT)
-            return False
+            self._poller.poll(-1)
         return orig(self, blocking)
 
-    return poll
-
-
-def test_a_poll_that_sleeps_until_notified_is_a_live_failure() -> None:
-    """The blocking poll ignores ready work and waits for an aio_notify: the step's own
-    watchdog (hang_after) wakes it and the step fails LIVE."""
-    woke = threading.Event()
-    orig_notify = AioContext.aio_notify
-
-    def notify(self: AioContext) -> None:
-        woke.set()
-        orig_notify(self)
-
-    poll = _blocking_poll(woke)
-    with _Patch("poll-sleeps", notify, "aio_notify").apply(), _Patch("poll-sleeps", poll).apply():
-        res = search(seconds=3.0, seed=0, hang_after=0.2, shrink_seconds=0.5)
-    assert res.found is not None and not res.hung
+    with _Patch("poll-sleeps", poll).apply():
+        res = search(seconds=10.0, seed=0, shrink_seconds=0.5)
+    assert res.found is not None and not res.inconclusive
     assert res.found.prop == "LIVE" and res.found.via == "lockstep", res.found
-    assert "blocked over" in res.found.message
+    assert "nothing could ever wake it" in res.found.message
     assert res.found.program[-1] == "poll_blocking"
 
 
-def test_a_step_that_never_returns_is_reported_not_waited_for() -> None:
-    """The blocking poll ignores aio_notify too: the search abandons the worker after
-    step_limit and reports a hang (LIVE, via watchdog); the test then frees the worker."""
+def test_a_step_that_never_returns_ends_the_search_inconclusive() -> None:
+    """The blocking poll waits on an event outside the platform (invisible to it): the
+    search gives up at its wall-clock bound and says inconclusive, not a failure; the test
+    then frees the abandoned worker."""
     never = threading.Event()
-    with _Patch("poll-hangs", _blocking_poll(never)).apply():
-        res = search(seconds=3.0, seed=0, hang_after=0.2, step_limit=0.6)
+    orig = AioContext.aio_poll
+
+    def poll(self: AioContext, blocking: bool) -> bool:
+        if blocking:
+            never.wait(WAIT)
+        return orig(self, blocking)
+
+    with _Patch("poll-hangs", poll).apply():
+        res = search(seconds=3.0, seed=0, give_up_after=1.0)
     try:
-        assert res.killed and res.hung
-        assert res.found is not None
-        assert res.found.prop == "LIVE" and res.found.via == "watchdog"
-        assert res.found.program[-1] == "poll_blocking"
-        assert "did not return" in res.found.message
-        assert res.seconds < 3.0 + 0.6 + 2.0
+        assert res.inconclusive and not res.killed, res
+        assert res.worker is not None and res.worker.is_alive()
     finally:
         never.set()
         assert res.worker is not None

@@ -208,7 +208,10 @@ def wait_for_godot(trial: Trial, godot: threading.Event) -> None:
     trial.wait(godot, timeout=60)
 
 
-def test_watchdog_fails_a_hung_trial_with_the_blocked_stack() -> None:
+def test_watchdog_ends_an_overdue_trial_inconclusive_with_the_blocked_stack() -> None:
+    """A trial that outlives its deadline while nothing is seen stuck (no IOThread asleep
+    with work due, no free lock with waiters) is not a hang: the machine may be slow.  The
+    watchdog ends the run there, records every stack and calls the trial inconclusive."""
     godot = threading.Event()
     stuck = threading.Event()
 
@@ -221,10 +224,10 @@ def test_watchdog_fails_a_hung_trial_with_the_blocked_stack() -> None:
         r = run_workload(_workload(run), seconds=GUARD, trial_timeout=0.4, patience=0.2)
     finally:
         stuck.set()
-    # The watchdog ended the run at the hung trial (the first), not the GUARD budget.
-    assert r.verdict == "fail" and r.trials == 1
-    assert dict(r.histogram) == {"hang": 1} and r.grades["hang"] is F
-    assert r.failure is not None and (r.failure.kind, r.failure.prop) == ("hang", "LIVE")
+    # The watchdog ended the run at the overdue trial (the first), not the GUARD budget.
+    assert r.trials == 1 and r.failure is None, r.failure
+    assert dict(r.histogram) == {"inconclusive": 1} and r.inconclusive == 1
+    assert r.grades["inconclusive"] is not F
     driver = r.stacks["stress.test-only.0"]
     assert "in wait_for_godot" in driver and "trial.wait(godot, timeout=60)" in driver
     assert any("stuck.wait" in s for s in r.stacks.values())
@@ -244,9 +247,10 @@ def test_watchdog_returns_even_when_the_trial_never_ends() -> None:
     finally:
         never.set()
     # Returning at all is the point (without the watchdog pytest-timeout ends the test);
-    # the run gave up on its one trial rather than waiting for it.
-    assert r.trials == 1 and dict(r.histogram) == {"hang": 1}
-    assert r.failure is not None and r.failure.kind == "hang"
+    # the run gave up on its one trial rather than waiting for it.  Nothing was seen stuck
+    # (no IOThread asleep with work due): inconclusive, not a hang.
+    assert r.trials == 1 and dict(r.histogram) == {"inconclusive": 1}
+    assert r.failure is None and r.verdict == "pass"
     assert "never.wait()" in r.stacks["stress.test-only.0"]
     assert "stress.test-only.0 (trial 0)" in r.leftover_threads
 
@@ -261,7 +265,7 @@ def test_watchdog_cancel_lets_iothreads_be_joined() -> None:
         return "ok"
 
     r = run_workload(_workload(run), seconds=GUARD, trial_timeout=0.3, patience=0.5)
-    assert r.failure is not None and r.failure.kind == "hang"
+    assert r.failure is None and dict(r.histogram) == {"inconclusive": 1}  # idle: not stuck
     assert r.leftover_threads == ()
     assert not its[0].running and its[0].ctx.closed
 

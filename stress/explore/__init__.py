@@ -19,12 +19,14 @@ from ._explore import (
     run_schedule,
     shrink,
 )
+from ._lines import REPLAY_PREFIX, replay_line
 from ._search import SearchAbandoned, SeededSearch
 
 __all__ = [
     "Budget",
     "CORPUS",
     "ExploreResult",
+    "REPLAY_PREFIX",
     "Failure",
     "Program",
     "SearchAbandoned",
@@ -34,6 +36,7 @@ __all__ = [
     "explore",
     "format_trace",
     "replay",
+    "replay_line",
     "run_schedule",
     "shrink",
 ]

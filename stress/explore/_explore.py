@@ -29,6 +29,7 @@ from ..controlled import (
     Schedule,
     Step,
 )
+from ._lines import replay_line
 
 __all__ = [
     "Budget",
@@ -84,8 +85,9 @@ class Failure:
     original_steps: int
     prop: str = ""  # P1/P2/P3/LIVE when known (monitor violation, deadlock, lost wake-up)
 
-    def replay_command(self) -> str:
-        return f"aioctx-verify replay '{self.schedule}'"
+    def replay_command(self, mutant: str | None = None) -> str:
+        """The replay line (``mutant``: the mutant applied when the failure was found)."""
+        return replay_line(self.schedule, mutant)
 
     def report(self) -> str:
         lines = [

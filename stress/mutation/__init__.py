@@ -26,6 +26,7 @@ from ._contract import (
     classify_exception,
     property_of,
 )
+from ._evidence import pending_work, slowness, stuck_evidence
 from ._matrix import (
     BUDGETS,
     PROPERTIES,
@@ -46,8 +47,20 @@ from ._probes import (
     ProbeFailure,
     probe_program,
 )
+from ._replay import (
+    ProbeRealReplay,
+    ProbeReplay,
+    replay_probe,
+    replay_probe_real,
+    resolve_mutant,
+)
 
 __all__ = [
+    "ProbeRealReplay",
+    "ProbeReplay",
+    "replay_probe_real",
+    "replay_probe",
+    "resolve_mutant",
     "BUDGETS",
     "CATALOGUE",
     "CheckOutcome",
@@ -75,6 +88,7 @@ __all__ = [
     "classify_exception",
     "kill_matrix",
     "mutant_by_name",
+    "pending_work",
     "poison",
     "probe_program",
     "property_of",
@@ -82,4 +96,6 @@ __all__ = [
     "resolve_budget",
     "rewrite",
     "run_checker",
+    "slowness",
+    "stuck_evidence",
 ]

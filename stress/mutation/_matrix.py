@@ -47,9 +47,9 @@ from aioctx_verify.impl import RealPlatform, TraceEvent
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ..controlled import ControlledPlatform, ReplayStrategy, Schedule
-from ..explore import Budget, Failure, Program, explore, run_schedule, shrink
+from ..explore import Budget, Failure, Program, explore, replay_line, run_schedule, shrink
 from ._catalogue import CATALOGUE, NO_MUTANT, Mutant
-from ._contract import CheckOutcome, Via, as_property, classify_exception
+from ._contract import CheckOutcome, Inconclusive, Via, as_property, classify_exception
 from ._probes import PROBES, Env, Probe, probe_program
 
 __all__ = [
@@ -252,7 +252,7 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
                     detail = (
                         f"{probe.name} [{r.memory}] after {r.schedules} schedule(s): {f.kind}: "
                         f"{_one_line(f.message)} | shrunk to {f.preemptions} preemption(s), "
-                        f"{f.steps} step(s) | {f.replay_command()}"
+                        f"{f.steps} step(s) | {f.replay_command(mutant.name)}"
                     )
                     return CheckOutcome.kill(spent, detail, prop, via, steps=f.steps)
             tried.append(f"{probe.name}: {r.verdict} in {r.schedules} schedules")
@@ -293,6 +293,8 @@ class _RealResult:
     detail: str = ""
     prop: PropertyName | None = None
     via: Via = "exception"
+    #: A wall-clock bound ran out without structural evidence: no answer either way.
+    inconclusive: bool = False
 
 
 def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random) -> _RealResult:
@@ -318,12 +320,16 @@ def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random)
     if violations:
         v = violations[0]
         return _RealResult(True, f"{probe.name} ({mode}): {_one_line(str(v))}", v.prop, "monitor")
+    if isinstance(error, Inconclusive):
+        return _RealResult(False, f"{probe.name} ({mode}): {_one_line(str(error))}",
+                           inconclusive=True)
     if env.watchdog_fired:
+        # The run outlived its wall-clock bound: evidence of a stuck system or nothing.
         return _RealResult(
-            True,
-            f"{probe.name} ({mode}): LIVE watchdog: the run did not end within {REAL_RUN} s",
-            "LIVE",
-            "watchdog",
+            False,
+            f"{probe.name} ({mode}): the run did not end within {REAL_RUN} s and nothing "
+            "was seen stuck: inconclusive (machine too slow?)",
+            inconclusive=True,
         )
     if error is not None:
         prop, via = classify_exception(error)
@@ -342,6 +348,7 @@ def stress_real(
     rng = random.Random(f"{seed}:{mutant.name}")
     t0 = time.perf_counter()
     runs = 0
+    unsure: list[str] = []
     old = sys.getswitchinterval()
     try:
         while time.perf_counter() - t0 < seconds:
@@ -352,11 +359,25 @@ def stress_real(
             runs += 1
             if res.failed:
                 elapsed = time.perf_counter() - t0
-                return CheckOutcome.kill(elapsed, f"run {runs}: {res.detail}", res.prop, res.via)
+                line = replay_line(
+                    f"probe-real:{probe.name}:monitored={int(monitored)}:"
+                    f"switch={sys.getswitchinterval()!r}",
+                    mutant.name,
+                )
+                return CheckOutcome.kill(
+                    elapsed, f"run {runs}: {res.detail} | {line}", res.prop, res.via
+                )
+            if res.inconclusive:
+                unsure.append(res.detail)
     finally:
         sys.setswitchinterval(old)
     elapsed = time.perf_counter() - t0
-    return CheckOutcome.survived(elapsed, f"no failure in {runs} real-thread runs")
+    if unsure and len(unsure) == runs:
+        return CheckOutcome.inconclusive(
+            elapsed, f"all {runs} real-thread runs inconclusive; first: {unsure[0]}"
+        )
+    note = f" ({len(unsure)} inconclusive: {unsure[0]})" if unsure else ""
+    return CheckOutcome.survived(elapsed, f"no failure in {runs} real-thread runs{note}")
 
 
 def _stress_real_all(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
@@ -527,6 +548,14 @@ class KillMatrix:
         ] + [f"false-alarm {c} seed {s}: {o.detail}" for c, s, o in self.false_alarm_runs
              if o.verdict == "error"]
 
+    def inconclusive(self) -> list[str]:
+        """Cells (and control runs) that ended without an answer: a wall-clock bound ran
+        out and nothing was seen stuck (machine too slow).  Neither a kill nor a failure."""
+        return [
+            f"{m} x {c}" for (m, c), o in self.cells.items() if o.is_inconclusive
+        ] + [f"false-alarm {c} seed {s}" for c, s, o in self.false_alarm_runs
+             if o.is_inconclusive]
+
     @property
     def ok(self) -> bool:
         return not self.unkilled() and self.false_alarms == 0
@@ -574,6 +603,7 @@ class KillMatrix:
                     continue
                 cells[c] = {
                     "killed": o.killed,
+                    "verdict": o.verdict,
                     "applicable": o.applicable,
                     "seconds": round(o.seconds, 4),
                     "counterexample_steps": o.counterexample_steps,
@@ -615,6 +645,7 @@ class KillMatrix:
             "mutants": mutants,
             "unkilled": self.unkilled(),
             "errors": self.errors(),
+            "inconclusive": self.inconclusive(),
             "property_kills": self.property_kills(),
             "monitor_kills": self.property_kills(via="monitor"),
             "false_alarms": self.false_alarms,
@@ -623,6 +654,7 @@ class KillMatrix:
                     "checker": c,
                     "seed": s,
                     "failed": o.killed,
+                    "verdict": o.verdict,
                     "applicable": o.applicable,
                     "seconds": round(o.seconds, 4),
                     "detail": o.detail,
@@ -644,7 +676,9 @@ class KillMatrix:
             row = []
             for c, w in zip(self.checkers, cols, strict=True):
                 o = self.cells.get((m.name, c))
-                if o is None or not o.applicable:
+                if o is not None and o.is_inconclusive:
+                    txt = "inc"
+                elif o is None or not o.applicable:
                     txt = "n/a"
                 elif o.killed:
                     txt = f"{o.seconds:.2f}s"
@@ -669,6 +703,9 @@ class KillMatrix:
         )
         if self.unkilled():
             lines.append("not killed: " + ", ".join(self.unkilled()))
+        if self.inconclusive():
+            lines.append("inconclusive (machine too slow, not failures): "
+                         + ", ".join(self.inconclusive()))
         for c, s, o in self.false_alarm_runs:
             if o.killed:
                 lines.append(f"FALSE ALARM {c} seed {s}: {o.detail}")
@@ -772,13 +809,19 @@ def kill_matrix(
         if m == NO_MUTANT.name:
             km.false_alarm_runs.append((c, s, out))
             what = f"control seed {s}"
-            verdict = "FALSE ALARM" if out.killed else ("n/a" if not out.applicable else "clean")
+            verdict = (
+                "FALSE ALARM" if out.killed
+                else "inconclusive" if out.is_inconclusive
+                else "n/a" if not out.applicable
+                else "clean"
+            )
         else:
             km.cells[(m, c)] = out
             what = m
             verdict = (
                 f"killed in {out.seconds:.2f}s ({out.killed_by_property or '?'}, {out.via})"
                 if out.killed
+                else "inconclusive" if out.is_inconclusive
                 else ("n/a" if not out.applicable else "survived")
             )
         if progress is not None:

@@ -40,7 +40,8 @@ from aioctx_verify.vocab import PropertyName
 from ..controlled import ControlledPlatform
 from ..explore import Program
 from ._catalogue import poison
-from ._contract import PropertyFailure
+from ._contract import Inconclusive, PropertyFailure
+from ._evidence import stuck_evidence
 
 __all__ = ["PROBES", "Env", "Latch", "Probe", "ProbeFailure", "probe_program"]
 
@@ -92,8 +93,19 @@ class Env:
         if not ok:
             raise ProbeFailure(prop, message)
 
-    def _timeout(self, what: str) -> ProbeFailure:
-        return ProbeFailure("LIVE", f"lost wake-up: {what} did not happen within {self.limit} s")
+    def _timeout(
+        self, what: str, prop: PropertyName = "LIVE", kind: str = "lost wake-up"
+    ) -> Exception:
+        """A real-thread wait for ``what`` ran out: a LIVE :class:`ProbeFailure` if the
+        system is seen stuck (:func:`stuck_evidence`), else :class:`Inconclusive` (the
+        machine may just be slow; an expired wait alone proves nothing)."""
+        evidence = None if self.aborted else stuck_evidence(self.iothreads, self.contexts)
+        if evidence is not None:
+            return ProbeFailure(prop, f"{kind}: {what} did not happen: {evidence}")
+        return Inconclusive(
+            f"{what} did not happen within {self.limit} s and nothing was seen stuck: "
+            "inconclusive (machine too slow?)"
+        )
 
     def keep(self, e: BaseException) -> None:
         """Keep ``e`` in :attr:`raised` if it is the first exception to leave a thread."""
@@ -153,10 +165,7 @@ class Env:
     def acquire(self, ctx: AioContext) -> Iterator[AioContext]:
         """``aio_context_acquire`` / ``release`` (bounded on real threads)."""
         if not ctx.acquire(self.limit):
-            raise ProbeFailure(
-                "P1", f"starvation: {ctx.name} was not granted within {self.limit} s "
-                "(an acquirer is stuck behind its poller)"
-            )
+            raise self._timeout(f"the grant of {ctx.name}", "P1", "starvation")
         try:
             yield ctx
         except BaseException:

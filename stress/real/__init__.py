@@ -2,6 +2,7 @@
 noise injection, the stall watch and the trial runner.
 """
 
+from ._replay import RealSpec, TrialReplay, replay_trial, result_replay_line, trial_spec
 from ._runner import (
     NoiseConfig,
     NoisyPlatform,
@@ -37,7 +38,12 @@ __all__ = [
     "Workload",
     "WorkloadResult",
     "dump_stacks",
+    "RealSpec",
+    "TrialReplay",
     "format_result",
+    "replay_trial",
+    "result_replay_line",
+    "trial_spec",
     "kill_checker",
     "run_workload",
 ]

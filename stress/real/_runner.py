@@ -62,8 +62,16 @@ from aioctx_verify.impl._platform import Condition, Mutex, Poller, RawNotifier, 
 from aioctx_verify.properties import MonitorSet, monitoring
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
-from ..mutation import CheckOutcome, MutantLike, Via, as_property, property_of
+from ..mutation import (
+    CheckOutcome,
+    MutantLike,
+    Via,
+    as_property,
+    property_of,
+    stuck_evidence,
+)
 from ._workloads import (
+    INCONCLUSIVE,
     STALL_SAMPLE,
     WORKLOADS,
     Grade,
@@ -403,6 +411,11 @@ class WorkloadResult:
     ops: int = 0
     stalls: tuple[str, ...] = ()
     violated: tuple[PropertyName, ...] = ()
+    #: Trials whose bounded waits ran out with nothing seen stuck (outcome
+    #: ``inconclusive``): the machine was too slow to tell; not failures.
+    inconclusive: int = 0
+    patience: float = 2.0
+    trial_timeout: float = 10.0
 
     @property
     def passed(self) -> bool:
@@ -417,8 +430,9 @@ class WorkloadResult:
         return self.ops / self.seconds if self.seconds > 0 else 0.0
 
 
-def format_result(r: WorkloadResult) -> str:
-    """The jcstress-style report of a run: header, histogram, then what went wrong."""
+def format_result(r: WorkloadResult, mutant: str | None = None) -> str:
+    """The jcstress-style report of a run: header, histogram, then what went wrong (with
+    the replay line of the first failing trial; ``mutant``: the one applied for the run)."""
     noise = "off" if r.noise is None else f"p={r.noise.probability}"
     p = r.params
     lines = [
@@ -435,6 +449,10 @@ def format_result(r: WorkloadResult) -> str:
     if r.failure is not None:
         f = r.failure
         lines.append(f"first failure: trial {f.trial} ({f.kind}): {f.message}")
+        from ._replay import result_replay_line
+
+        line = result_replay_line(r, mutant=mutant)
+        lines.append(f"replay (reruns the seeded trial; real threads): {line}")
     lines.extend(f"stall: {v}" for v in r.stalls)
     lines.extend(f"violation: {v}" for v in r.violations)
     lines.extend(f"error: {e.splitlines()[0]}" for e in r.errors)
@@ -457,6 +475,12 @@ class _TrialRecord:
     raised: list[tuple[str, BaseException]] = field(default_factory=list)  # (error, cause)
     violations: list[tuple[PropertyName, str]] = field(default_factory=list)  # (prop, text)
     stalls: list[Stall] = field(default_factory=list)
+    #: Bounds that ran out with nothing seen stuck (the trial is inconclusive).
+    unsure: list[str] = field(default_factory=list)
+    #: What showed the trial stuck when the watchdog fired (with ``hung``).
+    evidence: str = ""
+    #: The watchdog fired with nothing seen stuck (the trial is inconclusive).
+    overdue: bool = False
     events: int | None = None
     ops: int = 0
     stacks: dict[str, str] = field(default_factory=dict)
@@ -535,8 +559,16 @@ def _run_trial(
         # IOThreads while the workload runs (close() watches its own joins).
         while not done.wait(min(STALL_SAMPLE, max(0.0, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
-                rec.hung = True
+                # Outliving the deadline proves nothing by itself: a hang only when the
+                # trial is seen stuck, else the machine was too slow (inconclusive).
+                evidence = stuck_evidence(trial.iothreads)
                 rec.stacks = dump_stacks()
+                if evidence is not None:
+                    rec.hung = True
+                    rec.evidence = evidence
+                else:
+                    rec.overdue = True
+                    rec.unsure.append("the trial outlived its deadline; nothing was seen stuck")
                 trial.cancelled.set()
                 done.wait(grace)
                 break
@@ -569,10 +601,15 @@ def _run_trial(
         rec.stalls.extend(trial.stalls)
         for name, stack in trial.stall_stacks.items():
             rec.stacks.setdefault(name, stack)
+    rec.unsure.extend(trial.unsure)
     if rec.hung:
         rec.outcome = "hang"
     elif rec.stalls:
         rec.outcome = f"lost-wakeup:{rec.stalls[0].where}"
+    elif rec.unsure and (
+        rec.outcome == "no-outcome" or wl.grade(rec.outcome) is not Grade.FORBIDDEN
+    ):
+        rec.outcome = INCONCLUSIVE
     return rec
 
 
@@ -660,7 +697,7 @@ def run_workload(
         if failure is None:
             failure = _failure(wl, trials, rec)
         trials += 1
-        if rec.hung or rec.stalls or (stop_on_failure and failure is not None):
+        if rec.hung or rec.overdue or rec.stalls or (stop_on_failure and failure is not None):
             break
         if max_trials is not None and trials >= max_trials:
             break
@@ -692,6 +729,9 @@ def run_workload(
         ops=ops,
         stalls=tuple(stall_texts[:MAX_REPORTED]),
         violated=tuple(p for p in PROPERTY_NAMES if p in violated),
+        patience=patience,
+        trial_timeout=trial_timeout,
+        inconclusive=hist.get(INCONCLUSIVE, 0),
     )
 
 
@@ -715,7 +755,7 @@ def _failure(wl: Workload, index: int, rec: _TrialRecord) -> TrialFailure | None
     if rec.stalls:
         return make("lost-wakeup", str(rec.stalls[0]), "LIVE")
     if rec.hung:
-        return make("hang", "the watchdog fired: the trial did not end in time", "LIVE")
+        return make("hang", f"the watchdog fired and the trial was stuck: {rec.evidence}", "LIVE")
     for err, exc in rec.raised:
         witnessed = property_of(exc)
         if witnessed is not None:
@@ -751,9 +791,15 @@ def kill_checker(
     slice_seconds: float = 0.5,
     trial_timeout: float = 5.0,
     patience: float = 2.0,
+    max_trials: int | None = None,
 ) -> CheckOutcome:
     """Run the workloads round-robin (``slice_seconds`` each, new seed per round) under
-    ``with mutant.apply():`` until one fails or ``seconds`` are spent.
+    ``with mutant.apply():`` until one fails, ``seconds`` are spent or ``max_trials``
+    trials ran (a work budget: with it, whether a mutant dies does not depend on how fast
+    the machine runs trials).
+
+    A trial whose wait ran out with nothing seen stuck is inconclusive, not a failure; when
+    every trial was, the outcome is ``inconclusive`` (machine too slow), else ``survived``.
 
     A kill's ``detail`` names the mutant, the workload (``<mutant> killed by <workload>``),
     the seed, the trial and the reason; ``counterexample_steps`` is the number of trace
@@ -766,15 +812,21 @@ def kill_checker(
         _resolve(n)
     start = time.monotonic()
     trials = 0
+    unsure = 0
     rnd = 0
+
+    def more() -> bool:
+        return max_trials is None or trials < max_trials
+
     with mutant.apply():
-        while time.monotonic() - start < seconds:
+        while time.monotonic() - start < seconds and more():
             for n in names:
                 left = seconds - (time.monotonic() - start)
-                if left <= 0:
+                if left <= 0 or not more():
                     break
                 r = run_workload(
                     n,
+                    max_trials=None if max_trials is None else max_trials - trials,
                     seconds=min(slice_seconds, left),
                     seed=seed + rnd,
                     noise=noise,
@@ -783,21 +835,32 @@ def kill_checker(
                     stop_on_failure=True,
                 )
                 trials += r.trials
+                unsure += r.inconclusive
                 f = r.failure
                 if f is None and r.verdict == "fail":  # pragma: no cover - defensive
                     f = TrialFailure("forbidden", r.trials - 1, "?", "failed", None, None)
                 if f is not None:
+                    from ._replay import result_replay_line
+
                     return CheckOutcome.kill(
                         time.monotonic() - start,
                         f"{mutant.name} killed by {n} (seed {seed + rnd}, trial {f.trial}, "
-                        f"{f.kind}): {f.message}",
+                        f"{f.kind}): {f.message} | {result_replay_line(r, f, mutant.name)}",
                         f.prop,
                         _VIA[f.kind],
                         steps=f.events,
                     )
             rnd += 1
+    elapsed = time.monotonic() - start
+    if trials and unsure == trials:
+        return CheckOutcome.inconclusive(
+            elapsed,
+            f"{mutant.name}: all {trials} trials inconclusive (waits ran out, nothing was "
+            "seen stuck: machine too slow)",
+        )
+    note = f", {unsure} inconclusive" if unsure else ""
     return CheckOutcome.survived(
-        time.monotonic() - start,
-        f"{mutant.name} survived {trials} trials of {len(names)} workloads "
-        f"in {time.monotonic() - start:.1f} s",
+        elapsed,
+        f"{mutant.name} survived {trials} trials of {len(names)} workloads{note} "
+        f"in {elapsed:.1f} s",
     )

@@ -53,7 +53,10 @@ from aioctx_verify.impl import (
     VMState,
 )
 
+from ..mutation import pending_work, slowness, stuck_evidence
+
 __all__ = [
+    "INCONCLUSIVE",
     "WORKLOADS",
     "Grade",
     "Outcome",
@@ -65,6 +68,8 @@ __all__ = [
     "dump_stacks",
 ]
 
+#: The outcome of a trial whose bounded wait ran out while nothing was seen stuck.
+INCONCLUSIVE = "inconclusive"
 #: Longest single slice of a bounded wait, so a cancelled trial ends promptly.
 _SLICE = 0.02
 #: How often the stall watch samples the IOThreads (seconds).
@@ -133,7 +138,11 @@ class Workload:
         return next((o for o in self.outcomes if o.matches(outcome)), None)
 
     def grade(self, outcome: str) -> Grade:
+        """The declared grade; ``inconclusive`` (no answer, see :meth:`Trial.expired`) is
+        never FORBIDDEN, declared or not; any other undeclared outcome is."""
         d = self.declared(outcome)
+        if d is None and outcome == INCONCLUSIVE:
+            return Grade.ACCEPTABLE_INTERESTING
         return Grade.FORBIDDEN if d is None else d.grade
 
 
@@ -156,6 +165,8 @@ class Trial:
         raised: ``(error, exception)`` for the errors an exception caused, in order (the
             exception's type says which property it witnesses, if any).
         stalls: lost wake-ups found while tearing down, with :attr:`stall_stacks`.
+        unsure: bounded waits that ran out with nothing seen stuck (:meth:`expired`): the
+            machine may just be slow, so the trial is ``inconclusive``, not a failure.
     """
 
     def __init__(
@@ -182,6 +193,7 @@ class Trial:
         self.raised: list[tuple[str, BaseException]] = []
         self.stalls: list[Stall] = []
         self.stall_stacks: dict[str, str] = {}
+        self.unsure: list[str] = []
         self.iothreads: list[IOThread] = []
         self.threads: list[threading.Thread] = []
         self._cleanups: list[Callable[[], None]] = []
@@ -248,6 +260,23 @@ class Trial:
             t.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self.threads)
 
+    def expired(self, seen: _Observed, outcome: str) -> None:
+        """A bounded wait ran out (``outcome``: ``starved``, ``lost:<n>``): a FORBIDDEN
+        finding only with structural evidence that the trial is stuck
+        (:func:`~aioctx_verify.stress.mutation.stuck_evidence` over its IOThreads: one
+        asleep with work due, or a lock free with waiters queued, seen twice across a
+        window scaled by the machine's speed); otherwise the trial is inconclusive."""
+        if self.cancelled.is_set():
+            return  # the runner ended the trial (a stall, or its deadline): not this wait
+        evidence = stuck_evidence(self.iothreads, stop=self.cancelled)
+        if evidence is not None:
+            seen.forbid(outcome)
+            self.error(f"{outcome}: {evidence}")
+        else:
+            with self._lock:
+                self.unsure.append(f"{outcome}: a wait ran out and nothing was seen stuck")
+            seen.forbid(INCONCLUSIVE)
+
     # -- tearing down ---------------------------------------------------------------------
     def close(self) -> None:
         """Clean-ups, then helper threads, then IOThreads: each bounded, on failure too.
@@ -266,7 +295,9 @@ class Trial:
                 self.error(f"clean-up {getattr(fn, '__name__', fn)!s} raised {_describe(e)}", e)
         if not self.join_spawned():
             alive = [t.name for t in self.threads if t.is_alive()]
-            self.error(f"helper threads still running at teardown: {', '.join(alive)}")
+            # Slow or stuck, the wall clock cannot tell: not a failure (they are leftovers).
+            with self._lock:
+                self.unsure.append(f"helper threads still running at teardown: {', '.join(alive)}")
         try:
             self._quiesce()
         except BaseException as e:  # a mutant may break one-shot BHs: still join below
@@ -325,10 +356,13 @@ class Trial:
                     rescued = True
                     deadline = max(deadline, time.monotonic() + self.patience)
             if time.monotonic() >= deadline:
-                self.error(
-                    f"IOThread {it.name} did not stop within {2 * self.patience:.1f} s "
-                    "(awake, not a lost wake-up: stuck in a callback or starved)"
-                )
+                # Awake, no lost wake-up seen: slow or stuck in a callback, and the wall
+                # clock cannot tell which.  Not a failure; the thread is a leftover.
+                with self._lock:
+                    self.unsure.append(
+                        f"IOThread {it.name} did not stop within {2 * self.patience:.1f} s "
+                        "(awake, not a lost wake-up)"
+                    )
                 return
 
 
@@ -393,56 +427,6 @@ def _wakers_in_flight(frames: Mapping[int, FrameType], me: int) -> bool:
     return False
 
 
-def _readable(fds: Sequence[int]) -> set[int]:
-    """Which of ``fds`` are readable right now (a closed fd counts as not readable)."""
-    if not fds:
-        return set()
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    try:
-        return {fd for fd, ev in poller.poll(0) if ev & select.POLLIN}
-    except (OSError, ValueError):
-        return set()
-
-
-def pending_work(it: IOThread) -> tuple[str, ...] | None:
-    """What waits for ``it`` while its thread sleeps in an unbounded poll with its context's
-    notifier clear, or None (running, sleeping with a timeout, nothing pending, or the kernel
-    has already woken it).
-
-    Pending work: a scheduled BH (the contention kick is the dummy BH), lock waiters queued
-    behind the sleeper, a stop request, an expired timer, or a ready fd of an enabled handler
-    that the poll set does not watch.  Everything comes from the context's
-    :meth:`~aioctx_verify.impl.AioContext.debug_snapshot` and the kernel's view of its fds.
-    """
-    tid = it.thread_id
-    if tid is None:
-        return None
-    snap = it.ctx.debug_snapshot()
-    if snap.closed or not snap.asleep:
-        return None
-    ready = _readable([snap.notifier_fd, *snap.read_fds])
-    if snap.notifier_fd in ready:
-        return None  # the kernel has woken it: slow, not lost
-    pending: list[str] = []
-    if snap.kick_scheduled:
-        pending.append("contention-kick")
-    pending.extend(f"bh:{name}" for name in snap.scheduled_bhs)
-    st = snap.lock
-    if st.waiters and st.owner == tid:
-        pending.append(f"lock-waiters:{st.waiters}")
-    if it.stopping:
-        pending.append("stop-requested")
-    if snap.timer_deadline_ns == 0:
-        pending.append("timer-expired")
-    ext_off = snap.external_disable_cnt > 0
-    for fd in snap.read_fds:
-        if fd in ready and not (ext_off and fd in snap.external_fds) and fd not in snap.polled_fds:
-            pending.append(f"fd:{fd}")
-    return tuple(pending) or None
-
-
 @dataclass(frozen=True, slots=True)
 class Stall:
     """A lost wake-up: an IOThread slept in an unbounded poll with work pending.
@@ -499,6 +483,8 @@ class StallWatch:
                 continue
             if now - first[0] < self.bound:
                 continue
+            if now - first[0] < self.bound * slowness():
+                continue  # the machine is slower now than at start: a longer window
             if inflight is None:
                 inflight = _wakers_in_flight(frames, threading.get_ident())
             if not inflight:
@@ -530,9 +516,13 @@ class _Observed:
             self.flags.add(what)
 
     def outcome(self, base: str, flags: Sequence[str] = ()) -> str:
-        """The first forbidden finding, else ``base`` with the flags seen, in ``flags`` order."""
+        """The first forbidden finding, else ``inconclusive`` if a wait ran out with nothing
+        seen stuck, else ``base`` with the flags seen, in ``flags`` order."""
+        real = [f for f in self.forbidden if f != INCONCLUSIVE]
+        if real:
+            return real[0]
         if self.forbidden:
-            return self.forbidden[0]
+            return INCONCLUSIVE
         return ", ".join([base, *(f for f in flags if f in self.flags)])
 
 
@@ -569,9 +559,27 @@ def _set_event(ev: threading.Event) -> None:
 def _forbidden_common(lost_prop: str = "P2") -> tuple[Outcome, ...]:
     F = Grade.FORBIDDEN
     return (
-        Outcome("lost:*", F, "work that was handed over never ran within the patience", lost_prop),
+        Outcome(
+            "lost:*",
+            F,
+            "work that was handed over never ran within the patience, and an IOThread was "
+            "seen asleep with work due",
+            lost_prop,
+        ),
         Outcome("wrong-thread", F, "a callback ran outside its context's thread", "P3"),
-        Outcome("starved", F, "an acquire was not granted within the patience", "LIVE"),
+        Outcome(
+            "starved",
+            F,
+            "an acquire was not granted within the patience, and the trial was seen stuck "
+            "(an IOThread asleep with lock waiters due, or a free lock with waiters queued)",
+            "LIVE",
+        ),
+        Outcome(
+            INCONCLUSIVE,
+            Grade.ACCEPTABLE_INTERESTING,
+            "a bounded wait ran out (or the trial outlived its deadline) but nothing was seen "
+            "stuck: the machine was too slow to tell; not a failure",
+        ),
         Outcome(
             "lost-wakeup:*",
             F,
@@ -579,7 +587,12 @@ def _forbidden_common(lost_prop: str = "P2") -> tuple[Outcome, ...]:
             "(during the run, or while being stopped at teardown)",
             "LIVE",
         ),
-        Outcome("hang", F, "the trial did not end before the watchdog's deadline", "LIVE"),
+        Outcome(
+            "hang",
+            F,
+            "the trial did not end before the watchdog's deadline and was seen stuck",
+            "LIVE",
+        ),
         Outcome("exception:*", F, "the workload itself raised (see errors)"),
     )
 
@@ -635,7 +648,7 @@ def _acquire_storm(trial: Trial) -> str:
                 entered: list[int] = []
                 for i, depth in section:
                     if not ctxs[i].acquire(timeout=trial.patience):
-                        seen.forbid("starved")
+                        trial.expired(seen, "starved")
                         return
                     stack.callback(ctxs[i].release)
                     for _ in range(depth - 1):
@@ -655,14 +668,14 @@ def _acquire_storm(trial: Trial) -> str:
     for k, plan in enumerate(plans):
         trial.spawn(partial(acquirer, plan), f"acquirer{k}")
     if not trial.join_spawned():
-        seen.forbid("starved")
+        trial.expired(seen, "starved")
     in_storm[0] = False
     for i in range(n):
         armed[i] = True
         bhs[i].schedule()
     lost = sum(1 for ev in final if not trial.wait(ev))
     if lost:
-        seen.forbid(f"lost:{lost}")
+        trial.expired(seen, f"lost:{lost}")
     trial.ops += ops[0]
     if sum(storm_runs) == 0 and any(s for plan in plans for _, s in plan):
         seen.flag("probes-deferred")
@@ -729,7 +742,7 @@ def _bh_ping_pong(trial: Trial) -> str:
     for k in range(p.threads):
         bhs[k][k % n].schedule()
     if not trial.wait(finished.reached):
-        seen.forbid(f"lost:{p.threads * p.rounds - sum(hops)}")
+        trial.expired(seen, f"lost:{p.threads * p.rounds - sum(hops)}")
     trial.ops += sum(hops)
     if not sum(slept):
         seen.flag("never-slept")
@@ -814,7 +827,7 @@ def _bh_fan_in(trial: Trial) -> str:
         b.schedule()
     trial.join_spawned()
     if not trial.wait(done):
-        seen.forbid(f"lost:{sum(1 for v in got if v != p.rounds)}")
+        trial.expired(seen, f"lost:{sum(1 for v in got if v != p.rounds)}")
     total = sum(schedules)
     trial.ops += total
     if runs[0] > total:
@@ -901,7 +914,7 @@ def _stop_the_world(trial: Trial) -> str:
                     with lock:
                         state["inside"] -= 1
             except TimeoutError:
-                seen.forbid("starved")
+                trial.expired(seen, "starved")
                 return
             finally:
                 with lock:
@@ -1009,7 +1022,7 @@ def _dataplane(trial: Trial) -> str:
     if any(r.completions > 1 for r in reqs) or collected > len(reqs):
         seen.forbid("duplicated")
     if lost:
-        seen.forbid(f"lost:{lost}")
+        trial.expired(seen, f"lost:{lost}")
     for r in reqs:
         if r.completions and r.ret != len(r.data):
             seen.forbid("bad-ret")
@@ -1130,7 +1143,7 @@ def _timer_churn(trial: Trial) -> str:
             else:
                 ctx = its[ts.home].ctx
                 if not ctx.acquire(timeout=trial.patience):
-                    seen.forbid("starved")
+                    trial.expired(seen, "starved")
                     return
                 try:
                     with ts.lock:
@@ -1145,7 +1158,7 @@ def _timer_churn(trial: Trial) -> str:
     for ts in states:
         ctx = its[ts.home].ctx
         if not ctx.acquire(timeout=trial.patience):
-            seen.forbid("starved")
+            trial.expired(seen, "starved")
             break
         try:
             with ts.lock:
@@ -1157,7 +1170,7 @@ def _timer_churn(trial: Trial) -> str:
             ctx.release()
     trial.ops += p.threads * p.rounds + len(states)
     if not trial.wait(finals.reached):
-        seen.forbid(f"lost:{len(states) - finals.value}")
+        trial.expired(seen, f"lost:{len(states) - finals.value}")
     return seen.outcome("all-fired", ["fired-after-del"])
 
 
@@ -1242,7 +1255,7 @@ def _thread_pool(trial: Trial) -> str:
             home[rid] = i
             ctx = its[i].ctx
             if not ctx.acquire(timeout=trial.patience):
-                seen.forbid("starved")
+                trial.expired(seen, "starved")
                 return
             try:
                 handles[rid] = pools[i].submit(work, rid, complete, rid)
@@ -1255,7 +1268,7 @@ def _thread_pool(trial: Trial) -> str:
                 cancel_asked[cid] = True
                 cctx = its[home[cid]].ctx
                 if not cctx.acquire(timeout=trial.patience):
-                    seen.forbid("starved")
+                    trial.expired(seen, "starved")
                     return
                 try:
                     req.cancel_async()
@@ -1268,7 +1281,7 @@ def _thread_pool(trial: Trial) -> str:
     submitted = sum(1 for h in handles if h is not None)
     trial.ops += submitted
     if not trial.wait(done.reached):
-        seen.forbid(f"lost:{submitted - sum(1 for c in calls if c)}")
+        trial.expired(seen, f"lost:{submitted - sum(1 for c in calls if c)}")
     cancelled = 0
     for rid in range(total):
         if handles[rid] is None:

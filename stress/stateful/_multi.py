@@ -93,8 +93,8 @@ from ..controlled import (
     Step,
     Strategy,
 )
-from ..explore import Program, SeededSearch, format_trace
-from ..mutation import CheckOutcome, MutantLike, Via, classify_exception
+from ..explore import Program, SeededSearch, format_trace, replay_line
+from ..mutation import CheckOutcome, MutantLike, Via, classify_exception, stuck_evidence
 
 if TYPE_CHECKING:
     from hypothesis import settings as Settings
@@ -402,13 +402,12 @@ class RunReport:
     def failed(self) -> bool:
         return self.verdict == "fail"
 
-    def replay_command(self) -> str:
+    def replay_command(self, mutant: str | None = None) -> str:
+        """The replay line (``mutant``: the mutant applied when the run failed); empty
+        without a schedule."""
         if self.schedule is None:
             return ""
-        return (
-            'python3 -c "from aioctx_verify.stress.stateful._multi import replay; '
-            f"print(replay('{self.schedule}').report())\""
-        )
+        return replay_line(self.schedule, mutant)
 
     def report(self, trace_tail: int = 40) -> str:
         head = f"{self.variant} run ({self.memory}): {self.verdict}"
@@ -476,6 +475,8 @@ class _Run:
         self.on_armed = on_armed
         self.clocks = clocks_for(p)
         self.failures: list[OutcomeFailure] = []
+        #: Real threads: bounded waits that ran out with nothing seen stuck.
+        self.unsure: list[str] = []
         # (event, object index, who): appended right before an op / when a callback starts.
         self.log: list[tuple[str, int, str]] = []
         self.holder: dict[int, ThreadId] = {}  # ctx -> scripted thread holding it
@@ -502,6 +503,17 @@ class _Run:
         self, prop: PropertyName | None, rule: str, message: str, via: Via = "probe check"
     ) -> None:
         self.failures.append(OutcomeFailure(prop, rule, message, via))
+
+    def timed_out(self, rule: str, message: str) -> None:
+        """A bounded wait of the real-thread variant ran out: a LIVE failure only with
+        structural evidence that the run is stuck (an IOThread asleep with work due, a free
+        lock with waiters queued: :func:`~aioctx_verify.stress.mutation.stuck_evidence`),
+        else the run is inconclusive (the machine may just be slow)."""
+        evidence = stuck_evidence(self.its, self.ctxs)
+        if evidence is not None:
+            self.fail("LIVE", rule, f"{message}: {evidence}")
+        else:
+            self.unsure.append(f"{message} (nothing was seen stuck)")
 
     def fail_by(self, e: BaseException, rule: str, message: str) -> None:
         """An outcome failure for an exception: its property and kind come from its type."""
@@ -548,7 +560,7 @@ class _Run:
             h.join(self.wait)
             if h.is_alive():
                 stuck = True
-                self.fail("LIVE", "no-deadlock", f"T{k} did not finish within {self.wait} s")
+                self.timed_out("no-deadlock", f"T{k} did not finish within {self.wait} s")
         if stuck:
             return  # threads still hold contexts: joining the IOThreads would hang too
         self._await_quiescence()
@@ -556,7 +568,7 @@ class _Run:
             try:
                 it.join(self.wait)
             except TimeoutError as e:
-                self.fail("LIVE", "no-deadlock", str(e))
+                self.timed_out("no-deadlock", str(e))
                 return
         for en in self.notifiers:
             en.cleanup()
@@ -585,8 +597,7 @@ class _Run:
                         continue
                     left = deadline - self.p.monotonic_ns()
                     if left <= 0:
-                        self.fail(
-                            "LIVE",
+                        self.timed_out(
                             "no-lost-wakeup",
                             f"still not served {self.wait} s after every script ended: "
                             + ", ".join(pending),
@@ -730,7 +741,7 @@ class _Run:
                 for op in self.sc.scripts[k]:
                     self._do(op, k, me, depth, held)
             except (_Stuck, TimeoutError) as e:
-                self.fail("LIVE", "no-starvation", f"T{k}: {e}")
+                self.timed_out("no-starvation", f"T{k}: {e}")
             except Exception as e:
                 if self.wait is None:
                     # controlled: the scheduler reports it with the thread's position
@@ -1081,7 +1092,9 @@ def run_real(
     """One run of ``scenario`` on real threads with the monitors attached.
 
     Every wait is bounded by ``timeout`` seconds (acquire, stop-the-world, joins, the
-    quiescence wait); a wait that runs out is a LIVE failure.  Nothing sleeps.
+    quiescence wait); a wait that runs out is a LIVE failure only when the run is seen
+    stuck (:func:`~aioctx_verify.stress.mutation.stuck_evidence`), else the run is
+    ``inconclusive`` (the machine may be slow).  Nothing sleeps.
     """
     p = platform or RealPlatform()
     r = _Run(p, scenario, wait=timeout)
@@ -1090,7 +1103,7 @@ def run_real(
         try:
             r.main()
         except (_Stuck, TimeoutError) as e:
-            r.fail("LIVE", "no-starvation", f"main: {e}")
+            r.timed_out("no-starvation", f"main: {e}")
         except Exception as e:  # setup failed (a mutant may break it): report, do not raise
             error = e
     if error is not None:
@@ -1098,6 +1111,8 @@ def run_real(
     failures = tuple(r.failures)
     violations = tuple(ms.violations)
     v = _classify(violations, failures, None)
+    if v.verdict == "pass" and r.unsure:
+        v = _Verdict("inconclusive", "timeout", "; ".join(r.unsure))
     return RunReport(
         scenario,
         "real",
@@ -1259,12 +1274,16 @@ def search(
     )
 
 
-def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
+def checker(
+    mutant: MutantLike, seed: int, seconds: float, *, max_examples: int | None = None
+) -> CheckOutcome:
     """Kill-matrix hook: the multi-thread stateful search (controlled scheduler, SC then
-    TSO drawn by Hypothesis) under ``mutant.apply()`` until a failure or ``seconds``."""
+    TSO drawn by Hypothesis) under ``mutant.apply()`` until a failure, ``seconds`` or
+    ``max_examples`` Hypothesis examples (a work budget, the same on any machine)."""
     with mutant.apply():
         res = search(
             seconds=seconds,
+            max_examples=max_examples,
             seed=seed,
             memories=("sc", "tso"),
             shrink_seconds=min(5.0, max(0.5, seconds / 2)),
@@ -1279,7 +1298,7 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
         f"stateful-multi: {r.kind}: {r.message} | shrunk to {r.scenario.size} op(s), "
         f"{r.preemptions} preemption(s), {r.steps} step(s)"
         + (f" (found with {first.scenario.size} op(s))" if first is not None else "")
-        + f"; {res.runs} runs | {r.scenario.name}"
+        + f"; {res.runs} runs | {r.scenario.name} | {r.replay_command(mutant.name)}"
     )
     return CheckOutcome.kill(
         res.seconds_to_find or res.seconds,
@@ -1292,37 +1311,51 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
 
 
 def real_checker(
-    mutant: MutantLike, seed: int, seconds: float, *, timeout: float = 5.0
+    mutant: MutantLike,
+    seed: int,
+    seconds: float,
+    *,
+    timeout: float = 5.0,
+    max_runs: int | None = None,
 ) -> CheckOutcome:
     """Kill-matrix hook for the real-thread variant: random scenarios from ``seed`` on real
-    threads (monitors on, bounded waits) under ``mutant.apply()`` until a failure or
-    ``seconds``.  A failing scenario is then searched on the controlled scheduler for a
-    replayable schedule (best effort)."""
+    threads (monitors on, bounded waits) under ``mutant.apply()`` until a failure,
+    ``seconds`` or ``max_runs`` runs (a work budget).  A failing scenario is then searched
+    on the controlled scheduler for a replayable schedule (best effort).  Inconclusive
+    runs (a wait ran out, nothing seen stuck) are counted, never failures."""
     rng = random.Random(seed)
     t0 = time.perf_counter()
     runs = 0
+    unsure = 0
     found: RunReport | None = None
     with mutant.apply():
-        while time.perf_counter() - t0 < seconds:
+        while time.perf_counter() - t0 < seconds and (max_runs is None or runs < max_runs):
             sc = random_scenario(rng)
             runs += 1
             r = run_real(sc, timeout=timeout)
             if r.failed:
                 found = r
                 break
+            unsure += r.verdict == "inconclusive"
         elapsed = time.perf_counter() - t0
         sched = None
         if found is not None:
             sched = _confirm_controlled(found.scenario, seed, min(10.0, max(2.0, seconds / 4)))
+    if found is None and runs and unsure == runs:
+        return CheckOutcome.inconclusive(
+            elapsed, f"stateful-multi-real: all {runs} runs inconclusive (machine too slow)"
+        )
     if found is None:
         return CheckOutcome.survived(
-            elapsed, f"stateful-multi-real: no failure in {runs} runs ({elapsed:.1f} s)"
+            elapsed,
+            f"stateful-multi-real: no failure in {runs} runs ({unsure} inconclusive, "
+            f"{elapsed:.1f} s)",
         )
     detail = (
         f"stateful-multi-real: {found.kind}: {found.message} | {found.scenario.size} op(s), "
         f"run {runs} | {found.scenario.name}"
         + (
-            f" | controlled replay: {sched}"
+            f" | controlled replay: {replay_line(sched, mutant.name)}"
             if sched
             else " | not reproduced on the controlled scheduler"
         )

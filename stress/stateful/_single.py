@@ -15,18 +15,21 @@ tests/test_stateful_single.py runs it as a test (``Lockstep.TestCase``).  The ki
 hook :func:`checker` (registered by :mod:`stress.mutation._matrix` as ``stateful_single``) runs it
 under a mutant: batches of seeded Hypothesis runs until a failure or the time budget, then
 shrinking bounded in time (one :class:`~aioctx_verify.stress.explore.SeededSearch`), all on a
-worker thread watched for hangs.
+worker thread over a :class:`SingleThreadPlatform`.
 
 Failures are classified: a monitor violation gives its property (``via="monitor"``); a
 lockstep mismatch (:class:`LockstepMismatch`) names what differed and the property it bears
 on (lock depth / ownership: P1; BH state, the callback log where a BH or one-shot entry
-differs, and aio_poll's progress: P2; a blocking poll that did not return: LIVE; notifier,
+differs, and aio_poll's progress: P2; a blocking poll that would never return: LIVE; notifier,
 handler, timer, clock and external-client state: unclassified); an exception impl raised
 where the reference did not is classified by its type
 (:func:`~aioctx_verify.stress.mutation.property_of`: a refused release P1, a context used
 without holding it P3, a deleted or freed BH P2), else by the rule that raised it (lock
-rules P1, BH rules P2).  A step that never returns at all is a hang (LIVE,
-``via="watchdog"``).
+rules P1, BH rules P2).  No verdict depends on wall-clock time: a step that would block
+forever (a poll without timeout and nothing ready, a held mutex, a condition wait nothing
+can notify; the machine has one thread) fails LIVE at once (:class:`BlockedForever`), a step
+that keeps polling fails LIVE after :data:`MAX_POLLS_PER_STEP` polls, and a search that
+outlives its wall-clock bound ends ``inconclusive``, never as a failure.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
@@ -65,7 +68,7 @@ from aioctx_verify.model._sequential import IDLE_BH_TIMEOUT_NS
 from aioctx_verify.properties import MonitorSet, monitoring
 from aioctx_verify.vocab import PropertyName
 
-from ..explore import SeededSearch
+from ..explore import SeededSearch, replay_line
 from ..mutation import CheckOutcome, MutantLike, PropertyFailure, Via, property_of
 
 if TYPE_CHECKING:
@@ -80,7 +83,10 @@ __all__ = [
     "Lockstep",
     "LockstepFailure",
     "LockstepMismatch",
+    "MAX_POLLS_PER_STEP",
+    "BlockedForever",
     "SearchResult",
+    "SingleThreadPlatform",
     "checker",
     "effects",
     "search",
@@ -107,14 +113,157 @@ class LockstepMismatch(PropertyFailure):
     """impl and the reference disagreed; ``prop`` is the property it bears on (or None)."""
 
 
+class BlockedForever(LockstepMismatch):
+    """impl would block in a wait that nothing can end: the lockstep machine has one
+    thread, so a held mutex, a condition wait without timeout or a poll without timeout
+    and nothing ready can never be released, notified or woken (a LIVE failure, decided
+    by the structure of the run and not by how long it took)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("LIVE", message)
+
+
+#: Polls one lockstep step may make before it counts as a livelock (a loop that keeps
+#: polling without returning: progress measured in work, not seconds).  A correct step
+#: makes a handful; aio_poll runs at most a few iterations per call.
+MAX_POLLS_PER_STEP = 10_000
+
+
+class _STMutex:
+    """A mutex of :class:`SingleThreadPlatform`: a blocking acquire of a held one is a
+    :class:`BlockedForever` (no other thread exists to release it)."""
+
+    __slots__ = ("_lock", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._lock = threading.Lock()
+        self._name = name
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(False):
+            return True
+        if not blocking or (timeout is not None and timeout >= 0):
+            return False  # virtual time: the timeout passes at once, nothing can change
+        raise BlockedForever(
+            f"mutex {self._name or '?'} is held and acquired again without a timeout in the "
+            "only thread there is: it would wait forever"
+        )
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _STCondition:
+    """A condition of :class:`SingleThreadPlatform`: nothing else can notify it, so a
+    wait with a timeout returns False at once (virtual time) and one without is a
+    :class:`BlockedForever`."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, mutex: _STMutex) -> None:
+        self._m = mutex
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None:
+            raise BlockedForever(
+                "a condition wait without timeout in the only thread there is: nothing "
+                "could ever notify it"
+            )
+        return False
+
+    def notify(self, n: int = 1) -> None:
+        pass
+
+    def notify_all(self) -> None:
+        pass
+
+    def __enter__(self) -> bool:
+        return self._m.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._m.release()
+
+
+class _STPoller:
+    """A poller of :class:`SingleThreadPlatform`: looks at the fds without sleeping.
+
+    Nothing outside the one thread can make an fd ready, so sleeping for a finite timeout
+    changes nothing but the wall clock: the poll returns what is ready now (virtual time
+    jumps over the timeout).  An unbounded poll with nothing ready is a
+    :class:`BlockedForever`; more than :data:`MAX_POLLS_PER_STEP` polls in one step a
+    livelock (:attr:`counter` is reset by every step).
+    """
+
+    __slots__ = ("_counter", "_inner")
+
+    def __init__(self, inner: Any, counter: list[int]) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def register(self, fd: int, events: int) -> None:
+        self._inner.register(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        self._inner.unregister(fd)
+
+    def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
+        self._counter[0] += 1
+        if self._counter[0] > MAX_POLLS_PER_STEP:
+            raise LockstepMismatch(
+                "LIVE",
+                f"livelock: one step polled over {MAX_POLLS_PER_STEP} times without returning",
+            )
+        ready: Sequence[tuple[int, int]] = self._inner.poll(0)
+        if ready or timeout_ns >= 0:
+            return ready
+        raise BlockedForever(
+            "aio_poll would sleep with no timeout and nothing ready, in the only thread "
+            "there is: nothing could ever wake it"
+        )
+
+
+class SingleThreadPlatform(RealPlatform):
+    """:class:`~aioctx_verify.impl.RealPlatform` for a run with one thread and a frozen
+    clock: every wait either ends at once (virtual time) or is a :class:`BlockedForever`.
+
+    The lockstep machine runs on it, so whether a step blocks is decided by the state of
+    the run, never by a wall-clock watchdog: the machine's verdicts do not depend on the
+    machine's speed.  ``polls`` counts the polls of the running step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls = [0]
+
+    def mutex(self, name: str = "") -> _STMutex:
+        return _STMutex(name)
+
+    def condition(self, mutex: Any) -> _STCondition:
+        if not isinstance(mutex, _STMutex):
+            raise TypeError(
+                f"SingleThreadPlatform.condition needs one of its own mutexes, not "
+                f"{type(mutex).__name__}; create it with platform.mutex()"
+            )
+        return _STCondition(mutex)
+
+    def poller(self) -> _STPoller:
+        return _STPoller(super().poller(), self.polls)
+
+
 @dataclass(frozen=True, slots=True)
 class LockstepFailure:
     """The first failure of one lockstep run.
 
     Attributes:
         prop: ``P1``/``P2``/``P3``/``LIVE``, or None when the difference names none.
-        via: ``monitor``, ``lockstep`` (a compared value differed), ``watchdog`` (a hang),
-            or ``exception`` (impl raised where the reference did not).
+        via: ``monitor``, ``lockstep`` (a compared value differed, or a step would block
+            forever), or ``exception`` (impl raised where the reference did not).
         message: what differed, after which rule.
         steps: rule steps run, the failing one included.
         program: the names of those rules, in order (then ``teardown`` when the failure
@@ -153,8 +302,8 @@ def _step(
 ) -> Callable[
     [Callable[Concatenate[Lockstep, _P], None]], Callable[Concatenate[Lockstep, _P], None]
 ]:
-    """Mark a rule body: counts the step, times it (hang watch) and records a failure,
-    classified with ``prop`` unless the failure says better."""
+    """Mark a rule body: counts the step (and resets its poll count) and records a
+    failure, classified with ``prop`` unless the failure says better."""
 
     def deco(
         fn: Callable[Concatenate[Lockstep, _P], None],
@@ -163,14 +312,12 @@ def _step(
         def run(self: Lockstep, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
             self.steps += 1
             self.program.append(fn.__name__)
-            self.step_started = time.perf_counter()
+            self.platform.polls[0] = 0
             try:
                 fn(self, *args, **kwargs)
             except Exception as e:
                 self._failed(e, prop)
                 raise
-            finally:
-                self.step_started = None
 
         return run
 
@@ -194,25 +341,22 @@ def _checked(fn: Callable[[Lockstep], None]) -> Callable[[Lockstep], None]:
 class Lockstep(RuleBasedStateMachine):
     """impl and :class:`SequentialContext` driven with the same calls, compared every step.
 
-    Class attributes a subclass (or an instance) may change:
-        hang_after: seconds a blocking poll the reference says returns may take before a
-            watchdog wakes it and the step fails (LIVE).
-    Instance attributes read by :func:`search`:
-        steps / program: rules run so far; step_started: when the running rule began;
-        failure: the first failure; sink: called with it.
-    """
+    Runs on a :class:`SingleThreadPlatform`: a step that would block forever fails LIVE
+    (:class:`BlockedForever`) at once, a step that keeps polling fails LIVE after
+    :data:`MAX_POLLS_PER_STEP` polls; no verdict depends on wall-clock time.
 
-    hang_after: float = 5.0
+    Instance attributes read by :func:`search`:
+        steps / program: rules run so far; failure: the first failure; sink: called with it.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.steps = 0
         self.program: list[str] = []
-        self.step_started: float | None = None
         self.failure: LockstepFailure | None = None
         self.sink: Callable[[LockstepFailure], None] | None = None
         self.stack = ExitStack()
-        self.platform = RealPlatform()
+        self.platform = SingleThreadPlatform()
         self.clocks = clocks_for(self.platform)
         q.qemu_clock_stop_virtual(self.platform)
         self.ms: MonitorSet = self.stack.enter_context(monitoring(self.platform))
@@ -255,8 +399,8 @@ class Lockstep(RuleBasedStateMachine):
             self.sink(f)
 
     def teardown(self) -> None:
-        self.program.append("teardown")  # named in a failure (or hang) found from here on
-        self.step_started = time.perf_counter()
+        self.program.append("teardown")  # named in a failure found from here on
+        self.platform.polls[0] = 0
         try:
             try:
                 self.stack.close()  # the monitors' end-of-run rules
@@ -276,7 +420,6 @@ class Lockstep(RuleBasedStateMachine):
                 self.ctx.set_event_notifier(n, None)
                 n.cleanup()
             self.ctx.unref()
-            self.step_started = None
 
     # -- effects, run from callbacks on each side ---------------------------------------------
     def _impl_effects(self, prog: Effects, me: int) -> None:
@@ -623,28 +766,15 @@ class Lockstep(RuleBasedStateMachine):
     @rule(qemu=st.booleans())
     @_step("P2")
     def poll_blocking(self, qemu: bool) -> None:
-        # The reference says this returns within 10 ms.  Should impl disagree and sleep,
-        # a watchdog wakes it (aio_notify) after hang_after seconds and the step fails
-        # instead of hanging.
-        hung = threading.Event()
-
-        def kick() -> None:
-            hung.set()
-            self.ctx.aio_notify()
-
-        watchdog = threading.Timer(self.hang_after, kick)
-        watchdog.daemon = True
-        watchdog.start()
+        # The reference says this returns within 10 ms (of virtual time).  Should impl
+        # disagree and sleep with no timeout, the platform sees that nothing could wake
+        # it and the step fails LIVE (BlockedForever), in no time.
         try:
             got = q.aio_poll(self.ctx, True) if qemu else self.ctx.aio_poll(True)
-        finally:
-            watchdog.cancel()
-        if hung.is_set():
-            raise LockstepMismatch(
-                "LIVE",
-                f"aio_poll(true): impl blocked over {self.hang_after:g} s although the "
-                "reference had work ready (woken by the watchdog)",
-            )
+        except BlockedForever as e:
+            raise BlockedForever(
+                f"aio_poll(true): {e} although the reference had work ready or due"
+            ) from None
         _same("P2", "aio_poll(true) progress", got, self.ref.aio_poll(True))
 
     # -- after every step ----------------------------------------------------------------------
@@ -705,7 +835,9 @@ class SearchResult:
         runs: lockstep programs run (shrinking included).
         seconds_to_find: wall time until the first failure, or None.
         seconds: wall time of the whole search.
-        hung: a step did not return (the worker thread was abandoned).
+        inconclusive: the search did not end within its wall-clock bound (a very slow
+            machine, or a step looping outside the platform); the worker thread was
+            abandoned.  Not a failure: the search simply ended early.
         failures: every failure recorded, in order.
     """
 
@@ -714,9 +846,9 @@ class SearchResult:
     runs: int = 0
     seconds_to_find: float | None = None
     seconds: float = 0.0
-    hung: bool = False
+    inconclusive: bool = False
     failures: list[LockstepFailure] = field(default_factory=list)
-    #: The thread the programs ran on (still alive, blocked in impl, if ``hung``).
+    #: The thread the programs ran on (still alive, busy in impl, if ``inconclusive``).
     worker: threading.Thread | None = None
 
     @property
@@ -731,10 +863,11 @@ def search(
     shrink_seconds: float | None = None,
     step_count: int = 50,
     chunk: int = 25,
-    hang_after: float | None = None,
-    step_limit: float | None = None,
+    max_examples: int | None = None,
+    give_up_after: float | None = None,
 ) -> SearchResult:
-    """Run :class:`Lockstep` programs until one fails or ``seconds`` pass, then shrink.
+    """Run :class:`Lockstep` programs until one fails, ``max_examples`` ran or ``seconds``
+    pass, then shrink.
 
     Chunks of ``chunk`` Hypothesis examples, each chunk seeded from ``seed`` (so a search
     is reproducible; no example database), programs of up to ``step_count`` steps.  After
@@ -742,34 +875,29 @@ def search(
     ``max(1, seconds / 2)``); then every further candidate is rejected unrun, so Hypothesis
     ends quickly.  The reported failure is the smallest one recorded.
 
-    Everything runs on a worker thread (the context's home thread).  This thread watches
-    it: a blocking poll is woken by its own watchdog after ``hang_after`` seconds (a LIVE
-    failure); any step still running after ``step_limit`` seconds, or a search still
-    running long past its budget, is reported as a hang (LIVE, ``via="watchdog"``) and the
-    worker is abandoned (a daemon thread blocked in impl).
+    Everything runs on a worker thread (the context's home thread) over a
+    :class:`SingleThreadPlatform`, where a step that would block forever, or keeps polling,
+    fails at once by the run's structure.  Wall-clock time only ends the search: should it
+    still run ``give_up_after`` seconds (default ``seconds + shrink + 30``) after it started
+    (a machine far too slow, or a step spinning outside the platform), the worker is
+    abandoned and the result is ``inconclusive`` (failures recorded so far are kept).
     """
     from hypothesis import reject
     from hypothesis import seed as hseed
     from hypothesis.stateful import run_state_machine_as_test
 
     shrink_for = shrink_seconds if shrink_seconds is not None else max(1.0, seconds / 2)
-    hang = hang_after if hang_after is not None else min(5.0, max(0.5, seconds / 3))
-    limit = step_limit if step_limit is not None else hang + 2.0
     driver: SeededSearch[LockstepFailure] = SeededSearch(
-        seed=seed, seconds=seconds, shrink_seconds=shrink_for, key=lambda f: f.steps, chunk=chunk
+        seed=seed, seconds=seconds, shrink_seconds=shrink_for, key=lambda f: f.steps,
+        chunk=chunk, max_examples=max_examples,
     )
-    current: list[Lockstep] = []
     errors: list[BaseException] = []
-
-    class _Machine(Lockstep):
-        hang_after = hang
 
     def factory() -> Lockstep:
         if not driver.allows():
             reject()  # out of time: Hypothesis counts the example as invalid, unrun
-        m = _Machine()
+        m = Lockstep()
         m.sink = driver.record
-        current[:] = [m]
         driver.runs += 1
         return m
 
@@ -798,26 +926,11 @@ def search(
             done.set()
 
     runner = _SearchThread.submit(job)
-    hard_deadline = driver.deadline + shrink_for + limit + 5.0
-    hung = False
-    hung_msg = ""
-    while not done.is_set():
-        done.wait(0.05)  # a bounded wait: the watch below runs every 50 ms
-        now = time.perf_counter()
-        m = current[0] if current else None
-        started = m.step_started if m is not None else None
-        if started is not None and now - started > limit and not done.is_set():
-            last = m.program[-1] if m is not None and m.program else "?"
-            hung_msg = f"a step ({last}) did not return within {limit:g} s"
-        elif now > hard_deadline and not done.is_set():
-            hung_msg = f"the search did not end within {hard_deadline - driver.t0:.1f} s"
-        if hung_msg:
-            runner.retire()  # its thread ends once freed; the next search gets a new one
-            steps = m.steps if m is not None else 0
-            prog = tuple(m.program) if m is not None else ()
-            driver.abandon(LockstepFailure("LIVE", "watchdog", f"hang: {hung_msg}", steps, prog))
-            hung = True
-            break
+    bound = give_up_after if give_up_after is not None else seconds + shrink_for + 30.0
+    inconclusive = not done.wait(max(0.0, driver.t0 + bound - time.perf_counter()))
+    if inconclusive:
+        runner.retire()  # its thread ends once free; the next search gets a new one
+        driver.abandon()
     if errors and not driver.failures:
         raise errors[0]
     return SearchResult(
@@ -826,7 +939,7 @@ def search(
         runs=driver.runs,
         seconds_to_find=driver.seconds_to_find,
         seconds=driver.elapsed(),
-        hung=hung,
+        inconclusive=inconclusive,
         failures=list(driver.failures),
         worker=runner.thread,
     )
@@ -840,8 +953,8 @@ class _SearchThread:
     (``hypothesis.internal.entropy.register_random``), a scan of the whole heap.  In a
     kill-matrix worker whose heap earlier cells had grown (model states, explorer traces)
     that took the whole budget of a cell, which then ran no program at all.  A search
-    whose step hangs retires its thread (it ends once freed); the next search starts a
-    new one.
+    that does not end in time retires its thread (it ends once freed); the next search
+    starts a new one.
     """
 
     _lock = threading.Lock()
@@ -887,6 +1000,12 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
             "(this process could not run Hypothesis in time); not counted",
             res.seconds,
         )
+    if res.found is None and res.inconclusive:
+        return CheckOutcome.inconclusive(
+            res.seconds,
+            f"stateful-single: inconclusive: machine too slow: the search did not end in "
+            f"{res.seconds:.1f} s ({res.runs} lockstep programs, none failed)",
+        )
     if res.found is None:
         return CheckOutcome.survived(
             res.seconds,
@@ -900,6 +1019,7 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
         f"{f.steps} step(s)"
         + (f" (found with {first.steps})" if first is not None else "")
         + f"; {res.runs} programs | seed {seed} | program: {', '.join(f.program)}"
+        + f" | {replay_line(f'single:seed={seed}', mutant.name)}"
     )
     return CheckOutcome.kill(
         res.seconds_to_find or res.seconds, detail, prop, f.via, steps=f.steps

@@ -1,0 +1,202 @@
+"""``aioctx-verify replay``: rerun any failure the suite printed, from its replay line.
+
+Every failure prints one line (:func:`aioctx_verify.stress.explore.replay_line`)::
+
+    aioctx-verify replay [--mutant NAME] 'SPEC'
+
+``SPEC`` is a schedule string of a corpus program, of a kill-matrix probe program or of a
+multi-thread stateful scenario (``v1:sm...``), all rerun exactly; ``single:seed=<n>``, the
+single-thread lockstep search rerun to its first failure; or ``real:<workload>:...``, one
+real-thread stress trial's seeded configuration; or ``probe-real:<probe>:...``, a probe run
+on real threads as the kill matrix's ``stress_real`` ran it.  The last two rerun until the
+failure shows or a bounded number of attempts (real threads do not repeat an
+interleaving).  ``--mutant`` applies that catalogue mutant for the run.
+
+Output: what ran and its verdict, then ``property: <P1|P2|P3|LIVE|unclassified> via <what
+noticed it>`` for a failure, then the failure's message and trace.  Exit status 1 when the
+failure reproduces, 0 when the run passes, 2 for a malformed spec, an unknown program,
+workload or mutant, or a run that cannot follow its schedule (or ended inconclusive).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from aioctx_verify.impl import UsageError
+from aioctx_verify.stress import (
+    InvalidScheduleError,
+    Schedule,
+    corpus_by_name,
+    format_trace,
+)
+from aioctx_verify.stress import replay as replay_schedule
+from aioctx_verify.stress.mutation import Mutant, MutantLike
+
+__all__ = ["replay_cmd"]
+
+_SINGLE = re.compile(r"^single:seed=(-?\d+)$")
+
+
+class _ReplayError(click.ClickException):
+    exit_code = 2
+
+
+def _prop_line(prop: str | None, via: str | None) -> str:
+    return f"property: {prop or 'unclassified'}" + (f" via {via}" if via else "")
+
+
+@click.command(name="replay")
+@click.option("--mutant", default=None, metavar="NAME",
+              help="Apply this catalogue mutant for the run (as the failing run did).")
+@click.option("--attempts", default=20, show_default=True, type=click.IntRange(1, 10_000),
+              help="real: and probe-real: specs: reruns before giving up.")
+@click.option("--seconds", default=120.0, show_default=True, type=click.FloatRange(0.1),
+              help="Wall-time bound of a single:, real: or probe-real: replay.")
+@click.argument("spec")
+def replay_cmd(mutant: str | None, attempts: int, seconds: float, spec: str) -> None:
+    """Rerun one failure from the replay line a failing run printed."""
+    from aioctx_verify.stress.mutation import resolve_mutant
+
+    spec = spec.strip()
+    try:
+        m = resolve_mutant(mutant)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    if m.name != "none":
+        click.echo(f"mutant: {m.name} (applied for the run)")
+    if spec.startswith("single:"):
+        sys.exit(_single(spec, m, seconds))
+    if spec.startswith("real:"):
+        sys.exit(_real(spec, m, attempts, seconds))
+    if spec.startswith("probe-real:"):
+        sys.exit(_probe_real(spec, m, attempts, seconds))
+    try:
+        parsed = Schedule.parse(spec)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    corpus = corpus_by_name()
+    if parsed.program in corpus:
+        with m.apply():
+            out = replay_schedule(parsed, corpus)
+        prop, via = (out.prop or None), None
+    elif parsed.program.startswith("sm"):
+        sys.exit(_multi(parsed, m))
+    else:
+        from aioctx_verify.stress.mutation import PROBES, replay_probe
+
+        if parsed.program not in PROBES:
+            raise _ReplayError(
+                f"schedule names unknown program {parsed.program!r}: not a corpus program, "
+                "probe or stateful scenario; pass the spec exactly as the failing run printed it"
+            )
+        try:
+            pr = replay_probe(parsed, m)
+        except InvalidScheduleError as e:
+            raise _ReplayError(str(e)) from None
+        out, prop, via = pr.outcome, pr.prop, pr.via
+    if out.verdict == "inconclusive":
+        raise _ReplayError(f"cannot follow the schedule: {out.message}")
+    click.echo(
+        f"{parsed.program} [{parsed.memory}]: {out.verdict}"
+        f"{' (' + out.kind + ')' if out.kind else ''}, {out.steps} steps, "
+        f"{out.preemptions} preemption(s)"
+    )
+    if out.verdict == "fail":
+        click.echo(_prop_line(prop or ("LIVE" if out.kind in ("deadlock", "lost_wakeup")
+                                       else None), via))
+        click.echo(out.message)
+        click.echo(format_trace(out.trace, out.thread_names))
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _multi(parsed: Schedule, m: MutantLike) -> int:
+    from aioctx_verify.stress import stateful
+
+    try:
+        with m.apply():
+            r = stateful.replay(parsed)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    if r.verdict == "inconclusive":
+        raise _ReplayError(f"cannot follow the schedule: {r.message}")
+    click.echo(f"stateful scenario {parsed.program} [{parsed.memory}]: {r.verdict}")
+    if r.failed:
+        click.echo(_prop_line(r.prop, r.via))
+    click.echo(r.report())
+    return 1 if r.failed else 0
+
+
+def _single(spec: str, m: MutantLike, seconds: float) -> int:
+    from aioctx_verify.stress import stateful
+
+    match = _SINGLE.match(spec)
+    if match is None:
+        raise _ReplayError(
+            f"malformed single-thread lockstep spec {spec[:60]!r}: expected single:seed=<n>, "
+            "as printed by a failing lockstep search"
+        )
+    seed = int(match.group(1))
+    with m.apply():
+        res = stateful.search_single(seconds=seconds, seed=seed, shrink_seconds=2.0)
+    f = res.found
+    click.echo(
+        f"single-thread lockstep, seed {seed} (the seeded search rerun to its first failure, "
+        f"then shrunk for at most 2 s): {'fail' if f else 'pass'} after {res.runs} program(s)"
+    )
+    if f is None:
+        if res.inconclusive:
+            raise _ReplayError(
+                f"single-thread lockstep replay of seed {seed} did not end in {seconds} s; "
+                "rerun it on a less loaded machine or with a larger --seconds"
+            )
+        return 0
+    click.echo(_prop_line(f.prop, f.via))
+    click.echo(f.message)
+    click.echo(f"{f.steps} step(s): {', '.join(f.program)}")
+    return 1
+
+
+def _real(spec: str, m: MutantLike, attempts: int, seconds: float) -> int:
+    from aioctx_verify.stress.real import replay_trial
+
+    try:
+        with m.apply():
+            r = replay_trial(spec, attempts=attempts, seconds=seconds)
+    except UsageError as e:
+        raise _ReplayError(str(e)) from None
+    f = r.failure
+    click.echo(
+        f"real-thread trial {r.spec.workload} seed {r.spec.seed} trial {r.spec.trial}: "
+        f"{'fail' if f else 'pass'} after {r.attempts} attempt(s) (real threads are not "
+        "deterministic: the replay reruns the same seeded trial configuration, "
+        f"up to {attempts} time(s))"
+    )
+    if f is None:
+        click.echo(f"outcomes: {', '.join(r.outcomes)}")
+        return 0
+    click.echo(_prop_line(f.prop, r.via))
+    click.echo(f"outcome {f.outcome}: {f.message}")
+    return 1
+
+
+def _probe_real(spec: str, m: Mutant, attempts: int, seconds: float) -> int:
+    from aioctx_verify.stress.mutation import replay_probe_real
+
+    try:
+        r = replay_probe_real(spec, m, attempts=attempts, seconds=seconds)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    click.echo(
+        f"real-thread probe {r.probe}: {'fail' if r.failed else 'pass'} after {r.attempts} "
+        "attempt(s) (real threads are not deterministic: the replay reruns the probe with "
+        f"the same monitors and switch interval, up to {attempts} time(s))"
+    )
+    if not r.failed:
+        return 0
+    click.echo(_prop_line(r.prop, r.via))
+    click.echo(r.detail)
+    return 1
