@@ -15,7 +15,22 @@ One import package, laid out as the repository's top-level folders (setuptools
   names and root error; :mod:`aioctx_verify.files`); ``tests/test_layers.py`` holds the
   import rules.
 
-Importing this package imports nothing else.
+Importing this package imports nothing else (``os`` is always loaded already).
+
+Run from a source checkout (the checkout's root on ``sys.path``, as ``python -m`` from the
+root and pytest-xdist's workers put it), this folder is found before any installed copy; its
+``__path__`` then also holds the root, so ``aioctx_verify.impl`` is the checkout's ``impl/``,
+the same file the wheel maps it to, and a process never mixes two copies.
 """
 
+import os as _os
+
 __all__: list[str] = []
+
+_here = _os.path.dirname(_os.path.abspath(__file__))
+_root = _os.path.dirname(_here)
+if not _os.path.isdir(_os.path.join(_here, "impl")) and _os.path.isfile(
+    _os.path.join(_root, "impl", "__init__.py")
+):
+    __path__.append(_root)
+del _here, _root

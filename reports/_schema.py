@@ -58,7 +58,8 @@ class SchemaViolation(Exception):
 @cache
 def load_schema(name: str) -> Schema:
     """A schema shipped in ``reports/schema/`` (e.g. ``result-v1.json``)."""
-    text = files("reports").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
+    schema_dir = files("aioctx_verify.reports").joinpath("schema")
+    text = schema_dir.joinpath(name).read_text(encoding="utf-8")
     return cast(Schema, json.loads(text))
 
 

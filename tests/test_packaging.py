@@ -89,3 +89,54 @@ def test_the_console_script_names_the_package(wheel: zipfile.ZipFile) -> None:
     (ep,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(ep).decode()
     assert "aioctx-verify = aioctx_verify.cli:main" in text
+
+
+def _run_python(code: str, *, cwd: pathlib.Path, pythonpath: pathlib.Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(pythonpath), "PYTHONNOUSERSITE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_wheel_alone_finds_its_data_files(
+    wheel: zipfile.ZipFile, tmp_path: pathlib.Path
+) -> None:
+    """Data files are looked up under the installed name (a lookup under a folder name, such
+    as ``reports``, only works where the checkout happens to be on ``sys.path``)."""
+    site = tmp_path / "site"
+    wheel.extractall(site)
+    out = _run_python(
+        "from aioctx_verify.reports._schema import load_schema\n"
+        "for n in ('result-v1.json', 'history-v1.json'):\n"
+        "    print(sorted(load_schema(n))[0])\n",
+        cwd=tmp_path,
+        pythonpath=site,
+    )
+    assert len(out.splitlines()) == 2
+
+
+def test_a_checkout_on_sys_path_imports_as_the_whole_package(tmp_path: pathlib.Path) -> None:
+    """``python -m aioctx_verify.cli`` from the root (and pytest-xdist's workers, which put the
+    working directory on ``sys.path`` and ``PYTHONPATH``) find the checkout's ``aioctx_verify/``
+    folder before any installed copy: its subpackages must then be the checkout's folders."""
+    if not (ROOT / "pyproject.toml").exists():
+        pytest.skip("not run from a checkout (no pyproject.toml beside tests/)")
+    out = _run_python(
+        "import aioctx_verify.stress.controlled, aioctx_verify.reports._schema as s, "
+        "aioctx_verify.vocab\n"
+        "s.load_schema('result-v1.json')\n"
+        "print(aioctx_verify.stress.controlled.__file__)\n"
+        "print(aioctx_verify.vocab.__file__)\n",
+        cwd=ROOT,
+        pythonpath=ROOT,
+    )
+    controlled, vocab = out.splitlines()
+    assert pathlib.Path(controlled) == ROOT / "stress" / "controlled" / "__init__.py"
+    assert pathlib.Path(vocab) == ROOT / "aioctx_verify" / "vocab.py"

@@ -151,7 +151,8 @@ def _keywords(schema: object, out: set[str]) -> set[str]:
 
 @pytest.mark.parametrize("name", ["result-v1.json", "history-v1.json"])
 def test_schema_is_shipped_and_uses_only_what_the_validator_supports(name: str) -> None:
-    text = files("reports").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
+    schema_dir = files("aioctx_verify.reports").joinpath("schema")
+    text = schema_dir.joinpath(name).read_text(encoding="utf-8")
     schema = json.loads(text)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"].startswith("urn:aioctx-verify:schema:")
