@@ -300,7 +300,11 @@ def _step_model(
     except ImportError as e:
         acc.skipped(plan, "model", f"model package unavailable: {e}")
         return
-    configs = [ModelConfig(**kw) for kw in plan.model_configs()]
+    from aioctx_verify._replay_cmd import model_replay_spec
+    from aioctx_verify.stress.explore import replay_line
+
+    sizes = plan.model_configs()
+    configs = [ModelConfig(**kw) for kw in sizes]
     t0 = time.perf_counter()
     failed: dict[PropertyName, str] = {}
     states = 0
@@ -320,7 +324,8 @@ def _step_model(
             )
             acc.counterexamples.append(Counterexample(
                 property=prop, checker="model", kind="model", message=failed[prop],
-                schedule=None, seed=None, replay_command=None,
+                schedule=None, seed=None,
+                replay_command=replay_line(model_replay_spec(sizes[i])),
             ))
         elif not r.complete:
             incomplete = f"{cfg}: state space not exhausted ({r.states} states)"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 
 import click
 
@@ -38,6 +39,11 @@ from aioctx_verify.stress.mutation import Mutant, MutantLike
 __all__ = ["replay_cmd"]
 
 _SINGLE = re.compile(r"^single:seed=(-?\d+)$")
+#: ``model:bug=<flag>`` (a model bug in its smallest configuration) or
+#: ``model:<field>=<int>,...`` (a correct model configuration of the campaign).
+_MODEL_BUG = re.compile(r"^model:bug=([a-z0-9-]+)$")
+_MODEL_SIZE = re.compile(r"^model:((?:[a-z_]+=\d+)(?:,[a-z_]+=\d+)*)$")
+_MODEL_FIELDS = ("threads", "bhs", "max_depth", "ops", "handlers", "timers")
 
 
 class _ReplayError(click.ClickException):
@@ -69,6 +75,8 @@ def replay_cmd(mutant: str | None, attempts: int, seconds: float, spec: str) -> 
         click.echo(f"mutant: {m.name} (applied for the run)")
     if spec.startswith("single:"):
         sys.exit(_single(spec, m, seconds))
+    if spec.startswith("model:"):
+        sys.exit(_model(spec))
     if spec.startswith("real:"):
         sys.exit(_real(spec, m, attempts, seconds))
     if spec.startswith("probe-real:"):
@@ -128,6 +136,50 @@ def _multi(parsed: Schedule, m: MutantLike) -> int:
         click.echo(_prop_line(r.prop, r.via))
     click.echo(r.report())
     return 1 if r.failed else 0
+
+
+def _model(spec: str) -> int:
+    """The model's breadth-first search is deterministic: rerunning it is the replay."""
+    from aioctx_verify import model
+
+    bug = _MODEL_BUG.match(spec)
+    size = _MODEL_SIZE.match(spec)
+    if bug is not None:
+        flag = bug.group(1)
+        if flag not in model.MODEL_BUGS:
+            raise _ReplayError(
+                f"model spec names unknown bug {flag!r}; "
+                f"known: {', '.join(sorted(model.MODEL_BUGS))}"
+            )
+        config = model.bug_config(flag)
+    elif size is not None:
+        fields = dict(kv.split("=") for kv in size.group(1).split(","))
+        unknown = sorted(set(fields) - set(_MODEL_FIELDS))
+        if unknown:
+            raise _ReplayError(
+                f"model spec has unknown field(s) {', '.join(unknown)}; "
+                f"fields: {', '.join(_MODEL_FIELDS)}"
+            )
+        try:
+            config = model.ModelConfig(**{k: int(v) for k, v in fields.items()})  # type: ignore[arg-type]
+        except model.ModelError as e:
+            raise _ReplayError(f"model spec {spec!r}: {e}") from None
+    else:
+        raise _ReplayError(
+            f"malformed model spec {spec[:60]!r}: expected model:bug=<flag> or "
+            "model:threads=<n>,bhs=<n>,... as printed by a failing model search"
+        )
+    r = model.search(config, max_states=2_000_000)
+    click.echo(f"model: {r.summary()}")  # with the shortest path when it found one
+    if r.violation is None:
+        return 0
+    click.echo(_prop_line(r.violation, "model"))
+    return 1
+
+
+def model_replay_spec(size: Mapping[str, object]) -> str:
+    """The ``model:`` replay spec of one campaign model configuration."""
+    return "model:" + ",".join(f"{k}={size[k]}" for k in _MODEL_FIELDS if k in size)
 
 
 def _single(spec: str, m: MutantLike, seconds: float) -> int:

@@ -208,3 +208,38 @@ def test_a_real_thread_probe_failure_under_a_mutant_replays() -> None:
     assert line.startswith(f"aioctx-verify replay --mutant {m.name} 'probe-real:"), line
     text = assert_reproduces(line, out.killed_by_property)
     assert "real threads are not deterministic" in text
+
+
+# -- the model ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["nonsticky-kick", "dispatching-flag-shared"])
+def test_a_model_kill_prints_a_line_that_reproduces(name: str) -> None:
+    m = MUTANTS[name]
+    out = run_checker("model", m, 0, 60.0)
+    assert out.killed, out.detail
+    line = only_line(out.detail)
+    assert line == f"aioctx-verify replay --mutant {name} 'model:bug={m.model_bug}'"
+    text = assert_reproduces(line, out.killed_by_property)
+    assert "shortest path" in text
+
+
+def test_the_campaign_model_sizes_replay_and_hold() -> None:
+    from aioctx_verify._campaign import plan_campaign
+    from aioctx_verify._replay_cmd import model_replay_spec
+
+    for size in plan_campaign("smoke").model_configs():
+        code, out = run_line(replay_line(model_replay_spec(dict(size))))
+        assert code == 0 and "no violation" in out, out
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("model:bug=nope", "unknown bug 'nope'"),
+        ("model:threads=2,colour=3", "unknown field(s) colour"),
+        ("model:threads=two", "malformed model spec"),
+        ("model:threads=2,bhs=0,max_depth=0", "max_depth >= 1"),
+    ],
+)
+def test_a_bad_model_spec_is_one_clear_error(spec: str, problem: str) -> None:
+    code, out = run_line(replay_line(spec))
+    assert code == 2 and problem in out, out

@@ -425,7 +425,8 @@ def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
         return CheckOutcome.survived(elapsed, f"model: no violation{bound}")
     return CheckOutcome.kill(
         elapsed,
-        f"model: {r.violation} after {len(r.path)} action(s), {r.states} states searched",
+        f"model: {r.violation} after {len(r.path)} action(s), {r.states} states searched"
+        f" | {replay_line(f'model:bug={mutant.model_bug}', mutant.name)}",
         as_property(r.violation),
         "model",
         steps=len(r.path),
