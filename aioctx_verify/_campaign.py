@@ -5,6 +5,15 @@ A campaign runs, in order, each *step* it was given a share of the budget for:
 * ``model`` - exhaustive search of the correct model (P1, P2, P3, LIVE), states counted;
 * ``random`` / ``pct`` / ``dfs`` - controlled exploration of the safe corpus (the real impl
   code on the controlled platform, monitors on), coverage counted, failures shrunk;
+* ``generated`` - seeded generated programs over impl's whole public API (2-4 threads of
+  BH, timer, handler, external, thread-pool, dataplane, IOThread and stop-the-world
+  operations, well-formed by construction) under the same strategies and every memory
+  model, monitors and program-level oracles on; a failure is shrunk to a minimal program
+  and schedule with a ``gen:`` replay line.  Searching impl as it is, it gets the largest
+  share of the exploration budget;
+* ``races`` - the safe corpus again under the same strategies with the happens-before race
+  detector on: a plain field of impl shared between threads without ordering breaks the
+  seam's rule (reported under P3: the accesses are not mutually excluded);
 * ``hypothesis`` - impl against the single-thread reference in lockstep, then the
   multi-thread stateful search (Hypothesis draws scripts and interleavings);
 * ``stress`` - the real-thread workloads with noise, graded jcstress-style (histograms);
@@ -55,7 +64,10 @@ __all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "CampaignPlan", "plan_campaign",
 
 PROPERTIES: tuple[PropertyName, ...] = PROPERTY_NAMES
 #: Step names, in the order they run.
-CHECKERS = ("model", "random", "pct", "dfs", "hypothesis", "stress", "mutants")
+CHECKERS = (
+    "model", "prove", "random", "pct", "dfs", "generated", "races", "hypothesis", "stress",
+    "mutants",
+)
 
 #: Seconds of the whole campaign, and schedules per safe program for the explorers.
 BUDGETS: dict[str, tuple[float, int]] = {
@@ -63,10 +75,17 @@ BUDGETS: dict[str, tuple[float, int]] = {
     "pr": (240.0, 300),
     "nightly": (3 * 3600.0, 20_000),
 }
-#: Share of the budget per step.  The mutant kill matrix gets the most: it is the check
-#: of the checks.
-_SHARE = {"model": 0.06, "random": 0.06, "pct": 0.06, "dfs": 0.06, "hypothesis": 0.08,
-          "stress": 0.16, "mutants": 0.52}
+#: Share of the budget per step.  Of the searches of impl as it is, the generated programs
+#: get the most; the kill matrix (the check of the checks, in pr and nightly) gets about
+#: as much as all of them together.
+_SHARE = {
+    "model": 0.06, "prove": 0.08, "random": 0.06, "pct": 0.06, "dfs": 0.06, "generated": 0.30,
+    "races": 0.06, "hypothesis": 0.08, "stress": 0.16, "mutants": 0.80,
+}
+
+
+#: Steps a budget leaves out unless they are asked for with ``checkers``.
+_NOT_BY_DEFAULT: dict[str, tuple[str, ...]] = {"smoke": ("mutants",)}
 
 
 class ModelSize(TypedDict, total=False):
@@ -101,9 +120,11 @@ _MODEL_TIERS: dict[str, tuple[ModelSize, ...]] = {
 #: Properties each step checks (a step never "passes" a property it cannot see).
 _COVERS: dict[str, tuple[PropertyName, ...]] = {
     "model": PROPERTIES,
+    "prove": ("P1", "P2", "P3"),  # z3 proofs of the safety properties (LIVE needs paths)
     "random": PROPERTIES,
     "pct": PROPERTIES,
     "dfs": PROPERTIES,
+    "races": ("P3",),
     "hypothesis": PROPERTIES,
     "stress": PROPERTIES,
 }
@@ -186,7 +207,12 @@ def plan_campaign(
         seconds = float(budget)
         schedules = max(10, int(seconds * 2))
         label = f"{seconds:g}s"
-    steps = tuple(c for c in CHECKERS if checkers is None or c in checkers)
+    if checkers is None:
+        # The main job searches impl as it is; the kill matrix (the check of the checks)
+        # runs in pr and nightly and in `aioctx-verify mutants` / `mutate`, or on request.
+        steps = tuple(c for c in CHECKERS if c not in _NOT_BY_DEFAULT.get(label, ()))
+    else:
+        steps = tuple(c for c in CHECKERS if c in checkers)
     strats = strategies or ("random", "pct", "dfs")
     steps = tuple(s for s in steps if s not in ("random", "pct", "dfs") or s in strats)
     if not steps:
@@ -334,6 +360,57 @@ def _step_model(
     acc.verdict(plan, "model", failed, states, time.perf_counter() - t0, inconclusive=incomplete)
 
 
+#: z3 proofs per budget: how many of the model step's configurations (None: all), and the
+#: bounded model checking depth for a property induction does not prove.
+_PROVE_SIZES: dict[str, tuple[int | None, int]] = {
+    "smoke": (1, 10), "pr": (4, 20), "nightly": (None, 40),
+}
+
+
+def _step_prove(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
+    """P1, P2, P3 proven with z3 over the model (``aioctx-verify prove``): Houdini over the
+    stated strengthening invariants, BMC, k-induction; configurations smallest first."""
+    try:
+        from aioctx_verify._prove_cmd import ConfigSpec, prove_one
+    except ImportError as e:  # z3-solver missing
+        acc.skipped(plan, "prove", f"z3 prover unavailable: {e}")
+        return
+    label = plan.label if plan.label in _PROVE_SIZES else (
+        "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
+    count, depth = _PROVE_SIZES[label]
+    sizes = plan.model_configs()[:count]
+    t0 = time.perf_counter()
+    failed: dict[PropertyName, str] = {}
+    unsure = ""
+    for i, size in enumerate(sizes):
+        if stop() or (i and time.perf_counter() - t0 > seconds):
+            unsure = f"budget spent after {i} of {len(sizes)} configurations"
+            break
+        spec = ConfigSpec(sizes=tuple(sorted((k, int(str(v))) for k, v in size.items())))
+        pc = prove_one(spec, depth, 3)
+        verdicts = ", ".join(f"{r['property']} {r['verdict']}" for r in pc.rows)
+        progress(f"prove {pc.model}: {verdicts}", (i + 1) / len(sizes))
+        for row in pc.rows:
+            if row["verdict"] == "bounded" and not unsure:
+                unsure = f"{pc.model}: {row['property']} holds to depth {row['depth']} only"
+        for prop_name, path in pc.paths:
+            prop = _prop_of(prop_name)
+            failed.setdefault(prop, f"{prop_name} refuted in {pc.model} after {len(path)} steps")
+            acc.counterexamples.append(Counterexample(
+                property=prop, checker="prove", kind="model", message=failed[prop],
+                schedule=None, seed=None, replay_command=None,
+                steps=tuple(
+                    TraceStep(index=j, thread=t, thread_name=f"t{t} {role}", op=action,
+                              obj=events, where="model")
+                    for j, (t, role, action, events) in enumerate(path)
+                ),
+            ))
+    acc.verdict(plan, "prove", failed, len(sizes), time.perf_counter() - t0,
+                inconclusive=unsure)
+
+
 def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
                   progress: Progress, stop: Stop) -> None:
     from aioctx_verify.stress import CORPUS, Budget, explore
@@ -366,6 +443,91 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
                 r.failure, property=prop, checker=strategy, seed=plan.seed + i,
             ))
     acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
+
+
+def _step_generated(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
+    """Generated programs (:func:`aioctx_verify.stress.explore.search_generated`) of the
+    plan's seed under its strategies and every memory model, for the budget's number of
+    programs or ``seconds``, whichever ends first."""
+    import dataclasses
+
+    from aioctx_verify.stress.explore import GEN_BUDGETS, GenSearchResult, search_generated
+
+    tier = plan.label if plan.label in GEN_BUDGETS else (
+        "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
+    base = GEN_BUDGETS[tier]
+    budget = dataclasses.replace(
+        base, seconds=seconds, shrink_seconds=min(base.shrink_seconds, max(2.0, seconds / 2))
+    )
+    t0 = time.perf_counter()
+
+    def step(_index: int, r: GenSearchResult) -> None:
+        progress(f"generated: {r.programs} programs, {r.runs} runs",
+                 min(1.0, r.programs / max(1, budget.programs)))
+
+    r = search_generated(plan.seed, budget, strategies=plan.strategies, should_stop=stop,
+                         progress=step)
+    acc.schedules += r.runs
+    acc.traces += r.distinct_traces
+    acc.steps += r.steps
+    acc.explore_seconds += r.seconds
+    acc.max_preemptions = max(acc.max_preemptions, r.max_preemptions)
+    failed: dict[PropertyName, str] = {}
+    if r.failure is not None:
+        prop = _prop_of(r.failure.prop)
+        failed[prop] = f"{r.failure.spec.split(';')[0]}: {r.failure.kind}: {r.failure.message}"
+        acc.counterexamples.append(counterexample_of(
+            r.failure, property=prop, checker="generated", seed=plan.seed,
+        ))
+    unsure = "stopped early" if stop() else r.reason if r.verdict == "inconclusive" else ""
+    acc.verdict(plan, "generated", failed, r.runs, time.perf_counter() - t0, inconclusive=unsure)
+
+
+def _step_races(
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+) -> None:
+    """Every safe corpus program under each chosen strategy with the race detector on.
+
+    A race is a P3 failure (two threads touch one field of impl with no happens-before: the
+    accesses are not mutually excluded); the counterexample holds both accesses and the
+    schedule, which :func:`aioctx_verify.stress.controlled.replay_races` reruns.
+    """
+    from aioctx_verify.stress import CORPUS
+    from aioctx_verify.stress.controlled import find_races
+    from aioctx_verify.stress.explore import replay_line
+
+    safe = [p for p in CORPUS if p.expected == "safe"]
+    units = [(s, i, prog) for s in plan.strategies for i, prog in enumerate(safe)]
+    per = seconds / max(1, len(units))
+    failed: dict[PropertyName, str] = {}
+    runs = 0
+    t0 = time.perf_counter()
+    stopped = ""
+    for k, (strategy, i, prog) in enumerate(units):
+        if stop():
+            stopped = f"stopped after {k} of {len(units)} programs"
+            break
+        r = find_races(prog, strategy=strategy, schedules=plan.schedules, seconds=per,
+                       seed=plan.seed + i)
+        runs += r.schedules
+        progress(f"races ({strategy}): {prog.name}", (k + 1) / len(units))
+        for race in r.races:
+            failed.setdefault("P3", f"{prog.name}: {race.message}")
+            steps = tuple(
+                TraceStep(index=a.step, thread=a.thread, thread_name=a.thread_name,
+                          op=a.kind, obj=race.field, where=" <- ".join(a.stack))
+                for a in (race.first, race.second)
+            )
+            acc.counterexamples.append(Counterexample(
+                property="P3", checker="races", kind="data_race",
+                message=race.report()[:2000],
+                schedule=race.schedule, seed=plan.seed + i,
+                replay_command=replay_line(f"race:{race.schedule}"),
+                steps=steps, failing_step=1,
+            ))
+    acc.verdict(plan, "races", failed, runs, time.perf_counter() - t0, inconclusive=stopped)
 
 
 def _step_hypothesis(
@@ -471,6 +633,14 @@ _MUTANT_CHECKERS: dict[str, tuple[str, ...] | None] = {
 }
 
 
+#: The smoke campaign's kill matrix, in work units (each checker maps them to its own unit,
+#: so the verdicts do not depend on the machine's speed): per cell 200 (the explorers'
+#: schedules: enough for PCT to reach the TSO-only lost wake-up of notify-me-after-scan, ~55
+#: schedules of its first probe), one control seed of 300 per checker.  About 30 s on two
+#: cores at idle (two jobs).
+_SMOKE_MUTANTS_WORK = (200, 1, 300)
+
+
 def _step_mutants(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
@@ -494,9 +664,7 @@ def _step_mutants(
 
     budget: str | float | MatrixBudget = seconds
     if plan.label == "smoke":
-        # One second per cell: enough for PCT to reach the TSO-only lost wake-up
-        # (notify-me-after-scan, ~55 schedules), and the matrix stays near 30 s on 2 cores.
-        budget = MatrixBudget("smoke", 1.0, 1, 1.5)
+        budget = MatrixBudget("smoke", *_SMOKE_MUTANTS_WORK)
     elif plan.label in ("pr", "nightly"):
         budget = plan.label
     km = kill_matrix(
@@ -564,8 +732,14 @@ def run_campaign(
         try:
             if step == "model":
                 _step_model(plan, acc, share, p, stop)
+            elif step == "prove":
+                _step_prove(plan, acc, share, p, stop)
             elif step in ("random", "pct", "dfs"):
                 _step_explore(plan, acc, step, share, p, stop)
+            elif step == "generated":
+                _step_generated(plan, acc, share, p, stop)
+            elif step == "races":
+                _step_races(plan, acc, share, p, stop)
             elif step == "hypothesis":
                 _step_hypothesis(plan, acc, share, p, stop)
             elif step == "stress":

@@ -4,9 +4,16 @@ Runs every checker against every mutant of the catalogue (historical QEMU bugs a
 rule breaks, :mod:`stress.mutation._catalogue`) and against the unmutated impl (the
 false-alarm pass), and prints the matrix as a table.
 
-Exit status: 0 when every chosen mutant was killed by some checker and the unmutated impl
-raised no false alarm; 1 otherwise; 2 for a usage error (an unknown budget, checker or
-mutant name, an unwritable ``--json`` path), reported as one line on stderr.
+Every cell is budgeted by *work* (schedules, Hypothesis examples, real-thread runs, model
+states: each checker maps the cell's work units to its own), so the verdicts are the same on
+a fast machine and on a loaded one; the seconds are only a safety cap.  A cell whose cap
+runs out before its work is done is *inconclusive* (``inc`` in the table, ``"verdict":
+"inconclusive"`` in the JSON): neither a kill nor a survival, and not a failure.
+
+Exit status: 0 when no chosen mutant survived (each was killed by some checker, or is
+*undecided*: not killed, and some cell's cap ran out before its work was done) and the
+unmutated impl raised no false alarm; 1 otherwise; 2 for a usage error (an unknown budget,
+checker or mutant name, an unwritable ``--json`` path), reported as one line on stderr.
 """
 
 from __future__ import annotations
@@ -65,7 +72,10 @@ def _list_catalogue() -> None:
     default="pr",
     show_default=True,
     metavar="smoke|pr|nightly|SECONDS",
-    help="A preset, or a wall-time budget in seconds for the whole matrix.",
+    help=(
+        "A preset (work per cell: smoke 120 units, pr 500, nightly 6000), or seconds for "
+        "the whole matrix, turned into work per cell at a fixed nominal 5 ms a unit."
+    ),
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
 @click.option(
@@ -102,7 +112,8 @@ def mutants_cmd(
 ) -> None:
     """Kill matrix: which checker kills which mutant (re-created QEMU bug), how fast.
 
-    Prints mutant x checker (seconds to kill, '-' survived, 'n/a' nothing to run), the
+    Prints mutant x checker (seconds to kill, '-' survived, 'inc' inconclusive: the
+    cell's seconds cap ran out before its work was done, 'n/a' nothing to run), the
     properties through which each mutant died, and the false alarms of the control runs.
     """
     if list_only:
@@ -121,7 +132,15 @@ def mutants_cmd(
         "mutant", "--mutants", _names(mutant_names), [m.name for m in CATALOGUE]
     )
     try:
-        resolve_budget(budget)
+        resolved = resolve_budget(
+            budget,
+            mutants=len(chosen_mutants) if chosen_mutants is not None else len(CATALOGUE),
+            checkers=(
+                len(chosen_checkers) if chosen_checkers is not None
+                else len(available_checkers())
+            ),
+            jobs=jobs,
+        )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--budget") from None
     if json_path is not None:
@@ -129,10 +148,14 @@ def mutants_cmd(
         if problem is not None:
             raise click.BadParameter(problem, param_hint="--json")
     t0 = time.perf_counter()
-    click.echo(f"mutants: budget {budget}, seed {seed}, {jobs} job(s)", err=True)
+    click.echo(
+        f"mutants: budget {budget} ({resolved.cell_work} work units a cell, cap "
+        f"{resolved.cell_seconds:g} s), seed {seed}, {jobs} job(s)",
+        err=True,
+    )
     try:
         km = kill_matrix(
-            budget,
+            resolved,
             seed,
             chosen_checkers,
             mutants=chosen_mutants,

@@ -5,10 +5,13 @@ Every failure prints one line (:func:`aioctx_verify.stress.explore.replay_line`)
     aioctx-verify replay [--mutant NAME] 'SPEC'
 
 ``SPEC`` is a schedule string of a corpus program, of a kill-matrix probe program or of a
-multi-thread stateful scenario (``v1:sm...``), all rerun exactly; ``single:seed=<n>``, the
-single-thread lockstep search rerun to its first failure; or ``real:<workload>:...``, one
-real-thread stress trial's seeded configuration; or ``probe-real:<probe>:...``, a probe run
-on real threads as the kill matrix's ``stress_real`` ran it.  The last two rerun until the
+multi-thread stateful scenario (``v1:sm...``), all rerun exactly; a generated program and
+its schedule (``gen:seed=<n>,index=<i>[,keep=<ops>];v1:gen...``: the program regenerated
+from its seed and index, the operations shrinking dropped left out, the schedule rerun
+exactly); ``single:seed=<n>``, the single-thread lockstep search rerun to its first
+failure; or ``real:<workload>:...``, one real-thread stress trial's seeded configuration;
+or ``probe-real:<probe>:...``, a probe run on real threads as the kill matrix's
+``stress_real`` ran it.  The last two rerun until the
 failure shows or a bounded number of attempts (real threads do not repeat an
 interleaving).  ``--mutant`` applies that catalogue mutant for the run.
 
@@ -75,8 +78,12 @@ def replay_cmd(mutant: str | None, attempts: int, seconds: float, spec: str) -> 
         click.echo(f"mutant: {m.name} (applied for the run)")
     if spec.startswith("single:"):
         sys.exit(_single(spec, m, seconds))
+    if spec.startswith("gen:"):
+        sys.exit(_generated(spec, m))
     if spec.startswith("model:"):
         sys.exit(_model(spec))
+    if spec.startswith("race:"):
+        sys.exit(_race(spec.removeprefix("race:"), m))
     if spec.startswith("real:"):
         sys.exit(_real(spec, m, attempts, seconds))
     if spec.startswith("probe-real:"):
@@ -119,6 +126,31 @@ def replay_cmd(mutant: str | None, attempts: int, seconds: float, spec: str) -> 
         click.echo(format_trace(out.trace, out.thread_names))
         sys.exit(1)
     sys.exit(0)
+
+
+def _generated(spec: str, m: MutantLike) -> int:
+    from aioctx_verify.stress.explore import replay_generated
+
+    try:
+        with m.apply():
+            r = replay_generated(spec)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    out = r.outcome
+    if out.verdict == "inconclusive":
+        raise _ReplayError(f"cannot follow the schedule: {out.message}")
+    click.echo(r.program.listing())
+    click.echo(
+        f"{r.program.name} [{r.memory}]: {out.verdict}"
+        f"{' (' + out.kind + ')' if out.kind else ''}, {out.steps} steps, "
+        f"{out.preemptions} preemption(s)"
+    )
+    if out.verdict != "fail":
+        return 0
+    click.echo(_prop_line(r.prop, None))
+    click.echo(out.message)
+    click.echo(format_trace(out.trace, out.thread_names))
+    return 1
 
 
 def _multi(parsed: Schedule, m: MutantLike) -> int:
@@ -174,6 +206,36 @@ def _model(spec: str) -> int:
     if r.violation is None:
         return 0
     click.echo(_prop_line(r.violation, "model"))
+    return 1
+
+
+def _race(schedule: str, m: MutantLike) -> int:
+    """A data race: the schedule rerun exactly with the happens-before detector on."""
+    from aioctx_verify.stress.controlled import replay_races
+
+    try:
+        parsed = Schedule.parse(schedule)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    programs = dict(corpus_by_name())
+    if parsed.program not in programs:
+        from aioctx_verify.stress.mutation import PROBES, probe_program
+
+        programs.update((name, probe_program(p)) for name, p in PROBES.items())
+    try:
+        with m.apply():
+            det = replay_races(parsed, programs)
+    except InvalidScheduleError as e:
+        raise _ReplayError(str(e)) from None
+    click.echo(
+        f"{parsed.program} [{parsed.memory}] with the race detector: {len(det.races)} race(s), "
+        f"{len(det.benign)} allowed, {det.accesses} plain-field accesses"
+    )
+    if not det.races:
+        return 0
+    click.echo(_prop_line("P3", "races"))
+    for race in det.races:
+        click.echo(race.report())
     return 1
 
 

@@ -312,6 +312,14 @@ from aioctx_verify._replay_cmd import replay_cmd  # noqa: E402
 
 main.add_command(replay_cmd, name="replay")
 
+from aioctx_verify._mutate_cmd import mutate_cmd  # noqa: E402
+
+main.add_command(mutate_cmd, name="mutate")
+
+from aioctx_verify._prove_cmd import prove_cmd  # noqa: E402
+
+main.add_command(prove_cmd, name="prove")
+
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,9 @@ __all__ = [
 ThreadId = NewType("ThreadId", int)
 
 #: The properties the suite checks: P1 nested acquire, P2 lock-free BH scheduling, P3 mutual
-#: exclusion during event-loop iterations, LIVE no lost wake-up, starvation or deadlock.
+#: exclusion during event-loop iterations, LIVE no lost wake-up, starvation or deadlock, and
+#: progress of every part of the loop (timers, handlers, thread pool, dataplane, IOThread
+#: stop, stop-the-world).
 PropertyName = Literal["P1", "P2", "P3", "LIVE"]
 #: Every :data:`PropertyName`, in the order reports list them.
 PROPERTY_NAMES: tuple[PropertyName, ...] = get_args(PropertyName)
@@ -47,12 +49,22 @@ class TraceEvent:
         kind: what happened: ``acquire`` (obj = depth after), ``release`` (obj = depth
             after), ``lock_wait`` (obj = ticket), ``lock_abandon`` (obj = ticket),
             ``contention_kick``, ``poll_begin`` (obj = blocking), ``poll_wait`` (obj =
-            timeout ns), ``poll_end``, ``bh_new``, ``bh_schedule_begin``, ``bh_schedule_end``
+            timeout ns, only when the poll may sleep), ``poll_woke`` (the platform poll
+            returned; obj = ready fds), ``poll_end`` (detail = ``raised`` when the iteration
+            did not reach its end), ``bh_new``, ``bh_schedule_begin``, ``bh_schedule_end``
             (detail = new / coalesced / idle), ``bh_run_begin``, ``bh_run_end``,
             ``bh_cancel``, ``bh_delete``, ``notify``, ``notify_accept``,
-            ``handler_run_begin``, ``handler_run_end``, ``timer_run_begin``,
-            ``timer_run_end``, ``iothread_start``, ``iothread_stop``.  Checkers may add
-            kinds of their own to the same stream (monitors ignore kinds they do not know).
+            ``handler_set`` (obj = handler, detail = ``fd=N r=0|1 w=0|1 ext=0|1``),
+            ``handler_remove``, ``external_disable``, ``external_enable`` (obj = count
+            after), ``handler_run_begin``, ``handler_run_end``, ``timer_mod`` (detail =
+            ``clock:expire_ns``), ``timer_del``, ``timer_run_begin``, ``timer_run_end``,
+            ``pool_done`` / ``pool_cancel`` / ``pool_complete`` (obj = request, detail = its
+            return value), ``pool_shutdown``, ``dp_start``, ``dp_stop``, ``dp_kick``,
+            ``dp_process`` (obj = device, detail = requests put on its ring so far),
+            ``iothread_start``, ``iothread_stop_request``, ``iothread_stopping`` (its stop
+            BH ran), ``iothread_stop``, ``stw_begin``, ``stw_paused``, ``stw_end``.
+            Checkers may add kinds of their own to the same stream (monitors ignore kinds
+            they do not know).
         thread: the platform thread that did it.
         ctx: the AioContext's id (0 when not applicable).
         obj: the BH / handler / timer id, or another integer payload (lock depth, progress).

@@ -399,7 +399,9 @@ class AioContext:
         self._bh_lock = p.mutex(f"{self.name}.bh_lock")
         self._bhs: list[BH] = []
         self._walking_bh = 0
-        self._bh_deleted = 0  # BHs marked deleted and not yet reclaimed (under _bh_lock)
+        # BHs marked deleted and not yet reclaimed: written under _bh_lock, read without it
+        # by the outermost walker (see _bh_deleted), hence an atomic cell.
+        self._bh_deleted_cell = p.atomic(0, "ctx.bh_deleted")
         # Handlers: same list discipline; only the lock holder touches them.
         self._handlers: list[AioHandler] = []
         self._walking_handlers = 0
@@ -432,6 +434,17 @@ class AioContext:
     @property
     def platform(self) -> Platform:
         return self._p
+
+    @property
+    def _bh_deleted(self) -> int:
+        """BHs marked deleted and not yet reclaimed.  Writers hold ``_bh_lock``; the outermost
+        ``aio_bh_poll`` reads it without the lock to skip an empty reclaim (a stale 0 only
+        defers the reclaim to the next walk), so it is a (relaxed) atomic word."""
+        return self._bh_deleted_cell.load(_RELAXED)
+
+    @_bh_deleted.setter
+    def _bh_deleted(self, n: int) -> None:
+        self._bh_deleted_cell.store(n, _RELAXED)
 
     # ------------------------------------------------------------------------------------
     # Life cycle
@@ -494,8 +507,9 @@ class AioContext:
 
     def __enter__(self) -> AioContext:
         lock = self._lock
-        # Nested fast path (see RFifoLock: only the owner can see itself with depth > 0).
-        if lock._nesting > 0 and lock._owner == lock._me() and self._p.tracer is None:
+        # Nested fast path: one relaxed load of the owner says whether this thread holds
+        # the lock; only then is the depth (the owner's own field) read (see RFifoLock).
+        if lock._owner == lock._me() and lock._nesting > 0 and self._p.tracer is None:
             lock._nesting += 1
             return self
         if self._closed:
@@ -505,7 +519,7 @@ class AioContext:
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
-        if lock._nesting > 1 and lock._owner == lock._me() and self._p.tracer is None:
+        if lock._owner == lock._me() and lock._nesting > 1 and self._p.tracer is None:
             lock._nesting -= 1
             return
         lock.unlock()
@@ -526,7 +540,7 @@ class AioContext:
         """Check rule 2 for ``what``; return True if the home thread was let in implicitly."""
         lock = self._lock
         me = self._p.current_thread()
-        if lock._nesting > 0 and lock._owner == me:
+        if lock.held_by_me():
             return False
         if me == self._home:
             if self._closed:
@@ -534,7 +548,7 @@ class AioContext:
             lock.lock()
             return True
         self._check_open(what)
-        owner = lock._owner if lock._nesting > 0 else None
+        owner = lock.statistics().owner
         held = f"it is held by thread {owner}" if owner is not None else "it is not held"
         raise ContextNotHeldError(
             f"{what} on {self.name} from thread {me}, which does not hold the context "
@@ -767,6 +781,12 @@ class AioContext:
             node.is_external = bool(is_external)
             node.events = (_READ_EVENTS if io_read else 0) | (_WRITE_EVENTS if io_write else 0)
             self._poll_gen += 1
+            tr = self._p.tracer
+            if tr is not None and not own:
+                ext = int(node.is_external)
+                r, w = int(io_read is not None), int(io_write is not None)
+                what = f"fd={fd} r={r} w={w} ext={ext}"
+                tr(TraceEvent("handler_set", self._p.current_thread(), self.id, node.id, what))
         finally:
             if implicit:
                 self._lock.unlock()
@@ -790,6 +810,9 @@ class AioContext:
             else:
                 self._handlers.remove(node)
             self._poll_gen += 1
+            tr = self._p.tracer
+            if tr is not None:
+                tr(TraceEvent("handler_remove", self._p.current_thread(), self.id, node.id))
         finally:
             if implicit:
                 self._lock.unlock()
@@ -797,6 +820,9 @@ class AioContext:
 
     def disable_external(self) -> None:
         """``aio_disable_external``: stop polling and dispatching external handlers (nests)."""
+        tr = self._p.tracer
+        if tr is not None:  # before the change: a monitor's "disabled" covers the real one
+            tr(TraceEvent("external_disable", self._p.current_thread(), self.id))
         self._external_disable_cnt.fetch_add(1)
 
     def enable_external(self) -> None:
@@ -816,6 +842,9 @@ class AioContext:
                 break
         if old == 1:
             self.aio_notify()
+        tr = self._p.tracer
+        if tr is not None:  # after the change (and the kick): see disable_external
+            tr(TraceEvent("external_enable", self._p.current_thread(), self.id, old - 1))
 
     @property
     def external_disabled(self) -> bool:
@@ -918,7 +947,9 @@ class AioContext:
             tr(TraceEvent("poll_begin", p.current_thread(), self.id, int(blocking)))
         # poll_end closes every poll_begin, also when the iteration raises (a callback's
         # error, a closed fd, a thread unwound at the end of a controlled run), so monitors
-        # never see the context released "inside" a poll that had in fact ended.
+        # never see the context released "inside" a poll that had in fact ended; its detail
+        # is "raised" then (the iteration did not reach its end).
+        ended = "raised"
         try:
             notify_me = self.notify_me
             if blocking:
@@ -934,6 +965,8 @@ class AioContext:
                     tr(TraceEvent("poll_wait", p.current_thread(), self.id, timeout))
                 self._poll_wait_ns = timeout
                 ready = self._poller.poll(timeout)
+                if tr is not None:
+                    tr(TraceEvent("poll_woke", p.current_thread(), self.id, len(ready)))
             finally:
                 self._poll_wait_ns = _NOT_POLLING
                 if blocking:
@@ -964,10 +997,11 @@ class AioContext:
             if self._handlers and ready:
                 progress |= self._dispatch_handlers()
             progress |= self.tlg.run_timers()
+            ended = ""
             return progress
         finally:
             if tr is not None:
-                tr(TraceEvent("poll_end", p.current_thread(), self.id, 0))
+                tr(TraceEvent("poll_end", p.current_thread(), self.id, 0, ended))
 
     # ------------------------------------------------------------------------------------
     # Thread pool and introspection

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from ._context import AioContext, EventNotifier
 from ._errors import check_callable
 from ._iothread import IOThread
-from ._platform import Platform
+from ._platform import Platform, TraceEvent
 from ._real import default_platform
 from ._timers import clocks_for
 
@@ -114,6 +114,9 @@ class DataplaneDevice:
         self._vq = p.mutex("dataplane.vq")
         self._avail: deque[BlockRequest] = deque()
         self._used: list[BlockRequest] = []
+        #: Requests ever put on the available ring (under _vq): kick and process events
+        #: carry it, so a monitor can tell which kicks a handler run has consumed.
+        self._submitted = 0
         self.started = False
         self._transition = False
         self.inflight = 0  # touched only under self.ctx
@@ -126,7 +129,13 @@ class DataplaneDevice:
         """Put a request on the available ring and kick the device (``virtio_queue_notify``)."""
         with self._vq:
             self._avail.append(req)
+            self._submitted += 1
+            seq = self._submitted
         self.host_notifier.set()
+        tr = self._p.tracer
+        if tr is not None:  # after the kick: from here on the handler must take req
+            me = self._p.current_thread()
+            tr(TraceEvent("dp_kick", me, self.ctx.id, self.host_notifier.id, str(seq)))
 
     def guest_collect(self) -> list[BlockRequest]:
         """Take completed requests off the used ring (the guest's interrupt handler)."""
@@ -152,6 +161,11 @@ class DataplaneDevice:
                 )
             self.host_notifier.set()  # requests queued while stopped
             self.started = True
+            tr = self._p.tracer
+            if tr is not None:  # the ring as the start's own kick left it
+                me = self._p.current_thread()
+                what = str(self._submitted)
+                tr(TraceEvent("dp_start", me, self.ctx.id, self.host_notifier.id, what))
         finally:
             self._transition = False
 
@@ -160,6 +174,10 @@ class DataplaneDevice:
         if not self.started or self._transition:
             return
         self._transition = True
+        tr = self._p.tracer
+        if tr is not None:  # kicks from here on wait for the next start
+            me = self._p.current_thread()
+            tr(TraceEvent("dp_stop", me, self.ctx.id, self.host_notifier.id))
         try:
             with self.ctx:
                 self.ctx.set_event_notifier(self.host_notifier, None)
@@ -180,6 +198,11 @@ class DataplaneDevice:
         with self._vq:
             batch = list(self._avail)
             self._avail.clear()
+            tr = self._p.tracer
+            if tr is not None:  # under _vq: every request counted so far is in batch
+                me = self._p.current_thread()
+                what = str(self._submitted)
+                tr(TraceEvent("dp_process", me, self.ctx.id, self.host_notifier.id, what))
         pool = self.ctx.thread_pool()
         for req in batch:
             self.inflight += 1

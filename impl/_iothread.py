@@ -175,6 +175,10 @@ class IOThread:
 
     def _set_stopping(self, _opaque: object) -> None:
         self._stopping = True
+        tr = self._p.tracer
+        if tr is not None:
+            me = self._p.current_thread()
+            tr(TraceEvent("iothread_stopping", me, self.ctx.id, self.id, self.name))
 
     def stop(self) -> None:
         """Ask the loop to end after its current iteration (lock-free, never blocks)."""
@@ -186,6 +190,10 @@ class IOThread:
             return
         self._stop_requested = True
         self.ctx.bh_schedule_oneshot(self._set_stopping)
+        tr = self._p.tracer
+        if tr is not None:  # after the stop BH is scheduled: the thread must now end
+            me = self._p.current_thread()
+            tr(TraceEvent("iothread_stop_request", me, self.ctx.id, self.id, self.name))
 
     def join(self, timeout: float | None = 30.0) -> None:
         """Stop, wait for the thread (``iothread_join``) and drop its context reference.
@@ -243,12 +251,21 @@ def stop_the_world(
     """
     its = list(iothreads) if iothreads is not None else live_iothreads(platform)
     held: list[AioContext] = []
+    # Traced on the platform of the IOThreads (none: nothing is paused, nothing to trace).
+    p = its[0].ctx.platform if its else None
+    tr = p.tracer if p is not None else None
+    if tr is not None and p is not None:
+        tr(TraceEvent("stw_begin", p.current_thread(), 0, len(its)))
     try:
         for it in its:
             if not it.ctx.acquire(timeout):
                 raise TimeoutError(f"stop-the-world: {it.name} not paused within {timeout} s")
             held.append(it.ctx)
+        if tr is not None and p is not None:
+            tr(TraceEvent("stw_paused", p.current_thread(), 0, len(held)))
         yield list(held)
     finally:
         for ctx in reversed(held):
             ctx.release()
+        if tr is not None and p is not None:  # every context it acquired is released
+            tr(TraceEvent("stw_end", p.current_thread(), 0, len(held)))

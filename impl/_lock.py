@@ -17,6 +17,18 @@ nobody holds, raises (:class:`NotOwnerError` / :class:`LockNotHeldError`) and le
 exactly as it was, where QEMU aborts; and :meth:`RFifoLock.lock` takes an optional timeout
 (a waiter that gives up leaves its ticket marked abandoned, skipped when ``head`` reaches it)
 so tests can bound every wait.
+
+The owner is an atomic cell (relaxed), written under the internal mutex when the lock is
+granted and when its last level is released (back to None); the nesting depth is a plain
+field that only the owner touches.  "Do I hold it?" is one relaxed load of the owner: the
+only thread that ever stores ``me`` is ``me``, and its own later store of None is after it
+in coherence order, so it reads ``me`` exactly while it holds the lock, on any memory model
+and without a fence (taking the mutex there would be a full barrier on every
+``aio_poll``, and would hide the missing barriers the weak-memory explorer looks for).
+The nested fast path used to read owner and depth as two plain words outside the mutex,
+which the controlled platform's race detector (:mod:`aioctx_verify.stress.controlled`)
+reported: under weak memory a former owner could pair a new owner's depth with its own
+stale id.
 """
 
 from __future__ import annotations
@@ -25,7 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._errors import LockNotHeldError, NotOwnerError
-from ._platform import Platform, ThreadId, TraceEvent
+from ._platform import AtomicCell, Ordering, Platform, ThreadId, TraceEvent
+
+_RELAXED = Ordering.RELAXED
 
 __all__ = ["LockStatistics", "RFifoLock"]
 
@@ -58,7 +72,7 @@ class RFifoLock:
         "_me",
         "_mutex",
         "_nesting",
-        "_owner",
+        "_owner_cell",
         "_platform",
         "_tail",
         "name",
@@ -79,10 +93,9 @@ class RFifoLock:
         self._head = 0  # ticket entitled to own the lock (guarded by _mutex)
         self._tail = 0  # next ticket to hand out (guarded by _mutex)
         self._abandoned: set[int] = set()  # tickets of waiters that timed out (_mutex)
-        # _owner is written before _nesting when granting and read after it by the fast
-        # path, so a thread can only ever see its *own* id paired with nesting > 0 while it
-        # really holds the lock.  Both are written only by the thread that holds the lock.
-        self._owner: ThreadId | None = None
+        # The owner: stored (relaxed) under _mutex at a grant and at the last release; read
+        # (relaxed) by anyone, see the module docstring.  The depth: the owner's only.
+        self._owner_cell: AtomicCell[ThreadId | None] = platform.atomic(None, f"{name}.owner")
         self._nesting = 0
         self._cb = contention_cb
         self._me = platform.current_thread
@@ -93,14 +106,26 @@ class RFifoLock:
         s = self.statistics()
         return f"<RFifoLock {self.name} owner={s.owner} depth={s.depth} waiters={s.waiters}>"
 
+    @property
+    def _owner(self) -> ThreadId | None:
+        return self._owner_cell.load(_RELAXED)
+
+    @_owner.setter
+    def _owner(self, me: ThreadId | None) -> None:
+        self._owner_cell.store(me, _RELAXED)
+
     # -- queries ---------------------------------------------------------------------------
     def held_by_me(self) -> bool:
-        """Whether the calling thread owns the lock."""
-        return self._nesting > 0 and self._owner == self._me()
+        """Whether the calling thread owns the lock (one relaxed load, no fence)."""
+        return self._owner == self._me()
 
     @property
     def depth(self) -> int:
-        """Current nesting depth (0 when free)."""
+        """Current nesting depth (0 when free).
+
+        Exact in the owner and in the contention callback (it runs with the internal mutex
+        held); any other thread reads it racily: use :meth:`statistics` there.
+        """
         return self._nesting
 
     def statistics(self) -> LockStatistics:
@@ -116,7 +141,7 @@ class RFifoLock:
     def lock(self, timeout: float | None = None) -> bool:
         """Acquire (recursively).  Returns False only if ``timeout`` (seconds) ran out."""
         me = self._me()
-        if self._nesting > 0 and self._owner == me:
+        if self._owner == me and self._nesting > 0:
             self._nesting += 1
             if self._platform.tracer is not None:
                 self._trace("acquire", me, self._nesting)
@@ -154,17 +179,19 @@ class RFifoLock:
     def unlock(self) -> None:
         """Release one level; the last release hands the lock to the next ticket."""
         me = self._me()
-        depth = self._nesting
-        if depth == 0:
-            raise LockNotHeldError(
-                f"cannot release {self.name}: it is not held by any thread; "
-                "every release must match an earlier acquire"
-            )
         if self._owner != me:
+            with self._mutex:
+                owner = self._owner
+            if owner is None:
+                raise LockNotHeldError(
+                    f"cannot release {self.name}: it is not held by any thread; "
+                    "every release must match an earlier acquire"
+                )
             raise NotOwnerError(
                 f"cannot release {self.name} from thread {me}: it is owned by thread "
-                f"{self._owner}; only the owner may release it"
+                f"{owner}; only the owner may release it"
             )
+        depth = self._nesting
         if self._platform.tracer is not None:
             self._trace("release", me, depth - 1)
         if depth > 1:
@@ -172,6 +199,7 @@ class RFifoLock:
             return
         with self._mutex:
             self._nesting = 0
+            self._owner = None
             head = self._head + 1
             while head in self._abandoned:
                 self._abandoned.discard(head)

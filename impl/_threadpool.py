@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CallbackError, PoolShutdownError, callable_name, check_callable
-from ._platform import Fence
+from ._platform import Fence, TraceEvent
 
 if TYPE_CHECKING:
     from ._context import AioContext
@@ -167,6 +167,10 @@ class ThreadPool:
                 req.state = RequestState.DONE
                 if not self._stopping:
                     self.completion_bh.schedule()
+                    tr = p.tracer
+                    if tr is not None:  # under the mutex: before any completion of req
+                        me = p.current_thread()
+                        tr(TraceEvent("pool_done", me, self.ctx.id, req.id, str(ret)))
         finally:
             self._cur_threads -= 1
             self._cond.notify_all()
@@ -186,6 +190,10 @@ class ThreadPool:
                 req.state = RequestState.DONE
                 if not self.completion_bh.deleted:
                     self.completion_bh.schedule()
+                    tr = self._p.tracer
+                    if tr is not None:
+                        me = self._p.current_thread()
+                        tr(TraceEvent("pool_cancel", me, self.ctx.id, req.id, str(req.ret)))
 
     def _completion_bh(self, _opaque: object) -> None:
         while True:
@@ -195,6 +203,10 @@ class ThreadPool:
                     return
                 self._live.remove(req)
             req.completed = True
+            tr = self._p.tracer
+            if tr is not None:
+                me = self._p.current_thread()
+                tr(TraceEvent("pool_complete", me, self.ctx.id, req.id, str(req.ret)))
             if req.cb is None:
                 continue
             self._p.fence(Fence.RMB)
@@ -223,6 +235,9 @@ class ThreadPool:
                 return
             self._stopping = True
             self._queue.clear()
+            tr = self._p.tracer
+            if tr is not None:  # what is queued or done now is dropped, never completed
+                tr(TraceEvent("pool_shutdown", self._p.current_thread(), self.ctx.id))
             self._cond.notify_all()
             deadline = self._p.monotonic_ns() + int(timeout * 1e9)
             while self._cur_threads > 0:

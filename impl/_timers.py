@@ -40,6 +40,7 @@ __all__ = [
     "TimerList",
     "TimerListGroup",
     "clocks_for",
+    "peek_clocks",
 ]
 
 SCALE_NS = 1
@@ -120,6 +121,20 @@ class Clocks:
     def enabled(self, clock: ClockType) -> bool:
         return self._enabled[clock]
 
+    def peek_ns(self, clock: ClockType | int, monotonic_ns: int, wall_ns: int) -> int | None:
+        """What :meth:`get_ns` would read, given the platform's two clock readings, without
+        asking the platform (no scheduling point on a controlled one: monitors call it from
+        inside the scheduler); ``None`` while the clock is disabled."""
+        c = ClockType(clock)
+        if not self._enabled[c]:
+            return None
+        if c is ClockType.REALTIME:
+            return monotonic_ns
+        if c is ClockType.HOST:
+            return wall_ns
+        frozen = self._virtual_frozen
+        return frozen if frozen is not None else monotonic_ns + self._virtual_offset
+
     def _register(self, tl: TimerList) -> None:
         with self._mutex:
             self._next_list += 1
@@ -141,6 +156,12 @@ def clocks_for(platform: Platform) -> Clocks:
     if c is None:
         c = _clocks.setdefault(platform, Clocks(platform))
     return c
+
+
+def peek_clocks(platform: object) -> Clocks | None:
+    """The clock set of ``platform`` if one was made (never creates one: an observer must
+    not allocate platform objects)."""
+    return _clocks.get(platform)
 
 
 class QEMUTimer:
@@ -234,6 +255,11 @@ class TimerList:
             i = bisect.bisect_right(active, (expire_ns, t._seq), key=_key)
             active.insert(i, t)
             became_head = i == 0
+            tr = self.platform.tracer
+            if tr is not None:  # under the list's mutex: no run can be traced before it
+                me = self.platform.current_thread()
+                what = f"{self.clock.value}:{expire_ns}"
+                tr(TraceEvent("timer_mod", me, self._ctx_id, t.id, what))
         if became_head:
             self._notify_cb()
 
@@ -242,18 +268,24 @@ class TimerList:
             if t.expire_time >= 0:
                 self._active.remove(t)
                 t.expire_time = -1
+                tr = self.platform.tracer
+                if tr is not None:
+                    me = self.platform.current_thread()
+                    tr(TraceEvent("timer_del", me, self._ctx_id, t.id))
 
     def deadline_ns(self) -> int:
         """Nanoseconds until the first expiry: -1 none (or clock disabled), 0 expired."""
         if not self.clocks._enabled[self.clock]:
             return -1
-        active = self._active
-        if not active:
+        if not self._active:  # QEMU's unlocked timerlist_has_timers() pre-check
             return -1
-        try:
+        # The head's expiry under the list's mutex, as QEMU's timerlist_deadline_ns reads it:
+        # timer_mod / timer_del in another thread write it under the mutex.
+        with self._mutex:
+            active = self._active
+            if not active:
+                return -1
             head = active[0].expire_time
-        except IndexError:
-            return -1
         return max(0, head - self.clocks.get_ns(self.clock))
 
     def run_timers(self) -> bool:

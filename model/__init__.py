@@ -35,6 +35,18 @@ from ._state import (
     ThreadState,
     initial,
 )
+from ._symbolic import Encoding, Selector, SymBH, SymLock, SymState, SymThread, sym_label
+from ._z3_invariants import Invariant
+from ._z3_prove import (
+    ProofReport,
+    PropertyProof,
+    Strengthening,
+    bmc,
+    houdini,
+    k_induction,
+    prove,
+    shortest_violation,
+)
 
 __all__ = [
     "BH_CALLBACKS",
@@ -64,4 +76,23 @@ __all__ = [
     "search",
     "step",
     "successors",
+]
+# The symbolic model and its proofs (z3): model/_symbolic.py, _z3_invariants.py, _z3_prove.py.
+__all__ += [
+    "Encoding",
+    "Invariant",
+    "ProofReport",
+    "PropertyProof",
+    "Selector",
+    "Strengthening",
+    "SymBH",
+    "SymLock",
+    "SymState",
+    "SymThread",
+    "bmc",
+    "houdini",
+    "k_induction",
+    "prove",
+    "shortest_violation",
+    "sym_label",
 ]

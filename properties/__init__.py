@@ -4,25 +4,41 @@
 * :mod:`aioctx_verify.properties._p2_bh_scheduling` — P2 lock-free BH scheduling
 * :mod:`properties._p3_mutual_exclusion` — P3 mutual exclusion during event-loop iterations
 * :mod:`aioctx_verify.properties._liveness` — no lost wake-up, no starvation, no deadlock
+* :mod:`aioctx_verify.properties._progress` — liveness of every other part of the loop
+  (timers, fd / notifier handlers, thread pool, dataplane kicks, IOThread stop,
+  stop-the-world): the loop oracles, property ``LIVE`` too
 
 Each module states the property precisely in its docstring and holds its runtime monitor
 (over impl's trace events), its model invariant (over :mod:`model` states) and a slot for
-its z3 formula.  :func:`monitoring` attaches all monitors to a platform.
+its z3 formula.  :func:`monitoring` attaches all monitors to a platform;
+:func:`default_monitors` makes them (with a :class:`PlatformView`, a controlled platform's
+clocks and fd readiness, the loop oracles also decide in virtual time).
 """
 
 from . import _liveness as liveness
 from . import _p1_nested_acquire as p1
 from . import _p2_bh_scheduling as p2
 from . import _p3_mutual_exclusion as p3
+from . import _progress as progress
 from ._liveness import LivenessMonitor
-from ._monitor import Monitor, MonitorSet, PropertyViolation, Violation, monitoring
+from ._monitor import (
+    Monitor,
+    MonitorSet,
+    PropertyViolation,
+    Violation,
+    default_monitors,
+    monitoring,
+)
 from ._p1_nested_acquire import NestedAcquireMonitor
 from ._p2_bh_scheduling import BHSchedulingMonitor
 from ._p3_mutual_exclusion import MutualExclusionMonitor
+from ._progress import LOOP_BOUND, ORACLES, PlatformView, ProgressMonitor
 
 PROPERTIES = {"P1": p1, "P2": p2, "P3": p3, "LIVE": liveness}
 
 __all__ = [
+    "LOOP_BOUND",
+    "ORACLES",
     "PROPERTIES",
     "BHSchedulingMonitor",
     "LivenessMonitor",
@@ -30,11 +46,15 @@ __all__ = [
     "MonitorSet",
     "MutualExclusionMonitor",
     "NestedAcquireMonitor",
+    "PlatformView",
+    "ProgressMonitor",
     "PropertyViolation",
     "Violation",
+    "default_monitors",
     "liveness",
     "monitoring",
     "p1",
     "p2",
     "p3",
+    "progress",
 ]

@@ -20,6 +20,10 @@ terminal guarantee: at the end of a real-thread run an IOThread may simply not h
 yet.  The model search checks that every reachable state can still reach a final state
 (:func:`model_invariant` over a path); a busy loop that never ends (BUG1 of
 aio_notify_accept.promela) has no finite witness a monitor can see.
+
+The same property for every other part of the loop (timers, fd / notifier handlers, the
+thread pool, dataplane kicks, IOThread stop, stop-the-world) is stated, with its monitor,
+in :mod:`aioctx_verify.properties._progress` (the loop oracles).
 """
 
 from __future__ import annotations
@@ -117,4 +121,4 @@ def model_invariant(path: Any) -> bool:
 
 
 #: Slot for the z3 form of liveness (bounded: no reachable deadlock within k steps).
-z3_formula: Any = None
+from ._z3 import live as z3_formula  # noqa: E402 - the z3 form: properties/_z3.py

@@ -14,11 +14,21 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from aioctx_verify.vocab import AioCtxError, PropertyName, TraceEvent, Tracer, TraceSource
 
-__all__ = ["Monitor", "MonitorSet", "PropertyViolation", "Violation", "monitoring"]
+if TYPE_CHECKING:
+    from ._progress import PlatformView
+
+__all__ = [
+    "Monitor",
+    "MonitorSet",
+    "PropertyViolation",
+    "Violation",
+    "default_monitors",
+    "monitoring",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +77,45 @@ class Monitor:
     def finish(self, *, terminal: bool = False) -> None:
         """End-of-run checks (all threads have ended, or with ``terminal`` none can move)."""
 
+    def quiescent(self) -> None:
+        """Every thread is blocked right now (only a controlled platform knows: it calls
+        this before it advances virtual time, and when no thread can move at all): rules
+        that need that guarantee (a poller asleep with work due) are checked here."""
+
     def violate(self, rule: str, message: str, *, at_end: bool = False) -> None:
         idx = -1 if at_end else self._index
         ev = None if at_end else self._event
         self.violations.append(Violation(self.prop, rule, message, idx, ev))
 
 
+def default_monitors(view: PlatformView | None = None) -> list[Monitor]:
+    """One fresh monitor per rule set: P1, P2, P3, liveness and the loop oracles (LIVE).
+
+    ``view``: the platform's clocks and fd readiness (a controlled platform); without it
+    the loop oracles check only what holds on real threads (see
+    :mod:`aioctx_verify.properties._progress`).
+    """
+    from ._liveness import LivenessMonitor
+    from ._p1_nested_acquire import NestedAcquireMonitor
+    from ._p2_bh_scheduling import BHSchedulingMonitor
+    from ._p3_mutual_exclusion import MutualExclusionMonitor
+    from ._progress import ProgressMonitor
+
+    return [
+        NestedAcquireMonitor(),
+        BHSchedulingMonitor(),
+        MutualExclusionMonitor(),
+        LivenessMonitor(),
+        ProgressMonitor(view),
+    ]
+
+
 class MonitorSet:
     """Several monitors fed from one platform's trace hook.
 
     Args:
-        monitors: the monitors to feed (default: P1, P2, P3 and liveness).
+        monitors: the monitors to feed (default: :func:`default_monitors`, without a
+            platform view).
         keep_events: keep every event (for reports and the model agreement tests).
     """
 
@@ -85,17 +123,7 @@ class MonitorSet:
         self, monitors: Iterable[Monitor] | None = None, *, keep_events: bool = False
     ) -> None:
         if monitors is None:
-            from ._liveness import LivenessMonitor
-            from ._p1_nested_acquire import NestedAcquireMonitor
-            from ._p2_bh_scheduling import BHSchedulingMonitor
-            from ._p3_mutual_exclusion import MutualExclusionMonitor
-
-            monitors = [
-                NestedAcquireMonitor(),
-                BHSchedulingMonitor(),
-                MutualExclusionMonitor(),
-                LivenessMonitor(),
-            ]
+            monitors = default_monitors()
         self.monitors = list(monitors)
         self.events: list[TraceEvent] | None = [] if keep_events else None
         self._lock = threading.Lock()
@@ -129,6 +157,13 @@ class MonitorSet:
                 for m in self.monitors:
                     m.finish(terminal=terminal)
         return self.violations
+
+    def quiescent(self) -> None:
+        """Every thread is blocked right now: see :meth:`Monitor.quiescent`."""
+        with self._lock:
+            if not self._finished:
+                for m in self.monitors:
+                    m.quiescent()
 
     @property
     def events_seen(self) -> int:

@@ -121,4 +121,4 @@ def model_invariant(state: Any) -> bool:
 
 
 #: Slot for the z3 form of P1 (a formula over the transition relation's variables).
-z3_formula: Any = None
+from ._z3 import p1 as z3_formula  # noqa: E402 - the z3 form: properties/_z3.py

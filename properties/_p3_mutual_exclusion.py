@@ -103,4 +103,4 @@ def model_invariant(state: Any) -> bool:
 
 
 #: Slot for the z3 form of P3.
-z3_formula: Any = None
+from ._z3 import p3 as z3_formula  # noqa: E402 - the z3 form: properties/_z3.py

@@ -1,7 +1,11 @@
 """The kill matrix (stress.mutation._matrix) and the ``aioctx-verify mutants`` command.
 
-Small runs only: a few mutants, the fast explorers or stand-in checkers, budgets of a
-second or two.  The full ``pr`` matrix is measured by ``aioctx-verify mutants --budget pr``.
+Small runs only: a few mutants, the fast explorers or stand-in checkers, small work budgets.
+The full ``pr`` matrix is measured by ``aioctx-verify mutants --budget pr``.
+
+Cells are budgeted by work, so no assertion here reads a clock: a slow machine is played by
+a clock that jumps ahead after every controlled run (:func:`slow_machine`), never by
+sleeping, and a seconds cap that runs out must give ``inconclusive``, never ``survived``.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -25,8 +31,11 @@ from aioctx_verify.impl import (
     NotOwnerError,
     RealPlatform,
 )
+from aioctx_verify.stress.controlled import ControlledPlatform
 from aioctx_verify.stress.explore._explore import replay
 from aioctx_verify.stress.mutation import (
+    WORK_UNIT_SECONDS,
+    CellBudget,
     CheckOutcome,
     ProbeFailure,
     UseAfterFree,
@@ -43,10 +52,17 @@ from aioctx_verify.stress.mutation._matrix import (
     kill_matrix,
     register_checker,
     resolve_budget,
+    run_checker,
 )
 from aioctx_verify.stress.mutation._probes import PROBES, probe_program
+from aioctx_verify.stress.real import kill_checker
+from aioctx_verify.stress.real._runner import TRIAL_WORK
+from aioctx_verify.stress.stateful._single import PROGRAM_WORK
 
-SMALL = MatrixBudget("test", 1.5, 1, 0.4)
+#: 300 schedules a cell, 80 a control run (4 for each of the 20 probes).
+SMALL = MatrixBudget("test", 300, 1, 80)
+#: (mutant, seed, budget) of every call of the ``t_record`` stand-in.
+RECORDED: list[tuple[str, int, CellBudget]] = []
 FEW = ["deleted-bh-runs", "non-home-thread-poll", "recursive-release-drops-all"]
 
 
@@ -85,13 +101,17 @@ def test_small_matrix_json_shape(small: KillMatrix) -> None:
         assert m["qemu_commit"] == spec.qemu_commit
         assert m["property"] == spec.property
         assert m["killed_by"] == ["explore_dfs", "explore_random"]
-        assert isinstance(m["seconds_to_kill"], float) and 0 <= m["seconds_to_kill"] < 5
+        assert isinstance(m["seconds_to_kill"], float) and m["seconds_to_kill"] >= 0
         assert isinstance(m["counterexample_steps"], int) and m["counterexample_steps"] > 0
         assert set(m["checkers"]) == {"explore_dfs", "explore_random"}
         for cell in m["cells"]:
             assert set(cell) == {"checker", "killed", "seconds", "steps"}
             assert cell["killed"] is True
     assert len(data["false_alarm_runs"]) == 2
+    assert data["cell_work"] == 300 and data["false_alarm_work"] == 80
+    assert data["cell_seconds_cap"] == SMALL.cell_seconds > 0
+    assert data["false_alarm_seconds_cap"] == SMALL.false_alarm_seconds > 0
+    assert data["undecided"] == [] and data["inconclusive"] == []
 
 
 def test_table_names_every_mutant_and_the_summary(small: KillMatrix) -> None:
@@ -138,36 +158,85 @@ def test_resolve_budget() -> None:
     b = resolve_budget(60, mutants=27, checkers=6, jobs=2)
     c = resolve_budget("120", mutants=27, checkers=6, jobs=1)
     assert a.name == "60s" and c.name == "120s"
-    assert 0 < a.cell_seconds < b.cell_seconds and a.cell_seconds < c.cell_seconds
-    assert a.false_alarm_seconds > 0 and a.false_alarm_seeds == 1
+    assert 0 < a.cell_work < b.cell_work and a.cell_work < c.cell_work
+    assert a.false_alarm_work > 0 and a.false_alarm_seeds == 1
+    # Seconds become work through the fixed nominal cost of a unit, never a measurement of
+    # this machine: 60 s, one job, 27 x 6 cells -> 48 s to spend, three quarters of it over
+    # the cells with a factor 2 (0.444 s a cell), a quarter over the 6 control runs (2 s).
+    assert WORK_UNIT_SECONDS == 0.005
+    assert (a.cell_work, a.false_alarm_work) == (89, 400)
+    assert resolve_budget(60, mutants=27, checkers=6, jobs=1) == a
+    # The caps are safety nets, well above the work's nominal time.
+    assert a.cell_seconds >= 10 * a.cell_work * WORK_UNIT_SECONDS
+    assert a.false_alarm_seconds >= 10 * a.false_alarm_work * WORK_UNIT_SECONDS
+
+
+def test_presets_are_work_budgets() -> None:
+    for name, b in BUDGETS.items():
+        assert b.name == name
+        assert isinstance(b.cell_work, int) and b.cell_work >= 1, b
+        assert isinstance(b.false_alarm_work, int) and b.false_alarm_work >= 1, b
+        assert b.cell == CellBudget(b.cell_work, b.cell_seconds)
+        assert b.false_alarm == CellBudget(b.false_alarm_work, b.false_alarm_seconds)
+        assert b.cell_seconds >= 10 * b.cell_work * WORK_UNIT_SECONDS
+    assert BUDGETS["smoke"].cell_work < BUDGETS["pr"].cell_work < BUDGETS["nightly"].cell_work
+    explicit = MatrixBudget("x", 10, 1, 20, cell_seconds=3.0, false_alarm_seconds=4.0)
+    assert (explicit.cell, explicit.false_alarm) == (CellBudget(10, 3.0), CellBudget(20, 4.0))
+    with pytest.raises(ValueError, match="work must be at least 1"):
+        MatrixBudget("x", 0, 1, 20)
+
+
+def test_cell_budget() -> None:
+    b = CellBudget(120, 6.0)
+    assert b.work_bound and b.nominal_seconds == pytest.approx(0.6)
+    assert (b.count(1), b.count(3), b.count(1000)) == (120, 40, 1)
+    legacy = CellBudget.of(0.4)  # a bare number of seconds: time-budgeted, no work
+    assert legacy == CellBudget(None, 0.4) and not legacy.work_bound
+    assert legacy.count(1) is None and legacy.nominal_seconds == 0.4
+    assert CellBudget.of(b) is b
+    assert CellBudget.for_work(10) == CellBudget(10, 5.0)
+    assert CellBudget.for_work(1000).seconds == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="at least 1 unit"):
+        CellBudget(0, 1.0)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="positive and finite"):
+            CellBudget(10, bad)
 
 
 @pytest.fixture
 def stand_ins() -> Iterator[list[str]]:
     """Checkers registered for one test: one kills every mutant (and never the control)
     without naming a property, one always fails (false alarm), one never kills, one
-    raises, one answers with something that is not a CheckOutcome."""
+    raises, one answers with something that is not a CheckOutcome, one is always
+    inconclusive (its cap ran out), one records the budgets it was handed."""
 
-    def kills(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    def kills(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
         if mutant is NO_MUTANT:
             return CheckOutcome.survived(0.01, "nothing")
         return CheckOutcome.kill(0.01, "P3 stand-in saw it", None, "probe check", steps=3)
 
-    def alarms(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    def alarms(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
         return CheckOutcome.kill(0.01, "LIVE stand-in always fails", "LIVE", "scheduler", steps=1)
 
-    def never(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    def never(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
         return CheckOutcome.survived(0.01, "nothing")
 
-    def broken(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    def broken(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
         raise RuntimeError("checker bug")
 
-    def shapeless(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    def shapeless(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
         # A look-alike with the old fields: the matrix no longer reads answers by duck typing.
         return types.SimpleNamespace(  # type: ignore[return-value]
             killed=True, seconds=0.01, counterexample_steps=1, detail="P1 x",
             killed_by_property="P1",
         )
+
+    def unsure(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
+        return CheckOutcome.inconclusive(0.01, "cap ran out before the work was done")
+
+    def record(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
+        RECORDED.append((mutant.name, seed, budget))
+        return CheckOutcome.survived(0.01, "nothing")
 
     names = {
         "t_kills": kills,
@@ -175,7 +244,10 @@ def stand_ins() -> Iterator[list[str]]:
         "t_never": never,
         "t_broken": broken,
         "t_shapeless": shapeless,
+        "t_unsure": unsure,
+        "t_record": record,
     }
+    RECORDED.clear()
     for name, fn in names.items():
         register_checker(name, fn)
     try:
@@ -195,7 +267,7 @@ def test_register_checker_refuses_a_taken_name(stand_ins: list[str]) -> None:
 
 
 def test_stand_in_checkers(stand_ins: list[str]) -> None:
-    km = kill_matrix(SMALL, seed=7, checkers=stand_ins, mutants=FEW[:2])
+    km = kill_matrix(SMALL, seed=7, checkers=stand_ins[:5], mutants=FEW[:2])
     cell = km.cells[("deleted-bh-runs", "t_kills")]
     # A checker that names no property kills through none: nothing reads it off the text.
     assert cell.killed and cell.killed_by_property is None and cell.via == "probe check"
@@ -211,6 +283,188 @@ def test_stand_in_checkers(stand_ins: list[str]) -> None:
     assert km.false_alarms == 1 and not km.ok
     assert "FALSE ALARM t_alarms seed 7" in km.format_table()
     assert km.to_json()["false_alarms"] == 1
+
+
+def test_the_matrix_hands_every_cell_its_work(stand_ins: list[str]) -> None:
+    b = MatrixBudget("t", 7, 2, 11, cell_seconds=3.0, false_alarm_seconds=4.0)
+    km = kill_matrix(b, seed=5, checkers=["t_record"], mutants=FEW[:2])
+    assert sorted(RECORDED, key=lambda r: (r[0], r[1])) == [
+        (FEW[0], 5, CellBudget(7, 3.0)),
+        (FEW[1], 5, CellBudget(7, 3.0)),
+        ("none", 5, CellBudget(11, 4.0)),
+        ("none", 6, CellBudget(11, 4.0)),
+    ]
+    assert km.unkilled() == FEW[:2]  # survived: the stand-in says its work was done
+
+
+def test_an_inconclusive_cell_is_neither_a_kill_nor_a_survival(stand_ins: list[str]) -> None:
+    km = kill_matrix(SMALL, seed=0, checkers=["t_never", "t_unsure"], mutants=FEW[:1])
+    cell = km.cells[(FEW[0], "t_unsure")]
+    assert cell.is_inconclusive and not cell.killed and not cell.applicable
+    # Not killed, but not a survivor either: undecided, and no failure of the matrix.
+    assert km.unkilled() == [] and km.undecided() == [FEW[0]]
+    assert km.false_alarms == 0 and km.ok
+    assert km.inconclusive() == [f"{FEW[0]} x t_unsure", "false-alarm t_unsure seed 0"]
+    table = km.format_table()
+    assert re.search(rf"^{re.escape(FEW[0])}\s.*\s-\s+inc\s+UNDECIDED", table, re.M), table
+    assert "0/1 mutants killed, 1 undecided; false alarms: 0" in table
+    data = km.to_json()
+    assert data["undecided"] == [FEW[0]] and data["unkilled"] == []
+    assert data["mutants"][0]["checkers"]["t_unsure"]["verdict"] == "inconclusive"
+    assert [r["verdict"] for r in data["false_alarm_runs"]] == ["survived", "inconclusive"]
+    # The same mutant with only surviving cells is a finding.
+    only = kill_matrix(SMALL, seed=0, checkers=["t_never"], mutants=FEW[:1])
+    assert only.unkilled() == [FEW[0]] and only.undecided() == [] and not only.ok
+
+
+def test_the_worker_pool_hands_cells_their_work() -> None:
+    """Two jobs: the cells run in worker processes, with the budget's work.  Three schedules
+    over the two probes of notify-me-after-scan (which random search needs far more to
+    kill): one for the first, the two left for the second."""
+    b = MatrixBudget("t", 3, 1, 20)
+    km = kill_matrix(
+        b, seed=0, checkers=["explore_random", "explore_dfs"],
+        mutants=["notify-me-after-scan"], jobs=2,
+    )
+    cell = km.cells[("notify-me-after-scan", "explore_random")]
+    assert cell.verdict == "survived", cell
+    assert cell.detail == "bh_wake_tso: pass in 1 schedules; bh_ping_tso: pass in 2 schedules"
+    assert km.false_alarms == 0 and km.errors() == []
+    assert all(o.verdict == "survived" for _, _, o in km.false_alarm_runs)
+
+
+# -- work, not seconds: a slow machine changes no verdict ------------------------------------
+@pytest.fixture
+def slow_machine(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Play a slow machine without sleeping: once ``set_lag(s)`` was called, every run on
+    the controlled platform moves this process's ``time.perf_counter`` ``s`` seconds ahead,
+    as if each schedule (or stateful example) took that much longer."""
+    skew = [0.0]
+    lag = [0.0]
+    real_clock = time.perf_counter
+    real_run = ControlledPlatform.run
+
+    def clock() -> float:
+        return real_clock() + skew[0]
+
+    def run(self: ControlledPlatform, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_run(self, *args, **kwargs)
+        finally:
+            skew[0] += lag[0]
+
+    monkeypatch.setattr(time, "perf_counter", clock)
+    monkeypatch.setattr(ControlledPlatform, "run", run)
+
+    def set_lag(seconds: float) -> None:
+        lag[0] = seconds
+
+    return set_lag
+
+
+#: A smoke cell: 120 work units; the cap is only a hang guard here (pytest-timeout is the
+#: test's bound), so the work decides.
+CELL = CellBudget(120, 600.0)
+_TIMINGS = re.compile(r"\d+\.\d+ ?s\b")
+
+
+@pytest.mark.parametrize(
+    ("mutant", "checker", "verdict"),
+    [
+        # The regression of issue 16: a TSO-only lost wake-up (under load, a time budget ran
+        # too few schedules or examples for it).
+        ("notify-me-after-scan", "explore_pct", "killed"),
+        ("iothread-stop-flag", "stateful_multi", "killed"),
+        # Kills that take PCT tens of schedules: seconds would decide them, work does not.
+        ("nonsticky-kick", "explore_pct", "killed"),
+        ("bh-nonatomic-test-and-set", "explore_pct", "killed"),
+        # Random search needs more than 120 schedules for this one: survived, all work done.
+        ("bh-nonatomic-test-and-set", "explore_random", "survived"),
+    ],
+)
+def test_work_budgeted_cell_has_the_same_verdict_on_a_slow_machine(
+    slow_machine: Callable[[float], None], mutant: str, checker: str, verdict: str
+) -> None:
+    m = mutant_by_name()[mutant]
+    fast = run_checker(checker, m, 0, CELL)
+    slow_machine(0.05)  # 10 times the nominal 5 ms of a unit: 120 schedules "take" 6 s
+    slow = run_checker(checker, m, 0, CELL)
+    assert fast.verdict == slow.verdict == verdict, (fast, slow)
+    assert fast.killed_by_property == slow.killed_by_property
+    if verdict == "survived":  # the same work, hence the same report
+        assert _TIMINGS.sub("", fast.detail) == _TIMINGS.sub("", slow.detail)
+    elif checker.startswith("explore"):  # found by the same schedule
+        found = re.compile(r"after \d+ schedule\(s\)")
+        assert found.findall(fast.detail) == found.findall(slow.detail) != []
+
+
+def test_a_time_budget_would_lose_the_kill_on_the_slow_machine(
+    slow_machine: Callable[[float], None],
+) -> None:
+    """What issue 16 saw: the same slow machine and the same cell budgeted by 0.6 s of wall
+    time (a bare number) runs too few schedules and reports the mutant survived."""
+    slow_machine(0.05)
+    out = run_checker("explore_pct", mutant_by_name()["bh-nonatomic-test-and-set"], 0, 0.6)
+    assert out.verdict == "survived", out
+
+
+@pytest.mark.parametrize(
+    ("mutant", "checker"),
+    [
+        ("notify-me-after-scan", "explore_random"),
+        ("notify-me-after-scan", "explore_dfs"),
+        ("notified-bug2", "stateful_multi"),
+        ("none", "model"),
+        ("none", "explore_pct"),
+        ("none", "stateful_multi"),
+        ("none", "stress_real"),
+    ],
+)
+def test_a_cap_that_runs_out_before_the_work_is_inconclusive_never_survived(
+    slow_machine: Callable[[float], None], mutant: str, checker: str
+) -> None:
+    slow_machine(0.05)
+    m = NO_MUTANT if mutant == "none" else mutant_by_name()[mutant]
+    out = run_checker(checker, m, 0, CellBudget(400, 0.01))
+    assert out.verdict == "inconclusive", out
+    assert not out.killed and not out.applicable
+
+
+def test_a_matrix_whose_caps_run_out_reports_inconclusive_cells(
+    slow_machine: Callable[[float], None],
+) -> None:
+    slow_machine(0.05)
+    b = MatrixBudget("tiny", 120, 1, 120, cell_seconds=0.01, false_alarm_seconds=0.01)
+    km = kill_matrix(
+        b, checkers=["explore_random", "explore_dfs"], mutants=["notify-me-after-scan"]
+    )
+    assert km.undecided() == ["notify-me-after-scan"] and km.unkilled() == []
+    assert km.false_alarms == 0 and km.ok
+    assert all(o.is_inconclusive for o in km.cells.values())
+    assert all(o.is_inconclusive for _, _, o in km.false_alarm_runs)
+    data = km.to_json()
+    cells = data["mutants"][0]["checkers"]
+    assert {c["verdict"] for c in cells.values()} == {"inconclusive"}
+    assert not any(c["killed"] for c in cells.values())
+    assert "UNDECIDED (inconclusive)" in km.format_table()
+
+
+def test_each_checker_maps_work_to_its_own_unit() -> None:
+    """Work decides how much each checker does: lockstep programs, stateful examples
+    (cached repeats do not run), real-thread trials (schedules: see the worker-pool test)."""
+    single = run_checker("stateful_single", NO_MUTANT, 0, CellBudget(PROGRAM_WORK * 5, 600.0))
+    assert single.verdict == "survived", single
+    assert "no failure in 5 lockstep programs" in single.detail
+    multi = run_checker("stateful_multi", NO_MUTANT, 0, CellBudget(12, 600.0))
+    assert multi.verdict == "survived", multi
+    runs = int(re.search(r"no failure in (\d+) runs", multi.detail).group(1))  # type: ignore[union-attr]
+    assert 1 <= runs <= 12
+    trials = kill_checker(
+        NO_MUTANT, 0, CellBudget(TRIAL_WORK * 3, 600.0), workloads=["bh-fan-in"], noise=False
+    )
+    assert not trials.killed, trials
+    if trials.verdict == "survived":
+        assert "survived 3 trials" in trials.detail, trials.detail
 
 
 # -- the contract ----------------------------------------------------------------------------

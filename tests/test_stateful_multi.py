@@ -51,6 +51,7 @@ def _unlock_without_owner_check(self: RFifoLock) -> None:
         return
     with self._mutex:
         self._nesting = 0
+        self._owner = None
         head = self._head + 1
         while head in self._abandoned:
             self._abandoned.discard(head)

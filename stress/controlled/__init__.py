@@ -1,6 +1,8 @@
 """The controlled platform: the same :mod:`aioctx_verify.impl` code with every interleaving
 decision owned by a deterministic scheduler (virtual time, optional TSO/PSO store buffers),
-its schedule strings, and the strategies that choose at each decision.
+its schedule strings, the strategies that choose at each decision, and the happens-before
+race detector for plain fields (the seam's rule: a shared word accessed without a lock is an
+atomic cell).
 """
 
 from ._platform import (
@@ -11,6 +13,20 @@ from ._platform import (
     RunOutcome,
     Step,
     Strategy,
+)
+from ._race import (
+    BENIGN,
+    Access,
+    Benign,
+    Race,
+    RaceDetector,
+)
+from ._race_hooks import impl_classes
+from ._race_search import (
+    RaceProgram,
+    RaceResult,
+    find_races,
+    replay_races,
 )
 from ._schedule import (
     InvalidScheduleError,
@@ -28,7 +44,10 @@ from ._strategies import (
 )
 
 __all__ = [
+    "BENIGN",
     "Abort",
+    "Access",
+    "Benign",
     "Choice",
     "ControlledPlatform",
     "DFSStrategy",
@@ -37,6 +56,10 @@ __all__ = [
     "InvalidScheduleError",
     "PCTStrategy",
     "PrefixStrategy",
+    "Race",
+    "RaceDetector",
+    "RaceProgram",
+    "RaceResult",
     "RandomStrategy",
     "ReplayStrategy",
     "RunOutcome",
@@ -45,4 +68,7 @@ __all__ = [
     "Strategy",
     "decode_tokens",
     "encode_tokens",
+    "find_races",
+    "impl_classes",
+    "replay_races",
 ]

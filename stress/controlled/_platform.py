@@ -59,7 +59,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from aioctx_verify.impl._platform import (
     POLLIN,
@@ -74,6 +74,9 @@ from aioctx_verify.impl._platform import (
     ThreadId,
     Tracer,
 )
+
+if TYPE_CHECKING:
+    from ._race import RaceDetector
 
 __all__ = [
     "Abort",
@@ -357,8 +360,12 @@ class ControlledPlatform:
         memory: str = "sc",
         max_steps: int = 20_000,
         drop_fences: frozenset[str] = frozenset(),
+        races: RaceDetector | None = None,
     ) -> None:
         self.tracer: Tracer | None = None
+        # The happens-before race detector (stress.controlled._race); every hook below is
+        # one ``is None`` test when it is off.
+        self._race = races
         self.memory = Memory(memory)
         self._strategy = strategy
         self._max_steps = max_steps
@@ -388,17 +395,26 @@ class ControlledPlatform:
     def run(
         self, program: Callable[[ControlledPlatform], None], *, real_timeout: float = 60.0
     ) -> RunOutcome:
-        main = self._new_thread(lambda: program(self), "main")
-        main.state = _State.RUNNABLE
-        main.baton.release()
-        if not self._finished.wait(real_timeout):
-            self._fail(
-                "inconclusive", "watchdog", f"run did not end within {real_timeout} s of real time"
-            )
-            self._abort_all()
-            self._finished.wait(5.0)
-        for t in self._threads:
-            t.ended.wait(5.0)
+        race = self._race
+        if race is not None:
+            race.begin(self)
+        try:
+            main = self._new_thread(lambda: program(self), "main")
+            main.state = _State.RUNNABLE
+            main.baton.release()
+            if not self._finished.wait(real_timeout):
+                self._fail(
+                    "inconclusive",
+                    "watchdog",
+                    f"run did not end within {real_timeout} s of real time",
+                )
+                self._abort_all()
+                self._finished.wait(5.0)
+            for t in self._threads:
+                t.ended.wait(5.0)
+        finally:
+            if race is not None:
+                race.end()
         f = self._failure
         verdict, kind, message = ("pass", "", "") if f is None else (f.verdict, f.kind, f.message)
         prop = "LIVE" if kind in ("deadlock", "lost_wakeup") else ""
@@ -434,6 +450,8 @@ class ControlledPlatform:
 
     def _thread_main(self, t: _CThread) -> None:
         self._by_ident[threading.get_ident()] = t
+        if self._race is not None:
+            self._race.bind(t)
         t.baton.acquire()
         if self._aborting:
             self._thread_done(t)
@@ -458,6 +476,8 @@ class ControlledPlatform:
 
     def _thread_done(self, t: _CThread) -> None:
         self._drain(t)
+        if self._race is not None:
+            self._race.unbind()
         t.state = _State.DONE
         if self._aborting:
             if all(x.state is _State.DONE for x in self._threads):
@@ -480,6 +500,8 @@ class ControlledPlatform:
             self._failure = _Failure(verdict, kind, message)
 
     def _abort_all(self) -> None:
+        if self._race is not None:
+            self._race.stop()
         self._aborting = True
         for t in self._threads:
             with contextlib.suppress(RuntimeError):  # already released
@@ -703,8 +725,11 @@ class ControlledPlatform:
     # ------------------------------------------------------------------------------------
     def _drain(self, t: _CThread) -> None:
         """Every buffered store of ``t`` reaches memory, in order (a full fence)."""
+        race = self._race
         for cell, v, _ in t.buffer:
             cell.value = v
+            if race is not None:
+                race.flushed(t.idx, cell.oid)
             self._touch(t, "flush", cell.oid)
         t.buffer.clear()
 
@@ -728,6 +753,8 @@ class ControlledPlatform:
             )
         del t.buffer[i]
         cell.value = v
+        if self._race is not None:
+            self._race.flushed(t.idx, cell.oid)
         self._touch(t, "flush", cell.oid)
 
     def _obj(self) -> int:
@@ -746,6 +773,8 @@ class ControlledPlatform:
         idx = len(self._threads)
         self._point(me, "spawn", -1000 - idx, f"thread {idx} ({name})")
         self._drain(me)
+        if self._race is not None:
+            self._race.spawn(me.idx, idx)
         t = self._new_thread(target, name)
         t.priming = True
         t.parent = me
@@ -775,13 +804,20 @@ class ControlledPlatform:
         return _CCond(self, mutex)
 
     def atomic(self, initial: T, name: str = "") -> _CCell[T]:
-        return _CCell(self, initial, name)
+        cell = _CCell(self, initial, name)
+        if self._race is not None:
+            t = self._by_ident.get(threading.get_ident())
+            if t is not None:
+                self._race.cell_created(t.idx, cell.oid)
+        return cell
 
     def fence(self, kind: Fence) -> None:
         me = self._me()
         if self._drop_fences and _caller_function() in self._drop_fences:
             return
         self._point(me, f"fence {kind.value}", 0, kind.value)
+        if self._race is not None:
+            self._race.fenced(me.idx, kind)
         if kind is Fence.MB:
             self._drain(me)
         elif kind is Fence.WMB and self.memory is Memory.PSO:
@@ -828,7 +864,11 @@ class _CHandle:
         p._point(me, "join", -1000 - self._t.idx, f"thread {self._t.idx}")
         p._drain(me)
         deadline = None if timeout is None else p._now + int(timeout * 1e9)
-        p._block(me, f"join thread {self._t.idx}", lambda: self._t.state is _State.DONE, deadline)
+        done = p._block(
+            me, f"join thread {self._t.idx}", lambda: self._t.state is _State.DONE, deadline
+        )
+        if done and p._race is not None:
+            p._race.joined(me.idx, self._t.idx)
 
     def is_alive(self) -> bool:
         return self._t.state is not _State.DONE
@@ -856,7 +896,9 @@ class _CCell(Generic[T]):
         if me.buffer:
             for cell, v, _ in reversed(me.buffer):
                 if cell is self:
-                    return v
+                    return v  # its own store: no synchronisation
+        if p._race is not None:
+            p._race.loaded(me.idx, self.oid, order)
         return self.value
 
     def store(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> None:
@@ -864,6 +906,8 @@ class _CCell(Generic[T]):
         me = p._me()
         p._point(me, "store", self.oid, self._label())
         mem = p.memory
+        if p._race is not None:
+            p._race.stored(me.idx, self.oid, order, mem is not Memory.SC)
         if mem is Memory.SC:
             self.value = value
             return
@@ -875,28 +919,31 @@ class _CCell(Generic[T]):
         if order is Ordering.SEQ_CST:
             p._drain(me)
 
-    def _rmw(self, op: str) -> Any:
+    def _rmw(self, op: str, order: Ordering, cas: bool = False, expected: Any = None) -> Any:
         p = self._p
         me = p._me()
         p._point(me, op, self.oid, self._label())
         p._drain(me)
-        return self.value
+        old = self.value
+        if p._race is not None:  # a failed compare-exchange writes nothing
+            p._race.rmw(me.idx, self.oid, order, not cas or old == expected)
+        return old
 
     def exchange(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> Any:
-        old = self._rmw("exchange")
+        old = self._rmw("exchange", order)
         self.value = value
         return old
 
     def compare_exchange(
         self, expected: Any, value: Any, order: Ordering = Ordering.SEQ_CST
     ) -> Any:
-        old = self._rmw("cmpxchg")
+        old = self._rmw("cmpxchg", order, True, expected)
         if old == expected:
             self.value = value
         return old
 
     def fetch_add(self, delta: int, order: Ordering = Ordering.SEQ_CST) -> Any:
-        old = self._rmw("fetch_add")
+        old = self._rmw("fetch_add", order)
         self.value = old + delta
         return old
 
@@ -922,6 +969,8 @@ class _CMutex:
         p = self._p
         if self.owner is None:
             self.owner = me
+            if p._race is not None:
+                p._race.mutex_acquired(me.idx, self.oid)
             p._touch(me, "take", self.oid)
             return True
         if self.owner is me:
@@ -939,6 +988,8 @@ class _CMutex:
         )
         if ok:
             self.owner = me
+            if p._race is not None:
+                p._race.mutex_acquired(me.idx, self.oid)
             p._touch(me, "take", self.oid)
         return ok
 
@@ -949,6 +1000,8 @@ class _CMutex:
             raise RuntimeError(f"thread {me.idx} released {self._label()} that it does not hold")
         p._point(me, "unlock", self.oid, self._label())
         p._drain(me)
+        if p._race is not None:
+            p._race.mutex_released(me.idx, self.oid)
         self.owner = None
 
     def __enter__(self) -> bool:
@@ -980,11 +1033,15 @@ class _CCond:
         p._drain(me)
         slot = [False]
         self._waiters.append(slot)
+        if p._race is not None:
+            p._race.mutex_released(me.idx, m.oid)
         m.owner = None
         p._touch(me, "unlock", m.oid)
         deadline = None if timeout is None else p._now + max(0, int(timeout * 1e9))
         try:
             ok = p._block(me, f"wait {self._label()}", lambda: slot[0], deadline)
+            if slot[0] and p._race is not None:
+                p._race.woken(me.idx, slot)
         finally:
             if not slot[0] and slot in self._waiters:
                 self._waiters.remove(slot)
@@ -996,6 +1053,8 @@ class _CCond:
         p = self._p
         me = p._me()
         p._point(me, "notify", self.oid, self._label())
+        if p._race is not None:
+            p._race.signalled(me.idx, self._waiters[:n])
         for slot in self._waiters[:n]:
             slot[0] = True
         del self._waiters[:n]
@@ -1024,6 +1083,8 @@ class _CNotifier:
         me = p._me()
         p._point(me, "notifier_set", self.oid, f"notifier#{self.oid}")
         p._drain(me)
+        if p._race is not None:
+            p._race.notifier_set(me.idx, self.oid)
         self.value = True
 
     def test_and_clear(self) -> bool:
@@ -1032,6 +1093,8 @@ class _CNotifier:
         p._point(me, "notifier_clear", self.oid, f"notifier#{self.oid}")
         p._drain(me)
         v = self.value
+        if v and p._race is not None:
+            p._race.notifier_read(me.idx, self.oid, clear=True)
         self.value = False
         return v
 
@@ -1091,7 +1154,13 @@ class _CPoller:
             n = p._fds.get(fd)
             if n is not None:
                 p._touch(me, "peek", n.oid)
-        return self._ready()
+        ready = self._ready()
+        if ready and p._race is not None:
+            for fd, _ in ready:
+                n = p._fds.get(fd)
+                if n is not None and n.value:
+                    p._race.notifier_read(me.idx, n.oid, clear=False)
+        return ready
 
 
 def _outside_frame() -> FrameType | None:

@@ -1,6 +1,8 @@
 """Exploration of programs on the controlled platform: :func:`explore` under a strategy,
 :func:`shrink` toward the fewest preemptions, :func:`replay` of a schedule string, and the
-built-in corpus of buggy and safe programs.
+built-in corpus of buggy and safe programs; :func:`search_generated` over seeded generated
+programs that use impl's whole public API (:func:`generate`), shrunk to a minimal program and
+schedule, replayed from a ``gen:`` spec (:func:`replay_generated`).
 """
 
 from ._corpus import (
@@ -19,6 +21,21 @@ from ._explore import (
     run_schedule,
     shrink,
 )
+from ._gen_ops import GenProgram, OpKind, generate
+from ._gen_run import OracleFailure, generated_program
+from ._generated import (
+    GEN_BUDGETS,
+    GenBudget,
+    GenFailure,
+    GenReplay,
+    GenSearchResult,
+    RealRunReport,
+    parse_gen_spec,
+    replay_generated,
+    run_real,
+    search_generated,
+    shrink_program,
+)
 from ._lines import REPLAY_PREFIX, replay_line
 from ._search import SearchAbandoned, SeededSearch
 
@@ -26,6 +43,15 @@ __all__ = [
     "Budget",
     "CORPUS",
     "ExploreResult",
+    "GEN_BUDGETS",
+    "GenBudget",
+    "GenFailure",
+    "GenProgram",
+    "GenReplay",
+    "GenSearchResult",
+    "OpKind",
+    "OracleFailure",
+    "RealRunReport",
     "REPLAY_PREFIX",
     "Failure",
     "Program",
@@ -35,8 +61,15 @@ __all__ = [
     "corpus_by_name",
     "explore",
     "format_trace",
+    "generate",
+    "generated_program",
+    "parse_gen_spec",
     "replay",
+    "replay_generated",
     "replay_line",
+    "run_real",
     "run_schedule",
+    "search_generated",
     "shrink",
+    "shrink_program",
 ]

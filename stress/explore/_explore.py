@@ -8,6 +8,8 @@ figures.  ``replay(schedule)`` re-runs one schedule exactly.
 from __future__ import annotations
 
 import dataclasses
+import select
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hypothesis import settings as Settings
+
+    from aioctx_verify.properties import MonitorSet
+
+from aioctx_verify.vocab import TraceEvent
 
 from ..controlled import (
     ControlledPlatform,
@@ -57,7 +63,9 @@ class Program:
     description: str = ""
     drop_fences: frozenset[str] = frozenset()
     max_steps: int = 20_000
-    monitors: bool = True  # run the P1/P2/P3/liveness monitors on impl's trace events
+    #: Run the runtime monitors on impl's trace events: P1, P2, P3, liveness and the loop
+    #: oracles, these deciding in virtual time (see :func:`run_schedule`).
+    monitors: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,32 +166,130 @@ def format_trace(trace: tuple[Step, ...] | list[Step], names: tuple[str, ...] = 
     return "\n".join(out)
 
 
+_READ = select.POLLIN | select.POLLHUP | select.POLLERR
+_WRITE = select.POLLOUT | select.POLLERR
+
+
+class _ControlledView:
+    """A controlled platform's clocks and fd readiness, as the loop oracles read them
+    (:class:`aioctx_verify.properties.PlatformView`): plain reads of the scheduler's state,
+    no scheduling point, so that the monitors can call it from inside the scheduler."""
+
+    def __init__(self, plat: ControlledPlatform) -> None:
+        self._p = plat
+        # Wall-clock time of virtual time 0 (the platform's HOST clock); None: unknown.
+        epoch = getattr(sys.modules.get(ControlledPlatform.__module__), "EPOCH_NS", None)
+        self._epoch: int | None = epoch if isinstance(epoch, int) else None
+
+    def clock_ns(self, clock: int) -> int | None:
+        from aioctx_verify.impl._timers import peek_clocks
+
+        now: int = self._p._now
+        clocks = peek_clocks(self._p)
+        if clock == 2 and self._epoch is None:
+            return None
+        wall = now + (self._epoch or 0)
+        if clocks is None:  # no timer list was ever made: every clock is enabled
+            return now if clock == 0 else wall if clock == 2 else now
+        return clocks.peek_ns(clock, now, wall)
+
+    def fd_ready(self, fd: int, read: bool, write: bool) -> bool:
+        n = self._p._fds.get(fd)
+        if n is not None:  # a controlled notifier: readable when set, never writable
+            return read and bool(n.value)
+        want = (_READ if read else 0) | (_WRITE if write else 0)
+        if not want:
+            return False
+        rp = select.poll()
+        rp.register(fd, want)
+        got = dict(rp.poll(0)).get(fd, 0)
+        return not got & select.POLLNVAL and bool(got & want)
+
+
+class _ObservedPlatform(ControlledPlatform):
+    """A controlled platform that tells the monitors when every thread is blocked: each
+    time virtual time advances (it does only then) and, after the run, when it ended with
+    no thread able to move."""
+
+    on_quiescent: Callable[[], None] | None = None
+    _vnow: int = 0
+
+    @property
+    def _now(self) -> int:
+        return self._vnow
+
+    @_now.setter
+    def _now(self, value: int) -> None:
+        advanced = value > self._vnow
+        self._vnow = value
+        hook = self.on_quiescent
+        if advanced and hook is not None and not self._aborting:
+            hook()
+
+
+#: Run endings where no thread can move any more.
+_STUCK = ("deadlock", "lost_wakeup")
+
+
 def run_schedule(
     program: Program, strategy: Any, memory: str | None = None, max_steps: int | None = None
 ) -> RunOutcome:
-    """One run of ``program`` under ``strategy``; a monitor violation fails a passing run."""
-    plat = ControlledPlatform(
-        strategy,
-        memory=memory or program.memory,
-        max_steps=max_steps or program.max_steps,
-        drop_fences=program.drop_fences,
-    )
-    if not program.monitors:
-        return plat.run(program.fn)
-    from aioctx_verify.properties import MonitorSet
+    """One run of ``program`` under ``strategy``, with the runtime monitors on (unless the
+    program turns them off).
 
-    ms = MonitorSet()
-    plat.tracer = ms
-    out = plat.run(program.fn)
-    plat.tracer = None
+    The monitors (:func:`aioctx_verify.properties.default_monitors`) get a view of the
+    platform's clocks and fd readiness, and are told whenever every thread is blocked, so
+    the loop oracles decide in virtual time.  Events emitted while a failed run unwinds
+    are not the program's and are not fed.  Verdict: a monitor violation fails a run that
+    passed (its end-of-run rules run with ``terminal``: every thread ended) or that ran
+    out of steps (a loop that spins without progress); a deadlock or lost wake-up keeps
+    its kind, with what the monitors saw added to its message.  The first violation of a
+    safety property (P1, P2, P3) is reported before a liveness one (often its consequence).
+    """
+    mem = memory or program.memory
+    steps = max_steps or program.max_steps
+    if not program.monitors:
+        return ControlledPlatform(
+            strategy, memory=mem, max_steps=steps, drop_fences=program.drop_fences
+        ).run(program.fn)
+    from aioctx_verify.properties import MonitorSet, default_monitors
+
+    plat = _ObservedPlatform(strategy, memory=mem, max_steps=steps, drop_fences=program.drop_fences)
+    ms = MonitorSet(default_monitors(_ControlledView(plat)))
+
+    def tracer(ev: TraceEvent) -> None:
+        if not plat._aborting:
+            ms(ev)
+
+    plat.tracer = tracer
+    plat.on_quiescent = ms.quiescent
+    try:
+        out = plat.run(program.fn)
+    finally:
+        plat.tracer = None
+        plat.on_quiescent = None
+    return _judge(out, ms)
+
+
+def _judge(out: RunOutcome, ms: MonitorSet) -> RunOutcome:
+    """The run's outcome with what the monitors saw (see :func:`run_schedule`)."""
+    if out.verdict == "pruned":
+        return out
     if out.verdict == "pass":
-        ms.finish()
-        v = ms.violations
-        if v:
-            more = f" (+{len(v) - 1} more)" if len(v) > 1 else ""
-            return dataclasses.replace(
-                out, verdict="fail", kind="property", message=f"{v[0]}{more}", prop=v[0].prop
-            )
+        ms.finish(terminal=True)  # every thread ended: nothing can move any more
+    elif out.kind in _STUCK:
+        ms.quiescent()  # no thread can move: a poller asleep with work due lost it
+    v = ms.violations
+    if not v:
+        return out
+    first = next((x for x in v if x.prop != "LIVE"), v[0])
+    more = f" (+{len(v) - 1} more)" if len(v) > 1 else ""
+    if out.verdict == "pass" or (out.verdict == "inconclusive" and out.kind == "step_budget"):
+        return dataclasses.replace(
+            out, verdict="fail", kind="property", message=f"{first}{more}", prop=first.prop
+        )
+    if out.verdict == "fail" and out.kind != "property":
+        return dataclasses.replace(out, message=f"{out.message}; monitors: {first}{more}")
     return out
 
 

@@ -16,6 +16,8 @@ from ._catalogue import (
 )
 from ._contract import (
     USAGE_ERRORS,
+    WORK_UNIT_SECONDS,
+    CellBudget,
     CheckOutcome,
     Inconclusive,
     MutantLike,
@@ -63,6 +65,7 @@ __all__ = [
     "resolve_mutant",
     "BUDGETS",
     "CATALOGUE",
+    "CellBudget",
     "CheckOutcome",
     "Checker",
     "Env",
@@ -81,6 +84,7 @@ __all__ = [
     "PropertyFailure",
     "USAGE_ERRORS",
     "UseAfterFree",
+    "WORK_UNIT_SECONDS",
     "Verdict",
     "Via",
     "as_property",
@@ -98,4 +102,47 @@ __all__ = [
     "run_checker",
     "slowness",
     "stuck_evidence",
+]
+
+# -- generated mutants: concurrency mutation operators over impl (aioctx-verify mutate) -----
+from ._equivalent import EQUIVALENT
+from ._operators import (
+    CHECKER_ORDER,
+    MUTATE_LIMITS,
+    OPERATORS,
+    GeneratedMutant,
+    MutantRun,
+    MutationReport,
+    generate_mutants,
+    generated_mutant,
+    ordered_checkers,
+    probe_coverage,
+    probe_limit,
+    probes_for,
+    run_mutation,
+    sample_mutants,
+    sanity_check,
+    stale_functions,
+    stop_on_sigint,
+)
+
+__all__ += [
+    "CHECKER_ORDER",
+    "EQUIVALENT",
+    "MUTATE_LIMITS",
+    "OPERATORS",
+    "GeneratedMutant",
+    "MutantRun",
+    "MutationReport",
+    "generate_mutants",
+    "generated_mutant",
+    "ordered_checkers",
+    "probe_coverage",
+    "probe_limit",
+    "probes_for",
+    "run_mutation",
+    "sample_mutants",
+    "sanity_check",
+    "stale_functions",
+    "stop_on_sigint",
 ]

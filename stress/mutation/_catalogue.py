@@ -412,6 +412,7 @@ def _make_barging_unlock() -> Callable[[RFifoLock], None]:
             return
         with self._mutex:
             self._nesting = 0
+            self._owner = None
             self._cond.notify_all()
 
     return unlock
@@ -912,7 +913,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 RFifoLock,
                 "lock",
                 "nested-acquire-no-owner-check",
-                [("if self._nesting > 0 and self._owner == me:", "if self._nesting > 0:")],
+                [("if self._owner == me and self._nesting > 0:", "if self._nesting > 0:")],
             )
         ],
         ("acquire_storm",),
@@ -984,13 +985,13 @@ CATALOGUE: tuple[Mutant, ...] = (
                 _CTX,
                 "__enter__",
                 "nested-fastpath-no-owner-check",
-                [("lock._nesting > 0 and lock._owner == lock._me()", "lock._nesting > 0")],
+                [("lock._owner == lock._me() and lock._nesting > 0", "lock._nesting > 0")],
             ),
             _edit(
                 _CTX,
                 "__exit__",
                 "nested-fastpath-no-owner-check",
-                [("lock._nesting > 1 and lock._owner == lock._me()", "lock._nesting > 1")],
+                [("lock._owner == lock._me() and lock._nesting > 1", "lock._nesting > 1")],
             ),
         ],
         ("fastpath_exclusion",),

@@ -1,10 +1,17 @@
 """The checker contract: what every kill-matrix checker is given and what it returns.
 
-A *checker* is a function ``(mutant, seed, seconds) -> CheckOutcome``: it runs under
-``with mutant.apply():`` for at most about ``seconds`` and says whether something failed,
-through which property, and what noticed it.  The model, the controlled explorers, the
-real-thread runs, the stateful searches and the real-thread stress runner all return the
-one :class:`CheckOutcome`; the kill matrix reads it as it is.
+A *checker* is a function ``(mutant, seed, budget) -> CheckOutcome``: it runs under
+``with mutant.apply():`` and says whether something failed, through which property, and
+what noticed it.  The model, the controlled explorers, the real-thread runs, the stateful
+searches and the real-thread stress runner all return the one :class:`CheckOutcome`; the
+kill matrix reads it as it is.
+
+The budget is a :class:`CellBudget`: an amount of *work* (the checker maps it to its own
+unit: schedules, Hypothesis examples, trials, runs, model states) and a wall-clock
+``seconds`` cap that is only a safety net.  A run that finds a failure is a kill whenever it
+finds it; a run that finds none *survived* only if it did all of its work; when the cap
+runs out first the outcome is ``inconclusive`` (the machine was too slow to tell), never a
+pass and never a failure.  So no verdict depends on the machine's speed.
 
 Failures carry their property as data, set where the violation is detected:
 
@@ -20,6 +27,7 @@ Nothing here parses message text.
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -36,6 +44,8 @@ from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 __all__ = [
     "USAGE_ERRORS",
+    "WORK_UNIT_SECONDS",
+    "CellBudget",
     "CheckOutcome",
     "Inconclusive",
     "MutantLike",
@@ -50,8 +60,9 @@ __all__ = [
 #: How one checker run against one mutant (or the unmutated impl) ended: ``killed`` (it
 #: reported a failure), ``survived`` (it ran and found nothing), ``n/a`` (nothing to run
 #: for this mutant), ``error`` (the checker itself raised; not evidence either way),
-#: ``inconclusive`` (a wall-clock bound ran out without structural evidence of a failure:
-#: the machine was too slow to tell; never a failure, never a pass).
+#: ``inconclusive`` (a wall-clock bound ran out without structural evidence of a failure,
+#: or the cell's seconds cap ran out before its work was done: the machine was too slow to
+#: tell; never a failure, never a pass).  ``survived`` means the whole work was done.
 Verdict = Literal["killed", "survived", "n/a", "error", "inconclusive"]
 
 #: What noticed a failure: a runtime ``monitor``; a ``probe check`` (an outcome check of
@@ -69,7 +80,71 @@ Via = Literal[
     "exception",
     "model",
     "lockstep",
+    "generated",
+    "races",
 ]
+
+
+#: Nominal wall time of one work unit at idle on the reference machine (2 cores, CPython
+#: 3.11): about one controlled schedule of a probe.  It only turns seconds into work (a
+#: numeric ``--budget SECONDS``) and sizes wall-clock bounds that decide no verdict (how long
+#: a kill may shrink its counterexample, the default safety cap); whether a cell survived
+#: never depends on it.
+WORK_UNIT_SECONDS = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class CellBudget:
+    """What one checker run (a kill-matrix cell or a control run) may spend.
+
+    Attributes:
+        work: work units (see :data:`WORK_UNIT_SECONDS`); each checker maps them to its
+            own unit with :meth:`count` (the explorers: one schedule per unit; the others
+            document their cost in units).  None: no work budget, only ``seconds`` (a
+            time-budgeted run, what a caller passing a bare number of seconds gets: it
+            survives when its time is up).
+        seconds: with ``work``, a safety cap: a run whose cap runs out before its work is
+            done is ``inconclusive``, never ``survived``; without ``work``, the budget.
+    """
+
+    work: int | None
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.work is not None and self.work < 1:
+            raise ValueError(f"a cell's work must be at least 1 unit, got {self.work}")
+        if not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(f"a cell's seconds must be positive and finite, got {self.seconds}")
+
+    @classmethod
+    def of(cls, budget: float | CellBudget) -> CellBudget:
+        """``budget`` as a :class:`CellBudget` (a bare number: seconds, no work budget)."""
+        return budget if isinstance(budget, CellBudget) else cls(None, float(budget))
+
+    @classmethod
+    def for_work(cls, work: int, *, cap_factor: float = 10.0, min_cap: float = 5.0) -> CellBudget:
+        """``work`` units with the default safety cap: ``cap_factor`` times their nominal
+        time (:data:`WORK_UNIT_SECONDS`), at least ``min_cap`` seconds."""
+        return cls(work, max(min_cap, cap_factor * work * WORK_UNIT_SECONDS))
+
+    @property
+    def work_bound(self) -> bool:
+        """The run is budgeted by work (its seconds are only a cap)."""
+        return self.work is not None
+
+    @property
+    def nominal_seconds(self) -> float:
+        """About how long the work takes at idle (the seconds when there is no work
+        budget): for bounds that decide no verdict, such as shrinking a kill's
+        counterexample."""
+        return self.seconds if self.work is None else self.work * WORK_UNIT_SECONDS
+
+    def count(self, cost: float) -> int | None:
+        """How many items costing ``cost`` work units each the work pays for (at least
+        one); None without a work budget."""
+        if self.work is None:
+            return None
+        return max(1, int(self.work / cost))
 
 
 class MutantLike(Protocol):

@@ -6,26 +6,37 @@ control, every checker against the unmutated impl for a few seeds: any failure t
 alarm*.  A mutant that no checker kills is a finding (a property nobody checks, or a checker
 that cannot reach the bug); a check that kills nothing is not yet a check.
 
-Checkers are functions ``(mutant, seed, seconds) ->`` :class:`CheckOutcome` (the contract
-of :mod:`aioctx_verify.stress.mutation._contract`, which every checker returns as is):
+Checkers are functions ``(mutant, seed, budget) ->`` :class:`CheckOutcome` (the contract
+of :mod:`aioctx_verify.stress.mutation._contract`, which every checker returns as is), where
+``budget`` is a :class:`CellBudget`: *work* that each checker maps to its own unit, and a
+seconds cap that only ends a run (``inconclusive``, never ``survived``) on a machine too
+slow to do the work in time:
 
 * ``model``: :func:`model.check_bug` on the model's counterpart of the mutant, when the model
-  implements it (``model.MODEL_BUGS``);
+  implements it (``model.MODEL_BUGS``); work -> states (:data:`MODEL_STATES_PER_WORK`);
 * ``explore_random`` / ``explore_pct`` / ``explore_dfs``: the controlled scheduler on the
   mutant's probe programs (:mod:`stress.mutation._probes`), monitors on, under the probe's
-  memory model (TSO for the weak-memory mutants); failures are shrunk by
-  :func:`aioctx_verify.stress.explore.shrink` under a wall-time bound;
+  memory model (TSO for the weak-memory mutants); work -> schedules, one per unit, shared
+  among the probes (what a probe leaves, e.g. an exhausted DFS, goes to the next); failures
+  are shrunk by :func:`aioctx_verify.stress.explore.shrink` under a wall-time bound (it
+  sizes the counterexample, never the verdict);
 * ``stress_real``: the same probes on real threads (:class:`impl.RealPlatform`), every wait
   bounded, a small random switch interval as noise, alternately with the monitors attached
-  and without them (untraced runs exercise the fast paths that tracing turns off);
+  and without them (untraced runs exercise the fast paths that tracing turns off); work ->
+  runs (:data:`REAL_RUN_WORK` units each);
 * anything registered with :func:`register_checker`.  On first use this module imports
   ``aioctx_verify.stress.stateful._multi`` (its ``checker`` becomes ``stateful_multi``) and
   ``stress.stateful._single`` (its ``checker`` becomes ``stateful_single``) when they exist,
-  so those modules may also register more checkers themselves at import.
+  so those modules may also register more checkers themselves at import.  They map work to
+  Hypothesis examples (``_multi.EXAMPLE_WORK`` units each) and to lockstep programs
+  (``_single.PROGRAM_WORK`` units each).
 
-Budgets: ``smoke`` (about a minute), ``pr`` (under five minutes on two cores; every mutant
-must die), ``nightly`` (long, every probe for every mutant), or a number of seconds for the
-whole matrix.
+Budgets (:data:`BUDGETS`) give every cell and every control run an amount of work, so a
+verdict is the same on any machine: ``smoke`` (under two minutes at idle), ``pr`` (under
+five minutes on two cores; every mutant must die), ``nightly`` (long, every probe for every
+mutant), or a number of seconds for the whole matrix, turned into work through the fixed
+nominal cost of a unit (:data:`~aioctx_verify.stress.mutation.WORK_UNIT_SECONDS`), not by
+measuring this machine.
 """
 
 from __future__ import annotations
@@ -49,7 +60,15 @@ from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 from ..controlled import ControlledPlatform, ReplayStrategy, Schedule
 from ..explore import Budget, Failure, Program, explore, replay_line, run_schedule, shrink
 from ._catalogue import CATALOGUE, NO_MUTANT, Mutant
-from ._contract import CheckOutcome, Inconclusive, Via, as_property, classify_exception
+from ._contract import (
+    WORK_UNIT_SECONDS,
+    CellBudget,
+    CheckOutcome,
+    Inconclusive,
+    Via,
+    as_property,
+    classify_exception,
+)
 from ._probes import PROBES, Env, Probe, probe_program
 
 __all__ = [
@@ -72,9 +91,19 @@ REAL_WAIT = 2.0
 REAL_RUN = 8.0
 #: Switch intervals drawn per real-thread run (the GIL hands over this often).
 _SWITCH = (1e-6, 5e-6, 2e-5, 1e-4, 5e-3)
+#: Work units of one real-thread probe run (``stress_real``; about 20 ms at idle, averaged
+#: over the probes: from 2 ms to 50 ms each).
+REAL_RUN_WORK = 4
+#: Work units of a real-thread run that ended inconclusive: it waited out its bound
+#: (:data:`REAL_WAIT`), so it is charged that wait at the nominal cost of a unit.
+REAL_UNSURE_WORK = round(REAL_WAIT / WORK_UNIT_SECONDS)
+#: Model states searched per work unit (about 34,000 states a second at idle), and the
+#: fewest a model search gets.
+MODEL_STATES_PER_WORK = 150
+MODEL_MIN_STATES = 20_000
 
-Checker = Callable[[Mutant, int, float], CheckOutcome]
-"""A checker: ``(mutant, seed, seconds)`` -> :class:`CheckOutcome`."""
+Checker = Callable[[Mutant, int, CellBudget], CheckOutcome]
+"""A checker: ``(mutant, seed, budget)`` -> :class:`CheckOutcome` (see :class:`CellBudget`)."""
 
 _BUILTIN = ("model", "explore_random", "explore_pct", "explore_dfs", "stress_real")
 _REGISTRY: dict[str, Checker] = {}
@@ -137,16 +166,22 @@ def _answer(result: object, name: str) -> CheckOutcome:
     return result
 
 
-def run_checker(name: str, mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-    """Run one checker; a checker that raises is reported as an ``error`` cell."""
+def run_checker(
+    name: str, mutant: Mutant, seed: int, budget: float | CellBudget
+) -> CheckOutcome:
+    """Run one checker; a checker that raises is reported as an ``error`` cell.
+
+    ``budget``: a :class:`CellBudget`, or a bare number of seconds (a time-budgeted run
+    with no work budget, see :meth:`CellBudget.of`).
+    """
     _load_lazy()
-    return _call(name, _REGISTRY[name], mutant, seed, seconds)
+    return _call(name, _REGISTRY[name], mutant, seed, CellBudget.of(budget))
 
 
-def _call(name: str, fn: Checker, mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+def _call(name: str, fn: Checker, mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
     t0 = time.perf_counter()
     try:
-        return _answer(fn(mutant, seed, seconds), name)
+        return _answer(fn(mutant, seed, budget), name)
     except Exception as e:  # a broken checker must not sink the matrix
         return CheckOutcome.error(
             time.perf_counter() - t0, f"checker error: {type(e).__name__}: {e}"
@@ -224,30 +259,39 @@ def _na(why: str) -> CheckOutcome:
 
 
 def _explorer(strategy: str, scope: str = "targeted") -> Checker:
-    def check(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
+    def check(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
+        cell = CellBudget.of(budget)
         probes = _probes_for(mutant, scope)
         if not probes:
             return _na("no probe exercises this mutant")
         spent = 0.0
         tried: list[str] = []
+        unfinished: list[str] = []
+        # Work: schedules (one unit each), shared among the probes; a probe that needs
+        # fewer (an exhausted DFS) leaves the rest to the next ones.
+        left_work = cell.count(1)
         t0 = time.perf_counter()
         for i, probe in enumerate(probes):
-            left = seconds - (time.perf_counter() - t0)
+            left = cell.seconds - (time.perf_counter() - t0)
             if left <= 0:
+                unfinished.extend(p.name for p in probes[i:])
                 break
-            share = left / (len(probes) - i)
+            if left_work is None:  # time-budgeted: a share of the time left
+                want, share = 10**9, left / (len(probes) - i)
+            else:  # work-budgeted: a share of the schedules left, the cap for the rest
+                want, share = max(1, left_work // (len(probes) - i)), left
             program = probe_program(probe)
             with mutant.apply():
                 r = explore(
                     program,
                     strategy=strategy,
-                    budget=Budget(10**9, share),
+                    budget=Budget(want, share),
                     seed=seed,
                     do_shrink=False,
                 )
                 spent += r.seconds
                 if r.verdict == "fail" and r.failure is not None:
-                    f = _shrunk(program, r.failure, shrink_seconds(seconds))
+                    f = _shrunk(program, r.failure, shrink_seconds(cell.nominal_seconds))
                     prop, via = _classify(probe, f)
                     detail = (
                         f"{probe.name} [{r.memory}] after {r.schedules} schedule(s): {f.kind}: "
@@ -255,7 +299,20 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
                         f"{f.steps} step(s) | {f.replay_command(mutant.name)}"
                     )
                     return CheckOutcome.kill(spent, detail, prop, via, steps=f.steps)
+            done = r.schedules + r.pruned
             tried.append(f"{probe.name}: {r.verdict} in {r.schedules} schedules")
+            if left_work is not None:
+                left_work = max(0, left_work - done)
+                if not r.exhausted and done < want:
+                    # The cap ran out, or the run could not go on (a nondeterministic
+                    # program, a run outliving the platform's watchdog): work not done.
+                    unfinished.append(f"{probe.name} ({done}/{want} schedules)")
+        if cell.work_bound and unfinished:
+            return CheckOutcome.inconclusive(
+                spent,
+                f"inconclusive: work not done within the {cell.seconds:g} s cap (machine "
+                f"too slow?): {', '.join(unfinished)} unfinished | " + "; ".join(tried),
+            )
         return CheckOutcome.survived(spent, "; ".join(tried))
 
     check.__name__ = f"explore_{strategy}"
@@ -263,7 +320,9 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
 
 
 def shrink_seconds(cell_seconds: float) -> float:
-    """Wall time a kill may spend shrinking its counterexample (on top of the cell's)."""
+    """Wall time a kill may spend shrinking its counterexample (on top of the cell's), from
+    the cell's nominal seconds (:attr:`CellBudget.nominal_seconds`): it sizes the reported
+    counterexample, never the verdict."""
     return min(3.0, max(0.5, cell_seconds * 0.5))
 
 
@@ -339,24 +398,32 @@ def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random)
 
 
 def stress_real(
-    mutant: Mutant, seed: int, seconds: float, *, scope: str = "targeted"
+    mutant: Mutant, seed: int, budget: float | CellBudget, *, scope: str = "targeted"
 ) -> CheckOutcome:
-    """Real threads: the mutant's probes in turn until a failure or ``seconds``."""
+    """Real threads: the mutant's probes in turn until a failure, the work is done (runs,
+    :data:`REAL_RUN_WORK` units each; a run that ended inconclusive waited out its bound and
+    costs :data:`REAL_UNSURE_WORK`), or the seconds cap runs out (then, with a work budget,
+    the outcome is ``inconclusive``)."""
+    cell = CellBudget.of(budget)
     probes = _probes_for(mutant, scope)
     if not probes:
         return _na("no probe exercises this mutant")
     rng = random.Random(f"{seed}:{mutant.name}")
     t0 = time.perf_counter()
     runs = 0
+    work = 0  # units spent: REAL_RUN_WORK a run, REAL_UNSURE_WORK an inconclusive one
     unsure: list[str] = []
     old = sys.getswitchinterval()
     try:
-        while time.perf_counter() - t0 < seconds:
+        while time.perf_counter() - t0 < cell.seconds and (
+            cell.work is None or work < cell.work
+        ):
             probe = probes[runs % len(probes)]
             monitored = probe.monitors and (runs // len(probes)) % 2 == 0
             sys.setswitchinterval(rng.choice(_SWITCH))
             res = _real_run(mutant, probe, monitored, rng)
             runs += 1
+            work += REAL_UNSURE_WORK if res.inconclusive else REAL_RUN_WORK
             if res.failed:
                 elapsed = time.perf_counter() - t0
                 line = replay_line(
@@ -377,20 +444,36 @@ def stress_real(
             elapsed, f"all {runs} real-thread runs inconclusive; first: {unsure[0]}"
         )
     note = f" ({len(unsure)} inconclusive: {unsure[0]})" if unsure else ""
+    if cell.work is not None and work < cell.work:
+        return CheckOutcome.inconclusive(
+            elapsed,
+            f"inconclusive: {runs} real-thread runs, {work} of {cell.work} work units, within "
+            f"the {cell.seconds:g} s cap (machine too slow?), no failure{note}",
+        )
     return CheckOutcome.survived(elapsed, f"no failure in {runs} real-thread runs{note}")
 
 
-def _stress_real_all(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-    return stress_real(mutant, seed, seconds, scope="all")
+def _stress_real_all(mutant: Mutant, seed: int, budget: CellBudget) -> CheckOutcome:
+    return stress_real(mutant, seed, budget, scope="all")
 
 
-def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
-    """:func:`model.check_bug` on the mutant's model counterpart (correct configs for none)."""
+def _model_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
+    """:func:`model.check_bug` on the mutant's model counterpart (correct configs for none).
+
+    Work: states (:data:`MODEL_STATES_PER_WORK` per unit, at least
+    :data:`MODEL_MIN_STATES`) per search.  A mutant's search is bounded by states alone;
+    the control searches every bug's configuration, and one whose cap runs out first is
+    ``inconclusive``.
+    """
+    cell = CellBudget.of(budget)
     try:
         from aioctx_verify import model
     except ImportError:
         return _na("model not installed")
-    max_states = max(20_000, int(seconds * 12_000))
+    if cell.work is None:
+        max_states = max(MODEL_MIN_STATES, int(cell.seconds * 12_000))
+    else:
+        max_states = max(MODEL_MIN_STATES, cell.work * MODEL_STATES_PER_WORK)
     t0 = time.perf_counter()
     if mutant is NO_MUTANT:
         # The control: every bug's configuration with no bug on must be violation-free.
@@ -400,7 +483,7 @@ def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
         rng.shuffle(flags)
         checked = 0
         for flag in flags:
-            if time.perf_counter() - t0 > seconds:
+            if time.perf_counter() - t0 > cell.seconds:
                 break
             cfg = dataclasses.replace(configs[flag], bugs=frozenset())
             r = model.search(cfg, max_states=max_states)
@@ -413,6 +496,12 @@ def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
                     "model",
                     steps=len(r.path),
                 )
+        if cell.work_bound and checked < len(flags):
+            return CheckOutcome.inconclusive(
+                time.perf_counter() - t0,
+                f"model: inconclusive: {checked} of {len(flags)} correct configs searched "
+                f"within the {cell.seconds:g} s cap (machine too slow?), all clean",
+            )
         return CheckOutcome.survived(
             time.perf_counter() - t0, f"model: {checked} correct configs clean"
         )
@@ -433,12 +522,98 @@ def _model_checker(mutant: Mutant, seed: int, seconds: float) -> CheckOutcome:
     )
 
 
+def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
+    """Generated programs over the whole API (:mod:`aioctx_verify.stress.explore`), not the
+    mutant's probes: what a bug outside the catalogue meets.  Work: one unit per run, a
+    program being explored 2 schedules x every strategy x memory model (18 runs)."""
+    from ..explore import GenBudget, search_generated
+
+    cell = CellBudget.of(budget)
+    runs = cell.count(1)
+    per_program = 18
+    programs = 10**6 if runs is None else max(1, runs // per_program)
+    t0 = time.perf_counter()
+    with mutant.apply():
+        r = search_generated(
+            seed,
+            GenBudget(programs=programs, schedules=2, seconds=cell.seconds,
+                      shrink_seconds=shrink_seconds(cell.nominal_seconds)),
+        )
+    elapsed = time.perf_counter() - t0
+    f = r.failure
+    if f is not None:
+        return CheckOutcome.kill(
+            elapsed,
+            f"generated program {f.program.spec if f.program else '?'} after {r.runs} run(s): "
+            f"{f.kind}: {_one_line(f.message)} | {f.replay_command(mutant.name)}",
+            as_property(f.prop) if f.prop else None,
+            "generated",
+            steps=f.steps,
+        )
+    if cell.work_bound and r.programs < programs:
+        return CheckOutcome.inconclusive(
+            elapsed,
+            f"inconclusive: {r.programs}/{programs} generated programs within the "
+            f"{cell.seconds:g} s cap (machine too slow?)",
+        )
+    return CheckOutcome.survived(elapsed, f"generated: {r.programs} programs, {r.runs} runs")
+
+
+def _races_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
+    """The happens-before race detector over the mutant's probes (random schedules):
+    a plain field of impl shared without a happens-before edge.  Work: one unit a
+    schedule, shared among the probes."""
+    from ..controlled import find_races
+
+    cell = CellBudget.of(budget)
+    probes = _probes_for(mutant, "targeted")
+    if not probes:
+        return _na("no probe exercises this mutant")
+    left_work = cell.count(1)
+    t0 = time.perf_counter()
+    unfinished: list[str] = []
+    total = 0
+    for i, probe in enumerate(probes):
+        left = cell.seconds - (time.perf_counter() - t0)
+        if left <= 0:
+            unfinished.extend(p.name for p in probes[i:])
+            break
+        want = 10**9 if left_work is None else max(1, left_work // (len(probes) - i))
+        with mutant.apply():
+            r = find_races(probe_program(probe), strategy="random", schedules=want,
+                           seconds=left if left_work is None else left / (len(probes) - i),
+                           seed=seed)
+        total += r.schedules
+        if r.races:
+            race = r.races[0]
+            return CheckOutcome.kill(
+                time.perf_counter() - t0,
+                f"{probe.name} after {r.schedules} schedule(s): data race: "
+                f"{_one_line(race.message)} | {replay_line(f'race:{race.schedule}', mutant.name)}",
+                "P3",
+                "races",
+            )
+        if left_work is not None:
+            left_work = max(0, left_work - r.schedules)
+            if r.schedules < want and not r.exhausted:
+                unfinished.append(f"{probe.name} ({r.schedules}/{want} schedules)")
+    elapsed = time.perf_counter() - t0
+    if cell.work_bound and unfinished:
+        return CheckOutcome.inconclusive(
+            elapsed, f"inconclusive: work not done within the {cell.seconds:g} s cap: "
+            f"{', '.join(unfinished)} unfinished",
+        )
+    return CheckOutcome.survived(elapsed, f"races: none in {total} schedules")
+
+
 for _name, _fn in (
     ("model", _model_checker),
     ("explore_random", _explorer("random")),
     ("explore_pct", _explorer("pct")),
     ("explore_dfs", _explorer("dfs")),
     ("stress_real", stress_real),
+    ("generated", _generated_checker),
+    ("races", _races_checker),
 ):
     register_checker(_name, _fn)
 _importing = False
@@ -457,27 +632,60 @@ _NIGHTLY_VARIANTS: dict[str, Checker] = {
 # ----------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class MatrixBudget:
-    """How long each cell and the false-alarm pass may run.
+    """How much work each cell and each control run of the false-alarm pass does.
+
+    Work, not seconds, decides: a checker that finds nothing survives only once it did
+    all of its work; the seconds are safety caps (see :class:`CellBudget`).
 
     Attributes:
         name: ``smoke`` / ``pr`` / ``nightly`` / ``<seconds>s``.
-        cell_seconds: per (mutant, checker) cell.
+        cell_work: work units per (mutant, checker) cell.
         false_alarm_seeds: seeds of the false-alarm pass (each checker, unmutated impl).
-        false_alarm_seconds: per (checker, seed) of that pass.
+        false_alarm_work: work units per (checker, seed) of that pass.
         scope: ``targeted`` (each mutant's own probes) or ``all`` (every probe).
+        cell_seconds: a cell's safety cap (0, the default: :meth:`CellBudget.for_work`,
+            ten times the work's nominal time, at least five seconds).
+        false_alarm_seconds: a control run's safety cap (0: likewise).
     """
 
     name: str
-    cell_seconds: float
+    cell_work: int
     false_alarm_seeds: int
-    false_alarm_seconds: float
+    false_alarm_work: int
     scope: str = "targeted"
+    cell_seconds: float = 0.0
+    false_alarm_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.cell_work < 1 or self.false_alarm_work < 1:
+            raise ValueError(f"bad matrix budget {self.name!r}: work must be at least 1 unit")
+        if self.false_alarm_seeds < 0:
+            raise ValueError(f"bad matrix budget {self.name!r}: negative false-alarm seeds")
+        if self.cell_seconds <= 0:
+            object.__setattr__(self, "cell_seconds", CellBudget.for_work(self.cell_work).seconds)
+        if self.false_alarm_seconds <= 0:
+            object.__setattr__(
+                self, "false_alarm_seconds", CellBudget.for_work(self.false_alarm_work).seconds
+            )
+
+    @property
+    def cell(self) -> CellBudget:
+        """The budget of one (mutant, checker) cell."""
+        return CellBudget(self.cell_work, self.cell_seconds)
+
+    @property
+    def false_alarm(self) -> CellBudget:
+        """The budget of one control run (checker, seed) on the unmutated impl."""
+        return CellBudget(self.false_alarm_work, self.false_alarm_seconds)
 
 
+#: The presets.  Work figures come from rates measured at idle on the reference machine
+#: (2 cores): ``smoke`` runs the whole matrix (7 checkers, one job) in under two minutes,
+#: ``pr`` in under five with two jobs.
 BUDGETS: dict[str, MatrixBudget] = {
-    "smoke": MatrixBudget("smoke", 0.6, 1, 2.0),
-    "pr": MatrixBudget("pr", 2.5, 2, 5.0),
-    "nightly": MatrixBudget("nightly", 30.0, 10, 60.0, "all"),
+    "smoke": MatrixBudget("smoke", 120, 1, 400),
+    "pr": MatrixBudget("pr", 500, 2, 1000),
+    "nightly": MatrixBudget("nightly", 6000, 10, 12000, "all"),
 }
 
 
@@ -489,7 +697,13 @@ def resolve_budget(
     jobs: int = 1,
     false_alarm_seeds: int | None = None,
 ) -> MatrixBudget:
-    """A preset by name, or a whole-matrix wall-time budget in seconds split across cells.
+    """A preset by name, or a whole-matrix budget in seconds turned into work per cell.
+
+    The seconds are split across the cells as before (most cells end early on a kill;
+    about a third run their whole share), and each share becomes work through the fixed
+    nominal cost of a unit, :data:`~aioctx_verify.stress.mutation.WORK_UNIT_SECONDS`
+    (never through a measurement of this machine): the same number gives the same work,
+    hence the same verdicts, on any machine; a slow one just takes longer.
 
     Raises:
         ValueError: an unknown name or a non-positive number of seconds.
@@ -509,13 +723,18 @@ def resolve_budget(
             raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
         seeds = false_alarm_seeds if false_alarm_seeds is not None else 1
         # Most cells end early on a kill; about a third run their whole share.
-        work = total * max(1, jobs) * 0.8
-        fa = max(0.3, work * 0.25 / max(1, checkers * seeds))
-        cell = max(0.1, work * 0.75 / max(1, mutants * checkers) * 2.0)
-        b = MatrixBudget(f"{total:g}s", cell, seeds, fa)
+        spend = total * max(1, jobs) * 0.8
+        fa = max(0.3, spend * 0.25 / max(1, checkers * seeds))
+        cell = max(0.1, spend * 0.75 / max(1, mutants * checkers) * 2.0)
+        b = MatrixBudget(f"{total:g}s", _work(cell), seeds, _work(fa))
     if false_alarm_seeds is not None:
         b = dataclasses.replace(b, false_alarm_seeds=false_alarm_seeds)
     return b
+
+
+def _work(seconds: float) -> int:
+    """Nominal ``seconds`` as work units (:data:`WORK_UNIT_SECONDS` each)."""
+    return max(1, round(seconds / WORK_UNIT_SECONDS))
 
 
 @dataclass
@@ -539,8 +758,26 @@ class KillMatrix:
         return [c for c in self.checkers if self.cells.get((mutant, c), _MISSING).killed]
 
     def unkilled(self) -> list[str]:
-        """Mutants that no checker killed."""
-        return [m.name for m in self.mutants if not self.killed_by(m.name)]
+        """Mutants that no checker killed although every cell that could answer did its
+        whole work (survived): a finding.  See :meth:`undecided` for the others."""
+        return [
+            m.name for m in self.mutants
+            if not self.killed_by(m.name) and not self._has_inconclusive(m.name)
+        ]
+
+    def undecided(self) -> list[str]:
+        """Mutants that no checker killed but that some cell could not decide: its seconds
+        cap ran out before its work was done (machine too slow).  Not survivors, not
+        failures: the matrix cannot tell."""
+        return [
+            m.name for m in self.mutants
+            if not self.killed_by(m.name) and self._has_inconclusive(m.name)
+        ]
+
+    def _has_inconclusive(self, mutant: str) -> bool:
+        return any(
+            self.cells.get((mutant, c), _MISSING).is_inconclusive for c in self.checkers
+        )
 
     def errors(self) -> list[str]:
         """Cells (and control runs) whose checker raised instead of answering."""
@@ -551,7 +788,8 @@ class KillMatrix:
 
     def inconclusive(self) -> list[str]:
         """Cells (and control runs) that ended without an answer: a wall-clock bound ran
-        out and nothing was seen stuck (machine too slow).  Neither a kill nor a failure."""
+        out and nothing was seen stuck, or the seconds cap ran out before the work was done
+        (machine too slow).  Neither a kill, nor a survival, nor a failure."""
         return [
             f"{m} x {c}" for (m, c), o in self.cells.items() if o.is_inconclusive
         ] + [f"false-alarm {c} seed {s}" for c, s, o in self.false_alarm_runs
@@ -559,6 +797,7 @@ class KillMatrix:
 
     @property
     def ok(self) -> bool:
+        """No mutant survived and no false alarm (an undecided mutant is no failure)."""
         return not self.unkilled() and self.false_alarms == 0
 
     def properties_of(self, mutant: str) -> list[PropertyName]:
@@ -640,11 +879,18 @@ class KillMatrix:
         return {
             "version": 1,
             "budget": self.budget.name,
+            # What each cell and control run had to do (work units), and the safety caps
+            # whose running out makes a run inconclusive.
+            "cell_work": self.budget.cell_work,
+            "cell_seconds_cap": self.budget.cell_seconds,
+            "false_alarm_work": self.budget.false_alarm_work,
+            "false_alarm_seconds_cap": self.budget.false_alarm_seconds,
             "seed": self.seed,
             "seconds": round(self.seconds, 2),
             "checkers": list(self.checkers),
             "mutants": mutants,
             "unkilled": self.unkilled(),
+            "undecided": self.undecided(),
             "errors": self.errors(),
             "inconclusive": self.inconclusive(),
             "property_kills": self.property_kills(),
@@ -665,7 +911,9 @@ class KillMatrix:
         }
 
     def format_table(self) -> str:
-        """Mutant x checker: seconds to kill, ``-`` (survived) or ``n/a``; then a summary."""
+        """Mutant x checker: seconds to kill, ``-`` (survived: all the work done, nothing
+        found), ``inc`` (inconclusive: the seconds cap ran out first) or ``n/a``; then a
+        summary."""
         short = [c.removeprefix("explore_") for c in self.checkers]
         width = max(len(m.name) for m in self.mutants) if self.mutants else 6
         cols = [max(7, len(s)) for s in short]
@@ -686,15 +934,21 @@ class KillMatrix:
                 else:
                     txt = "-"
                 row.append(f"{txt:>{w}}")
-            props = ",".join(self.properties_of(m.name)) or "NOT KILLED"
+            props = ",".join(self.properties_of(m.name)) or (
+                "UNDECIDED (inconclusive)" if self._has_inconclusive(m.name) else "NOT KILLED"
+            )
             prop = m.property or "-"
             lines.append(f"{m.name:<{width}}  {prop:<4}  " + "  ".join(row) + f"  {props}")
-        killed = len(self.mutants) - len(self.unkilled())
+        killed = len(self.mutants) - len(self.unkilled()) - len(self.undecided())
         lines.append("")
+        undecided = f", {len(self.undecided())} undecided" if self.undecided() else ""
         lines.append(
-            f"{killed}/{len(self.mutants)} mutants killed; false alarms: {self.false_alarms} "
+            f"{killed}/{len(self.mutants)} mutants killed{undecided}; false alarms: "
+            f"{self.false_alarms} "
             f"in {len(self.false_alarm_runs)} control run(s); {self.seconds:.1f} s "
-            f"(budget {self.budget.name})"
+            f"(budget {self.budget.name}: {self.budget.cell_work} work units a cell, "
+            f"{self.budget.false_alarm_work} a control run; caps {self.budget.cell_seconds:g} s"
+            f" / {self.budget.false_alarm_seconds:g} s)"
         )
         pk = self.property_kills()
         mk = self.property_kills(via="monitor")
@@ -704,6 +958,9 @@ class KillMatrix:
         )
         if self.unkilled():
             lines.append("not killed: " + ", ".join(self.unkilled()))
+        if self.undecided():
+            lines.append("undecided (not killed, some cell inconclusive): "
+                         + ", ".join(self.undecided()))
         if self.inconclusive():
             lines.append("inconclusive (machine too slow, not failures): "
                          + ", ".join(self.inconclusive()))
@@ -715,7 +972,7 @@ class KillMatrix:
 
 _MISSING = CheckOutcome.not_applicable("")
 
-Task = tuple[str, str, int, float]  # mutant name ("none" = unmutated), checker, seed, seconds
+Task = tuple[str, str, int, CellBudget]  # mutant name ("none" = unmutated), checker, seed, budget
 
 
 def _mutant(name: str) -> Mutant:
@@ -735,9 +992,9 @@ def _checker_for(name: str, scope: str) -> Checker:
 
 
 def _run_task(task: Task, scope: str, fn: Checker | None = None) -> CheckOutcome:
-    mutant_name, checker, seed, seconds = task
+    mutant_name, checker, seed, budget = task
     check = fn if fn is not None else _checker_for(checker, scope)
-    return _call(checker, check, _mutant(mutant_name), seed, seconds)
+    return _call(checker, check, _mutant(mutant_name), seed, budget)
 
 
 def _ignore_sigint() -> None:
@@ -798,11 +1055,11 @@ def kill_matrix(
     )
     km = KillMatrix(b, seed, tuple(names), tuple(by_name[m] for m in chosen))
     control: list[Task] = [
-        (NO_MUTANT.name, c, seed + i, b.false_alarm_seconds)
+        (NO_MUTANT.name, c, seed + i, b.false_alarm)
         for i in range(b.false_alarm_seeds)
         for c in names
     ]
-    cells: list[Task] = [(m, c, seed, b.cell_seconds) for m in chosen for c in names]
+    cells: list[Task] = [(m, c, seed, b.cell) for m in chosen for c in names]
     t0 = time.perf_counter()
 
     def record(task: Task, out: CheckOutcome) -> None:

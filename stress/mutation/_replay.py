@@ -56,6 +56,18 @@ def resolve_mutant(name: str | None) -> Mutant:
     if name is None or name == NO_MUTANT.name:
         return NO_MUTANT
     found = mutant_by_name().get(name)
+    if found is None and ":" in name:
+        # A mechanically generated mutant (``operator:impl/file.py:line:col:variant``, as
+        # ``aioctx-verify mutate`` prints it): its name rebuilds it.
+        from ._operators import generated_mutant
+
+        try:
+            found = generated_mutant(name).as_mutant()
+        except KeyError as e:
+            raise InvalidScheduleError(
+                f"unknown generated mutant: {e.args[0]}; pass a name that "
+                "`aioctx-verify mutate` printed for this version of impl"
+            ) from None
     if found is None:
         raise InvalidScheduleError(
             f"unknown mutant {name!r}; pass a name that `aioctx-verify mutants` lists"

@@ -63,6 +63,8 @@ from aioctx_verify.properties import MonitorSet, monitoring
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ..mutation import (
+    WORK_UNIT_SECONDS,
+    CellBudget,
     CheckOutcome,
     MutantLike,
     Via,
@@ -781,10 +783,15 @@ _VIA: Mapping[FailureKind, Via] = {
 }
 
 
+#: Work units (:class:`~aioctx_verify.stress.mutation.CellBudget`) of one trial of
+#: :func:`kill_checker` (about 20 ms at idle, averaged over the workloads).
+TRIAL_WORK = 4
+
+
 def kill_checker(
     mutant: MutantLike,
     seed: int = 0,
-    seconds: float = 10.0,
+    seconds: float | CellBudget = 10.0,
     *,
     workloads: Iterable[str] | None = None,
     noise: bool | NoiseConfig = True,
@@ -798,6 +805,11 @@ def kill_checker(
     trials ran (a work budget: with it, whether a mutant dies does not depend on how fast
     the machine runs trials).
 
+    ``seconds`` may be a :class:`~aioctx_verify.stress.mutation.CellBudget`: its work is
+    ``max_trials`` (:data:`TRIAL_WORK` units each), its seconds a safety cap.  With a work
+    budget, fewer trials than asked for (the time ran out) is ``inconclusive``, never
+    ``survived``.
+
     A trial whose wait ran out with nothing seen stuck is inconclusive, not a failure; when
     every trial was, the outcome is ``inconclusive`` (machine too slow), else ``survived``.
 
@@ -807,6 +819,17 @@ def kill_checker(
     with monitors off; the property is the monitor's, else the one a FORBIDDEN outcome
     witnesses, LIVE for a hang or a lost wake-up.
     """
+    cell = CellBudget.of(seconds)
+    seconds = cell.seconds
+    if max_trials is None:
+        max_trials = cell.count(TRIAL_WORK)
+    # With a trial budget the slices are trials too (``slice_seconds`` at the nominal cost
+    # of a trial), so which workloads run does not depend on the machine's speed either.
+    slice_trials = (
+        None
+        if max_trials is None
+        else max(1, round(slice_seconds / (TRIAL_WORK * WORK_UNIT_SECONDS)))
+    )
     names: Sequence[str] = list(workloads) if workloads is not None else list(WORKLOADS)
     for n in names:
         _resolve(n)
@@ -826,8 +849,12 @@ def kill_checker(
                     break
                 r = run_workload(
                     n,
-                    max_trials=None if max_trials is None else max_trials - trials,
-                    seconds=min(slice_seconds, left),
+                    max_trials=(
+                        None
+                        if max_trials is None or slice_trials is None
+                        else min(slice_trials, max_trials - trials)
+                    ),
+                    seconds=min(slice_seconds, left) if slice_trials is None else left,
                     seed=seed + rnd,
                     noise=noise,
                     trial_timeout=trial_timeout,
@@ -859,6 +886,12 @@ def kill_checker(
             "seen stuck: machine too slow)",
         )
     note = f", {unsure} inconclusive" if unsure else ""
+    if max_trials is not None and trials < max_trials:
+        return CheckOutcome.inconclusive(
+            elapsed,
+            f"{mutant.name}: inconclusive: {trials} of {max_trials} trials within "
+            f"{seconds:g} s (machine too slow?){note}, no failure",
+        )
     return CheckOutcome.survived(
         elapsed,
         f"{mutant.name} survived {trials} trials of {len(names)} workloads{note} "

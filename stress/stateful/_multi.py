@@ -94,7 +94,14 @@ from ..controlled import (
     Strategy,
 )
 from ..explore import Program, SeededSearch, format_trace, replay_line
-from ..mutation import CheckOutcome, MutantLike, Via, classify_exception, stuck_evidence
+from ..mutation import (
+    CellBudget,
+    CheckOutcome,
+    MutantLike,
+    Via,
+    classify_exception,
+    stuck_evidence,
+)
 
 if TYPE_CHECKING:
     from hypothesis import settings as Settings
@@ -1274,21 +1281,56 @@ def search(
     )
 
 
+#: Work units (:class:`~aioctx_verify.stress.mutation.CellBudget`) of one Hypothesis example
+#: of :func:`checker` (about 5 ms at idle), and of one real-thread run of :func:`real_checker`.
+EXAMPLE_WORK = 1
+REAL_RUN_WORK = 1
+
+
 def checker(
-    mutant: MutantLike, seed: int, seconds: float, *, max_examples: int | None = None
+    mutant: MutantLike,
+    seed: int,
+    seconds: float | CellBudget,
+    *,
+    max_examples: int | None = None,
 ) -> CheckOutcome:
     """Kill-matrix hook: the multi-thread stateful search (controlled scheduler, SC then
-    TSO drawn by Hypothesis) under ``mutant.apply()`` until a failure, ``seconds`` or
-    ``max_examples`` Hypothesis examples (a work budget, the same on any machine)."""
+    TSO drawn by Hypothesis) under ``mutant.apply()`` until a failure, ``max_examples``
+    Hypothesis examples (a work budget, the same on any machine) or ``seconds``.
+
+    ``seconds`` may be a :class:`~aioctx_verify.stress.mutation.CellBudget`: its work is
+    ``max_examples`` (:data:`EXAMPLE_WORK` units each), its seconds a safety cap.  With a
+    work budget, a search that found nothing survives only if it ran every example; when
+    the time ran out first it is ``inconclusive``.
+    """
+    cell = CellBudget.of(seconds)
+    if max_examples is None:
+        max_examples = cell.count(EXAMPLE_WORK)
     with mutant.apply():
         res = search(
-            seconds=seconds,
+            seconds=cell.seconds,
             max_examples=max_examples,
             seed=seed,
             memories=("sc", "tso"),
-            shrink_seconds=min(5.0, max(0.5, seconds / 2)),
+            shrink_seconds=min(5.0, max(0.5, cell.nominal_seconds / 2)),
         )
     if res.found is None:
+        # Every example ran only if the search asked for none after its deadline; its end
+        # within the time shows that (one ending just past it counts as unfinished).
+        if max_examples is not None and (
+            res.examples < max_examples or res.seconds > cell.seconds
+        ):
+            done = (
+                f"{res.examples} of {max_examples} examples within {cell.seconds:g} s"
+                if res.examples < max_examples
+                else f"the search outlived its {cell.seconds:g} s cap (its last examples may "
+                "not have run)"
+            )
+            return CheckOutcome.inconclusive(
+                res.seconds,
+                f"stateful-multi: inconclusive: {done} (machine too slow?), no failure in "
+                f"{res.runs} runs",
+            )
         return CheckOutcome.survived(
             res.seconds, f"stateful-multi: no failure in {res.runs} runs ({res.seconds:.1f} s)"
         )
@@ -1313,23 +1355,32 @@ def checker(
 def real_checker(
     mutant: MutantLike,
     seed: int,
-    seconds: float,
+    seconds: float | CellBudget,
     *,
     timeout: float = 5.0,
     max_runs: int | None = None,
 ) -> CheckOutcome:
     """Kill-matrix hook for the real-thread variant: random scenarios from ``seed`` on real
     threads (monitors on, bounded waits) under ``mutant.apply()`` until a failure,
-    ``seconds`` or ``max_runs`` runs (a work budget).  A failing scenario is then searched
+    ``max_runs`` runs (a work budget) or ``seconds``.  A failing scenario is then searched
     on the controlled scheduler for a replayable schedule (best effort).  Inconclusive
-    runs (a wait ran out, nothing seen stuck) are counted, never failures."""
+    runs (a wait ran out, nothing seen stuck) are counted, never failures.
+
+    ``seconds`` may be a :class:`~aioctx_verify.stress.mutation.CellBudget`: its work is
+    ``max_runs`` (:data:`REAL_RUN_WORK` units each), its seconds a safety cap; with a work
+    budget, fewer runs than asked for (the time ran out) is ``inconclusive``.
+    """
+    cell = CellBudget.of(seconds)
+    cap = cell.seconds
+    if max_runs is None:
+        max_runs = cell.count(REAL_RUN_WORK)
     rng = random.Random(seed)
     t0 = time.perf_counter()
     runs = 0
     unsure = 0
     found: RunReport | None = None
     with mutant.apply():
-        while time.perf_counter() - t0 < seconds and (max_runs is None or runs < max_runs):
+        while time.perf_counter() - t0 < cap and (max_runs is None or runs < max_runs):
             sc = random_scenario(rng)
             runs += 1
             r = run_real(sc, timeout=timeout)
@@ -1340,10 +1391,18 @@ def real_checker(
         elapsed = time.perf_counter() - t0
         sched = None
         if found is not None:
-            sched = _confirm_controlled(found.scenario, seed, min(10.0, max(2.0, seconds / 4)))
+            sched = _confirm_controlled(
+                found.scenario, seed, min(10.0, max(2.0, cell.nominal_seconds / 4))
+            )
     if found is None and runs and unsure == runs:
         return CheckOutcome.inconclusive(
             elapsed, f"stateful-multi-real: all {runs} runs inconclusive (machine too slow)"
+        )
+    if found is None and max_runs is not None and runs < max_runs:
+        return CheckOutcome.inconclusive(
+            elapsed,
+            f"stateful-multi-real: inconclusive: {runs} of {max_runs} runs within "
+            f"{cap:g} s (machine too slow?), {unsure} inconclusive, no failure",
         )
     if found is None:
         return CheckOutcome.survived(

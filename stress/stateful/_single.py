@@ -69,7 +69,7 @@ from aioctx_verify.properties import MonitorSet, monitoring
 from aioctx_verify.vocab import PropertyName
 
 from ..explore import SeededSearch, replay_line
-from ..mutation import CheckOutcome, MutantLike, PropertyFailure, Via, property_of
+from ..mutation import CellBudget, CheckOutcome, MutantLike, PropertyFailure, Via, property_of
 
 if TYPE_CHECKING:
     from hypothesis import settings as Settings
@@ -987,11 +987,37 @@ class _SearchThread:
                 _SearchThread._current = None
 
 
-def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
+#: Work units (:class:`~aioctx_verify.stress.mutation.CellBudget`) of one lockstep program
+#: (about 15 ms at idle).
+PROGRAM_WORK = 3
+
+
+def checker(
+    mutant: MutantLike,
+    seed: int,
+    seconds: float | CellBudget,
+    *,
+    max_examples: int | None = None,
+) -> CheckOutcome:
     """Kill-matrix hook ``stateful_single``: the lockstep search under ``mutant.apply()``
-    for ``seconds`` (then at most ``max(1, seconds / 2)`` of shrinking)."""
+    until a failure, ``max_examples`` lockstep programs (a work budget, the same on any
+    machine) or ``seconds`` (then at most ``max(1, seconds / 2)`` of shrinking).
+
+    ``seconds`` may be a :class:`~aioctx_verify.stress.mutation.CellBudget`: its work is
+    ``max_examples`` (:data:`PROGRAM_WORK` units each), its seconds a safety cap.  With a
+    work budget, a search that found nothing survives only if it ran every program; when
+    the time ran out first it is ``inconclusive``.
+    """
+    cell = CellBudget.of(seconds)
+    if max_examples is None:
+        max_examples = cell.count(PROGRAM_WORK)
     with mutant.apply():
-        res = search(seconds=seconds, seed=seed)
+        res = search(
+            seconds=cell.seconds,
+            seed=seed,
+            max_examples=max_examples,
+            shrink_seconds=max(1.0, cell.nominal_seconds / 2),
+        )
     if res.found is None and res.runs == 0:
         # Nothing ran: not evidence that the mutant survives.  Seen only in long-lived
         # kill-matrix worker processes, after an earlier cell (cause not yet found).
@@ -1005,6 +1031,12 @@ def checker(mutant: MutantLike, seed: int, seconds: float) -> CheckOutcome:
             res.seconds,
             f"stateful-single: inconclusive: machine too slow: the search did not end in "
             f"{res.seconds:.1f} s ({res.runs} lockstep programs, none failed)",
+        )
+    if res.found is None and max_examples is not None and res.runs < max_examples:
+        return CheckOutcome.inconclusive(
+            res.seconds,
+            f"stateful-single: inconclusive: {res.runs} of {max_examples} lockstep programs "
+            f"within {cell.seconds:g} s (machine too slow?), none failed",
         )
     if res.found is None:
         return CheckOutcome.survived(

@@ -1,0 +1,290 @@
+"""``aioctx-verify prove``: z3 proofs of P1, P2, P3 over the model (:func:`model.prove`).
+
+For each model configuration: the strengthening invariants of
+:mod:`aioctx_verify.model._z3_invariants` and the properties' z3 forms
+(:mod:`aioctx_verify.properties._z3`) go through Houdini (what is kept is proven inductive),
+bounded model checking to ``--depth`` decides the properties not proven (a counterexample is
+a shortest path, printed like the model search's), and k-induction up to ``--max-k`` tries
+to close the rest.  Verdicts: ``proven`` (every depth), ``bounded`` (no violation within the
+depth, induction not closed), ``refuted`` (with the counterexample's length).
+
+``--config`` takes a budget tier (``smoke``, ``pr``, ``nightly``: the configurations the
+campaign's model step searches), ``bug=<flag>`` (a mutant of the model in its smallest
+exhibiting configuration, :data:`model.BUG_CONFIGS`), ``bug=all``, or sizes
+``threads=<n>,bhs=<n>,max_depth=<n>,ops=<n>,handlers=<n>,timers=<n>``; the default is
+``smoke``.  ``--json`` writes ``{"results": [{"model", "memory", "property", "verdict",
+"depth", "seconds", "counterexample_steps"}], "invariants": {...}}``.
+
+Exit status: 0 when every verdict is as expected (no property refuted in a correct
+configuration; in a mutant's configuration, the property the mutant breaks refuted when it
+is a safety property), 1 otherwise, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aioctx_verify._paths import unwritable
+
+__all__ = ["ConfigSpec", "ProvedConfig", "parse_config", "prove_cmd", "prove_one"]
+
+#: The properties the prover decides (LIVE needs paths: a lasso search, not a state formula).
+PROVED = ("P1", "P2", "P3")
+_FIELDS = ("threads", "bhs", "max_depth", "ops", "handlers", "timers")
+_SIZE = re.compile(r"^((?:[a-z_]+=\d+)(?:,[a-z_]+=\d+)*)$")
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    """A model configuration by description (picklable): a mutant's or sizes."""
+
+    bug: str | None = None
+    sizes: tuple[tuple[str, int], ...] = ()
+
+    def config(self) -> Any:
+        from aioctx_verify.model import ModelConfig, bug_config
+
+        if self.bug is not None:
+            return bug_config(self.bug)
+        return _sized(ModelConfig, dict(self.sizes))
+
+
+@dataclass(frozen=True)
+class ProvedConfig:
+    """One configuration's verdicts, as plain data (rows of the JSON, texts to print)."""
+
+    model: str
+    bug: str | None
+    rows: tuple[dict[str, Any], ...]
+    kept: tuple[str, ...]
+    dropped: tuple[tuple[str, str], ...]
+    strengthening: str
+    counterexamples: tuple[tuple[str, str], ...]  # (property, format_path text)
+    seconds: float
+    #: per counterexample: (property, steps as (thread, role, action, trace events)).
+    paths: tuple[tuple[str, tuple[tuple[int, str, str, str], ...]], ...] = ()
+
+    @property
+    def as_expected(self) -> bool:
+        """No refutation in a correct configuration; a mutant's safety bug refuted."""
+        from aioctx_verify.model import BUG_PROPERTY
+
+        refuted = {r["property"] for r in self.rows if r["verdict"] == "refuted"}
+        if self.bug is None:
+            return not refuted
+        want = BUG_PROPERTY.get(self.bug)
+        return want not in PROVED or want in refuted
+
+
+def _sized(make: Any, sizes: dict[str, int]) -> Any:
+    """``ModelConfig`` with the given sizes (the others at their defaults)."""
+    default = make()
+    return make(**{f: sizes.get(f, getattr(default, f)) for f in _FIELDS})
+
+
+def parse_config(text: str) -> list[ConfigSpec]:
+    """The configurations one ``--config`` value names.
+
+    Raises:
+        click.BadParameter: an unknown tier, mutant or field, or a malformed spec.
+    """
+    from aioctx_verify._campaign import plan_campaign
+    from aioctx_verify.model import BUG_CONFIGS, ModelConfig, ModelError
+
+    spec = text.strip().removeprefix("model:")
+    if spec in ("smoke", "pr", "nightly"):
+        return [
+            ConfigSpec(sizes=tuple(sorted((k, int(str(v))) for k, v in size.items())))
+            for size in plan_campaign(spec).model_configs()
+        ]
+    if spec.startswith("bug="):
+        flag = spec.removeprefix("bug=")
+        if flag == "all":
+            return [ConfigSpec(bug=f) for f in sorted(BUG_CONFIGS)]
+        if flag not in BUG_CONFIGS:
+            raise click.BadParameter(
+                f"unknown model bug {flag!r}; known: all, {', '.join(sorted(BUG_CONFIGS))}",
+                param_hint="--config",
+            )
+        return [ConfigSpec(bug=flag)]
+    if not _SIZE.match(spec):
+        raise click.BadParameter(
+            f"malformed model configuration {text!r}: use smoke, pr, nightly, bug=<flag>, "
+            "bug=all or threads=<n>,bhs=<n>,max_depth=<n>,ops=<n>,handlers=<n>,timers=<n>",
+            param_hint="--config",
+        )
+    sizes: dict[str, int] = {}
+    for item in spec.split(","):
+        key, value = item.split("=")
+        if key not in _FIELDS:
+            raise click.BadParameter(
+                f"unknown model field {key!r}; use {', '.join(_FIELDS)}", param_hint="--config"
+            )
+        sizes[key] = int(value)
+    try:
+        _sized(ModelConfig, sizes)
+    except ModelError as e:
+        raise click.BadParameter(str(e), param_hint="--config") from None
+    return [ConfigSpec(sizes=tuple(sorted(sizes.items())))]
+
+
+def prove_one(spec: ConfigSpec, depth: int, max_k: int) -> ProvedConfig:
+    """Prove P1, P2, P3 at one configuration (runs in a worker process with ``--jobs``)."""
+    from aioctx_verify.model import prove
+    from aioctx_verify.properties import PROPERTIES
+
+    cfg = spec.config()
+    props = {p: PROPERTIES[p].z3_formula for p in PROVED}
+    rep = prove(cfg, props, depth=depth, max_k=max_k)
+    rows = tuple(
+        {
+            "model": cfg.label(),
+            "memory": "sc",
+            "property": r.property,
+            "verdict": r.verdict,
+            "depth": r.depth,
+            "seconds": round(r.seconds, 3),
+            "counterexample_steps": r.counterexample_steps,
+        }
+        for r in rep.results
+    )
+    cex = tuple(
+        (r.property, r.counterexample.format(cfg))
+        for r in rep.results if r.counterexample is not None
+    )
+    paths = tuple(
+        (r.property, tuple(
+            (a.thread, cfg.roles[a.thread], f"{a.step}({a.arg if a.arg >= 0 else ''})",
+             " ".join(f"{k}:{o}" for k, o, _ in a.events))
+            for a in r.counterexample.path
+        ))
+        for r in rep.results if r.counterexample is not None
+    )
+    st = rep.strengthening
+    return ProvedConfig(
+        model=cfg.label(), bug=spec.bug, rows=rows,
+        kept=tuple(i.name for i in st.kept),
+        dropped=tuple((i.name, why) for i, why in st.dropped),
+        strengthening=st.summary(), counterexamples=cex, seconds=rep.seconds, paths=paths,
+    )
+
+
+def prove_all(
+    specs: Sequence[ConfigSpec],
+    depth: int,
+    max_k: int,
+    *,
+    jobs: int = 1,
+    done: Callable[[ProvedConfig], None] | None = None,
+) -> list[ProvedConfig]:
+    """Every configuration of ``specs``, in order (``jobs`` worker processes)."""
+    report = done or (lambda _: None)
+    if jobs <= 1 or len(specs) <= 1:
+        out = []
+        for spec in specs:
+            out.append(prove_one(spec, depth, max_k))
+            report(out[-1])
+        return out
+    with ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
+        futures = [pool.submit(prove_one, spec, depth, max_k) for spec in specs]
+        results = []
+        for f in futures:
+            results.append(f.result())
+            report(results[-1])
+    return results
+
+
+class _ProveJsonError(click.ClickException):
+    exit_code = 2
+
+
+def _check_json_path(
+    _ctx: click.Context, _param: click.Parameter, value: Path | None
+) -> Path | None:
+    if value is not None:
+        problem = unwritable(value)
+        if problem is not None:
+            raise click.BadParameter(problem)
+    return value
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    steps = row["counterexample_steps"]
+    return (f"{row['model']:<46} {row['memory']:<6} {row['property']:<8} {row['verdict']:<8} "
+            f"{row['depth']:>5} {row['seconds']:>8.2f} {'-' if steps is None else steps:>5}")
+
+
+@click.command(name="prove")
+@click.option("--config", "configs", multiple=True, metavar="SPEC",
+              help="smoke | pr | nightly | bug=<flag> | bug=all | threads=<n>,bhs=<n>,... "
+                   "(repeatable; default: smoke).")
+@click.option("--depth", type=click.IntRange(0, 500), default=20, show_default=True,
+              help="Bounded model checking depth for properties induction does not prove.")
+@click.option("--max-k", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Largest k tried by k-induction after bounded model checking.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (one configuration each).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              callback=_check_json_path,
+              help='Also write {"results": [...]} to this file (atomically).')
+@click.option("--verbose", "-v", is_flag=True,
+              help="Print every configuration's strengthening invariants, proven and dropped.")
+def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, jobs: int,
+              json_path: Path | None, verbose: bool) -> None:
+    """Prove P1, P2, P3 over the model with z3 (Houdini, BMC, k-induction)."""
+    from aioctx_verify.files import atomic_write_text
+    from aioctx_verify.model._z3_invariants import STATED
+
+    specs: list[ConfigSpec] = []
+    for text in configs or ("smoke",):
+        specs += parse_config(text)
+    t0 = time.perf_counter()
+    click.echo(f"{'model':<46} {'memory':<6} {'property':<8} {'verdict':<8} {'depth':>5} "
+               f"{'seconds':>8} {'cex':>5}")
+
+    def show(pc: ProvedConfig) -> None:
+        for row in pc.rows:
+            click.echo(_row_line(row))
+        if verbose:
+            click.echo("  " + pc.strengthening.replace("\n", "\n  "))
+
+    results = prove_all(specs, depth, max_k, jobs=jobs, done=show)
+    for pc in results:
+        for prop, text in pc.counterexamples:
+            click.echo(f"\nshortest counterexample to {prop} at {pc.model}:\n{text}")
+    click.echo("\nstrengthening invariants (stated in model/_z3_invariants.py; each proven "
+               "inductive per configuration, or dropped):")
+    for inv in STATED:
+        click.echo(f"  {inv}")
+    click.echo("  local(t): each thread's reachable local states, computed by z3 per "
+               "configuration")
+    for pc in results:
+        dropped = ", ".join(name for name, _ in pc.dropped) or "none"
+        click.echo(f"  {pc.model}: {len(pc.kept)} proven; dropped: {dropped}")
+    wrong = [pc for pc in results if not pc.as_expected]
+    click.echo(f"\n{len(results) - len(wrong)} of {len(results)} configurations as expected, "
+               f"{time.perf_counter() - t0:.1f} s")
+    if json_path is not None:
+        doc = {
+            "results": [row for pc in results for row in pc.rows],
+            "invariants": {
+                pc.model: {"proven": list(pc.kept),
+                           "dropped": [{"name": n, "why": w} for n, w in pc.dropped]}
+                for pc in results
+            },
+        }
+        try:
+            atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")
+        except OSError as e:
+            raise _ProveJsonError(f"cannot write --json file {json_path}: {e.strerror}") from None
+    sys.exit(1 if wrong else 0)
