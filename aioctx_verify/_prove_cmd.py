@@ -13,7 +13,12 @@ campaign's model step searches), ``bug=<flag>`` (a mutant of the model in its sm
 exhibiting configuration, :data:`model.BUG_CONFIGS`), ``bug=all``, or sizes
 ``threads=<n>,bhs=<n>,max_depth=<n>,ops=<n>,handlers=<n>,timers=<n>``; the default is
 ``smoke``.  ``--json`` writes ``{"results": [{"model", "memory", "property", "verdict",
-"depth", "seconds", "counterexample_steps"}], "invariants": {...}}``.
+"depth", "seconds", "counterexample_steps"}], "invariants": {...}}``: ``depth`` is the
+counterexample's length (refuted), the k at which induction closed (proven; 1: the
+property is part of the inductive invariant) or the depth bounded model checking reached
+(bounded); ``seconds`` the time to that verdict within its configuration; ``memory`` is
+``sc`` (the model is sequentially consistent); ``invariants`` lists per configuration the
+strengthening invariants proven and those dropped, with the reason.
 
 Exit status: 0 when every verdict is as expected (no property refuted in a correct
 configuration; in a mutant's configuration, the property the mutant breaks refuted when it
