@@ -259,14 +259,16 @@ def test_a_generated_mutant_kill_prints_a_line_that_replays(
     import re
     import shlex
 
-    from aioctx_verify.stress.mutation import resolve_mutant, run_checker
+    from aioctx_verify.stress.mutation import CellBudget, resolve_mutant, run_checker
 
     (m,) = [
         g for g in mutants
         if g.operator == "notify-drop" and g.function == "AioContext.bh_schedule_oneshot"
     ]
     assert resolve_mutant(m.name).name == m.name
-    out = run_checker("explore_random", m.as_mutant(("kick_race", "bh_wake_tso")), 0, 60.0)
+    out = run_checker(
+        "explore_random", m.as_mutant(("kick_race", "bh_wake_tso")), 0, CellBudget(120, 600.0)
+    )
     assert out.killed, out.detail
     (line,) = re.findall(r"aioctx-verify replay --mutant \S+ '[^']*'", out.detail)
     assert f"--mutant {m.name} " in line

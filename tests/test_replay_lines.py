@@ -25,7 +25,7 @@ from aioctx_verify.cli import main
 from aioctx_verify.reports import CampaignResult
 from aioctx_verify.stress import Budget, corpus_by_name, explore
 from aioctx_verify.stress.explore import replay_line
-from aioctx_verify.stress.mutation import mutant_by_name, run_checker
+from aioctx_verify.stress.mutation import CellBudget, mutant_by_name, run_checker
 from aioctx_verify.stress.real import kill_checker
 from aioctx_verify.stress.stateful import multi_checker
 
@@ -112,7 +112,7 @@ def test_a_corpus_failure_replays() -> None:
 
 
 def test_a_probe_failure_under_a_mutant_replays_with_its_mutant() -> None:
-    out = run_checker("explore_dfs", MUTANTS["deleted-bh-runs"], 0, 1.5)
+    out = run_checker("explore_dfs", MUTANTS["deleted-bh-runs"], 0, CellBudget(30, 600.0))
     assert out.killed, out.detail
     line = only_line(out.detail)
     assert line.startswith("aioctx-verify replay --mutant deleted-bh-runs '"), line
@@ -133,7 +133,8 @@ def test_a_stateful_multi_failure_under_a_mutant_replays() -> None:
 
 
 def test_a_single_thread_lockstep_failure_under_a_mutant_replays() -> None:
-    out = run_checker("stateful_single", MUTANTS["deleted-bh-runs"], 1, 5.0)
+    # Budgeted by work (lockstep programs), not seconds: a loaded machine only takes longer.
+    out = run_checker("stateful_single", MUTANTS["deleted-bh-runs"], 1, CellBudget(300, 600.0))
     assert out.killed, out.detail
     line = only_line(out.detail)
     assert line == "aioctx-verify replay --mutant deleted-bh-runs 'single:seed=1'"
@@ -184,7 +185,7 @@ def test_run_prints_only_replay_lines_that_reproduce(tmp_path: Path) -> None:
     with applied("schedule-takes-lock"):
         r = CliRunner().invoke(
             main,
-            ["run", "--checkers", "random,hypothesis", "--budget", "4", "--out", str(tmp_path),
+            ["run", "--checkers", "random,hypothesis", "--budget", "30", "--out", str(tmp_path),
              "--no-history", "-q"],
         )
         assert r.exit_code == 1, r.output
