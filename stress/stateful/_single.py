@@ -1019,12 +1019,12 @@ def checker(
             shrink_seconds=max(1.0, cell.nominal_seconds / 2),
         )
     if res.found is None and res.runs == 0:
-        # Nothing ran: not evidence that the mutant survives.  Seen only in long-lived
-        # kill-matrix worker processes, after an earlier cell (cause not yet found).
-        return CheckOutcome.not_applicable(
-            f"stateful-single: no lockstep program started within {res.seconds:.1f} s "
-            "(this process could not run Hypothesis in time); not counted",
+        # Nothing ran before the bound: no evidence either way (a loaded machine, or a
+        # long-lived kill-matrix worker process slow to start Hypothesis): inconclusive.
+        return CheckOutcome.inconclusive(
             res.seconds,
+            f"stateful-single: inconclusive: no lockstep program ended within "
+            f"{res.seconds:.1f} s (machine too slow?)",
         )
     if res.found is None and res.inconclusive:
         return CheckOutcome.inconclusive(
