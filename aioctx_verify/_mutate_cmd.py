@@ -23,6 +23,8 @@ from pathlib import Path
 
 import click
 
+from aioctx_verify._mutants_cmd import _check_names as _check
+from aioctx_verify._mutants_cmd import _names
 from aioctx_verify._paths import unwritable
 
 __all__ = ["mutate_cmd"]
@@ -30,24 +32,6 @@ __all__ = ["mutate_cmd"]
 
 class _MutateJsonError(click.ClickException):
     exit_code = 2
-
-
-def _names(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _check(what: str, param: str, chosen: list[str] | None, known: list[str]) -> None:
-    if chosen is None:
-        return
-    if not chosen:
-        raise click.BadParameter(f"no {what} named; known: {', '.join(known)}", param_hint=param)
-    bad = [n for n in chosen if n not in known]
-    if bad:
-        raise click.BadParameter(
-            f"unknown {what}(s) {', '.join(bad)}; known: {', '.join(known)}", param_hint=param
-        )
 
 
 def _list(operators: list[str] | None) -> None:

@@ -6,7 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["unwritable"]
+import click
+
+__all__ = ["check_json_path", "unwritable"]
 
 
 def unwritable(path: Path) -> str | None:
@@ -26,3 +28,15 @@ def unwritable(path: Path) -> str | None:
     os.close(fd)
     os.unlink(probe)
     return None
+
+
+def check_json_path(
+    _ctx: click.Context, _param: click.Parameter, value: Path | None
+) -> Path | None:
+    """Click callback of a ``--json PATH`` option: refuse an unwritable path up front, before
+    any work is done (exit 2, one line)."""
+    if value is not None:
+        problem = unwritable(value)
+        if problem is not None:
+            raise click.BadParameter(problem)
+    return value

@@ -39,7 +39,7 @@ from typing import Any
 
 import click
 
-from aioctx_verify._paths import unwritable
+from aioctx_verify._paths import check_json_path
 
 __all__ = ["ConfigSpec", "ProvedConfig", "parse_config", "prove_cmd", "prove_one"]
 
@@ -213,16 +213,6 @@ class _ProveJsonError(click.ClickException):
     exit_code = 2
 
 
-def _check_json_path(
-    _ctx: click.Context, _param: click.Parameter, value: Path | None
-) -> Path | None:
-    if value is not None:
-        problem = unwritable(value)
-        if problem is not None:
-            raise click.BadParameter(problem)
-    return value
-
-
 def _row_line(row: dict[str, Any]) -> str:
     steps = row["counterexample_steps"]
     return (f"{row['model']:<46} {row['memory']:<6} {row['property']:<8} {row['verdict']:<8} "
@@ -240,7 +230,7 @@ def _row_line(row: dict[str, Any]) -> str:
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes (one configuration each).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
-              callback=_check_json_path,
+              callback=check_json_path,
               help='Also write {"results": [...]} to this file (atomically).')
 @click.option("--verbose", "-v", is_flag=True,
               help="Print every configuration's strengthening invariants, proven and dropped.")

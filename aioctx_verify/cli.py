@@ -32,7 +32,7 @@ from typing import Any
 
 import click
 
-from aioctx_verify._paths import unwritable
+from aioctx_verify._paths import check_json_path
 from aioctx_verify.stress import (
     CORPUS,
     BenchError,
@@ -84,16 +84,6 @@ class _JsonWriteError(click.ClickException):
     exit_code = 2
 
 
-def _check_json_path(
-    _ctx: click.Context, _param: click.Parameter, value: Path | None
-) -> Path | None:
-    if value is not None:
-        problem = unwritable(value)
-        if problem is not None:
-            raise click.BadParameter(problem)
-    return value
-
-
 @click.group(name="aioctx-verify", cls=_OneLineErrors, invoke_without_command=True)
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -108,7 +98,7 @@ def main(ctx: click.Context) -> None:
     "--json",
     "json_path",
     type=click.Path(path_type=Path),
-    callback=_check_json_path,
+    callback=check_json_path,
     help='Also write {"benchmarks": [...]} to this file (atomically).',
 )
 @click.option(
@@ -231,7 +221,7 @@ def _csv(choices: tuple[str, ...]) -> Any:
     "--json",
     "json_path",
     type=click.Path(path_type=Path),
-    callback=_check_json_path,
+    callback=check_json_path,
     help='Also write {"programs": [...]} to this file (atomically).',
 )
 @click.option("--verbose", "-v", is_flag=True, help="Print each failure's trace.")

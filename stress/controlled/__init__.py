@@ -41,9 +41,11 @@ from ._strategies import (
     PrefixStrategy,
     RandomStrategy,
     ReplayStrategy,
+    make_strategy,
 )
 
 __all__ = [
+    "make_strategy",
     "BENIGN",
     "Abort",
     "Access",

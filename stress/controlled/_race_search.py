@@ -17,7 +17,7 @@ from ._platform import ControlledPlatform, Strategy
 from ._race import BENIGN, Benign, Race, RaceDetector
 from ._race_hooks import impl_classes, tracking
 from ._schedule import InvalidScheduleError, Schedule
-from ._strategies import DFSStrategy, PCTStrategy, PrefixStrategy, RandomStrategy, ReplayStrategy
+from ._strategies import PrefixStrategy, ReplayStrategy, make_strategy
 
 __all__ = ["RaceProgram", "RaceResult", "find_races", "replay_races"]
 
@@ -74,18 +74,6 @@ class RaceResult:
         return "\n".join([s, *(r.report() for r in self.races)])
 
 
-def _strategy(strategy: str | Strategy, seed: int, bound: int, depth: int) -> Any:
-    if not isinstance(strategy, str):
-        return strategy
-    if strategy == "random":
-        return RandomStrategy(seed)
-    if strategy == "pct":
-        return PCTStrategy(seed, depth=depth)
-    if strategy == "dfs":
-        return DFSStrategy(bound)
-    raise ValueError(f"unknown strategy {strategy!r}; use random, pct or dfs")
-
-
 def _run(
     program: RaceProgram,
     strategy: Any,
@@ -125,7 +113,7 @@ def find_races(
     (a wall-time cap, for campaigns) cuts the search short.
     """
     mem = memory or program.memory
-    strat = _strategy(strategy, seed, bound, depth)
+    strat = make_strategy(strategy, seed, bound, depth)
     res = RaceResult(program.name, getattr(strat, "name", str(strategy)), mem)
     tracked = tuple(track)
     rules = tuple(allow)

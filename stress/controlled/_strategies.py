@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ._platform import Decision, _Failure
 
@@ -20,7 +21,29 @@ __all__ = [
     "PrefixStrategy",
     "RandomStrategy",
     "ReplayStrategy",
+    "make_strategy",
 ]
+
+
+def make_strategy(
+    strategy: str | Any, seed: int, bound: int = 2, depth: int = 3, *,
+    known: str = "random, pct or dfs",
+) -> Any:
+    """The strategy named ``strategy`` (random, pct, dfs), or ``strategy`` itself when it is
+    already a strategy object.
+
+    Raises:
+        ValueError: an unknown name (``known`` lists the names the caller accepts).
+    """
+    if not isinstance(strategy, str):
+        return strategy
+    if strategy == "random":
+        return RandomStrategy(seed)
+    if strategy == "pct":
+        return PCTStrategy(seed, depth=depth)
+    if strategy == "dfs":
+        return DFSStrategy(bound)
+    raise ValueError(f"unknown strategy {strategy!r}; use {known}")
 
 
 class RandomStrategy:

@@ -27,13 +27,12 @@ from ..controlled import (
     DataStrategy,
     DFSStrategy,
     InvalidScheduleError,
-    PCTStrategy,
     PrefixStrategy,
-    RandomStrategy,
     ReplayStrategy,
     RunOutcome,
     Schedule,
     Step,
+    make_strategy,
 )
 from ._lines import replay_line
 
@@ -297,18 +296,6 @@ def _schedule_str(program: Program, memory: str, out: RunOutcome) -> str:
     return str(Schedule(program.name, memory, tuple(c.token for c in out.decisions)))
 
 
-def _make(strategy: str | Any, seed: int, bound: int, depth: int) -> Any:
-    if not isinstance(strategy, str):
-        return strategy
-    if strategy == "random":
-        return RandomStrategy(seed)
-    if strategy == "pct":
-        return PCTStrategy(seed, depth=depth)
-    if strategy == "dfs":
-        return DFSStrategy(bound)
-    raise ValueError(f"unknown strategy {strategy!r}; use random, pct, dfs or hypothesis")
-
-
 def explore(
     program: Program,
     *,
@@ -324,7 +311,9 @@ def explore(
     mem = memory or program.memory
     if strategy == "hypothesis":
         return _explore_hypothesis(program, budget, mem, seed, do_shrink)
-    strat = _make(strategy, seed, bound, depth)
+    strat = make_strategy(
+        strategy, seed, bound, depth, known="random, pct, dfs or hypothesis"
+    )
     res = ExploreResult(program.name, getattr(strat, "name", str(strategy)), mem, "pass")
     t0 = time.perf_counter()
     found: RunOutcome | None = None
