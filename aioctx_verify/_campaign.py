@@ -377,6 +377,9 @@ def _step_prove(
     except ImportError as e:  # z3-solver missing
         acc.skipped(plan, "prove", f"z3 prover unavailable: {e}")
         return
+    from aioctx_verify._replay_cmd import model_replay_spec
+    from aioctx_verify.stress.explore import replay_line
+
     label = plan.label if plan.label in _PROVE_SIZES else (
         "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
     count, depth = _PROVE_SIZES[label]
@@ -400,7 +403,10 @@ def _step_prove(
             failed.setdefault(prop, f"{prop_name} refuted in {pc.model} after {len(path)} steps")
             acc.counterexamples.append(Counterexample(
                 property=prop, checker="prove", kind="model", message=failed[prop],
-                schedule=None, seed=None, replay_command=None,
+                schedule=None, seed=None,
+                # A refutation is confirmed on the explicit model before it is reported, so
+                # the explicit search of the same size finds a violation again.
+                replay_command=replay_line(model_replay_spec(size)),
                 steps=tuple(
                     TraceStep(index=j, thread=t, thread_name=f"t{t} {role}", op=action,
                               obj=events, where="model")

@@ -170,3 +170,25 @@ def test_prove_command_rejects_bad_configs_in_one_line(spec: str) -> None:
     res = CliRunner().invoke(main, ["prove", "--config", spec])
     assert res.exit_code == 2
     assert res.output.count("\n") <= 2 and "Traceback" not in res.output
+
+
+def test_a_campaign_refutation_prints_a_model_replay_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refutation in the campaign's prove step names the model size it was found in, as a
+    ``model:`` replay line (the explicit search of that size)."""
+    import types
+
+    import aioctx_verify._prove_cmd as prove_cmd
+    from aioctx_verify._campaign import plan_campaign, run_campaign
+
+    def refuted(spec: object, depth: int, jobs: int) -> object:
+        return types.SimpleNamespace(
+            model="m", rows=[], paths=[("P1", [(0, "io", "acquire()", "acquire:1")])]
+        )
+
+    monkeypatch.setattr(prove_cmd, "prove_one", refuted)
+    r = run_campaign(plan_campaign("smoke", checkers=("prove",)))
+    (cx, *_) = r.counterexamples
+    size = plan_campaign("smoke").model_configs()[0]
+    assert cx.replay_command == "aioctx-verify replay 'model:" + ",".join(
+        f"{k}={v}" for k, v in size.items()
+    ) + "'"
