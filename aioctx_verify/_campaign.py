@@ -11,7 +11,7 @@ A campaign runs, in order, each *step* it was given a share of the budget for:
   model, monitors and program-level oracles on; a failure is shrunk to a minimal program
   and schedule with a ``gen:`` replay line.  Searching impl as it is, it gets the largest
   share of the exploration budget;
-* ``races`` - the safe corpus again under the same strategies with the happens-before race
+* ``races`` - the safe corpus and generated programs under the same strategies with the race
   detector on: a plain field of impl shared between threads without ordering breaks the
   seam's rule (reported under P3: the accesses are not mutually excluded);
 * ``hypothesis`` - impl against the single-thread reference in lockstep, then the
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from aioctx_verify.reports import (
     Benchmark,
@@ -451,6 +451,13 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
     acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
 
 
+def _tier(plan: CampaignPlan) -> str:
+    """The budget tier (smoke, pr, nightly) of a plan, also of one given in seconds."""
+    if plan.label in ("smoke", "pr", "nightly"):
+        return plan.label
+    return "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly"
+
+
 def _step_generated(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
@@ -461,9 +468,7 @@ def _step_generated(
 
     from aioctx_verify.stress.explore import GEN_BUDGETS, GenSearchResult, search_generated
 
-    tier = plan.label if plan.label in GEN_BUDGETS else (
-        "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
-    base = GEN_BUDGETS[tier]
+    base = GEN_BUDGETS[_tier(plan)]
     budget = dataclasses.replace(
         base, seconds=seconds, shrink_seconds=min(base.shrink_seconds, max(2.0, seconds / 2))
     )
@@ -491,6 +496,10 @@ def _step_generated(
     acc.verdict(plan, "generated", failed, r.runs, time.perf_counter() - t0, inconclusive=unsure)
 
 
+#: Generated programs the races step searches after the corpus, by budget tier.
+RACE_PROGRAMS = {"smoke": 8, "pr": 40, "nightly": 400}
+
+
 def _step_races(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
@@ -502,9 +511,14 @@ def _step_races(
     """
     from aioctx_verify.stress import CORPUS
     from aioctx_verify.stress.controlled import find_races
-    from aioctx_verify.stress.explore import replay_line
+    from aioctx_verify.stress.explore import generate, generated_program, replay_line
 
-    safe = [p for p in CORPUS if p.expected == "safe"]
+    safe: list[Any] = [p for p in CORPUS if p.expected == "safe"]
+    # Then generated programs of the plan's seed: the whole API, dataplane and thread pool
+    # included, where the corpus has a handful of fixed shapes.
+    n_gen = RACE_PROGRAMS[_tier(plan)]
+    n_corpus = len(safe)
+    safe += [generated_program(generate(plan.seed, i)) for i in range(n_gen)]
     units = [(s, i, prog) for s in plan.strategies for i, prog in enumerate(safe)]
     per = seconds / max(1, len(units))
     failed: dict[PropertyName, str] = {}
@@ -515,8 +529,9 @@ def _step_races(
         if stop():
             stopped = f"stopped after {k} of {len(units)} programs"
             break
-        r = find_races(prog, strategy=strategy, schedules=plan.schedules, seconds=per,
-                       seed=plan.seed + i)
+        # A generated program is a few times longer than a corpus one: fewer schedules each.
+        n = plan.schedules if i < n_corpus else max(2, plan.schedules // 4)
+        r = find_races(prog, strategy=strategy, schedules=n, seconds=per, seed=plan.seed + i)
         runs += r.schedules
         progress(f"races ({strategy}): {prog.name}", (k + 1) / len(units))
         for race in r.races:

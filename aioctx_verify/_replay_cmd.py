@@ -219,9 +219,16 @@ def _race(schedule: str, m: MutantLike) -> int:
         raise _ReplayError(str(e)) from None
     programs = dict(corpus_by_name())
     if parsed.program not in programs:
+        from aioctx_verify.stress.explore import program_by_name
         from aioctx_verify.stress.mutation import PROBES, probe_program
 
         programs.update((name, probe_program(p)) for name, p in PROBES.items())
+        try:
+            generated = program_by_name(parsed.program, parsed.memory)
+        except InvalidScheduleError as e:
+            raise _ReplayError(str(e)) from None
+        if generated is not None:
+            programs[parsed.program] = generated
     try:
         with m.apply():
             det = replay_races(parsed, programs)

@@ -76,10 +76,14 @@ class Clocks:
         if clock is ClockType.HOST:
             return self._p.wall_ns()
         if clock is ClockType.VIRTUAL:
-            frozen = self._virtual_frozen
-            if frozen is not None:
-                return frozen
-            return self._p.monotonic_ns() + self._virtual_offset
+            # Under the mutex the control functions write them with (QEMU reads the virtual
+            # clock under timers_state.vm_clock_seqlock): a reader must not combine an
+            # offset and a frozen value of two different states.
+            with self._mutex:
+                frozen = self._virtual_frozen
+                if frozen is not None:
+                    return frozen
+                return self._p.monotonic_ns() + self._virtual_offset
         raise UsageError(f"unknown clock {clock!r}; use QEMU_CLOCK_REALTIME, _VIRTUAL or _HOST")
 
     # -- virtual clock control ----------------------------------------------------------------
@@ -110,7 +114,8 @@ class Clocks:
         self._notify(ClockType.VIRTUAL)
 
     def virtual_running(self) -> bool:
-        return self._virtual_frozen is None
+        with self._mutex:
+            return self._virtual_frozen is None
 
     def enable(self, clock: ClockType, enabled: bool) -> None:
         """``qemu_clock_enable``: a disabled clock's timers neither run nor bound a poll."""

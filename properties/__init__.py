@@ -7,6 +7,9 @@
 * :mod:`aioctx_verify.properties._progress` — liveness of every other part of the loop
   (timers, fd / notifier handlers, thread pool, dataplane kicks, IOThread stop,
   stop-the-world): the loop oracles, property ``LIVE`` too
+* :mod:`aioctx_verify.properties._structure` — the representation invariants of a quiescent
+  context (walk counters, BH reclamation, lock at rest, timer lists, pool counts): what a
+  run leaves behind, each rule filed under P1, P2 or LIVE
 
 Each module states the property precisely in its docstring and holds its runtime monitor
 (over impl's trace events), its model invariant (over :mod:`model` states) and a slot for
@@ -33,6 +36,7 @@ from ._p1_nested_acquire import NestedAcquireMonitor
 from ._p2_bh_scheduling import BHSchedulingMonitor
 from ._p3_mutual_exclusion import MutualExclusionMonitor
 from ._progress import LOOP_BOUND, ORACLES, PlatformView, ProgressMonitor
+from ._structure import STRUCTURE_PROPERTY, STRUCTURE_RULES, structure_violations
 
 PROPERTIES = {"P1": p1, "P2": p2, "P3": p3, "LIVE": liveness}
 
@@ -40,6 +44,8 @@ __all__ = [
     "LOOP_BOUND",
     "ORACLES",
     "PROPERTIES",
+    "STRUCTURE_PROPERTY",
+    "STRUCTURE_RULES",
     "BHSchedulingMonitor",
     "LivenessMonitor",
     "Monitor",
@@ -57,4 +63,5 @@ __all__ = [
     "p2",
     "p3",
     "progress",
+    "structure_violations",
 ]

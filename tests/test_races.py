@@ -472,3 +472,195 @@ def test_the_campaign_prints_a_race_replay_line_that_reproduces(
     assert "AioContext._walking_handlers" in out.output
     bad = CliRunner().invoke(main, ["replay", "race:v1:nope:sc:0"])
     assert bad.exit_code == 2 and "unknown program 'nope'" in bad.output, bad.output
+
+
+# -- containers: their contents are shared words too ------------------------------------------
+class Bag:
+    """A plain object whose list and dict are shared by the test programs' threads."""
+
+    def __init__(self, p: ControlledPlatform) -> None:
+        self.items: list[int] = []
+        self.index: dict[int, int] = {}
+        self.lock = p.mutex("bag")
+
+
+def _bag_program(locked: bool, op: str) -> ProgramFn:
+    def fn(p: ControlledPlatform) -> None:
+        bag = Bag(p)
+
+        def add(v: int) -> None:
+            if locked:
+                with bag.lock:
+                    bag.items.append(v)
+                    bag.index[v] = v
+            else:
+                bag.items.append(v)
+                bag.index[v] = v
+
+        t = p.start_thread(lambda: add(1), "adder")
+        if op == "write":
+            add(2)
+        elif op == "iterate":
+            with bag.lock:
+                _ = [x for x in bag.items]
+        elif op == "alias":
+            items = bag.items  # an alias's mutation is not seen: under-report, never over
+            with bag.lock:
+                items.append(3)
+        t.join()
+        assert sorted(bag.items)[-1] in (1, 2, 3)
+
+    return fn
+
+
+@pytest.mark.parametrize("op", ["write", "iterate"])
+def test_a_container_changed_without_a_lock_is_a_race_on_its_contents(op: str) -> None:
+    r = _search(_bag_program(False, op), f"bag_{op}", strategy="dfs", bound=3,
+                schedules=20_000, track=(Bag,))
+    assert r.exhausted
+    assert "Bag.items[]" in _fields(r), r.summary()
+    if op == "write":
+        assert "Bag.index[]" in _fields(r), r.summary()
+    kinds = {a.kind for race in r.races if race.field == "Bag.items[]"
+             for a in (race.first, race.second)}
+    assert "write" in kinds
+
+
+@pytest.mark.parametrize("op", ["write", "iterate"])
+def test_the_same_container_under_its_lock_is_no_race(op: str) -> None:
+    r = _search(_bag_program(True, op), f"bag_locked_{op}", strategy="dfs", bound=3,
+                schedules=20_000, track=(Bag,))
+    assert r.exhausted and r.races == [], r.summary()
+    assert r.accesses > 0
+
+
+def test_mutations_are_told_from_reads_by_the_bytecode() -> None:
+    from aioctx_verify.stress.controlled._race_hooks import _mutates_at
+
+    seen: dict[str, bool] = {}
+
+    class Probe:
+        def __get__(self, obj: Any, owner: Any = None) -> list[int]:
+            import sys
+
+            f = sys._getframe(1)
+            seen[f.f_code.co_name] = _mutates_at(f.f_code, f.f_lasti)
+            return obj.__dict__["xs"]
+
+        def __set__(self, obj: Any, v: Any) -> None:
+            obj.__dict__["xs"] = v
+
+    class C:
+        xs = Probe()
+
+        def __init__(self) -> None:
+            self.xs = [1, 2, 3]
+
+        def append(self) -> None:
+            self.xs.append(4)
+
+        def setitem(self) -> None:
+            self.xs[0] = 5
+
+        def delitem(self) -> None:
+            del self.xs[0]
+
+        def augitem(self) -> None:
+            self.xs[0] += 1
+
+        def pop(self) -> int:
+            return self.xs.pop()
+
+        def iterate(self) -> int:
+            return sum(x for x in self.xs)
+
+        def length(self) -> int:
+            return len(self.xs)
+
+        def contains(self) -> bool:
+            return 1 in self.xs
+
+        def getitem(self) -> int:
+            return self.xs[0]
+
+    for name in ("append", "setitem", "delitem", "augitem", "pop", "iterate", "length",
+                 "contains", "getitem"):
+        c = C()
+        getattr(c, name)()
+    assert seen == {"append": True, "setitem": True, "delitem": True, "augitem": True,
+                    "pop": True, "iterate": False, "length": False, "contains": False,
+                    "getitem": False}
+
+
+def test_every_lockfree_read_entry_is_hit_and_only_in_its_functions() -> None:
+    from aioctx_verify.stress.controlled._race import LOCKFREE_READS
+    from aioctx_verify.stress.explore import generate, generated_program
+
+    det_hits: set[str] = set()
+    for prog in [corpus_by_name()["bh_cross_thread"],
+                 *(generated_program(generate(0, i)) for i in range(12))]:
+        for seed in range(2):
+            plain = ControlledPlatform(RandomStrategy(seed)).run(prog.fn)
+            det = RaceDetector(program=prog.name)
+            tokens = tuple(c.token for c in plain.decisions)
+            ControlledPlatform(ReplayStrategy(tokens), races=det).run(prog.fn)
+            assert det.races == [], det.races[0].report()
+            det_hits |= det.lockfree_reads
+    for label, (functions, reason) in LOCKFREE_READS.items():
+        assert reason
+        hit = {h.split(" in ")[1] for h in det_hits if h.startswith(label + " ")}
+        assert hit and hit <= functions, (label, hit)
+
+
+# -- thread indices: two threads starting threads at once ------------------------------------
+def spawners(p: ControlledPlatform) -> None:
+    """Two threads each start a child after writing a field only that child reads."""
+    boxes = [Box(), Box()]
+
+    def spawner(k: int) -> None:
+        boxes[k].data = k + 1
+
+        def child() -> None:
+            assert boxes[k].data == k + 1
+
+        p.start_thread(child, f"child{k}").join()
+
+    ts = [p.start_thread(lambda k=k: spawner(k), f"spawner{k}") for k in range(2)]
+    for t in ts:
+        t.join()
+
+
+def test_each_child_is_ordered_after_its_own_parent_when_spawns_race() -> None:
+    r = _exhaustive(spawners, "spawners")
+    assert r.races == [], r.races[0].report()
+    assert r.schedules > 10
+
+
+def test_a_generated_programs_race_replays_from_its_line() -> None:
+    import shlex
+
+    from click.testing import CliRunner
+
+    from aioctx_verify.cli import main
+    from aioctx_verify.stress.explore import generate, generated_program
+    from aioctx_verify.stress.mutation import resolve_mutant
+
+    m = resolve_mutant("acqrel-drop:impl/_dataplane.py:130:8:with")
+    with m.apply():
+        for i in range(40):
+            prog = generate(0, i)
+            if not prog.uses_dataplane():
+                continue
+            r = find_races(generated_program(prog), strategy="random", schedules=4, seed=i)
+            if r.races:
+                break
+    assert r.races, "no generated dataplane program showed the unlocked queue"
+    race = r.races[0]
+    assert race.field == "DataplaneDevice._avail[]" and race.schedule.startswith("v1:gen1.s0.")
+    line = f"aioctx-verify replay --mutant {m.name} 'race:{race.schedule}'"
+    out = CliRunner().invoke(main, shlex.split(line)[1:])
+    assert out.exit_code == 1 and "DataplaneDevice._avail[]" in out.output, out.output
+    clean = CliRunner().invoke(main, ["replay", f"race:{race.schedule}"])
+    assert clean.exit_code == 0, clean.output
+    old = CliRunner().invoke(main, ["replay", "race:v1:gen0.s0.i1:sc:0"])
+    assert old.exit_code == 2 and "generator version 0" in old.output, old.output

@@ -770,8 +770,11 @@ class ControlledPlatform:
 
     def start_thread(self, target: Callable[[], None], name: str) -> ThreadHandle:
         me = self._me()
+        # The new thread's index is taken *after* the scheduling point: another thread may
+        # start one meanwhile.  Spawns share one object (the thread table), so DFS orders
+        # concurrent spawns like any other pair of dependent operations.
+        self._point(me, "spawn", -999, f"thread {len(self._threads)} ({name})")
         idx = len(self._threads)
-        self._point(me, "spawn", -1000 - idx, f"thread {idx} ({name})")
         self._drain(me)
         if self._race is not None:
             self._race.spawn(me.idx, idx)

@@ -67,8 +67,15 @@ class passed as ``track``), through data descriptors installed on those classes 
 a detector runs (nothing is installed otherwise, so the hooks cost nothing when it is off;
 the platform's own hooks cost one ``is None`` test per operation).  Not recorded: accesses
 that read a platform object (an atomic cell, a mutex, the platform...: the object's own
-operations are the synchronisation), accesses outside the run's threads, and what happens
-*inside* containers (a list's items, a dict's keys): only the attribute that holds them.
+operations are the synchronisation) and accesses outside the run's threads.  A field that
+holds a container (list, dict, set, deque) has a second shadow for its *contents*,
+``Class.field[]``: an access through the field is a write of the contents when the code
+mutates the container in place (``.append``, ``.pop``, ``x.f[k] = v``, ``del x.f[k]``...,
+told from the accessing bytecode), else a read of them, so an item added to a shared
+queue outside its lock is a race like any plain word.  Mutation through an alias
+(``q = x.f; q.append(v)``) counts as a read: the detector may miss a race there, it never
+invents one.  Containers impl reads lock-free by design (QEMU's RCU-style lists) are named
+in :data:`LOCKFREE_READS` with the functions that may do so; their writes stay checked.
 
 A race is reported with the field (``Class.attr``), both accesses with their thread and a
 short stack, and the schedule string of the run: :func:`replay_races` reruns it with the
@@ -99,7 +106,7 @@ from ._schedule import Schedule
 if TYPE_CHECKING:
     from ._platform import _CThread
 
-__all__ = ["BENIGN", "Access", "Benign", "Race", "RaceDetector"]
+__all__ = ["BENIGN", "LOCKFREE_READS", "Access", "Benign", "Race", "RaceDetector"]
 
 _ACQUIRING = frozenset({Ordering.ACQUIRE, Ordering.ACQ_REL, Ordering.SEQ_CST})
 _RELEASING = frozenset({Ordering.RELEASE, Ordering.ACQ_REL, Ordering.SEQ_CST})
@@ -208,6 +215,27 @@ BENIGN: tuple[Benign, ...] = (
 )
 
 
+#: Containers impl *reads* without a lock by design: their writers are serialised (a lock
+#: or the owner thread) and a reader sees either the old or the new contents, each whole,
+#: as RCU readers do.  Reads of their items are not recorded; writes still are, so two
+#: writers with no happens-before between them are a race.  Every entry is hit by
+#: ``tests/test_races.py`` (a stale entry fails there).
+LOCKFREE_READS: dict[str, tuple[frozenset[str], str]] = {
+    "AioContext._bhs[]": (
+        frozenset({"_bh_poll", "_compute_timeout"}),
+        "QEMU's BH list: aio_bh_new publishes a BH under bh_lock (atomic_rcu_set) and "
+        "aio_bh_poll / aio_compute_timeout walk it without the lock (atomic_rcu_read); a "
+        "Python list append is the same whole-or-nothing publication",
+    ),
+    "TimerList._active[]": (
+        frozenset({"deadline_ns", "run_timers"}),
+        "QEMU's timerlist_has_timers: an atomic read of the list head before taking the "
+        "lock; a stale 'empty' is corrected by timer_mod's notify, a stale 'not empty' by "
+        "the locked re-check",
+    ),
+}
+
+
 # ---------------------------------------------------------------------------------------
 # The detector
 # ---------------------------------------------------------------------------------------
@@ -312,6 +340,8 @@ class RaceDetector:
         self.races: list[Race] = []
         self.benign: list[Race] = []
         self.accesses = 0
+        #: The :data:`LOCKFREE_READS` entries whose reads this run skipped.
+        self.lockfree_reads: set[str] = set()
         self.active = False
         self._p: ControlledPlatform | None = None
         self._C: list[VC] = [[1]]
@@ -481,6 +511,11 @@ class RaceDetector:
     def _access(self, t: int, obj: object, label: str, write: bool, value: object) -> None:
         if not self.active:
             return
+        if not write and label in LOCKFREE_READS:
+            where = sys._getframe(2).f_code.co_name
+            if where in LOCKFREE_READS[label][0]:
+                self.lockfree_reads.add(f"{label} in {where}")
+                return
         if type(value) is MethodType and type(value.__self__) in PLATFORM_TYPES:
             return  # a bound method of the platform (``self._me = p.current_thread``)
         self.accesses += 1

@@ -15,14 +15,18 @@ impl meanwhile (not in :data:`_ACTIVE`) pay one dictionary lookup per access.
 from __future__ import annotations
 
 import ast
+import collections
 import dataclasses
+import dis
 import enum
 import functools
 import inspect
+import sys
 import textwrap
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from types import CodeType
 from typing import Any, Protocol
 
 from ._platform import (
@@ -42,6 +46,82 @@ _MISSING: Any = object()
 PLATFORM_TYPES: frozenset[type] = frozenset(
     {_CCell, _CMutex, _CCond, _CNotifier, _CPoller, _CHandle, ControlledPlatform}
 )
+
+
+#: Containers whose *contents* are watched too: an access to ``obj.field`` that holds one
+#: also records an access to the pseudo-field ``Class.field[]`` (its items), a write when
+#: the accessing code mutates it in place (see :func:`_mutates`), else a read.
+CONTAINER_TYPES: frozenset[type] = frozenset(
+    {list, dict, set, collections.deque, collections.OrderedDict}
+)
+#: Methods of the container types that change their contents.
+MUTATORS: frozenset[str] = frozenset({
+    "append", "appendleft", "extend", "extendleft", "insert", "remove", "pop", "popleft",
+    "popitem", "clear", "add", "discard", "update", "setdefault", "sort", "reverse",
+    "rotate", "__setitem__", "__delitem__", "__iadd__", "difference_update",
+    "intersection_update", "symmetric_difference_update", "move_to_end",
+})
+_SUBSCR_WRITES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR"})
+_STATEMENT_ENDS = frozenset(
+    {"STORE_FAST", "STORE_ATTR", "STORE_NAME", "POP_TOP", "RETURN_VALUE", "CALL",
+     "CALL_FUNCTION", "CALL_METHOD", "PRECALL", "GET_ITER", "FOR_ITER"}
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _instructions(code: CodeType) -> tuple[dict[int, int], tuple[dis.Instruction, ...]]:
+    instrs = tuple(dis.get_instructions(code))
+    return {ins.offset: i for i, ins in enumerate(instrs)}, instrs
+
+
+@functools.lru_cache(maxsize=8192)
+def _mutates_at(code: CodeType, lasti: int) -> bool:
+    """Whether the attribute load at ``lasti`` in ``code`` feeds an in-place mutation of
+    the container it loads: ``x.F.append(...)`` (any of :data:`MUTATORS`), ``x.F[k] = v``,
+    ``del x.F[k]``, ``x.F[k] += v``.  Anything else (iteration, ``len``, ``in``, a
+    subscript read, passing it on) reads the contents.  Read from the bytecode, so aliasing
+    (``q = x.F; q.append(...)``) counts as a read: the detector under-reports, never
+    over-reports."""
+    index, instrs = _instructions(code)
+    i = index.get(lasti)
+    if i is None:
+        return False
+    nxt = instrs[i + 1] if i + 1 < len(instrs) else None
+    if nxt is None:
+        return False
+    if nxt.opname in ("LOAD_METHOD", "LOAD_ATTR") and nxt.argval in MUTATORS:
+        return True
+    # x.F[k] = v / del x.F[k]: the key is one load (a name, a constant, an attribute of a
+    # local) between the container and the store.
+    j = i + 1
+    while j < len(instrs) and instrs[j].opname in ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL",
+                                                     "LOAD_NAME", "LOAD_DEREF"):
+        j += 1
+        if j < len(instrs) and instrs[j].opname in _SUBSCR_WRITES:
+            return True
+        if j - i > 2:
+            break
+    # x.F[k] += v: the container and key are duplicated, read, and stored back.
+    for ins in instrs[i + 1 : i + 10]:
+        if ins.opname in _STATEMENT_ENDS:
+            break
+        if ins.opname in ("DUP_TOP_TWO", "COPY"):
+            return any(k.opname in _SUBSCR_WRITES for k in instrs[i + 1 : i + 10])
+    return False
+
+
+def _mutates(depth: int) -> bool:
+    f = sys._getframe(depth + 1)
+    return _mutates_at(f.f_code, f.f_lasti)
+
+
+class _Content:
+    """The value recorded for a container-contents access (never a platform object)."""
+
+    __slots__ = ()
+
+
+_CONTENT = _Content()
 
 
 class Recorder(Protocol):
@@ -72,6 +152,8 @@ class _SlotField:
         a = _ACTIVE.get(_get_ident())
         if a is not None and type(v) not in PLATFORM_TYPES:
             a[0]._access(a[1], obj, self.label, False, v)
+            if type(v) in CONTAINER_TYPES:
+                a[0]._access(a[1], obj, self.label + "[]", _mutates(1), _CONTENT)
         return v
 
     def __set__(self, obj: object, value: Any) -> None:
@@ -108,6 +190,8 @@ class _DictField:
         a = _ACTIVE.get(_get_ident())
         if a is not None and type(v) not in PLATFORM_TYPES:
             a[0]._access(a[1], obj, self.label, False, v)
+            if type(v) in CONTAINER_TYPES:
+                a[0]._access(a[1], obj, self.label + "[]", _mutates(1), _CONTENT)
         return v
 
     def __set__(self, obj: object, value: Any) -> None:

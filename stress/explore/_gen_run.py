@@ -856,6 +856,15 @@ class ProgramRun:
     # -- oracles ---------------------------------------------------------------------------
     def _final_checks(self) -> None:
         st = self.st
+        if self.wait is None:  # controlled: nothing runs now, the structures are at rest
+            from aioctx_verify.properties import STRUCTURE_PROPERTY, structure_violations
+
+            for ctx in self.ctxs.values():
+                if ctx.closed:
+                    continue
+                for v in structure_violations(ctx):
+                    rule, _, what = v.partition(": ")
+                    self.fail(STRUCTURE_PROPERTY[rule], rule, what)
         for j in self.bhs:
             spec = st.bhs[j]
             runs, scheds = self._n("br", j), self._n("bs", j)

@@ -560,48 +560,57 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
 
 
 def _races_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
-    """The happens-before race detector over the mutant's probes (random schedules):
-    a plain field of impl shared without a happens-before edge.  Work: one unit a
-    schedule, shared among the probes."""
+    """The happens-before race detector over the mutant's probes, then over generated
+    programs of ``seed`` (random schedules): a plain field of impl, or a container's
+    contents, shared without a happens-before edge.  Work: one unit a schedule; half of it
+    goes to the probes when there are any, the rest to generated programs (2 schedules
+    each), so a mutant no probe reaches still meets the whole API."""
     from ..controlled import find_races
+    from ..explore import generate, generated_program
 
     cell = CellBudget.of(budget)
-    probes = _probes_for(mutant, "targeted")
-    if not probes:
-        return _na("no probe exercises this mutant")
-    left_work = cell.count(1)
+    probes = [probe_program(p) for p in _probes_for(mutant, "targeted")]
+    work = cell.count(1)
+    per_gen = 2
+    n_gen = (len(probes) + 1) * 4 if work is None else max(
+        1, (work // 2 if probes else work) // per_gen)
+    units: list[tuple[Any, int]] = []
+    probe_work = None if work is None else (work - n_gen * per_gen if probes else 0)
+    for i, prog in enumerate(probes):
+        want = 10**9 if probe_work is None else max(1, probe_work // (len(probes) - i))
+        if probe_work is not None:
+            probe_work -= want
+        units.append((prog, want))
+    units += [(generated_program(generate(seed, i)), per_gen) for i in range(n_gen)]
     t0 = time.perf_counter()
     unfinished: list[str] = []
     total = 0
-    for i, probe in enumerate(probes):
+    for i, (prog, want) in enumerate(units):
         left = cell.seconds - (time.perf_counter() - t0)
         if left <= 0:
-            unfinished.extend(p.name for p in probes[i:])
+            unfinished.extend(p.name for p, _ in units[i:])
             break
-        want = 10**9 if left_work is None else max(1, left_work // (len(probes) - i))
         with mutant.apply():
-            r = find_races(probe_program(probe), strategy="random", schedules=want,
-                           seconds=left if left_work is None else left / (len(probes) - i),
+            r = find_races(prog, strategy="random", schedules=want,
+                           seconds=left if work is None else left / (len(units) - i),
                            seed=seed)
         total += r.schedules
         if r.races:
             race = r.races[0]
             return CheckOutcome.kill(
                 time.perf_counter() - t0,
-                f"{probe.name} after {r.schedules} schedule(s): data race: "
+                f"{prog.name} after {r.schedules} schedule(s): data race: "
                 f"{_one_line(race.message)} | {replay_line(f'race:{race.schedule}', mutant.name)}",
                 "P3",
                 "races",
             )
-        if left_work is not None:
-            left_work = max(0, left_work - r.schedules)
-            if r.schedules < want and not r.exhausted:
-                unfinished.append(f"{probe.name} ({r.schedules}/{want} schedules)")
+        if work is not None and r.schedules < want and not r.exhausted:
+            unfinished.append(f"{prog.name} ({r.schedules}/{want} schedules)")
     elapsed = time.perf_counter() - t0
     if cell.work_bound and unfinished:
         return CheckOutcome.inconclusive(
             elapsed, f"inconclusive: work not done within the {cell.seconds:g} s cap: "
-            f"{', '.join(unfinished)} unfinished",
+            f"{', '.join(unfinished[:4])}{' ...' if len(unfinished) > 4 else ''} unfinished",
         )
     return CheckOutcome.survived(elapsed, f"races: none in {total} schedules")
 

@@ -1,0 +1,103 @@
+"""Structural oracle: the representation invariants of a quiescent event loop.
+
+The runtime monitors judge what impl *does* (its trace events); this oracle judges what it
+*leaves behind*.  A counter off by one (a walk counter that never returns to zero, a
+pending-deletion count that forgets a BH) changes no event until much later, if ever: the
+deleted BH is simply never reclaimed, the handler list grows, a timer sits in a list it
+left.  Checked where nothing runs in the context (no walk, no poll, no lock holder), the
+invariants below hold in every correct state, so a violation is a bug however it was
+reached.  Prior art: representation invariants ("repOk", Liskov and Guttag; the Korat
+and TestEra checkers) evaluated at quiescent points.
+
+Used by the generated programs at their end (every IOThread joined, the main loop idle),
+and by anyone who can stop a context: :func:`structure_violations` reads impl's private
+fields directly (no scheduling point, no lock), so call it only on a quiescent context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aioctx_verify.vocab import PropertyName
+
+__all__ = ["STRUCTURE_PROPERTY", "STRUCTURE_RULES", "structure_violations"]
+
+#: The invariants, by rule name (each violation message starts with its rule).
+STRUCTURE_RULES: dict[str, str] = {
+    "walks-ended": "no BH or handler walk is under way: both walk counters are 0",
+    "deletions-counted": "the pending-deletion count equals the deleted BHs still listed "
+    "(a deleted BH the count forgets is never reclaimed)",
+    "deleted-reclaimed": "no deleted, unscheduled BH is listed once a walk ended after its "
+    "deletion (checked as: with no deletion pending, no deleted BH is listed)",
+    "handlers-clean": "no handler marked deleted is listed when no removal is pending",
+    "lock-free": "the context lock is not held: depth 0, no owner, no waiter",
+    "counters-sane": "the external-disable count and the reference count are not negative",
+    "timers-sorted": "each timer list holds armed timers only (expiry >= 0), once each, "
+    "sorted by (expiry, arming order), all of its own clock",
+    "pool-counts": "the thread pool's idle threads are at most its threads, both at least "
+    "0 and at most its maximum; every queued request is live and queued",
+}
+
+
+#: The property each rule belongs to: the lock's to nested acquire (P1), the BH list's to
+#: BH scheduling (P2), the rest to liveness (a leak or a stuck counter starves the loop).
+STRUCTURE_PROPERTY: dict[str, PropertyName] = {
+    "walks-ended": "LIVE", "deletions-counted": "P2", "deleted-reclaimed": "P2",
+    "handlers-clean": "LIVE", "lock-free": "P1", "counters-sane": "LIVE",
+    "timers-sorted": "LIVE", "pool-counts": "LIVE",
+}
+
+
+def _raw(cell: Any) -> Any:
+    """An atomic cell's value without an operation (no scheduling point)."""
+    return cell.value
+
+
+def structure_violations(ctx: Any) -> list[str]:
+    """Every representation invariant :data:`STRUCTURE_RULES` names that ``ctx`` (an
+    :class:`~aioctx_verify.impl.AioContext` nobody is using right now) breaks, one line
+    each, ``rule: what``."""
+    out: list[str] = []
+    name = getattr(ctx, "name", "ctx")
+    if ctx._walking_bh != 0 or ctx._walking_handlers != 0:
+        out.append(f"walks-ended: {name}: BH walk counter {ctx._walking_bh}, handler walk "
+                   f"counter {ctx._walking_handlers}, with no walk under way")
+    bhs = list(ctx._bhs)
+    listed_deleted = sum(1 for bh in bhs if bh.deleted)
+    pending = _raw(ctx._bh_deleted_cell)
+    if pending != listed_deleted:
+        out.append(f"deletions-counted: {name}: {pending} deletion(s) pending for "
+                   f"{listed_deleted} deleted BH(s) listed")
+    if pending == 0 and listed_deleted:
+        out.append(f"deleted-reclaimed: {name}: {listed_deleted} deleted BH(s) listed with "
+                   "no deletion pending")
+    if not ctx._handlers_deleted and any(h.deleted for h in ctx._handlers):
+        out.append(f"handlers-clean: {name}: a handler marked deleted is listed with no "
+                   "removal pending")
+    lock = ctx._lock
+    owner = _raw(lock._owner_cell)
+    waiting = lock._tail - lock._head - len(lock._abandoned)
+    if lock._nesting != 0 or owner is not None or waiting > 0:
+        out.append(f"lock-free: {name}: depth {lock._nesting}, owner {owner}, "
+                   f"{waiting} waiter(s)")
+    ext, ref = _raw(ctx._external_disable_cnt), _raw(ctx._refcnt)
+    if ext < 0 or ref < 0:
+        out.append(f"counters-sane: {name}: external-disable count {ext}, references {ref}")
+    for tl in ctx.tlg.lists:
+        active = list(tl._active)
+        keys = [(t.expire_time, t._seq) for t in active]
+        if (any(k[0] < 0 for k in keys) or keys != sorted(keys)
+                or len({id(t) for t in active}) != len(active)
+                or any(t.timer_list is not tl for t in active)):
+            out.append(f"timers-sorted: {name}: {tl.clock.name} list holds "
+                       f"{[k[0] for k in keys]}")
+    pool = ctx._pool
+    if pool is not None:
+        cur, idle = pool._cur_threads, pool._idle_threads
+        live = {id(r) for r in pool._live}
+        if not (0 <= idle <= cur <= pool.max_threads) or any(
+            id(r) not in live or r.state.name != "QUEUED" for r in pool._queue
+        ):
+            out.append(f"pool-counts: {name}: {cur} thread(s), {idle} idle, "
+                       f"{len(pool._queue)} queued")
+    return out
