@@ -11,7 +11,9 @@ and TestEra checkers) evaluated at quiescent points.
 
 Used by the generated programs at their end (every IOThread joined, the main loop idle),
 and by anyone who can stop a context: :func:`structure_violations` reads impl's private
-fields directly (no scheduling point, no lock), so call it only on a quiescent context.
+fields directly, so call it only on a quiescent context; the two structures that other
+threads may still touch then (a timer list, which a clock's control notifies, and the
+thread pool, whose idle workers outlive the loop) are read under their own mutex.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def structure_violations(ctx: Any) -> list[str]:
     if ext < 0 or ref < 0:
         out.append(f"counters-sane: {name}: external-disable count {ext}, references {ref}")
     for tl in ctx.tlg.lists:
-        active = list(tl._active)
+        with tl._mutex:  # a clock's control may still notify the list
+            active = list(tl._active)
         keys = [(t.expire_time, t._seq) for t in active]
         if (any(k[0] < 0 for k in keys) or keys != sorted(keys)
                 or len({id(t) for t in active}) != len(active)
@@ -93,11 +96,12 @@ def structure_violations(ctx: Any) -> list[str]:
                        f"{[k[0] for k in keys]}")
     pool = ctx._pool
     if pool is not None:
-        cur, idle = pool._cur_threads, pool._idle_threads
-        live = {id(r) for r in pool._live}
-        if not (0 <= idle <= cur <= pool.max_threads) or any(
-            id(r) not in live or r.state.name != "QUEUED" for r in pool._queue
-        ):
+        with pool._mutex:  # its idle workers outlive the loop's quiescence
+            cur, idle = pool._cur_threads, pool._idle_threads
+            live = {id(r) for r in pool._live}
+            bad_queue = any(id(r) not in live or r.state.name != "QUEUED" for r in pool._queue)
+            queued = len(pool._queue)
+        if not (0 <= idle <= cur <= pool.max_threads) or bad_queue:
             out.append(f"pool-counts: {name}: {cur} thread(s), {idle} idle, "
-                       f"{len(pool._queue)} queued")
+                       f"{queued} queued")
     return out
