@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 import pytest
 
 from aioctx_verify.impl import Fence, Ordering
-from aioctx_verify.stress.controlled import ControlledPlatform, DFSStrategy
+from aioctx_verify.stress.controlled import ControlledPlatform, DFSStrategy, RandomStrategy
 from aioctx_verify.stress.explore import Budget, ExploreResult, Program, explore
 
 MODELS = ("sc", "tso", "pso")
@@ -613,3 +613,110 @@ def test_store_store_barrier_still_orders_stores_under_pso(name: str) -> None:
     want = allowed(test, "pso")
     got, res = produced(test, "pso", DFSStrategy(test.bound, prune=False), Budget(100_000, 60))
     assert res.exhausted and got == want, _diff(test, want, got)
+
+
+# ------------------------------------------------------------------------------------------
+# c11: loads may read stale writes (view-based release/acquire; Kang et al., "A promising
+# semantics for relaxed-memory concurrency", POPL 2017, without promises; SC fences through
+# one global view; seq_cst RMWs full barriers as QEMU's __sync_* atomics)
+# ------------------------------------------------------------------------------------------
+# (test, outcome, allowed under c11): the C11 / RC11 verdicts (Lahav et al., "Repairing
+# sequential consistency in C/C++11", PLDI 2017), where RC11 forbids load buffering.
+C11_CLASSICS: tuple[tuple[str, tuple[int, ...], bool], ...] = (
+    ("SB", (0, 0), True),
+    ("SB+mbs", (0, 0), False),
+    ("SB+rel-acq", (0, 0), True),
+    ("SB+sc", (0, 0), False),
+    ("SB+xchgs", (0, 0, 0, 0), False),
+    ("MP", (1, 0), True),
+    ("MP+wmbs", (1, 0), True),  # the reader's loads are not ordered: pso forbids this
+    ("MP+rmbs", (1, 0), True),
+    ("MP+mbs", (1, 0), False),
+    ("MP+rel-acq", (1, 0), False),
+    ("MP+cas", (0, 1, 0), True),  # relaxed reader loads: pso forbids this
+    ("LB", (1, 1), False),
+    ("IRIW", (1, 0, 1, 0), True),  # not multi-copy atomic: pso forbids this
+    ("WRC", (1, 1, 0), True),
+    ("CoRR", (1, 0), False),
+    ("CoWW", (2, 1, 2), False),
+    ("CoWR", (0, 2), False),
+    ("CoWR", (2, 1), False),
+    ("CoRW", (2, 2), False),
+    ("2xfetch_add", (0, 0, 2), False),
+)
+
+
+def _mb_both(test: Litmus) -> Litmus:
+    return with_fence(test, "mb")
+
+
+@pytest.mark.parametrize(("name", "outcome", "allowed_c11"), C11_CLASSICS,
+                         ids=lambda v: str(v))
+def test_c11_gives_the_classic_verdicts(
+    name: str, outcome: tuple[int, ...], allowed_c11: bool
+) -> None:
+    test = CASES.get(name) or _mb_both(CASES[name.removesuffix("+mbs")])
+    got, res = produced(test, "c11", DFSStrategy(test.bound + 2), Budget(200_000, 120))
+    assert res.exhausted, res.summary()
+    assert (outcome in got) == allowed_c11, (
+        f"{name} under c11: {'reached' if outcome in got else 'never reached'} "
+        f"{test.show(outcome)}; all: {sorted(got)}"
+    )
+
+
+@pytest.mark.parametrize("name", [t.name for t in SHAPES if t.name != "IRIW"])
+def test_c11_allows_everything_tso_does_and_mbs_restore_sc(name: str) -> None:
+    """c11's modification order is the order stores execute in (as tso's): it adds stale
+    reads, not store-store reordering, which stays pso's (2+2W, S)."""
+    test = CASES[name]
+    got, res = produced(test, "c11", DFSStrategy(test.bound + 2), Budget(200_000, 120))
+    assert res.exhausted, res.summary()
+    want = allowed(test, "tso")
+    assert want <= got, f"{name}: c11 misses tso outcomes: {_diff(test, want, got)}"
+    fenced = with_fence(test, "mb")
+    got_mb, res_mb = produced(fenced, "c11", DFSStrategy(test.bound + 2), Budget(200_000, 120))
+    assert res_mb.exhausted, res_mb.summary()
+    want_sc = allowed(fenced, "sc")
+    assert got_mb == want_sc, f"{fenced.name}: {_diff(fenced, want_sc, got_mb)}"
+
+
+def test_a_c11_stale_read_replays_from_its_schedule() -> None:
+    from aioctx_verify.stress.controlled import ReplayStrategy, Schedule
+
+    test = CASES["MP+wmbs"]
+    seen: set[tuple[int, ...]] = set()
+    prog = Program(test.name, compile_test(test, seen), memory="c11", monitors=False)
+    for seed in range(200):
+        seen.clear()
+        strat = RandomStrategy(seed)
+        strat.next_run()
+        out = ControlledPlatform(strat, memory="c11").run(prog.fn)
+        if (1, 0) in seen:
+            break
+    assert (1, 0) in seen
+    tokens = tuple(c.token for c in out.decisions)
+    assert any(t.startswith("R") for t in tokens)
+    sched = Schedule.parse(f"v1:MP_wmbs:c11:{','.join(tokens)}")
+    seen.clear()
+    again = ControlledPlatform(ReplayStrategy(sched.tokens), memory="c11").run(prog.fn)
+    assert again.verdict == "pass" and seen == {(1, 0)}
+
+
+def test_c11_shows_a_missing_poller_fence_that_tso_and_pso_cannot() -> None:
+    """impl's poller publishes notify_me with a relaxed RMW and then ``smp_mb``: without
+    the fence, its reading of the BH flags may be stale under c11 (a lost wake-up), while
+    under tso / pso the RMW alone drains the buffer and hides the bug."""
+    from aioctx_verify.stress.mutation import PROBES, generate_mutants, probe_program
+
+    (g,) = [g for g in generate_mutants(["fence-drop"])
+            if g.function.endswith("_poll_locked") and "Fence.MB" in g.before]
+    with g.as_mutant().apply():
+        weak = explore(probe_program(PROBES["bh_wake_c11"]), strategy="random",
+                       budget=Budget(300, 600), seed=0, do_shrink=False)
+        assert weak.failure is not None, weak.summary()
+        for memory in ("tso", "pso"):
+            r = explore(probe_program(PROBES["bh_wake_tso"]), strategy="random",
+                        budget=Budget(300, 600), seed=0, memory=memory, do_shrink=False)
+            assert r.verdict == "pass" and r.schedules == 300, r.summary()
+    assert weak.failure.schedule.startswith("v1:bh_wake_c11:c11:")
+    assert ",R" in weak.failure.schedule or ":R" in weak.failure.schedule

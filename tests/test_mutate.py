@@ -275,3 +275,21 @@ def test_a_generated_mutant_kill_prints_a_line_that_replays(
     r = CliRunner().invoke(main, shlex.split(line)[1:])
     assert r.exit_code == 1, r.output
     assert re.search(r"^property: LIVE", r.output, re.M), r.output
+
+
+def test_ordering_mutants_get_the_c11_probes_first(mutants: list[GeneratedMutant]) -> None:
+    """A fence or an ordering only shows under weak memory, a load-side one only under
+    c11: those probes come first; other operators are ranked by coverage alone."""
+    from aioctx_verify.stress.mutation import PROBES
+    from aioctx_verify.stress.mutation._operators import probe_coverage, probes_for
+
+    names = ("bh_ping", "bh_ping_tso", "bh_ping_c11")
+    cov = probe_coverage(names, real=False)
+    (relax,) = [m for m in mutants if m.operator == "order-relax" and m.function.endswith(
+        "BH.schedule") and "scheduled.exchange(True, _SEQ)" in m.before]
+    ranked = probes_for(relax, cov)
+    assert ranked[0] == "bh_ping_c11" and set(ranked) == set(names), ranked
+    assert [PROBES[n].memory for n in ranked] == ["c11", "tso", "sc"]
+    (other,) = [m for m in mutants if m.operator == "rmw-split" and m.function.endswith(
+        "BH.schedule")]
+    assert set(probes_for(other, cov)) == set(names)

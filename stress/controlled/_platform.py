@@ -40,9 +40,28 @@ How a run works:
   issued after it to reach memory before every store issued before it; loads after it may
   still overtake the earlier stores (so ``x=1; wmb; r0=y || y=1; wmb; r1=x`` still allows
   ``r0 = r1 = 0``).  Every lock / notifier / poll / thread operation also drains.
+* Weak memory ``c11`` (release/acquire with relaxed atomics; views after Kang, Hur, Lahav,
+  Vafeiadis and Dreyer, "A promising semantics for relaxed-memory concurrency", POPL 2017,
+  without promises): every cell keeps its writes in execution order (the modification
+  order), each with a *message view* (cell -> newest write index it carries); every thread
+  has a view.  A load may read any write of the cell not older than its thread's view of
+  it (a seq_cst load not older than the cell's newest seq_cst write); reading an older one
+  than the newest is a decision of its own (token ``R<thread>.<write>``, costing one
+  preemption).  Acquire / seq_cst loads join the message's view into the thread's, relaxed
+  loads keep it for the next acquire fence; release / seq_cst stores carry the thread's
+  view, relaxed stores the view of its last release fence.  ``smp_rmb`` is an acquire
+  fence, ``smp_wmb`` a release fence, ``smp_mb`` an SC fence: acquire, then join and
+  extend one global view.  Every lock / notifier / poll / thread operation is an SC fence
+  too (and a blocked thread fences again when it resumes), like the drains above.  RMWs
+  read the newest write; seq_cst RMWs are full barriers both sides (QEMU's ``__sync_*``
+  atomics), weaker ones have exactly their ordering.  Not modelled: store-store
+  reordering (pso's) and load buffering (RC11 forbids it).  The race detector follows
+  ``sc`` / ``tso`` / ``pso`` runs only.
 * Pruning: DFS caches states by a trace-equivalence fingerprint (per-object access chains
   plus each thread's own chain).  Writes to memory (a flush, a drain) are events on their
-  cell's chain, so the fingerprint also fixes which write each load read from.
+  cell's chain, so the fingerprint also fixes which write each load read from; under
+  ``c11`` the write a load read is an event on its cell's chain, and SC fences are events
+  on one chain of their own (their order decides the global view).
 * Ids are small integers in creation order and nothing depends on thread idents, hash seeds
   or dict order, so a schedule (the list of choices) reproduces a run exactly.
 """
@@ -97,6 +116,17 @@ EPOCH_NS = 1_437_523_200 * 10**9
 _HERE = os.path.abspath(__file__)
 
 
+_ACQUIRING = frozenset({Ordering.ACQUIRE, Ordering.ACQ_REL, Ordering.SEQ_CST})
+_RELEASING = frozenset({Ordering.RELEASE, Ordering.ACQ_REL, Ordering.SEQ_CST})
+
+
+def _join(into: dict[int, int], other: dict[int, int]) -> None:
+    """c11 views: ``into`` becomes the pointwise maximum of both."""
+    for k, v in other.items():
+        if into.get(k, -1) < v:
+            into[k] = v
+
+
 class Abort(BaseException):
     """Unwinds program threads when a run ends early (failure, budget, pruning).
 
@@ -108,20 +138,23 @@ class Memory(enum.Enum):
     SC = "sc"
     TSO = "tso"
     PSO = "pso"
+    C11 = "c11"
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
     """One alternative at a scheduling decision: run a thread, or flush a buffered store."""
 
-    kind: str  # "run" | "flush"
+    kind: str  # "run" | "flush" | "read"
     thread: int
-    slot: int = 0  # pso: which cell of the thread's buffer (by first buffered)
+    slot: int = 0  # pso: which cell of the thread's buffer (by first buffered); c11 read: ts
 
     @property
     def token(self) -> str:
         if self.kind == "run":
             return str(self.thread)
+        if self.kind == "read":
+            return f"R{self.thread}.{self.slot}"
         return f"F{self.thread}" if self.slot == 0 else f"F{self.thread}.{self.slot}"
 
 
@@ -210,6 +243,7 @@ class _State(enum.Enum):
 
 class _CThread:
     __slots__ = (
+        "acq_pend",
         "barriers",
         "baton",
         "blocker",
@@ -223,9 +257,11 @@ class _CThread:
         "parent",
         "pending",
         "priming",
+        "rel_view",
         "run_choice",
         "state",
         "target",
+        "view",
         "waiting",
         "yielding",
     )
@@ -253,6 +289,12 @@ class _CThread:
         self.yielding = False
         self.priming = False
         self.parent: _CThread | None = None
+        # c11: the newest write of each cell (oid -> timestamp) this thread must read at
+        # least; the views of messages its relaxed loads read (taken at an acquire fence);
+        # its view at its last release fence (lent to its later relaxed stores).
+        self.view: dict[int, int] = {}
+        self.acq_pend: dict[int, int] = {}
+        self.rel_view: dict[int, int] = {}
 
     def store_barrier(self) -> None:
         """A store-store barrier: stores issued from now on stay behind every buffered one."""
@@ -367,6 +409,11 @@ class ControlledPlatform:
         # one ``is None`` test when it is off.
         self._race = races
         self.memory = Memory(memory)
+        if races is not None and self.memory is Memory.C11:
+            raise ValueError(
+                "the race detector follows sc / tso / pso runs only (its clocks assume a load "
+                "reads the newest write); run it with memory sc, tso or pso"
+            )
         self._strategy = strategy
         self._max_steps = max_steps
         self._drop_fences = drop_fences
@@ -385,6 +432,7 @@ class ControlledPlatform:
         self._fds: dict[int, _CNotifier] = {}
         self._next_fd = FAKE_FD_BASE
         self._chains: dict[int, int] = {}
+        self._sc_view: dict[int, int] = {}  # c11: the view every SC fence joins and extends
         # Per-object access chains feed the DFS state fingerprint; other strategies skip them.
         self._track_chains = bool(getattr(strategy, "needs_fingerprint", False))
         self._trace_hash = 0
@@ -718,13 +766,19 @@ class ControlledPlatform:
             # Chosen while blocked: resuming is an event of its own (the lock is taken, the
             # wait returns), so schedules that differ only here have different traces.
             self._record(me, "resume", -5000 - me.idx, waiting)
+            if self.memory is Memory.C11:
+                self._sc_fence(me)  # what woke it (an unlock, a set, an exit) is seen
         return True
 
     # ------------------------------------------------------------------------------------
     # Memory model
     # ------------------------------------------------------------------------------------
     def _drain(self, t: _CThread) -> None:
-        """Every buffered store of ``t`` reaches memory, in order (a full fence)."""
+        """Every buffered store of ``t`` reaches memory, in order (a full fence); under
+        c11, an SC fence."""
+        if self.memory is Memory.C11:
+            self._sc_fence(t)
+            return
         race = self._race
         for cell, v, _ in t.buffer:
             cell.value = v
@@ -732,6 +786,71 @@ class ControlledPlatform:
                 race.flushed(t.idx, cell.oid)
             self._touch(t, "flush", cell.oid)
         t.buffer.clear()
+
+    def _sc_fence(self, t: _CThread) -> None:
+        """c11: an SC fence (``smp_mb``, and every lock / notifier / poll / thread operation):
+        acquire what the thread's relaxed loads read, then join the global SC view and
+        publish into it, and lend the result to the thread's later relaxed stores."""
+        _join(t.view, t.acq_pend)
+        _join(t.view, self._sc_view)
+        self._sc_view = dict(t.view)
+        t.rel_view = self._sc_view
+        self._touch(t, "sc_fence", -998)
+
+    def _read_from(self, me: _CThread, cell: _CCell[Any], order: Ordering) -> Any:
+        """c11: the write a load of ``cell`` reads (a decision when older writes are still
+        visible to ``me``); joins the message's view as the ordering says."""
+        hist = cell.hist
+        lo = me.view.get(cell.oid, 0)
+        if order is Ordering.SEQ_CST and cell.sc_ts > lo:
+            lo = cell.sc_ts
+        ts = len(hist) - 1
+        if lo < ts:
+            options = [Choice("read", me.idx, k) for k in range(lo, ts + 1)]
+            ts = lo + self._decide(me, options, len(options) - 1)
+        self._touch(me, f"rf{ts}", cell.oid)
+        value, msg = hist[ts]
+        if me.view.get(cell.oid, 0) < ts:
+            me.view[cell.oid] = ts
+        _join(me.view if order in _ACQUIRING else me.acq_pend, msg)
+        return value
+
+    def _write(self, me: _CThread, cell: _CCell[Any], value: Any, order: Ordering,
+               base: dict[int, int] | None = None) -> None:
+        """c11: append a write of ``value`` to ``cell``'s history, with its message view."""
+        ts = len(cell.hist)
+        me.view[cell.oid] = ts
+        msg = dict(me.view if order in _RELEASING else me.rel_view)
+        if base:
+            _join(msg, base)  # an RMW continues the release sequence it extends
+        msg[cell.oid] = ts
+        cell.hist.append((value, msg))
+        if order is Ordering.SEQ_CST:
+            cell.sc_ts = ts
+        cell.value = value
+
+    def _decide(self, me: _CThread, options: list[Choice], default: int) -> int:
+        """A decision that is not about who runs (a c11 read): the default costs nothing,
+        every other option one preemption (so DFS bounds stale reads like switches)."""
+        costs = tuple(0 if i == default else 1 for i in range(len(options)))
+        d = Decision(
+            index=len(self._decisions), step=self._steps, current=me.idx,
+            options=tuple(options), default=default, costs=costs,
+            preemptions=self._preemptions, fingerprint_fn=self._fingerprint,
+        )
+        try:
+            pick = self._strategy.choose(d)
+        except _Failure as f:
+            self._fail(f.verdict, f.kind, f.message)
+            self._abort_all()
+            raise Abort from None
+        if pick < 0:
+            self._fail("pruned", "pruned", "state already explored")
+            self._abort_all()
+            raise Abort
+        self._decisions.append(options[pick])
+        self._preemptions += costs[pick]
+        return pick
 
     def _flush(self, t: _CThread, slot: int) -> None:
         """One buffered store of ``t`` reaches memory: the oldest (tso), or the oldest one
@@ -779,6 +898,9 @@ class ControlledPlatform:
         if self._race is not None:
             self._race.spawn(me.idx, idx)
         t = self._new_thread(target, name)
+        if self.memory is Memory.C11:
+            t.view = dict(me.view)
+            t.rel_view = dict(me.view)
         t.priming = True
         t.parent = me
         t.state = _State.RUNNABLE
@@ -821,7 +943,15 @@ class ControlledPlatform:
         self._point(me, f"fence {kind.value}", 0, kind.value)
         if self._race is not None:
             self._race.fenced(me.idx, kind)
-        if kind is Fence.MB:
+        if self.memory is Memory.C11:
+            if kind is Fence.MB:
+                self._sc_fence(me)
+            elif kind is Fence.WMB:
+                me.rel_view = dict(me.view)
+            else:
+                _join(me.view, me.acq_pend)
+            self._touch(me, "fence", -998)
+        elif kind is Fence.MB:
             self._drain(me)
         elif kind is Fence.WMB and self.memory is Memory.PSO:
             me.store_barrier()
@@ -878,13 +1008,21 @@ class _CHandle:
 
 
 class _CCell(Generic[T]):
-    __slots__ = ("_p", "name", "oid", "value")
+    __slots__ = ("_p", "hist", "name", "oid", "sc_ts", "value")
 
     def __init__(self, p: ControlledPlatform, value: T, name: str) -> None:
         self._p = p
         self.value: Any = value
         self.name = name or "cell"
         self.oid = p._obj()
+        # c11: every write (value, message view), oldest first; the newest SC write's index.
+        # The initial value's message carries its creator's view (a fresh cell reaches
+        # other threads through a publication the platform does not see).
+        self.hist: list[tuple[Any, dict[int, int]]] = []
+        self.sc_ts = 0
+        if p.memory is Memory.C11:
+            t = p._by_ident.get(threading.get_ident())
+            self.hist.append((value, dict(t.view) if t is not None else {}))
 
     def __repr__(self) -> str:
         return f"<cell {self.name}={self.value!r}>"
@@ -896,6 +1034,8 @@ class _CCell(Generic[T]):
         p = self._p
         me = p._me()
         p._point(me, "load", self.oid, self._label())
+        if p.memory is Memory.C11:
+            return p._read_from(me, self, order)
         if me.buffer:
             for cell, v, _ in reversed(me.buffer):
                 if cell is self:
@@ -910,7 +1050,10 @@ class _CCell(Generic[T]):
         p._point(me, "store", self.oid, self._label())
         mem = p.memory
         if p._race is not None:
-            p._race.stored(me.idx, self.oid, order, mem is not Memory.SC)
+            p._race.stored(me.idx, self.oid, order, mem in (Memory.TSO, Memory.PSO))
+        if mem is Memory.C11:
+            p._write(me, self, value, order)
+            return
         if mem is Memory.SC:
             self.value = value
             return
@@ -926,15 +1069,35 @@ class _CCell(Generic[T]):
         p = self._p
         me = p._me()
         p._point(me, op, self.oid, self._label())
+        if p.memory is Memory.C11:
+            # Reads the newest write (RMW atomicity).  A seq_cst RMW is a full barrier on
+            # both sides, as QEMU's atomic_xchg / cmpxchg / fetch_add (``__sync_*``
+            # builtins); an RMW given a weaker ordering has exactly that ordering.
+            if order is Ordering.SEQ_CST:
+                p._sc_fence(me)
+            me.view[self.oid] = len(self.hist) - 1
+            p._touch(me, f"rf{me.view[self.oid]}", self.oid)
+            _join(me.view if order in _ACQUIRING else me.acq_pend, self.hist[-1][1])
+            return self.value
         p._drain(me)
         old = self.value
         if p._race is not None:  # a failed compare-exchange writes nothing
             p._race.rmw(me.idx, self.oid, order, not cas or old == expected)
         return old
 
+    def _rmw_write(self, value: Any, order: Ordering) -> None:
+        p = self._p
+        if p.memory is Memory.C11:
+            me = p._me()
+            p._write(me, self, value, order, base=self.hist[-1][1])
+            if order is Ordering.SEQ_CST:
+                p._sc_fence(me)
+            return
+        self.value = value
+
     def exchange(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> Any:
         old = self._rmw("exchange", order)
-        self.value = value
+        self._rmw_write(value, order)
         return old
 
     def compare_exchange(
@@ -942,12 +1105,12 @@ class _CCell(Generic[T]):
     ) -> Any:
         old = self._rmw("cmpxchg", order, True, expected)
         if old == expected:
-            self.value = value
+            self._rmw_write(value, order)
         return old
 
     def fetch_add(self, delta: int, order: Ordering = Ordering.SEQ_CST) -> Any:
         old = self._rmw("fetch_add", order)
-        self.value = old + delta
+        self._rmw_write(old + delta, order)
         return old
 
 

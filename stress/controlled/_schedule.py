@@ -6,7 +6,8 @@ Format (version 1)::
 
 ``tokens`` lists the choice made at every decision that had more than one option, comma
 separated: ``3`` runs thread 3, ``F3`` flushes thread 3's oldest buffered store, ``F3.1``
-(pso only) flushes the oldest store to the second cell of thread 3's buffer.  A token
+(pso only) flushes the oldest store to the second cell of thread 3's buffer, ``R3.2``
+(c11 only) has thread 3's load read the cell's write number 2 (0 = its initial value).  A token
 repeated n times is written ``tok*n``.  Example: ``v1:lost_update:sc:0*2,1,2*2``.
 
 Thread numbers are creation order (0 = the program's main thread), so a string does not
@@ -23,9 +24,9 @@ from aioctx_verify.impl import AioCtxError
 __all__ = ["InvalidScheduleError", "Schedule", "decode_tokens", "encode_tokens"]
 
 VERSION = "v1"
-_TOKEN = re.compile(r"^(?:\d+|F\d+(?:\.\d+)?)$")
+_TOKEN = re.compile(r"^(?:\d+|F\d+(?:\.\d+)?|R\d+\.\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-MEMORIES = ("sc", "tso", "pso")
+MEMORIES = ("sc", "tso", "pso", "c11")
 
 
 class InvalidScheduleError(AioCtxError, ValueError):
@@ -54,7 +55,7 @@ def decode_tokens(text: str) -> list[str]:
         if not _TOKEN.match(tok):
             raise InvalidScheduleError(
                 f"bad schedule token {part!r}: expected a thread number (e.g. 2), "
-                "a flush (F2 or F2.1), optionally followed by *count"
+                "a flush (F2 or F2.1), a c11 read (R2.1), optionally followed by *count"
             )
         n = 1
         if star:

@@ -284,6 +284,9 @@ class DataStrategy:
 
 
 def _describe(token: str) -> str:
+    if token.startswith("R"):
+        t, _, ts = token[1:].partition(".")
+        return f"thread {t}'s load reading write {ts} of its cell"
     if token.startswith("F"):
         return f"a flush of thread {token[1:]}'s store buffer"
     return f"thread {token}"

@@ -25,6 +25,8 @@ from ._gen_ops import GenProgram, OpKind, generate
 from ._gen_run import OracleFailure, generated_program
 from ._generated import (
     GEN_BUDGETS,
+    MEMORIES,
+    STRATEGIES,
     GenBudget,
     GenFailure,
     GenReplay,
@@ -45,6 +47,8 @@ __all__ = [
     "CORPUS",
     "ExploreResult",
     "GEN_BUDGETS",
+    "MEMORIES",
+    "STRATEGIES",
     "GenBudget",
     "GenFailure",
     "GenProgram",

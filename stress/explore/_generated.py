@@ -1,7 +1,7 @@
 """Generated programs over impl's whole public API: search, shrinking, replay, real threads.
 
 :func:`search_generated` draws programs with :func:`~._gen_ops.generate` (seed, index)
-and explores each under every strategy (random, PCT, DFS) and memory model (sc, tso, pso)
+and explores each under every strategy (random, PCT, DFS) and memory model (sc, tso, pso, c11)
 on the controlled platform, with every runtime monitor on (through
 :func:`~._explore.run_schedule`, the corpus' own path, so monitors added to the default set
 are picked up) and the program-level oracles of :mod:`~._gen_run`; it stops at the first
@@ -71,7 +71,7 @@ __all__ = [
 
 #: Strategies and memory models every program is explored under.
 STRATEGIES = ("random", "pct", "dfs")
-MEMORIES = ("sc", "tso", "pso")
+MEMORIES = ("sc", "tso", "pso", "c11")
 
 
 @dataclass(frozen=True)

@@ -1225,7 +1225,7 @@ Hits = dict[str, Counter[int]]  # impl file ("impl/_x.py") -> line -> times exec
 #: A probe chosen for a mutant gets at least this many work units of an explorer's cell
 #: (about that many schedules): the more probes, the fewer schedules each.
 PROBE_WORK = 30
-#: Operators whose change only shows under weak memory: TSO/PSO probes go first.
+#: Operators whose change only shows under weak memory: c11, then TSO/PSO probes go first.
 _MEMORY_OPS = ("fence-drop", "fence-weaken", "order-relax")
 
 
@@ -1336,15 +1336,17 @@ def probes_for(
     mutant: GeneratedMutant, coverage: dict[str, Hits], limit: int | None = None
 ) -> tuple[str, ...]:
     """The probes whose runs execute one of the mutant's lines, at most ``limit``: for a
-    fence or an ordering the weak-memory probes first (under SC the change is invisible),
+    fence or an ordering the weak-memory probes first, c11 ones before tso / pso ones
+    (under SC the change is invisible, under tso / pso a load-side one too),
     then the probes that execute the lines most often, then in PROBES order."""
-    ranked: list[tuple[bool, int, int, str]] = []
+    ranked: list[tuple[int, int, int, str]] = []
+    weakness = {"c11": 0, "pso": 1, "tso": 1, "sc": 2}  # c11: loads reorder too
     for i, name in enumerate(PROBES):
         lines = coverage.get(name, {}).get(mutant.file)
         hits = sum(lines[n] for n in mutant.cover) if lines else 0
         if hits:
-            sc = mutant.operator in _MEMORY_OPS and PROBES[name].memory == "sc"
-            ranked.append((sc, -hits, i, name))
+            rank = weakness[PROBES[name].memory] if mutant.operator in _MEMORY_OPS else 0
+            ranked.append((rank, -hits, i, name))
     names = [r[-1] for r in sorted(ranked)]
     return tuple(names if limit is None else names[:limit])
 

@@ -790,6 +790,11 @@ PROBES: dict[str, Probe] = {
         # begins before a run and flips the flag after it causes a legitimate second run;
         # the monitor forgets it at run_begin).  The probe's own check is this probe's P2.
         Probe("bh_data_tso", bh_data, "tso", monitors=False),
+        # The same three where loads may read stale writes (c11): the reading side's
+        # ordering (acquire claims, smp_rmb, the poller's smp_mb) becomes visible.
+        Probe("bh_ping_c11", bh_ping, "c11"),
+        Probe("bh_wake_c11", bh_wake, "c11"),
+        Probe("bh_data_c11", bh_data, "c11", monitors=False),
         Probe("bh_resched_during_run", bh_resched_during_run),
         Probe("self_resched", self_resched),
         Probe("delete_nested", delete_nested),
