@@ -293,3 +293,27 @@ def test_ordering_mutants_get_the_c11_probes_first(mutants: list[GeneratedMutant
     (other,) = [m for m in mutants if m.operator == "rmw-split" and m.function.endswith(
         "BH.schedule")]
     assert set(probes_for(other, cov)) == set(names)
+
+
+def test_generated_programs_are_chosen_by_the_mutants_lines(
+    mutants: list[GeneratedMutant],
+) -> None:
+    """The races and generated columns give a generated mutant the generated programs whose
+    run executes its lines (coverage), as probes are chosen; a catalogue mutant (no site)
+    gets the first ones."""
+    from aioctx_verify.stress.explore import generate
+    from aioctx_verify.stress.mutation import CATALOGUE
+    from aioctx_verify.stress.mutation._matrix import _generated_for
+    from aioctx_verify.stress.mutation._operators import generated_coverage
+
+    (g,) = [m for m in mutants if m.operator == "acqrel-drop"
+            and m.function.endswith("DataplaneDevice.guest_submit")]
+    m = g.as_mutant()
+    assert m.site == (g.file, tuple(g.cover))
+    chosen = _generated_for(m, 0, 3)
+    cov = generated_coverage(0, chosen)
+    assert len(chosen) == 3 and len(set(chosen)) == 3
+    for i in chosen:
+        assert generate(0, i).uses_dataplane(), i
+        assert sum(cov[i][g.file][n] for n in g.cover) > 0, i
+    assert _generated_for(CATALOGUE[0], 0, 3) == [0, 1, 2]

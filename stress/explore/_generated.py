@@ -24,7 +24,7 @@ import dataclasses
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aioctx_verify.impl import RealPlatform
@@ -323,9 +323,11 @@ def search_generated(
     do_shrink: bool = True,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, GenSearchResult], None] | None = None,
+    indices: Sequence[int] | None = None,
 ) -> GenSearchResult:
-    """Generate programs ``first, first + 1, ...`` of ``seed`` and explore each under every
-    strategy and memory model until a failure or the budget.
+    """Generate programs ``first, first + 1, ...`` of ``seed`` (or exactly ``indices``, in
+    that order) and explore each under every strategy and memory model until a failure or
+    the budget.
 
     Deterministic given its arguments, except where the wall-time bound cuts it short.
     """
@@ -334,7 +336,9 @@ def search_generated(
     stop = should_stop or (lambda: False)
     combos = [(s, m) for s in strategies for m in memories]
     hashes: set[int] = set()
-    for i in range(first, first + budget.programs):
+    order = list(indices)[: budget.programs] if indices is not None else range(
+        first, first + budget.programs)
+    for i in order:
         if stop() or time.perf_counter() - t0 > budget.seconds:
             res.reason = res.reason or f"stopped after {res.programs} of {budget.programs} programs"
             break

@@ -530,6 +530,8 @@ class Mutant:
         model_bug: the flag :func:`model.check_bug` takes for the model's counterpart.
         probes: names of the probe programs that exercise the changed code.
         source: ``historical`` (qemu-bugs.md), ``seed-rule`` (the brief) or ``added``.
+        site: a generated mutant's impl file and the lines that exercise it (checkers
+            that draw programs pick those that execute them); None for the catalogue's.
     """
 
     name: str
@@ -540,6 +542,7 @@ class Mutant:
     model_bug: str | None = None
     probes: tuple[str, ...] = ()
     source: str = "historical"
+    site: tuple[str, tuple[int, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"<Mutant {self.name} ({self.qemu_commit}, {self.property})>"

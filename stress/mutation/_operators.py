@@ -90,6 +90,7 @@ __all__ = [
     "generate_mutants",
     "generated_mutant",
     "ordered_checkers",
+    "generated_coverage",
     "probe_coverage",
     "probe_limit",
     "probes_for",
@@ -1115,6 +1116,7 @@ class GeneratedMutant:
             None,
             tuple(probes),
             "generated",
+            (self.file, tuple(self.cover)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -1302,6 +1304,33 @@ def probe_coverage(
             _real_coverage_run(name, trace)
         _COVERAGE[name] = hits
     return {n: _COVERAGE[n] for n in names}
+
+
+_GEN_COVERAGE: dict[tuple[int, int], Hits] = {}
+
+
+def generated_coverage(seed: int, indices: Iterable[int]) -> dict[int, Hits]:
+    """For each generated program ``(seed, i)``, the impl lines one seeded sc run of it on
+    the unmutated impl executes (cached per process): what lets a checker give a mutant
+    the generated programs that reach it, as :func:`probes_for` does with probes."""
+    from ..explore import generate, generated_program
+
+    files = {os.path.join(_impl_dir(), f): f"impl/{f}" for f in _impl_files()}
+    out: dict[int, Hits] = {}
+    for i in indices:
+        key = (seed, i)
+        if key not in _GEN_COVERAGE:
+            hits: Hits = {f: Counter() for f in files.values()}
+            trace = _tracer(files, hits)
+            program = generated_program(generate(seed, i))
+            strategy = RandomStrategy(i)
+            strategy.next_run()
+            plat = _TracedControlled(strategy, memory="sc", max_steps=program.max_steps)
+            plat.trace = trace
+            plat.run(_traced_program(program.fn, trace))
+            _GEN_COVERAGE[key] = hits
+        out[i] = _GEN_COVERAGE[key]
+    return out
 
 
 def _traced_program(
