@@ -684,29 +684,7 @@ class ControlledPlatform:
                     0 if i == default or (not me_runnable and o.kind == "run") else 1
                     for i, o in enumerate(options)
                 )
-                d = Decision(
-                    index=len(self._decisions),
-                    step=self._steps,
-                    current=me.idx,
-                    options=tuple(options),
-                    default=default,
-                    costs=costs,
-                    preemptions=self._preemptions,
-                    fingerprint_fn=self._fingerprint,
-                    yielding=yielded,
-                )
-                try:
-                    pick = self._strategy.choose(d)
-                except _Failure as f:
-                    self._fail(f.verdict, f.kind, f.message)
-                    self._abort_all()
-                    raise Abort from None
-                if pick < 0:
-                    self._fail("pruned", "pruned", "state already explored")
-                    self._abort_all()
-                    raise Abort
-                self._decisions.append(options[pick])
-                self._preemptions += costs[pick]
+                pick = self._decide(me, options, default, costs, yielded)
             choice = options[pick]
             if choice.kind == "flush":
                 self._flush(self._threads[choice.thread], choice.slot)
@@ -806,8 +784,11 @@ class ControlledPlatform:
             lo = cell.sc_ts
         ts = len(hist) - 1
         if lo < ts:
+            # The newest write is the default and costs nothing; every stale read costs one
+            # preemption, so DFS bounds stale reads like switches.
             options = [Choice("read", me.idx, k) for k in range(lo, ts + 1)]
-            ts = lo + self._decide(me, options, len(options) - 1)
+            costs = (1,) * (ts - lo) + (0,)
+            ts = lo + self._decide(me, options, len(options) - 1, costs)
         self._touch(me, f"rf{ts}", cell.oid)
         value, msg = hist[ts]
         if me.view.get(cell.oid, 0) < ts:
@@ -829,14 +810,26 @@ class ControlledPlatform:
             cell.sc_ts = ts
         cell.value = value
 
-    def _decide(self, me: _CThread, options: list[Choice], default: int) -> int:
-        """A decision that is not about who runs (a c11 read): the default costs nothing,
-        every other option one preemption (so DFS bounds stale reads like switches)."""
-        costs = tuple(0 if i == default else 1 for i in range(len(options)))
+    def _decide(
+        self,
+        me: _CThread,
+        options: list[Choice],
+        default: int,
+        costs: tuple[int, ...],
+        yielding: bool = False,
+    ) -> int:
+        """Ask the strategy to pick one of ``options`` (each costing ``costs`` preemptions)
+        and record the choice; a strategy failure or a pruned state ends the run."""
         d = Decision(
-            index=len(self._decisions), step=self._steps, current=me.idx,
-            options=tuple(options), default=default, costs=costs,
-            preemptions=self._preemptions, fingerprint_fn=self._fingerprint,
+            index=len(self._decisions),
+            step=self._steps,
+            current=me.idx,
+            options=tuple(options),
+            default=default,
+            costs=costs,
+            preemptions=self._preemptions,
+            fingerprint_fn=self._fingerprint,
+            yielding=yielding,
         )
         try:
             pick = self._strategy.choose(d)

@@ -1293,13 +1293,7 @@ def probe_coverage(
         probe = PROBES[name]
         hits: Hits = {f: Counter() for f in files.values()}
         trace = _tracer(files, hits)
-        program = probe_program(probe)
-        strategy = RandomStrategy(0)
-        for _ in range(schedules):
-            strategy.next_run()
-            plat = _TracedControlled(strategy, memory=probe.memory, max_steps=program.max_steps)
-            plat.trace = trace
-            plat.run(_traced_program(program.fn, trace))
+        _traced_runs(probe_program(probe), RandomStrategy(0), schedules, trace)
         if real:
             _real_coverage_run(name, trace)
         _COVERAGE[name] = hits
@@ -1322,15 +1316,21 @@ def generated_coverage(seed: int, indices: Iterable[int]) -> dict[int, Hits]:
         if key not in _GEN_COVERAGE:
             hits: Hits = {f: Counter() for f in files.values()}
             trace = _tracer(files, hits)
-            program = generated_program(generate(seed, i))
-            strategy = RandomStrategy(i)
-            strategy.next_run()
-            plat = _TracedControlled(strategy, memory="sc", max_steps=program.max_steps)
-            plat.trace = trace
-            plat.run(_traced_program(program.fn, trace))
+            _traced_runs(generated_program(generate(seed, i)), RandomStrategy(i), 1, trace)
             _GEN_COVERAGE[key] = hits
         out[i] = _GEN_COVERAGE[key]
     return out
+
+
+def _traced_runs(
+    program: Program, strategy: RandomStrategy, runs: int, trace: Callable[[Any, str, Any], Any]
+) -> None:
+    """``runs`` seeded runs of ``program`` on the controlled platform, every thread traced."""
+    for _ in range(runs):
+        strategy.next_run()
+        plat = _TracedControlled(strategy, memory=program.memory, max_steps=program.max_steps)
+        plat.trace = trace
+        plat.run(_traced_program(program.fn, trace))
 
 
 def _traced_program(
