@@ -243,7 +243,8 @@ def test_hypothesis_test_prints_the_shrunk_program_and_its_schedule() -> None:
 
 
 def test_checker_hooks_report_kills_and_survivals() -> None:
-    none = checker(_Mutant("none"), seed=0, seconds=1.0)
+    # Work budgets (examples), not seconds: with 1 s a loaded runner may end inconclusive.
+    none = checker(_Mutant("none"), seed=0, seconds=600.0, max_examples=20)
     assert isinstance(none, CheckOutcome) and none.verdict == "survived"
     assert not none.killed and none.counterexample_steps is None
     assert none.killed_by_property is None
