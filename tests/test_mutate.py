@@ -28,6 +28,7 @@ from aioctx_verify.stress.mutation import (
     run_mutation,
     sample_mutants,
     sanity_check,
+    stale_equivalents,
     stale_functions,
 )
 
@@ -178,10 +179,26 @@ def test_sanity_run_passes_unmutated_and_catches_a_lost_wakeup(
     assert sanity_check(dropped) is not None
 
 
-def test_equivalent_entries_name_generated_mutants_with_a_reason() -> None:
-    for name, reason in EQUIVALENT.items():
-        assert name.split(":")[0] in OPERATORS and name.count(":") == 4, name
-        assert reason.strip() and "\n" not in reason, name
+def test_equivalent_entries_name_generated_mutants_with_a_reason(
+    mutants: list[GeneratedMutant],
+) -> None:
+    """Every review is keyed by a mutant that exists now (a changed statement makes its
+    review stale: re-review it), with a one-line reason."""
+    keys = {m.key for m in mutants}
+    for key, reason in EQUIVALENT.items():
+        assert key.split(":")[0] in OPERATORS, key
+        assert key in keys, f"stale equivalent review (re-review it): {key}"
+        assert reason.strip() and "\n" not in reason, key
+    assert stale_equivalents() == []
+
+
+def test_mutant_keys_are_unique_and_do_not_depend_on_line_numbers(
+    mutants: list[GeneratedMutant],
+) -> None:
+    assert len({m.key for m in mutants}) == len(mutants)
+    m = next(m for m in mutants if m.operator == "swap-adjacent")
+    assert f":{m.line}:" not in m.key and m.function in m.key
+    assert " ".join(m.before.split()) in m.key
 
 
 def test_campaign_report_counts_and_score(mutants: list[GeneratedMutant]) -> None:

@@ -122,6 +122,7 @@ from ._operators import (
     run_mutation,
     sample_mutants,
     sanity_check,
+    stale_equivalents,
     stale_functions,
     stop_on_sigint,
 )
@@ -143,6 +144,7 @@ __all__ += [
     "run_mutation",
     "sample_mutants",
     "sanity_check",
+    "stale_equivalents",
     "stale_functions",
     "stop_on_sigint",
 ]

@@ -1,14 +1,16 @@
 """Generated mutants reviewed as *equivalent*: no execution the seam allows tells them apart
 from impl, so no checker can ever kill them and they leave the score's denominator.
 
-Each entry maps a stable mutant name (``operator:file:line:col:variant``, see
-:mod:`aioctx_verify.stress.mutation._operators`) to one line saying why it is equivalent.
+Each entry maps a mutant's *key* (``operator:file:function:variant: before -> after``,
+:attr:`~aioctx_verify.stress.mutation._operators.GeneratedMutant.key`: stable wherever the
+statement moves in its file, unlike the ``file:line:col`` name) to one line saying why it is
+equivalent.
 Add an entry only after reasoning it through against the platform contract
 (:mod:`aioctx_verify.impl._platform`: C11 orderings, QEMU's barriers), not against what
 our platforms happen to simulate: a relaxed load that only an ARM machine would expose is a
-*survivor* (a gap of the checkers), not an equivalent mutant.  A name that no longer matches
-a generated mutant (impl moved) is reported by ``aioctx-verify mutate`` and must be
-re-reviewed, never carried over by line arithmetic.
+*survivor* (a gap of the checkers), not an equivalent mutant.  A key that no longer matches a
+generated mutant (the reviewed statement or its function changed) fails the test suite and
+is reported by ``aioctx-verify mutate``: re-review it against the new code.
 """
 
 from __future__ import annotations
@@ -33,55 +35,91 @@ _CANCEL = (
     "under it or after DONE was seen under it"
 )
 
+
+def _key(op: str, file: str, function: str, variant: str, before: str, after: str) -> str:
+    return f"{op}:impl/{file}:{function}:{variant}: {before} -> {after}"
+
+
+_EVENTS = "node.events = (_READ_EVENTS if io_read else 0) | (_WRITE_EVENTS if io_write else 0)"
+_WMB = "p.fence(Fence.WMB) # ret before state, paired with the BH's RMB"
+
+
+def _swap(file: str, function: str, a: str, b: str) -> str:
+    """The key of swap-adjacent's mutant that swaps statements ``a`` and ``b``."""
+    return _key("swap-adjacent", file, function, "next", f"{a}; {b}", f"{b}; {a}")
+
+
 EQUIVALENT: dict[str, str] = {
     # AioContext: fields of one handler, set up while the context is held.
-    "swap-adjacent:impl/_context.py:784:12:next": _HANDLER,
-    "swap-adjacent:impl/_context.py:785:12:next": _HANDLER,
-    "swap-adjacent:impl/_context.py:786:12:next": _HANDLER,
-    "swap-adjacent:impl/_context.py:787:12:next": _HANDLER,
-    "swap-adjacent:impl/_context.py:788:12:next": _HANDLER,
-    "swap-adjacent:impl/_context.py:789:12:next": (
+    _swap("_context.py", "AioContext._add_handler", "node.io_read = io_read",
+          "node.io_write = io_write"): _HANDLER,
+    _swap("_context.py", "AioContext._add_handler", "node.io_write = io_write",
+          "node.opaque = opaque"): _HANDLER,
+    _swap("_context.py", "AioContext._add_handler", "node.opaque = opaque",
+          "node.notifier = notifier"): _HANDLER,
+    _swap("_context.py", "AioContext._add_handler", "node.notifier = notifier",
+          "node.is_external = bool(is_external)"): _HANDLER,
+    _swap("_context.py", "AioContext._add_handler", "node.is_external = bool(is_external)",
+          _EVENTS): _HANDLER,
+    _swap("_context.py", "AioContext._add_handler", _EVENTS, "self._poll_gen += 1"): (
         "node.events and _poll_gen are read only by the context's holder (_update_poll_set, "
         "dispatch), which wrote them: program order, not interleaving, decides"
     ),
-    "swap-adjacent:impl/_context.py:814:16:next": _HANDLER,
-    "swap-adjacent:impl/_context.py:815:16:next": (
+    _swap("_context.py", "AioContext._remove_handler", "node.deleted = True",
+          "node.revents = 0"): _HANDLER,
+    _swap("_context.py", "AioContext._remove_handler", "node.revents = 0",
+          "self._handlers_deleted = True"): (
         "revents and _handlers_deleted are read only by the context's holder, which wrote them"
     ),
-    "swap-adjacent:impl/_context.py:877:8:next": (
+    _swap("_context.py", "AioContext._update_poll_set", "self._polled = want",
+          "self._poll_set_key = key"): (
         "_poll_set_key is read only by the holder that writes it; debug_snapshot reads _polled "
         "alone"
     ),
-    "off-by-one:impl/_context.py:790:30:plus1": (
+    _key("off-by-one", "_context.py", "AioContext._add_handler", "plus1",
+         "self._poll_gen += 1", "self._poll_gen += 2"): (
         "_poll_gen is a generation compared for equality only; steps of 2 never repeat a value"
     ),
-    "off-by-one:impl/_context.py:819:30:plus1": (
+    _key("off-by-one", "_context.py", "AioContext._remove_handler", "plus1",
+         "self._poll_gen += 1", "self._poll_gen += 2"): (
         "_poll_gen is a generation compared for equality only; steps of 2 never repeat a value"
     ),
     # IOThread start-up hand-shake.
-    "swap-adjacent:impl/_iothread.py:149:12:next": _NOTIFY_UNDER_LOCK,
+    _swap("_iothread.py", "IOThread._run", "self.thread_id = me",
+          "self._init_cond.notify_all()"): _NOTIFY_UNDER_LOCK,
     # Thread pool.
-    "swap-adjacent:impl/_threadpool.py:133:12:next": _POOL_LISTS,
-    "swap-adjacent:impl/_threadpool.py:175:12:next": _NOTIFY_UNDER_LOCK,
-    "swap-adjacent:impl/_threadpool.py:163:20:next": _POOL_ORDER,
-    "fence-drop:impl/_threadpool.py:164:20:drop": _POOL_ORDER,
-    "fence-drop:impl/_threadpool.py:212:12:drop": _POOL_ORDER,
-    "swap-adjacent:impl/_threadpool.py:212:12:next": _POOL_ORDER,
-    "swap-adjacent:impl/_threadpool.py:188:16:next": _CANCEL,
-    "swap-adjacent:impl/_threadpool.py:189:16:next": _CANCEL,
+    _swap("_threadpool.py", "ThreadPool.submit", "self._live.append(req)",
+          "self._queue.append(req)"): _POOL_LISTS,
+    _swap("_threadpool.py", "ThreadPool._worker", "self._cur_threads -= 1",
+          "self._cond.notify_all()"): _NOTIFY_UNDER_LOCK,
+    _swap("_threadpool.py", "ThreadPool._worker", "req.ret = ret", _WMB): _POOL_ORDER,
+    _key("fence-drop", "_threadpool.py", "ThreadPool._worker", "drop", _WMB, "pass"): (
+        _POOL_ORDER
+    ),
+    _key("fence-drop", "_threadpool.py", "ThreadPool._completion_bh", "drop",
+         "self._p.fence(Fence.RMB)", "pass"): _POOL_ORDER,
+    _swap("_threadpool.py", "ThreadPool._completion_bh", "self._p.fence(Fence.RMB)",
+          "self.completion_bh.schedule()"): _POOL_ORDER,
+    _swap("_threadpool.py", "ThreadPool.cancel", "req.cancelled = True",
+          "req.ret = -errno.ECANCELED"): _CANCEL,
+    _swap("_threadpool.py", "ThreadPool.cancel", "req.ret = -errno.ECANCELED",
+          "req.state = RequestState.DONE"): _CANCEL,
     # Timers.
-    "off-by-one:impl/_timers.py:140:31:plus1": (
+    _key("off-by-one", "_timers.py", "Clocks._register", "plus1", "self._next_list += 1",
+         "self._next_list += 2"): (
         "_next_list only makes unique keys of a dictionary; steps of 2 are unique too"
     ),
-    "off-by-one:impl/_timers.py:252:25:plus1": (
+    _key("off-by-one", "_timers.py", "TimerList.mod", "plus1", "self._seq += 1",
+         "self._seq += 2"): (
         "_seq only breaks ties of bisect_right on (expire, seq); any non-decreasing sequence "
         "inserts a timer after its equals, as 1-steps do"
     ),
-    "off-by-one:impl/_timers.py:252:25:minus1": (
+    _key("off-by-one", "_timers.py", "TimerList.mod", "minus1", "self._seq += 1",
+         "self._seq += 0"): (
         "with every _seq 0, bisect_right on (expire, 0) still inserts a timer after all its "
         "equals: the same position as increasing sequence numbers give"
     ),
-    "swap-adjacent:impl/_timers.py:253:12:next": (
+    _swap("_timers.py", "TimerList.mod", "t._seq = self._seq", "t.expire_time = expire_ns"): (
         "_seq is read only under the list mutex that both stores hold; a racy expire_time "
         "reader sees the same sequence of values"
     ),

@@ -963,7 +963,12 @@ class GeneratedMutant:
     """One mechanical mutant of impl (a :class:`~aioctx_verify.stress.mutation.MutantLike`).
 
     Attributes:
-        name: ``operator:file:line:col:variant``, stable while impl's file is unchanged.
+        name: ``operator:file:line:col:variant``, stable while impl's file is unchanged
+            (what ``--mutants`` and replay lines take).
+        key: ``operator:file:function:variant: before -> after`` (plus `` #n`` for the
+            n-th identical edit in one function): stable while the function's changed
+            statement is unchanged, wherever it moves in the file.  Reviews
+            (:data:`~._equivalent.EQUIVALENT`) are keyed by it.
         operator, file, line, col, variant: the parts of the name.
         function: the qualified name of the function it changes.
         before, after: the changed lines of impl's file, before and after (one line each,
@@ -984,6 +989,7 @@ class GeneratedMutant:
         "cover",
         "file",
         "function",
+        "key",
         "line",
         "name",
         "operator",
@@ -1015,6 +1021,10 @@ class GeneratedMutant:
         )
         self.before = "; ".join(show(t) for t in old_text if t.strip())
         self.after = "; ".join(show(t) for t in new_text if t.strip()) or "(nothing)"
+        self.key = (
+            f"{self.operator}:{self.file}:{self.function}:{self.variant}: "
+            f"{_squash(self.before)} -> {_squash(self.after)}"
+        )
 
     def __repr__(self) -> str:
         return f"<GeneratedMutant {self.name}>"
@@ -1122,6 +1132,7 @@ class GeneratedMutant:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "key": self.key,
             "operator": self.operator,
             "file": self.file,
             "line": self.line,
@@ -1131,6 +1142,12 @@ class GeneratedMutant:
             "before": self.before,
             "after": self.after,
         }
+
+
+def _squash(text: str) -> str:
+    """``text`` with every run of whitespace one space (a key survives re-indentation of
+    the lines around it, not a change of the statement)."""
+    return " ".join(text.split())
 
 
 def _shown(line: str) -> str:
@@ -1163,6 +1180,7 @@ def _mutants_of(fname: str, operators: set[str] | None) -> list[GeneratedMutant]
     src = _source(fname)
     out: list[GeneratedMutant] = []
     seen: set[str] = set()
+    keys: dict[str, int] = {}
     for unit in src.units:
         for site in _Finder(src, unit).all_sites():
             if operators is not None and site.operator not in operators:
@@ -1171,7 +1189,12 @@ def _mutants_of(fname: str, operators: set[str] | None) -> list[GeneratedMutant]
             if name in seen:
                 continue  # the same edit reached twice (a node in two walks)
             seen.add(name)
-            out.append(GeneratedMutant(src, unit, site, name))
+            m = GeneratedMutant(src, unit, site, name)
+            n = keys.get(m.key, 0) + 1
+            keys[m.key] = n
+            if n > 1:  # the same edit of the same statement twice in one function
+                m.key = f"{m.key} #{n}"
+            out.append(m)
     return out
 
 
@@ -1192,6 +1215,13 @@ def generate_mutants(operators: Iterable[str] | None = None) -> list[GeneratedMu
     for fname in _impl_files():
         out += _mutants_of(fname, ops)
     return out
+
+
+def stale_equivalents() -> list[str]:
+    """Reviewed equivalent keys that no generated mutant has now: the reviewed statement
+    changed (or its function was renamed), so the review must be redone."""
+    current = {m.key for m in generate_mutants()}
+    return sorted(k for k in EQUIVALENT if k not in current)
 
 
 def stale_functions() -> list[str]:
@@ -1728,7 +1758,10 @@ class MutationReport:
         for r in self.wrong_equivalents:
             lines.append(f"ON THE EQUIVALENT LIST BUT KILLED: {r.mutant.name}")
         for name in self.stale_equivalents:
-            lines.append(f"stale equivalent entry (no such mutant now, re-review): {name}")
+            lines.append(
+                "stale equivalent review (no mutant has this key now: the statement "
+                f"changed; re-review it): {name}"
+            )
         if self.stale:
             lines.append(
                 "impl changed since import, not mutated (re-run in a fresh process): "
@@ -1830,8 +1863,7 @@ def run_mutation(
     report = MutationReport(
         mb.name, seed, order, ops, generated, sampled, limit=limit, stale=stale_functions()
     )
-    current = {m.name for m in generate_mutants()}
-    report.stale_equivalents = sorted(n for n in EQUIVALENT if n not in current)
+    report.stale_equivalents = stale_equivalents()
     stop = should_stop or (lambda: False)
     if control:
         for c in order:
@@ -1881,7 +1913,7 @@ def _run_one(
         if out.killed:
             killed_by = c
             break
-    reason = EQUIVALENT.get(m.name)
+    reason = EQUIVALENT.get(m.key)
     status = "killed" if killed_by else "equivalent" if reason is not None else "survived"
     return MutantRun(
         m, status, killed_by, outcomes, probes, sanity, reason, time.perf_counter() - t0
