@@ -334,3 +334,27 @@ def test_generated_programs_are_chosen_by_the_mutants_lines(
         assert generate(0, i).uses_dataplane(), i
         assert sum(cov[i][g.file][n] for n in g.cover) > 0, i
     assert _generated_for(CATALOGUE[0], 0, 3) == [0, 1, 2]
+
+
+def test_generated_programs_are_ranked_by_the_threads_at_the_mutants_site(
+    mutants: list[GeneratedMutant],
+) -> None:
+    """A concurrency bug needs two threads at its site: the program whose run has the
+    most threads executing the mutant's lines goes first, and a quarter of the places
+    go to other reaching programs (seeded), not only the top of the rank."""
+    from aioctx_verify.stress.mutation._matrix import GEN_POOL, _generated_for
+    from aioctx_verify.stress.mutation._operators import generated_threads
+
+    (g,) = [m for m in mutants if m.operator == "acqrel-drop"
+            and m.function == "Clocks._register"]
+    who = generated_threads(0, range(GEN_POOL))
+
+    def threads(i: int) -> int:
+        return len(set().union(*(who[i][g.file].get(k, set()) for k in g.cover)))
+
+    best = max(threads(i) for i in range(GEN_POOL))
+    assert best >= 2  # some program registers clocks from two threads
+    chosen = _generated_for(g.as_mutant(), 0, 8)
+    assert threads(chosen[0]) == best
+    assert len(set(chosen)) == 8 and all(threads(i) >= 1 for i in chosen)
+    assert _generated_for(g.as_mutant(), 0, 8) == chosen  # deterministic

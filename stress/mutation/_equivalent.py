@@ -123,4 +123,49 @@ EQUIVALENT: dict[str, str] = {
         "_seq is read only under the list mutex that both stores hold; a racy expire_time "
         "reader sees the same sequence of values"
     ),
+    # BH.schedule_idle publishes idle and the callback's inputs twice over: a release
+    # fence (smp_wmb, QEMU's __atomic_thread_fence(__ATOMIC_RELEASE)) and a release RMW.
+    _key("fence-drop", "_context.py", "BH.schedule_idle", "drop",
+         "ctx._p.fence(Fence.WMB) # idle (and the callback's inputs) before scheduled", "pass"): (
+        "the next statement is a release exchange of scheduled: a release RMW orders idle and "
+        "every earlier access for whoever acquires it, so the release fence adds nothing"
+    ),
+    _key("order-relax", "_context.py", "BH.schedule_idle", "relaxed",
+         "self.scheduled.exchange(True, _RELEASE)", "self.scheduled.exchange(True, _RELAXED)"): (
+        "the release fence (smp_wmb) just before it makes the relaxed RMW synchronise with an "
+        "acquire that reads it (or a later RMW of its release sequence) as a release RMW does"
+    ),
+    _key("rmw-split", "_context.py", "AioContext.aio_notify", "load-store",
+         "self.notified.exchange(True, _SEQ)", "_split_exchange(self.notified, True, _SEQ)"): (
+        "the exchange's result is unused and the value stored does not depend on it: every "
+        "run of load-then-store is a run of the exchange placed at the store; the load's "
+        "acquire would order only data an accept's caller wrote, which no waker reads"
+    ),
+    _key("notify-drop", "_context.py", "AioContext._remove_handler", "aio_notify",
+         "self.aio_notify()", "pass"): (
+        "a blocking aio_poll holds the context, so a remover (who holds it) reads notify_me 0; "
+        "after the home thread's implicit release any poller acquires after the removal and "
+        "polls the new set: the notify is at most a spurious wake-up"
+    ),
+    _key("notify-drop", "_dataplane.py", "DataplaneDevice.start", "set",
+         "self.host_notifier.set() # requests queued while stopped", "pass"): (
+        "the host notifier is level-triggered and cleared only by _handle_notify just before it "
+        "takes the whole ring under _vq; every request is appended before its own kick, so a "
+        "request left on the ring always leaves the notifier set"
+    ),
+    _swap("_lock.py", "RFifoLock.unlock", "self._nesting = 0", "self._owner = None"): (
+        "both stores are in one _mutex critical section; every unlocked reader reads the owner "
+        "first and touches _nesting only as the owner, so no thread sees one without the other"
+    ),
+    _key("lock-move-out", "_timers.py", "TimerList.run_timers", "first",
+         "with self._mutex:; active = self._active", "active = self._active; with self._mutex:"): (
+        "only the load of _active moves out: the field is assigned once in __init__ before the "
+        "list is published (and read unlocked by the pre-checks); every access to its items "
+        "stays under _mutex"
+    ),
+    _key("off-by-one", "_timers.py", "TimerListGroup.deadline_ns", "boundary",
+         "if d > 0 and (best < 0 or d < best):", "if d >= 0 and (best < 0 or d < best):"): (
+        "d is a local int and d == 0 returned just above, so on the path that reaches this "
+        "test d >= 0 and d > 0 are the same condition"
+    ),
 }

@@ -44,6 +44,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import math
 import multiprocessing
@@ -568,23 +569,40 @@ GEN_POOL = 48
 
 
 def _generated_for(mutant: Mutant, seed: int, n: int) -> list[int]:
-    """The indices of ``n`` generated programs of ``seed`` for ``mutant``: those of the
-    first :data:`GEN_POOL` whose run executes its lines most (a generated mutant's site),
-    then the first ones in order."""
+    """The indices of ``n`` generated programs of ``seed`` for ``mutant`` (a generated
+    mutant's site; a catalogue mutant, with none, gets the first ``n``).
+
+    Among the first :data:`GEN_POOL` programs, those whose traced run executes the
+    mutant's lines, ranked by how many *threads* execute them (a concurrency bug needs two
+    threads at its site; one thread running a line often says nothing), then by how often.
+    Three quarters of the places go by that rank; the rest to the other reaching programs
+    in an order drawn from the seed (a rank is a heuristic: the program that shows a bug
+    is not always the one that runs its line most); then unreached programs fill up."""
     if mutant.site is None:
         return list(range(n))
-    from ._operators import generated_coverage
+    from ._operators import generated_coverage, generated_threads
 
     file, lines = mutant.site
-    ranked = []
-    for i, hits in generated_coverage(seed, range(GEN_POOL)).items():
-        got = hits.get(file)
-        h = sum(got[k] for k in lines) if got else 0
-        if h:
-            ranked.append((-h, i))
-    chosen = [i for _, i in sorted(ranked)][:n]
+    ranked: list[tuple[int, int, int]] = []
+    cov = generated_coverage(seed, range(GEN_POOL))
+    for i, who in generated_threads(seed, range(GEN_POOL)).items():
+        got = who.get(file, {})
+        threads: set[int] = set()
+        for k in lines:
+            threads |= got.get(k, set())
+        hits = sum(cov[i][file][k] for k in lines) if file in cov[i] else 0
+        if threads:
+            ranked.append((-len(threads), -hits, i))
+    order = [i for _, _, i in sorted(ranked)]
+    top = order[: max(1, (3 * n + 3) // 4)]
+    rest = sorted(order[len(top):], key=lambda i: _digest(f"{seed}:{mutant.name}:{i}"))
+    chosen = (top + rest)[:n]
     chosen += [i for i in range(GEN_POOL + n) if i not in chosen][: n - len(chosen)]
     return chosen
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 #: Work units of one race-detected schedule of a generated program (a probe's costs one):

@@ -51,6 +51,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import types
 from collections import Counter
@@ -1259,17 +1260,36 @@ Hits = dict[str, Counter[int]]  # impl file ("impl/_x.py") -> line -> times exec
 PROBE_WORK = 30
 #: Operators whose change only shows under weak memory: c11, then TSO/PSO probes go first.
 _MEMORY_OPS = ("fence-drop", "fence-weaken", "order-relax")
+#: Operators whose change shows under every model but may need c11's: a split RMW loses
+#: atomicity (any interleaving shows it) and its ordering (the load and the store are
+#: separate messages: a coalesced writer's data may not travel with the value read), so
+#: c11 probes go first, then the rest alike.
+_ATOMICITY_OPS = ("rmw-split",)
 
 
-def _tracer(files: dict[str, str], hits: Hits) -> Callable[[Any, str, Any], Any]:
+def _tracer(
+    files: dict[str, str],
+    hits: Hits,
+    who: dict[str, dict[int, set[int]]] | None = None,
+) -> Callable[[Any, str, Any], Any]:
+    """A ``sys.settrace`` function counting the lines of ``files`` executed into ``hits``
+    and, with ``who``, which threads (numbered by first appearance) executed each."""
+    idents: dict[int, int] = {}
+
+    def note(fname: str, line: int) -> None:
+        hits[fname][line] += 1
+        if who is not None:
+            me = idents.setdefault(threading.get_ident(), len(idents))
+            who[fname].setdefault(line, set()).add(me)
+
     def local(frame: Any, event: str, _arg: Any) -> Any:
         if event == "line":
-            hits[files[frame.f_code.co_filename]][frame.f_lineno] += 1
+            note(files[frame.f_code.co_filename], frame.f_lineno)
         return local
 
     def glob(frame: Any, _event: str, _arg: Any) -> Any:
         if frame.f_code.co_filename in files:
-            hits[files[frame.f_code.co_filename]][frame.f_lineno] += 1
+            note(files[frame.f_code.co_filename], frame.f_lineno)
             return local
         return None
 
@@ -1331,25 +1351,44 @@ def probe_coverage(
 
 
 _GEN_COVERAGE: dict[tuple[int, int], Hits] = {}
+#: Per generated program: impl file -> line -> the threads (by order of first hit) that
+#: executed it.
+_GEN_THREADS: dict[tuple[int, int], dict[str, dict[int, set[int]]]] = {}
 
 
 def generated_coverage(seed: int, indices: Iterable[int]) -> dict[int, Hits]:
     """For each generated program ``(seed, i)``, the impl lines one seeded sc run of it on
     the unmutated impl executes (cached per process): what lets a checker give a mutant
     the generated programs that reach it, as :func:`probes_for` does with probes."""
+    wanted = list(indices)
+    _gen_traced(seed, wanted)
+    return {i: _GEN_COVERAGE[(seed, i)] for i in wanted}
+
+
+def generated_threads(
+    seed: int, indices: Iterable[int]
+) -> dict[int, dict[str, dict[int, set[int]]]]:
+    """For each generated program ``(seed, i)``: impl file -> line -> the threads of its
+    traced run (numbered by first appearance) that executed the line."""
+    wanted = list(indices)
+    _gen_traced(seed, wanted)
+    return {i: _GEN_THREADS[(seed, i)] for i in wanted}
+
+
+def _gen_traced(seed: int, indices: Iterable[int]) -> None:
     from ..explore import generate, generated_program
 
     files = {os.path.join(_impl_dir(), f): f"impl/{f}" for f in _impl_files()}
-    out: dict[int, Hits] = {}
     for i in indices:
         key = (seed, i)
-        if key not in _GEN_COVERAGE:
-            hits: Hits = {f: Counter() for f in files.values()}
-            trace = _tracer(files, hits)
-            _traced_runs(generated_program(generate(seed, i)), RandomStrategy(i), 1, trace)
-            _GEN_COVERAGE[key] = hits
-        out[i] = _GEN_COVERAGE[key]
-    return out
+        if key in _GEN_COVERAGE:
+            continue
+        hits: Hits = {f: Counter() for f in files.values()}
+        who: dict[str, dict[int, set[int]]] = {f: {} for f in files.values()}
+        trace = _tracer(files, hits, who)
+        _traced_runs(generated_program(generate(seed, i)), RandomStrategy(i), 1, trace)
+        _GEN_COVERAGE[key] = hits
+        _GEN_THREADS[key] = who
 
 
 def _traced_runs(
@@ -1397,14 +1436,20 @@ def probes_for(
     """The probes whose runs execute one of the mutant's lines, at most ``limit``: for a
     fence or an ordering the weak-memory probes first, c11 ones before tso / pso ones
     (under SC the change is invisible, under tso / pso a load-side one too),
-    then the probes that execute the lines most often, then in PROBES order."""
+    (a split RMW: the c11 probes first, then the others alike), then the probes that execute
+    the lines most often, then in PROBES order."""
     ranked: list[tuple[int, int, int, str]] = []
     weakness = {"c11": 0, "pso": 1, "tso": 1, "sc": 2}  # c11: loads reorder too
     for i, name in enumerate(PROBES):
         lines = coverage.get(name, {}).get(mutant.file)
         hits = sum(lines[n] for n in mutant.cover) if lines else 0
         if hits:
-            rank = weakness[PROBES[name].memory] if mutant.operator in _MEMORY_OPS else 0
+            memory = PROBES[name].memory
+            rank = (
+                weakness[memory] if mutant.operator in _MEMORY_OPS
+                else int(memory != "c11") if mutant.operator in _ATOMICITY_OPS
+                else 0
+            )
             ranked.append((rank, -hits, i, name))
     names = [r[-1] for r in sorted(ranked)]
     return tuple(names if limit is None else names[:limit])
