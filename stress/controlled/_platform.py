@@ -53,8 +53,11 @@ How a run works:
   fence, ``smp_wmb`` a release fence, ``smp_mb`` an SC fence: acquire, then join and
   extend one global view.  Every lock / notifier / poll / thread operation is an SC fence
   too (and a blocked thread fences again when it resumes), like the drains above.  RMWs
-  read the newest write; seq_cst RMWs are full barriers both sides (QEMU's ``__sync_*``
-  atomics), weaker ones have exactly their ordering.  Not modelled: store-store
+  read the newest write and have exactly their ordering: a seq_cst RMW is acquire and
+  release and joins the seq_cst order (a seq_cst load reads no older write than it), not a
+  full fence.  That is C11's RMW and what GCC's ``__atomic`` builtins give QEMU on AArch64
+  (``ldaxr``/``stlxr``: a later relaxed load may pass the store), which is why QEMU writes
+  ``smp_mb`` after an ``atomic_xchg`` where it needs one (``aio_notify``).  Not modelled: store-store
   reordering (pso's) and load buffering (RC11 forbids it).  The race detector follows
   ``sc`` / ``tso`` / ``pso`` runs only.
 * Pruning: DFS caches states by a trace-equivalence fingerprint (per-object access chains
@@ -1063,11 +1066,9 @@ class _CCell(Generic[T]):
         me = p._me()
         p._point(me, op, self.oid, self._label())
         if p.memory is Memory.C11:
-            # Reads the newest write (RMW atomicity).  A seq_cst RMW is a full barrier on
-            # both sides, as QEMU's atomic_xchg / cmpxchg / fetch_add (``__sync_*``
-            # builtins); an RMW given a weaker ordering has exactly that ordering.
-            if order is Ordering.SEQ_CST:
-                p._sc_fence(me)
+            # Reads the newest write (RMW atomicity), with exactly its ordering: seq_cst is
+            # acquire + release + the seq_cst order (the write sets the cell's sc_ts), not
+            # a fence (C11; GCC's __atomic builtins on AArch64).
             me.view[self.oid] = len(self.hist) - 1
             p._touch(me, f"rf{me.view[self.oid]}", self.oid)
             _join(me.view if order in _ACQUIRING else me.acq_pend, self.hist[-1][1])
@@ -1083,8 +1084,6 @@ class _CCell(Generic[T]):
         if p.memory is Memory.C11:
             me = p._me()
             p._write(me, self, value, order, base=self.hist[-1][1])
-            if order is Ordering.SEQ_CST:
-                p._sc_fence(me)
             return
         self.value = value
 
