@@ -57,8 +57,8 @@ How a run works:
   release and joins the seq_cst order (a seq_cst load reads no older write than it), not a
   full fence.  That is C11's RMW and what GCC's ``__atomic`` builtins give QEMU on AArch64
   (``ldaxr``/``stlxr``: a later relaxed load may pass the store), which is why QEMU writes
-  ``smp_mb`` after an ``atomic_xchg`` where it needs one (``aio_notify``).  Not modelled: store-store
-  reordering (pso's) and load buffering (RC11 forbids it).  The race detector follows
+  ``smp_mb`` after an ``atomic_xchg`` where it needs one (``aio_notify``).  Not modelled:
+  store-store reordering (pso's) and load buffering (RC11 forbids it).  The race detector follows
   ``sc`` / ``tso`` / ``pso`` runs only.
 * Pruning: DFS caches states by a trace-equivalence fingerprint (per-object access chains
   plus each thread's own chain).  Writes to memory (a flush, a drain) are events on their
