@@ -12,6 +12,28 @@ Differences: workers are created directly by ``submit`` (QEMU creates them from 
 inherit the context thread's CPU affinity, which means nothing here); a ``func`` that raises
 completes with ``-EIO`` and the exception kept on the request (QEMU functions return
 ``-errno``).
+
+Witnesses for the structural oracle (``pool_violations`` in ``properties/_structure.py``).
+The counters ``_cur_threads`` and ``_idle_threads`` drive the pool's decisions (spawn only
+when nobody is idle; shutdown waits until no worker is counted), so a counter that drifts
+from the real workers changes behaviour without any wrong result: too many workers, or a
+shutdown that only ends at its deadline.  To let an oracle compare them with reality, the
+pool keeps, next to them and never reading them itself:
+
+* one :class:`WorkerRecord` per started worker: the :class:`~impl._platform.ThreadHandle`
+  ``start_thread`` returned (is the thread alive?) and the phase the worker itself reports,
+  under the mutex, as it goes (``starting`` until it first holds the mutex, then ``run``,
+  ``wait`` from just before ``_idle_threads += 1`` to just after ``_idle_threads -= 1``
+  around its ``cond.wait`` for work, and ``exited`` just before ``_cur_threads -= 1``);
+* :attr:`ThreadPool.shutdown_end`: how :meth:`ThreadPool.shutdown` ended (before or at its
+  deadline; workers still counted and functions still running then).
+
+Both are written by other statements than the counters (through methods, so that the
+mutation operators, which reorder adjacent statements touching shared state, do not make
+equivalent reorderings of bookkeeping the pool never reads), so one wrong statement cannot
+move a counter and its witness together.  With the mutex held, ``_cur_threads`` equals the
+records not ``exited`` (each of whose threads is alive) and ``_idle_threads`` equals those
+in ``wait``, at every point, not only at rest.
 """
 
 from __future__ import annotations
@@ -20,15 +42,16 @@ import enum
 import errno
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CallbackError, PoolShutdownError, callable_name, check_callable
-from ._platform import Fence, TraceEvent
+from ._platform import Fence, Platform, ThreadHandle, TraceEvent
 
 if TYPE_CHECKING:
     from ._context import AioContext
 
-__all__ = ["ThreadPool", "ThreadPoolRequest"]
+__all__ = ["ShutdownEnd", "ThreadPool", "ThreadPoolRequest", "WorkerRecord"]
 
 
 class RequestState(enum.Enum):
@@ -83,6 +106,49 @@ class ThreadPoolRequest:
         self.pool.cancel(self)
 
 
+class WorkerRecord:
+    """Oracle witness: one started worker, its thread and the phase it reports.
+
+    ``phase`` is ``starting`` (set by the spawner), then what the worker itself reports with
+    the pool mutex held: ``run`` (in its loop), ``wait`` (inside its ``cond.wait`` for work,
+    counted idle), ``exited`` (no longer counted; its thread may still be alive for a
+    moment).  The pool never reads it.
+    """
+
+    __slots__ = ("handle", "phase")
+
+    def __init__(self) -> None:
+        self.handle: ThreadHandle | None = None
+        self.phase = "starting"
+
+    def __repr__(self) -> str:
+        name = "?" if self.handle is None else self.handle.name
+        return f"<WorkerRecord {name} {self.phase}>"
+
+    def start(self, p: Platform, target: Callable[[], None], name: str) -> None:
+        self.handle = p.start_thread(target, name)
+
+    def mark(self, phase: str) -> None:
+        self.phase = phase
+
+    def alive(self) -> bool:
+        """Whether the worker's thread exists (has not ended) now."""
+        return self.handle is None or self.handle.is_alive()
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownEnd:
+    """Oracle witness: how :meth:`ThreadPool.shutdown` ended (recorded under the mutex)."""
+
+    timeout: float
+    #: it gave up at its deadline (else: no worker was counted any more)
+    timed_out: bool
+    #: ``_cur_threads`` then
+    threads: int
+    #: requests ACTIVE then (a ``func`` running on a worker)
+    running: int
+
+
 class ThreadPool:
     """One per AioContext (``aio_get_thread_pool``).
 
@@ -107,6 +173,9 @@ class ThreadPool:
         self._cur_threads = 0
         self._idle_threads = 0
         self._stopping = False
+        # Oracle witnesses (module docstring): never read by the pool itself.
+        self._workers: list[WorkerRecord] = []
+        self.shutdown_end: ShutdownEnd | None = None
         self.completion_bh = ctx.bh_new(self._completion_bh)
 
     def __repr__(self) -> str:
@@ -134,20 +203,31 @@ class ThreadPool:
             self._queue.append(req)
             if self._idle_threads == 0 and self._cur_threads < self.max_threads:
                 self._cur_threads += 1
-                self._p.start_thread(self._worker, f"{self.ctx.name}.worker")
+                self._spawn()
             self._cond.notify()
         return req
 
-    def _worker(self) -> None:
+    def _spawn(self) -> None:
+        """Start a worker (mutex held) and keep its :class:`WorkerRecord`; records of
+        workers gone for good are dropped here."""
+        w = WorkerRecord()
+        w.start(self._p, lambda: self._worker(w), f"{self.ctx.name}.worker")
+        self._workers = [x for x in self._workers if x.phase != "exited" or x.alive()]
+        self._workers.append(w)
+
+    def _worker(self, w: WorkerRecord) -> None:
         p = self._p
         mutex = self._mutex
         mutex.acquire()
         try:
+            w.mark("run")
             while not self._stopping:
                 if not self._queue:
+                    w.mark("wait")
                     self._idle_threads += 1
                     woke = self._cond.wait(self.idle_timeout)
                     self._idle_threads -= 1
+                    w.mark("run")
                     if not woke and not self._queue:
                         break  # idle too long
                     continue
@@ -172,6 +252,7 @@ class ThreadPool:
                         me = p.current_thread()
                         tr(TraceEvent("pool_done", me, self.ctx.id, req.id, str(ret)))
         finally:
+            w.mark("exited")
             self._cur_threads -= 1
             self._cond.notify_all()
             mutex.release()
@@ -243,7 +324,15 @@ class ThreadPool:
             while self._cur_threads > 0:
                 left = deadline - self._p.monotonic_ns()
                 if left <= 0:
+                    self._shutdown_ended(timeout, timed_out=True)
                     break  # a func is still running; its worker exits when it returns
                 self._cond.wait(left / 1e9)
+            else:
+                self._shutdown_ended(timeout, timed_out=False)
         if not self.completion_bh.deleted:
             self.completion_bh.delete()
+
+    def _shutdown_ended(self, timeout: float, *, timed_out: bool) -> None:
+        """Record :attr:`shutdown_end` (mutex held)."""
+        running = sum(1 for r in self._live if r.state is RequestState.ACTIVE)
+        self.shutdown_end = ShutdownEnd(timeout, timed_out, self._cur_threads, running)

@@ -36,13 +36,20 @@ from ._p1_nested_acquire import NestedAcquireMonitor
 from ._p2_bh_scheduling import BHSchedulingMonitor
 from ._p3_mutual_exclusion import MutualExclusionMonitor
 from ._progress import LOOP_BOUND, ORACLES, PlatformView, ProgressMonitor
-from ._structure import STRUCTURE_PROPERTY, STRUCTURE_RULES, structure_violations
+from ._structure import (
+    POOL_RULES,
+    STRUCTURE_PROPERTY,
+    STRUCTURE_RULES,
+    pool_violations,
+    structure_violations,
+)
 
 PROPERTIES = {"P1": p1, "P2": p2, "P3": p3, "LIVE": liveness}
 
 __all__ = [
     "LOOP_BOUND",
     "ORACLES",
+    "POOL_RULES",
     "PROPERTIES",
     "STRUCTURE_PROPERTY",
     "STRUCTURE_RULES",
@@ -62,6 +69,7 @@ __all__ = [
     "p1",
     "p2",
     "p3",
+    "pool_violations",
     "progress",
     "structure_violations",
 ]

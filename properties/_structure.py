@@ -14,6 +14,16 @@ and by anyone who can stop a context: :func:`structure_violations` reads impl's 
 fields directly, so call it only on a quiescent context; the two structures that other
 threads may still touch then (a timer list, which a clock's control notifies, and the
 thread pool, whose idle workers outlive the loop) are read under their own mutex.
+
+The thread pool's rules are :func:`pool_violations`, which :func:`structure_violations`
+applies to a live context's pool and which also takes the pool of a context already
+closed (its shutdown is then judged too).  They compare the pool's counters with its
+workers as they report themselves (``impl/_threadpool.py``, "Witnesses"): each worker's
+:class:`~aioctx_verify.impl._threadpool.WorkerRecord` (its thread handle and the phase it
+reports under the pool mutex) and the pool's ``shutdown_end``.  Those hold with the pool
+mutex held at any moment, not only at rest, including the two transient states: a worker
+started and not yet in its loop (counted, not idle: phase ``starting``) and one that left
+its loop (no longer counted, its thread possibly still alive: phase ``exited``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,8 @@ from typing import Any
 
 from aioctx_verify.vocab import PropertyName
 
-__all__ = ["STRUCTURE_PROPERTY", "STRUCTURE_RULES", "structure_violations"]
+__all__ = ["POOL_RULES", "STRUCTURE_PROPERTY", "STRUCTURE_RULES", "pool_violations",
+           "structure_violations"]
 
 #: The invariants, by rule name (each violation message starts with its rule).
 STRUCTURE_RULES: dict[str, str] = {
@@ -38,7 +49,21 @@ STRUCTURE_RULES: dict[str, str] = {
     "sorted by (expiry, arming order), all of its own clock",
     "pool-counts": "the thread pool's idle threads are at most its threads, both at least "
     "0 and at most its maximum; every queued request is live and queued",
+    "pool-workers-counted": "the thread pool's thread count equals its workers started and "
+    "not yet gone out of their loop, and each of those has a live thread",
+    "pool-idle-counted": "the thread pool's idle count equals its workers waiting for work "
+    "on the pool condition (a waiting worker is counted idle, a busy one is not)",
+    "pool-shutdown-prompt": "a pool shutdown never ends by its deadline while no request is "
+    "running (no function can keep a worker; only a stuck count or loop can)",
+    "pool-shutdown-drained": "a pool shutdown that ended before its deadline left no worker "
+    "counted",
 }
+
+#: The rules :func:`pool_violations` checks (a subset of :data:`STRUCTURE_RULES`).
+POOL_RULES: tuple[str, ...] = (
+    "pool-counts", "pool-workers-counted", "pool-idle-counted", "pool-shutdown-prompt",
+    "pool-shutdown-drained",
+)
 
 
 #: The property each rule belongs to: the lock's to nested acquire (P1), the BH list's to
@@ -46,7 +71,8 @@ STRUCTURE_RULES: dict[str, str] = {
 STRUCTURE_PROPERTY: dict[str, PropertyName] = {
     "walks-ended": "LIVE", "deletions-counted": "P2", "deleted-reclaimed": "P2",
     "handlers-clean": "LIVE", "lock-free": "P1", "counters-sane": "LIVE",
-    "timers-sorted": "LIVE", "pool-counts": "LIVE",
+    "timers-sorted": "LIVE", "pool-counts": "LIVE", "pool-workers-counted": "LIVE",
+    "pool-idle-counted": "LIVE", "pool-shutdown-prompt": "LIVE", "pool-shutdown-drained": "LIVE",
 }
 
 
@@ -96,12 +122,50 @@ def structure_violations(ctx: Any) -> list[str]:
                        f"{[k[0] for k in keys]}")
     pool = ctx._pool
     if pool is not None:
-        with pool._mutex:  # its idle workers outlive the loop's quiescence
-            cur, idle = pool._cur_threads, pool._idle_threads
-            live = {id(r) for r in pool._live}
-            bad_queue = any(id(r) not in live or r.state.name != "QUEUED" for r in pool._queue)
-            queued = len(pool._queue)
-        if not (0 <= idle <= cur <= pool.max_threads) or bad_queue:
-            out.append(f"pool-counts: {name}: {cur} thread(s), {idle} idle, "
-                       f"{queued} queued")
+        out += pool_violations(pool)
+    return out
+
+
+def pool_violations(pool: Any) -> list[str]:
+    """Every rule of :data:`POOL_RULES` that ``pool`` (an
+    :class:`~aioctx_verify.impl.ThreadPool`, its context open or closed) breaks, one line
+    each, ``rule: what``.
+
+    Everything is read under the pool's mutex, so it may be called while workers run (the
+    counts are exact then too); a function that blocks a worker only keeps the shutdown
+    rules quiet (it was running).  ``pool-shutdown-prompt`` assumes the shutdown's timeout
+    is a safety net (the default 10 s), not a bound too short for woken idle workers to
+    exit; a timeout of 0 (do not wait) is not judged.
+    """
+    out: list[str] = []
+    name = getattr(pool.ctx, "name", "ctx")
+    with pool._mutex:  # its idle workers outlive the loop's quiescence
+        cur, idle = pool._cur_threads, pool._idle_threads
+        live = {id(r) for r in pool._live}
+        bad_queue = any(id(r) not in live or r.state.name != "QUEUED" for r in pool._queue)
+        queued = len(pool._queue)
+        records = [(w.phase, w.alive(), repr(w)) for w in pool._workers]
+        end = pool.shutdown_end
+    if not (0 <= idle <= cur <= pool.max_threads) or bad_queue:
+        out.append(f"pool-counts: {name}: {cur} thread(s), {idle} idle, {queued} queued")
+    counted = [(phase, alive, what) for phase, alive, what in records if phase != "exited"]
+    dead = [what for _phase, alive, what in counted if not alive]
+    if cur != len(counted) or dead:
+        phases = ", ".join(f"{n} {ph}" for ph in ("starting", "run", "wait")
+                           if (n := sum(1 for c in counted if c[0] == ph)))
+        out.append(f"pool-workers-counted: {name}: {cur} thread(s) counted for "
+                   f"{len(counted)} worker(s) started and not gone ({phases or 'none'})"
+                   + (f"; thread ended: {', '.join(dead)}" if dead else ""))
+    waiting = sum(1 for phase, _alive, _what in counted if phase == "wait")
+    if idle != waiting:
+        out.append(f"pool-idle-counted: {name}: {idle} idle counted for {waiting} worker(s) "
+                   "waiting for work")
+    if end is not None:
+        if end.timed_out and end.running == 0 and end.timeout > 0:
+            out.append(f"pool-shutdown-prompt: {name}: the shutdown waited out its "
+                       f"{end.timeout:g} s deadline with no request running "
+                       f"({end.threads} thread(s) still counted)")
+        if not end.timed_out and end.threads != 0:
+            out.append(f"pool-shutdown-drained: {name}: the shutdown returned before its "
+                       f"deadline with {end.threads} thread(s) still counted")
     return out

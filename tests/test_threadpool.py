@@ -25,7 +25,7 @@ from aioctx_verify.impl import (
     ThreadPoolRequest,
 )
 from aioctx_verify.impl import qemu as q
-from aioctx_verify.impl._threadpool import RequestState
+from aioctx_verify.impl._threadpool import RequestState, ShutdownEnd
 from tests.conftest import WAIT
 
 # ---------------------------------------------------------------------------------------
@@ -534,6 +534,7 @@ def test_pool_shutdown_on_context_close(platform: RealPlatform) -> None:
     q.aio_context_unref(ctx)
     assert ctx.closed
     assert pool.threads == 0  # workers were told to exit and waited for
+    assert pool.shutdown_end == ShutdownEnd(10.0, False, 0, 0)  # not by its deadline
     assert pool.completion_bh.deleted
     with pytest.raises(PoolShutdownError, match=ctx.name):
         q.thread_pool_submit_aio(pool, lambda _: 0, None, None, None)
@@ -571,7 +572,10 @@ def test_shutdown_is_idempotent_and_drops_queued(ctx: AioContext) -> None:
         q.thread_pool_submit_aio(pool, lambda _: queued_ran.append(1) or 0, None, comp, "queued")
         # Don't wait for the busy worker: it exits when its func returns.
         pool.shutdown(timeout=0)
+        # It gave up at once: the running func keeps the one worker counted.
+        assert pool.shutdown_end == ShutdownEnd(0, True, 1, 1)
         pool.shutdown()  # idempotent, returns at once
+        assert pool.shutdown_end == ShutdownEnd(0, True, 1, 1)
     finally:
         gate.open.set()
     with pool._cond:  # each exiting worker notifies the condition
@@ -581,3 +585,40 @@ def test_shutdown_is_idempotent_and_drops_queued(ctx: AioContext) -> None:
     assert comp.calls == []  # dropped uncompleted, as thread_pool_free does
     with pytest.raises(PoolShutdownError):
         pool.submit(lambda _: 0)
+
+
+# ---------------------------------------------------------------------------------------
+# the witnesses the structural oracle checks the counters against
+# ---------------------------------------------------------------------------------------
+
+
+def _phases(pool: ThreadPool) -> tuple[int, int, list[tuple[str, bool]]]:
+    with pool._mutex:
+        return (pool._cur_threads, pool._idle_threads,
+                [(w.phase, w.alive()) for w in pool._workers])
+
+
+def test_worker_records_follow_their_workers(ctx: AioContext) -> None:
+    pool = q.aio_get_thread_pool(ctx)
+    gate = Gate(ret=7)
+    comp = Completions()
+    try:
+        q.thread_pool_submit_aio(pool, gate, None, comp, "r")
+        assert gate.entered.wait(WAIT)
+        assert _phases(pool) == (1, 0, [("run", True)])  # busy: counted, not idle
+    finally:
+        gate.open.set()
+    poll_until(ctx, lambda: comp.count("r") == 1)
+    # The completion BH takes the mutex only once the worker released it in its wait.
+    assert _phases(pool) == (1, 1, [("wait", True)])
+    q.thread_pool_submit_aio(pool, lambda _: 1, None, comp, "again")
+    poll_until(ctx, lambda: comp.count("again") == 1)
+    assert _phases(pool) == (1, 1, [("wait", True)])  # the idle worker took it
+    q.aio_context_unref(ctx)
+    cur, idle, records = _phases(pool)
+    assert (cur, idle) == (0, 0) and [ph for ph, _alive in records] == ["exited"]
+    assert pool.shutdown_end == ShutdownEnd(10.0, False, 0, 0)
+    handle = pool._workers[0].handle
+    assert handle is not None
+    handle.join(WAIT)
+    assert not handle.is_alive()
