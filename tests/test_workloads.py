@@ -20,8 +20,10 @@ import pytest
 
 from aioctx_verify import impl
 from aioctx_verify.impl import BH, IOThread, RealPlatform, RFifoLock, UsageError
+from aioctx_verify.stress.mutation import CellBudget, GeneratedMutant, generate_mutants
 from aioctx_verify.stress.mutation._catalogue import mutant_by_name, rewrite
 from aioctx_verify.stress.real._runner import (
+    TRIAL_WORK,
     NoiseConfig,
     NoisyPlatform,
     WorkloadResult,
@@ -29,7 +31,20 @@ from aioctx_verify.stress.real._runner import (
     kill_checker,
     run_workload,
 )
-from aioctx_verify.stress.real._workloads import WORKLOADS, Grade, Outcome, Params, Trial, Workload
+from aioctx_verify.stress.real._workloads import (
+    WORKLOADS,
+    Grade,
+    Outcome,
+    Params,
+    Trial,
+    Workload,
+    _cas_verdict,
+    _exchange_verdict,
+    _fetch_add_verdict,
+    _in_real_platform,
+    _load_verdict,
+    _token,
+)
 from tests.conftest import WAIT
 
 A, INTERESTING, F = Grade.ACCEPTABLE, Grade.ACCEPTABLE_INTERESTING, Grade.FORBIDDEN
@@ -106,7 +121,7 @@ def test_workload_passes_on_impl(name: str, noise: bool, seed: int) -> None:
     ("name", "threads", "iothreads"),
     [("acquire-storm", 3, 1), ("bh-ping-pong", 3, 3), ("bh-fan-in", 1, 3),
      ("stop-the-world", 3, 1), ("dataplane", 1, 2), ("timer-churn", 1, 1),
-     ("thread-pool", 2, 2)],
+     ("thread-pool", 2, 2), ("platform-primitives", 3, 1)],
 )
 def test_workloads_take_their_size_from_params(name: str, threads: int, iothreads: int) -> None:
     r = run_workload(
@@ -128,6 +143,7 @@ def test_registry_declares_grades_and_forbidden_properties() -> None:
         "dataplane",
         "timer-churn",
         "thread-pool",
+        "platform-primitives",
     }
     for wl in WORKLOADS.values():
         grades = {o.grade for o in wl.outcomes}
@@ -536,3 +552,165 @@ def test_kill_checker_lets_a_harmless_mutant_survive() -> None:
     assert not out.killed and out.killed_by_property is None
     assert out.counterexample_steps is None
     assert "harmless survived" in out.detail
+
+
+# -- platform-primitives: the real platform's own primitives ------------------------------------
+#: Trials of platform-primitives on the correct impl, with and without noise.  Each trial
+#: runs 4 threads x 300 random operations on the primitives, then the poller checks (about
+#: 20-40 ms a trial on a loaded two-core runner).
+PRIMITIVE_TRIALS = 40
+#: The most trials a mutant of impl/_real.py may take to be killed by platform-primitives.
+#: Measured (load 4-6 on two cores), trial of the first kill: the exchange store moved out of
+#: its lock (lock-move-out:impl/_real.py:62:12:last) 1-3 over 40 seeds (run_workload, noise
+#: off) and 1-3 over 10 seeds (kill_checker, noise on); each of the 9 RMW mutants of
+#: _RealAtomic 1-3 over 20 seeds, noise off and on; the 3 poll mutants 1 over 5 seeds.  A
+#: trial misses an RMW mutant when its drawn preemption chance is 0 (one in five) and rarely
+#: otherwise (1 trial in 10 at the lowest chance, 0.02): 15 misses in a row have odds below
+#: 0.3 ** 15 = 1.4e-8.
+KILL_TRIALS = 15
+_PRIMITIVE_OUTCOMES = {"linearizable", "linearizable, uncontended"}
+
+
+def _real_mutants(function: str = "") -> list[GeneratedMutant]:
+    """The generated mutants of impl/_real.py (of one function, if named)."""
+    return [
+        m for m in generate_mutants()
+        if m.file == "impl/_real.py" and (not function or m.function == function)
+    ]
+
+
+def _exchange_store_moved_out() -> GeneratedMutant:
+    (m,) = [
+        m for m in _real_mutants("_RealAtomic.exchange")
+        if m.operator == "lock-move-out" and m.variant == "last"
+    ]
+    return m
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_platform_primitives_passes_on_impl(noise: bool) -> None:
+    switch = sys.getswitchinterval()
+    trace = sys.gettrace()
+    r = run_workload(
+        "platform-primitives", max_trials=PRIMITIVE_TRIALS, seconds=GUARD, seed=11,
+        noise=noise, patience=PATIENCE,
+    )
+    assert r.trials == PRIMITIVE_TRIALS, _explain(r)
+    assert r.verdict == "pass" and r.failure is None, _explain(r)
+    assert r.errors == () and r.violations == () and r.leftover_threads == (), _explain(r)
+    # inconclusive (a wait ran out on a starved runner) is no failure, but nothing else is
+    assert set(r.histogram) <= _PRIMITIVE_OUTCOMES | {"inconclusive"}, _explain(r)
+    assert r.inconclusive < PRIMITIVE_TRIALS, _explain(r)
+    assert r.ops >= (PRIMITIVE_TRIALS - r.inconclusive) * 4 * 300
+    assert sys.getswitchinterval() == switch and sys.gettrace() is trace
+
+
+def test_primitive_verdicts_accept_linearizable_histories() -> None:
+    t = _token
+    # Exchanges: 0 -> t(1,0) -> t(0,0) -> t(0,1) -> t(1,1) (final), each thread in order.
+    xs = [
+        [(t(0, 0, 9), t(1, 0, 9)), (t(0, 1, 9), t(0, 0, 9))],
+        [(t(1, 0, 9), 0), (t(1, 1, 9), t(0, 1, 9))],
+    ]
+    assert _exchange_verdict(0, t(1, 1, 9), xs) == (None, 2)
+    # fetch_add: prefix sums 0, 2, 3, 6 of adds 2, 1, 3, 1 in some interleaving.
+    assert _fetch_add_verdict(0, 7, [[(2, 0), (3, 3)], [(1, 2), (1, 6)]]) is None
+    # CAS: 0 -> 5 (thread 0) -> 7 (thread 1, after one failure that saw 5).
+    cas = [[(0, 5, 0)], [(0, 6, 5), (5, 7, 5)]]
+    assert _cas_verdict(0, 7, cas) == (None, 1)
+    # Loads: thread 1 sees writer 0's stores in order; thread 0 sees its own store.
+    acc = [[(True, t(0, 1, 9)), (False, t(0, 1, 9)), (True, t(0, 3, 9))],
+           [(False, 0), (False, t(0, 1, 9)), (False, t(0, 3, 9))]]
+    assert _load_verdict(acc, 9) is None
+
+
+def test_primitive_verdicts_name_each_break() -> None:
+    t = _token
+    # Two exchanges read 0 (one's read and write were split by the other's).
+    assert _exchange_verdict(0, t(1, 0, 9), [[(t(0, 0, 9), 0)], [(t(1, 0, 9), 0)]])[0] == (
+        "exchange-duplicated"
+    )
+    # A written value vanished: nobody returned t(0, 0) and it is not the final value.
+    lost = [[(t(0, 0, 9), 0)], [(t(1, 0, 9), 77)]]
+    assert _exchange_verdict(0, t(1, 0, 9), lost)[0] == "exchange-lost"
+    # A cycle: each exchange returned what the other wrote.
+    cyc = [[(t(0, 0, 9), t(1, 0, 9))], [(t(1, 0, 9), t(0, 0, 9))]]
+    assert _exchange_verdict(0, 0, cyc)[0] == "exchange-reordered"
+    # Thread 0's second exchange comes before its first on the chain.
+    back = [[(t(0, 0, 9), t(0, 1, 9)), (t(0, 1, 9), 0)]]
+    assert _exchange_verdict(0, t(0, 0, 9), back)[0] == "exchange-reordered"
+    assert _fetch_add_verdict(0, 3, [[(2, 0)], [(1, 0)]]) == "fetch-add-duplicated"
+    assert _fetch_add_verdict(0, 2, [[(2, 0)], [(1, 2)]]) == "fetch-add-lost"  # final sum
+    assert _fetch_add_verdict(0, 3, [[(1, 2), (2, 0)]]) == "fetch-add-reordered"
+    assert _cas_verdict(0, 6, [[(0, 5, 0)], [(0, 6, 0)]])[0] == "cas-double-success"
+    # A failed CAS's value got into the cell (final 6 is on no chain).
+    assert _cas_verdict(0, 6, [[(0, 5, 0)], [(1, 6, 5)]])[0] == "cas-chain-broken"
+    # Thread 1 saw 7 (a failed CAS returned it), then loaded 0 again: back along the chain.
+    assert _cas_verdict(0, 7, [[(0, 5, 0), (5, 7, 5)], [(5, 8, 7), (0, 9, 7)]])[0] == (
+        "cas-chain-broken"
+    )
+    # A CAS returned a value nobody wrote.
+    assert _cas_verdict(0, 5, [[(0, 5, 0)], [(0, 6, 99)]])[0] == "cas-chain-broken"
+    assert _load_verdict([[(False, 12345)]], 9) == "load-incoherent"  # nobody stored it
+    went_back = [[(True, t(0, 0, 9)), (True, t(0, 1, 9))], [(False, t(0, 1, 9)),
+                                                           (False, t(0, 0, 9))]]
+    assert _load_verdict(went_back, 9) == "load-incoherent"
+    assert _load_verdict([[(True, t(0, 0, 9)), (False, 0)]], 9) == "load-incoherent"
+
+
+def test_preemption_points_reach_a_mutant_of_the_real_platform() -> None:
+    """The workload traces (and preempts) the real platform's code, and a mutant of it: the
+    generated mutant's function is compiled under a label-prefixed name of impl/_real.py."""
+    cls = type(RealPlatform().atomic(0))
+    assert _in_real_platform(cls.exchange.__code__.co_filename)
+    with _exchange_store_moved_out().apply():
+        patched = cls.exchange.__code__.co_filename
+        assert patched != inspect.getsourcefile(RealPlatform) and _in_real_platform(patched)
+    assert not _in_real_platform(BH.schedule.__code__.co_filename)
+    assert not _in_real_platform(__file__)
+
+
+def test_platform_primitives_kills_the_exchange_store_moved_out_of_its_lock() -> None:
+    """``self.value = value`` moved out of ``with lock:`` in ``_RealAtomic.exchange``: no
+    other checker reaches it (the controlled platform never runs impl/_real.py)."""
+    m = _exchange_store_moved_out()
+    assert m.name == "lock-move-out:impl/_real.py:62:12:last"  # the brief's survivor
+    with m.apply():
+        r = run_workload(
+            "platform-primitives", max_trials=KILL_TRIALS, seconds=GUARD, seed=0,
+            stop_on_failure=True, patience=PATIENCE,
+        )
+    assert r.failure is not None and r.failure.kind == "forbidden", _explain(r)
+    assert r.failure.outcome.startswith("exchange-") and r.failure.prop == "P2", _explain(r)
+    # The same through the kill checker, with noise, on a work budget (trials, not seconds).
+    out = kill_checker(
+        m, seed=0, seconds=CellBudget(TRIAL_WORK * KILL_TRIALS, GUARD),
+        workloads=["platform-primitives"], patience=PATIENCE,
+    )
+    assert out.killed and out.killed_by_property == "P2", out.detail
+    assert f"{m.name} killed by platform-primitives " in out.detail and "exchange-" in out.detail
+
+
+#: What platform-primitives reports for a mutant of each function of impl/_real.py it kills.
+_KILLED_AS = {
+    "_RealAtomic.exchange": "exchange-",
+    "_RealAtomic.compare_exchange": "cas-",
+    "_RealAtomic.fetch_add": "fetch-add-",
+    "_RealPoller.poll": "poll-",
+}
+
+
+@pytest.mark.parametrize(
+    "mutant", [m for m in _real_mutants() if m.function in _KILLED_AS], ids=lambda m: m.name
+)
+def test_platform_primitives_kills_the_real_platforms_mutants(mutant: GeneratedMutant) -> None:
+    """Every mutant of the atomics' RMWs and of the poller's timeout: an RMW whose read and
+    write another thread can come between, a ``poll(0)`` that blocks, a ``poll(-1)`` that
+    does not.  (``default_platform``'s race is only on a process's first call: not here.)"""
+    with mutant.apply():
+        r = run_workload(
+            "platform-primitives", max_trials=KILL_TRIALS, seconds=GUARD, seed=1,
+            stop_on_failure=True, patience=2.0,
+        )
+    assert r.failure is not None and r.failure.kind == "forbidden", _explain(r)
+    assert r.failure.outcome.startswith(_KILLED_AS[mutant.function]), _explain(r)

@@ -398,15 +398,53 @@ def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random)
     return _RealResult(False)
 
 
+#: impl files that only real threads run: the controlled platform replaces them, so no
+#: explorer reaches their mutants.  stress_real gives a mutant of one (and the unmutated
+#: impl, as the false-alarm control) :data:`CONFORMANCE_WORKLOAD` before the probes.
+REAL_ONLY_FILES = frozenset({"impl/_real.py"})
+#: The real platform's conformance workload (``aioctx_verify.stress.real.WORKLOADS``):
+#: linearizability of the atomics' RMWs, mutex exclusion, no lost notifier set, the
+#: poller's timeouts.
+CONFORMANCE_WORKLOAD = "platform-primitives"
+
+
+def _real_only(mutant: Mutant) -> bool:
+    return mutant is NO_MUTANT or (mutant.site is not None and mutant.site[0] in REAL_ONLY_FILES)
+
+
+def _conformance(mutant: Mutant, seed: int, cell: CellBudget) -> tuple[CheckOutcome, CellBudget]:
+    """:data:`CONFORMANCE_WORKLOAD` on half of ``cell`` (its trials cost
+    ``stress.real._runner.TRIAL_WORK`` units each), and the half that is left."""
+    from ..real import kill_checker  # here, not at the top: stress.real imports this package
+
+    work = None if cell.work is None else max(1, cell.work // 2)
+    out = kill_checker(
+        mutant, seed, CellBudget(work, cell.seconds / 2),
+        workloads=[CONFORMANCE_WORKLOAD], patience=REAL_WAIT,
+    )
+    rest = CellBudget(
+        None if cell.work is None or work is None else max(1, cell.work - work),
+        max(1.0, cell.seconds - out.seconds),
+    )
+    return out, rest
+
+
 def stress_real(
     mutant: Mutant, seed: int, budget: float | CellBudget, *, scope: str = "targeted"
 ) -> CheckOutcome:
-    """Real threads: the mutant's probes in turn until a failure, the work is done (runs,
-    :data:`REAL_RUN_WORK` units each; a run that ended inconclusive waited out its bound and
-    costs :data:`REAL_UNSURE_WORK`), or the seconds cap runs out (then, with a work budget,
-    the outcome is ``inconclusive``)."""
+    """Real threads: for a mutant of a real-only file (:data:`REAL_ONLY_FILES`) and the
+    unmutated impl, :data:`CONFORMANCE_WORKLOAD` on half the budget first; then the mutant's
+    probes in turn until a failure, the work is done (runs, :data:`REAL_RUN_WORK` units
+    each; a run that ended inconclusive waited out its bound and costs
+    :data:`REAL_UNSURE_WORK`), or the seconds cap runs out (then, with a work budget, the
+    outcome is ``inconclusive``)."""
     cell = CellBudget.of(budget)
     probes = _probes_for(mutant, scope)
+    first: CheckOutcome | None = None
+    if _real_only(mutant):
+        first, cell = _conformance(mutant, seed, cell)
+        if first.killed or not probes:
+            return first
     if not probes:
         return _na("no probe exercises this mutant")
     rng = random.Random(f"{seed}:{mutant.name}")
@@ -445,6 +483,10 @@ def stress_real(
             elapsed, f"all {runs} real-thread runs inconclusive; first: {unsure[0]}"
         )
     note = f" ({len(unsure)} inconclusive: {unsure[0]})" if unsure else ""
+    if first is not None and first.is_inconclusive:
+        return CheckOutcome.inconclusive(
+            elapsed, f"{first.detail}; then no failure in {runs} real-thread runs{note}"
+        )
     if cell.work is not None and work < cell.work:
         return CheckOutcome.inconclusive(
             elapsed,

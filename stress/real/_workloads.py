@@ -28,17 +28,20 @@ from __future__ import annotations
 
 import enum
 import errno
+import os
 import random
 import select
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
+from itertools import pairwise
 from types import FrameType, MappingProxyType
+from typing import Any
 
 from aioctx_verify import impl
 from aioctx_verify.impl import (
@@ -52,6 +55,7 @@ from aioctx_verify.impl import (
     ThreadPoolRequest,
     VMState,
 )
+from aioctx_verify.impl._platform import RawNotifier
 
 from ..mutation import pending_work, slowness, stuck_evidence
 
@@ -1327,6 +1331,606 @@ THREAD_POOL = Workload(
 )
 
 
+# ------------------------------------------------------------------------------------------
+# platform-primitives
+# ------------------------------------------------------------------------------------------
+#: Switch intervals (seconds) a platform-primitives trial draws from and sets while its
+#: threads run (never raising a smaller one the runner set).  The GIL then changes hands as
+#: often as the OS lets a waiting thread run, so a switch sometimes lands inside a
+#: primitive's few bytecodes (after the RMW lock's ``__exit__``, say).  It can only land
+#: where the interpreter checks for one (a call, a jump back): between two plain
+#: statements, never.
+PRIMITIVE_SWITCH = (1e-6, 2e-6, 5e-6)
+#: Chances (drawn per trial) that a primitive thread yields the GIL at each line it runs
+#: inside the real platform's own code (``impl/_real.py``, traced with ``sys.settrace``):
+#: preemption points between any two statements of a primitive, as a free-threaded
+#: interpreter may preempt.  0 (one trial in five) leaves the trial to the switch interval
+#: alone.  Measured with the defaults (4 threads, 300 operations each), 10-20 trials per
+#: value, load 4-6 on two cores: the switch interval alone broke no trial of any RMW mutant
+#: of ``impl/_real.py`` (the window is two bytecodes, among many other operations); 0.02
+#: broke 9-10 of 10 of each, 0.05 19-20 of 20 of the three hardest (a store moved out of
+#: the lock), 0.1 20 of 20 of the exchange one.
+PREEMPT_CHANCES = (0.0, 0.02, 0.03, 0.05, 0.1)
+#: Operations between two looks at the stop flags in a primitive thread's loop.
+_STOP_EVERY = 64
+#: Where the real platform's code is (impl/_real.py), and the files seen so far: whether
+#: each is it (or a mutant of it).
+_REAL_DIR, _REAL_BASE = os.path.split(
+    os.path.abspath(impl.RealPlatform.__init__.__code__.co_filename)
+)
+_REAL_FILES: dict[str, bool] = {}
+
+
+def _in_real_platform(filename: str) -> bool:
+    """Whether ``filename`` is the real platform's module, or a mutant of it (compiled as
+    ``<dir>/[<label>]_real.py``).  Asked at every call a traced thread makes: cached."""
+    known = _REAL_FILES.get(filename)
+    if known is None:
+        d, base = os.path.split(os.path.abspath(filename))
+        known = _REAL_FILES[filename] = d == _REAL_DIR and base.endswith(_REAL_BASE)
+    return known
+
+
+def _preempting_tracer(
+    rand: Callable[[], float], chance: float, yield_now: Callable[[], None]
+) -> Callable[[FrameType, str, object], Any]:
+    """A ``sys.settrace`` function that, in frames of the real platform's code only, yields
+    the GIL before a line with probability ``chance`` (``rand`` draws)."""
+
+    def line(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and rand() < chance:
+            yield_now()
+        return line
+
+    def call(frame: FrameType, event: str, arg: object) -> Any:
+        return line if _in_real_platform(frame.f_code.co_filename) else None
+
+    return call
+
+
+def _token(k: int, i: int, rounds: int) -> int:
+    """The unique value thread ``k`` writes at its ``i``-th operation (0 is the initial)."""
+    return 1 + k * rounds + i
+
+
+def _chain(start: int, succ: Mapping[int, int]) -> tuple[dict[int, int], int] | None:
+    """Follow ``succ`` from ``start``: each value's position on the chain, and its last
+    value; None when the chain runs into a cycle."""
+    pos = {start: 0}
+    v = start
+    while v in succ:
+        v = succ[v]
+        if v in pos:
+            return None
+        pos[v] = len(pos)
+    return pos, v
+
+
+def _exchange_verdict(
+    initial: int, final: int, got: Sequence[Sequence[tuple[int, int]]]
+) -> tuple[str | None, int]:
+    """Grade an exchange history on one cell: ``got[k]`` is thread ``k``'s exchanges in
+    program order, each ``(written, returned)``, every written value unique; ``final`` was
+    loaded at the end.
+
+    Linearizable exactly when every value written (and the initial one) is returned by one
+    exchange or is the final value, and the exchanges chain (each one returned what the one
+    before it wrote) from the initial value to the final one in each thread's program
+    order.  Returns the forbidden outcome, or None, and how many times the chain passes
+    from one thread's exchange to another's (the contention seen).
+    """
+    succ: dict[int, int] = {}
+    owner = {initial: -1}
+    for k, ops in enumerate(got):
+        for new, old in ops:
+            if old in succ:
+                return "exchange-duplicated", 0
+            succ[old] = new
+            owner[new] = k
+    if final in succ:
+        return "exchange-duplicated", 0
+    if any(v not in owner for v in succ) or final not in owner:
+        return "exchange-lost", 0
+    walked = _chain(initial, succ)
+    if walked is None or walked[1] != final or len(walked[0]) != len(owner):
+        return "exchange-reordered", 0
+    pos = walked[0]
+    for ops in got:
+        if any(pos[a] >= pos[b] for (a, _), (b, _) in pairwise(ops)):
+            return "exchange-reordered", 0
+    order = [owner[v] for _, v in sorted((p, v) for v, p in pos.items() if v != initial)]
+    return None, sum(1 for a, b in pairwise(order) if a != b)
+
+
+def _fetch_add_verdict(
+    initial: int, final: int, got: Sequence[Sequence[tuple[int, int]]]
+) -> str | None:
+    """Grade a fetch_add history on one cell (``got[k]``: thread ``k``'s adds in program
+    order, each ``(delta, returned)``, every delta > 0): the returned values, sorted, must
+    be the prefix sums of the adds in some order (no two equal, no gap), ending at
+    ``final``, and each thread's must increase in its program order."""
+    pairs = sorted((old, d) for ops in got for d, old in ops)
+    if any(a[0] == b[0] for a, b in pairwise(pairs)):
+        return "fetch-add-duplicated"
+    cur = initial
+    for old, d in pairs:
+        if old != cur:
+            return "fetch-add-lost"
+        cur = old + d
+    if final != cur:
+        return "fetch-add-lost"
+    for ops in got:
+        if any(a >= b for (_, a), (_, b) in pairwise(ops)):
+            return "fetch-add-reordered"
+    return None
+
+
+def _cas_verdict(
+    initial: int, final: int, got: Sequence[Sequence[tuple[int, int, int]]]
+) -> tuple[str | None, int]:
+    """Grade a compare_exchange history on one cell (``got[k]``: thread ``k``'s CASes in
+    program order, each ``(expected, new, returned)``, every ``new`` unique; a CAS succeeded
+    when it returned ``expected``).
+
+    The successful CASes must form one chain (each expected what the one before wrote)
+    from the initial value to the final one, no two of them from the same value; every
+    value a thread saw (an expected value it had loaded, what a CAS returned) must be on
+    that chain; and what one thread saw must never go back along it.  Returns the forbidden
+    outcome, or None, and the number of failed CASes (the contention seen).
+    """
+    succ: dict[int, int] = {}
+    failed = 0
+    for ops in got:
+        for exp, new, ret in ops:
+            if ret != exp:
+                failed += 1
+            elif exp in succ:
+                return "cas-double-success", failed
+            else:
+                succ[exp] = new
+    walked = _chain(initial, succ)
+    if walked is None or walked[1] != final or len(walked[0]) != len(succ) + 1:
+        return "cas-chain-broken", failed
+    pos = walked[0]
+    for ops in got:
+        last = 0
+        for exp, new, ret in ops:
+            for v in (exp, ret, new) if ret == exp else (exp, ret):
+                p = pos.get(v)
+                if p is None or p < last:
+                    return "cas-chain-broken", failed
+                last = p
+    return None, failed
+
+
+def _load_verdict(got: Sequence[Sequence[tuple[bool, int]]], rounds: int) -> str | None:
+    """Grade a store/load history on one cell: ``got[k]`` is thread ``k``'s accesses in
+    program order, each ``(stored, value)``: a store of ``_token(k, i, rounds)`` (``i``
+    rising in program order) or a load and what it returned.  Every load must return 0 (the
+    initial value) or a value some thread stored, and no thread may see one writer's stores
+    go back (coherence; its own store counts as seen)."""
+    stored = {v for ops in got for s, v in ops if s}
+    for ops in got:
+        latest: dict[int, int] = {}
+        for _, v in ops:
+            if v == 0:
+                if latest:
+                    return "load-incoherent"
+                continue
+            if v not in stored:
+                return "load-incoherent"
+            w, i = divmod(v - 1, rounds)
+            if i < latest.get(w, -1):
+                return "load-incoherent"
+            latest[w] = i
+    return None
+
+
+@contextmanager
+def _small_switch_interval(value: float) -> Iterator[None]:
+    """``sys.setswitchinterval`` at most ``value`` for the block; always restored."""
+    old = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(min(value, old))
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+#: The operations of a primitive thread, and their weights in its random plan: the RMWs
+#: (what the GIL alone does not make atomic) most often.
+_EXCHANGE, _FETCH_ADD, _CAS, _STORE, _LOAD, _SECTION, _NOTIFY = range(7)
+_OP_WEIGHTS = (3, 3, 3, 1, 1, 1, 1)
+
+
+def _platform_primitives(trial: Trial) -> str:
+    """``threads`` threads, released together, each run ``rounds`` operations drawn at
+    random on the trial platform's primitives, with the GIL switch interval at a few
+    microseconds and (in most trials) preemption points at the lines of the real platform's
+    code: exchanges of unique values on one cell, fetch_adds on a second, a CAS loop on a
+    third, stores and loads on a fourth, sections of one platform mutex, and sets of one
+    event notifier (thread 0 clears it instead, checking no set was lost).  Each cell's
+    history is then checked against its sequential specification; last, the trial's own
+    thread checks a platform poller (a non-blocking poll returns at once, a blocking one
+    only with an fd ready)."""
+    p = trial.params
+    rng = trial.rng
+    n = p.threads
+    rounds = p.rounds
+    plat = trial.platform
+    seen = _Observed()
+    halt = threading.Event()
+    cancelled = trial.cancelled
+
+    def stopped() -> bool:
+        return halt.is_set() or cancelled.is_set()
+
+    # Every random choice, drawn here before any helper starts.
+    switch = rng.choice(PRIMITIVE_SWITCH)
+    chance = rng.choice(PREEMPT_CHANCES)
+    plans = [rng.choices(range(len(_OP_WEIGHTS)), _OP_WEIGHTS, k=rounds) for _ in range(n)]
+    deltas = [[rng.randint(1, 4) for _ in range(rounds)] for _ in range(n)]
+    reloads = [[rng.random() < 0.25 for _ in range(rounds)] for _ in range(n)]
+    pauses = [[rng.random() < 0.2 for _ in range(rounds)] for _ in range(n)]
+    tries = [[rng.random() < 0.5 for _ in range(rounds)] for _ in range(n)]
+    seeds = [rng.getrandbits(32) for _ in range(n)]
+    pipe = rng.random() < 0.5
+
+    xcell = plat.atomic(0, "pp.exchange")
+    acell = plat.atomic(0, "pp.fetch_add")
+    ccell = plat.atomic(0, "pp.cas")
+    scell = plat.atomic(0, "pp.store")
+    xgot: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    agot: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    cgot: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+    sgot: list[list[tuple[bool, int]]] = [[] for _ in range(n)]
+    mutex = plat.mutex("pp.mutex")
+    inside = [-1]  # the thread inside the mutex's section
+    counter = [0]  # incremented only inside it
+    sections = [0] * n
+    notifier = impl.RealPlatform(use_eventfd=False).notifier() if pipe else plat.notifier()
+    clearer = 0 if n > 1 else -1  # thread 0 clears (with one thread, only the final check)
+    post = [0] * n  # the latest op index thread k published before a set()
+    done = [0] * n  # ... and whose set() then returned
+    acked = [0] * n  # the posts read after the latest test_and_clear that returned True
+
+    def check_clear() -> None:
+        # A set() that returned before a test_and_clear began must make it return True,
+        # unless a clear that returned True came after that set (the posts read after it
+        # then show the setter's publication).
+        returned = list(done)
+        if notifier.test_and_clear():
+            acked[:] = post
+        elif any(a < d for a, d in zip(acked, returned, strict=True)):
+            seen.forbid("notifier-lost-set")
+
+    def worker(k: int) -> None:
+        plan, ds, again, pause, trying = plans[k], deltas[k], reloads[k], pauses[k], tries[k]
+        xs, adds, cas, acc = xgot[k], agot[k], cgot[k], sgot[k]
+        base = _token(k, 0, rounds)  # inline tokens: fewer calls beside the primitives'
+        exp = ccell.load()
+        for i, op in enumerate(plan):
+            if not i % _STOP_EVERY and stopped():
+                return
+            if op == _EXCHANGE:
+                xs.append((base + i, xcell.exchange(base + i)))
+            elif op == _FETCH_ADD:
+                adds.append((ds[i], acell.fetch_add(ds[i])))
+            elif op == _CAS:
+                if again[i]:
+                    exp = ccell.load()
+                ret = ccell.compare_exchange(exp, base + i)
+                cas.append((exp, base + i, ret))
+                exp = base + i if ret == exp else ret
+            elif op == _STORE:
+                scell.store(base + i)
+                acc.append((True, base + i))
+            elif op == _LOAD:
+                acc.append((False, scell.load()))
+            elif op == _SECTION:
+                if not (trying[i] and mutex.acquire(False)) and not mutex.acquire(
+                    True, trial.patience
+                ):
+                    trial.expired(seen, "starved")
+                    return
+                try:
+                    if inside[0] != -1:
+                        seen.forbid("mutex-overlap")
+                    inside[0] = k
+                    c = counter[0]
+                    if pause[i]:
+                        plat.yield_now()  # let the others try the mutex mid-section
+                    counter[0] = c + 1  # a lost update if another thread got in
+                    if inside[0] != k:
+                        seen.forbid("mutex-overlap")
+                    inside[0] = -1
+                    sections[k] += 1
+                finally:
+                    mutex.release()
+            elif k == clearer:
+                check_clear()
+            else:
+                post[k] = i + 1
+                notifier.set()
+                done[k] = i + 1
+
+    go = threading.Event()
+    arrived = _Counter(n)
+
+    def gated(k: int) -> None:
+        # Woken one by one from ``go``, the first thread could be done before the last one
+        # wakes: each spins until all have arrived, so they start together.  No sched_yield
+        # in the spin: on a loaded machine it parks the thread behind other processes for a
+        # whole time slice; a spinner holding the GIL is made to hand it over by the switch
+        # interval.  Bounded by the patience and the stop flags.
+        if not trial.wait(go):
+            return
+        arrived.add()
+        deadline = time.monotonic() + trial.patience
+        while not arrived.reached.is_set():
+            if stopped() or time.monotonic() > deadline:
+                return
+        if not chance:
+            worker(k)
+            return
+        old = sys.gettrace()
+        sys.settrace(_preempting_tracer(random.Random(seeds[k]).random, chance, plat.yield_now))
+        try:
+            worker(k)
+        finally:
+            sys.settrace(old)
+
+    try:
+        with _small_switch_interval(switch):
+            for k in range(n):
+                trial.spawn(partial(gated, k), f"primitives{k}")
+            go.set()
+            finished = trial.join_spawned()
+    finally:
+        halt.set()
+        if trial.join_spawned():
+            check_clear()  # every set() has returned: the last clear must see them all
+            notifier.close()
+        # else a helper may still be inside set(): leave the fd open rather than race it.
+    if not finished or cancelled.is_set():
+        trial.expired(seen, "starved")
+        return seen.outcome("linearizable")
+    trial.ops += n * rounds
+    xbad, switches = _exchange_verdict(0, xcell.load(), xgot)
+    cbad, failed = _cas_verdict(0, ccell.load(), cgot)
+    for bad in (
+        xbad,
+        _fetch_add_verdict(0, acell.load(), agot),
+        cbad,
+        _load_verdict(sgot, rounds),
+        "mutex-lost-update" if counter[0] != sum(sections) else None,
+    ):
+        if bad is not None:
+            seen.forbid(bad)
+    if not seen.forbidden:
+        _check_poller(trial, seen)
+        trial.ops += 3
+    if switches < sum(1 for ops in xgot if ops) and not failed:
+        seen.flag("uncontended")
+    return seen.outcome("linearizable", ["uncontended"])
+
+
+def _in_poll(ident: int) -> bool:
+    """Whether thread ``ident`` is inside the real platform's ``Poller.poll``."""
+    f = sys._current_frames().get(ident)
+    return f is not None and f.f_code.co_name == "poll" and _in_real_platform(f.f_code.co_filename)
+
+
+def _check_poller(trial: Trial, seen: _Observed) -> None:
+    """The trial's own thread polls a platform poller whose one fd (a clear notifier)
+    only a helper makes ready; the helper always does in the end, so no poll stays
+    blocked.
+
+    * ``poll(0)`` must return at once with nothing ready.  The helper waits for it to
+      return; one that stays inside the poll for a whole window (scaled by the machine's
+      slowness) while the GIL is free is blocked: ``poll-zero-blocked``.
+    * A set notifier must be in the next ``poll(0)``'s answer: ``poll-missed-ready``.
+    * ``poll(-1)`` must block until an fd is ready: the helper sets the notifier once it
+      has seen the poller inside the poll (twice, a GIL hand-over apart); an empty answer
+      is ``poll-returned-empty``.
+    """
+    plat = trial.platform
+    poller = plat.poller()
+    n = plat.notifier()
+    me = threading.get_ident()
+    try:
+        poller.register(n.read_fd, select.POLLIN)
+        for blocking in (False, True):
+            returned = threading.Event()
+            verdict: list[str] = []
+            if blocking:
+                waker = trial.spawn(partial(_wake_poller, trial, me, n, returned), "poll-waker")
+            else:
+                waker = trial.spawn(
+                    partial(_rescue_poller, trial, me, n, returned, verdict), "poll-rescuer"
+                )
+            try:
+                ready = poller.poll(-1 if blocking else 0)
+            finally:
+                returned.set()
+                waker.join(trial.patience)
+            if verdict == [INCONCLUSIVE]:
+                trial.expired(seen, "starved")
+                return
+            if verdict:
+                seen.forbid(verdict[0])
+                return
+            if blocking and not ready:
+                seen.forbid("poll-returned-empty")
+                return
+            n.test_and_clear()
+            if not blocking:
+                n.set()
+                if n.read_fd not in {fd for fd, _ in poller.poll(0)}:
+                    seen.forbid("poll-missed-ready")
+                    return
+                n.test_and_clear()
+    finally:
+        poller.unregister(n.read_fd)
+        n.close()
+
+
+def _rescue_poller(
+    trial: Trial, ident: int, n: RawNotifier, returned: threading.Event, verdict: list[str]
+) -> None:
+    """Wait for thread ``ident``'s ``poll(0)`` to return.  One seen inside the poll at every
+    sample of a whole window (scaled by the machine's slowness; the GIL free between
+    samples) is blocked: ``verdict`` gets ``poll-zero-blocked``.  If neither happens within
+    a bound, ``verdict`` gets ``inconclusive``.  Then ``n`` is set so that the poll returns."""
+    since: float | None = None
+    window = 0.0
+    deadline = time.monotonic() + 2 * trial.patience + 5.0  # beyond any window
+    try:
+        while not trial.wait(returned, _SLICE):
+            now = time.monotonic()
+            if trial.cancelled.is_set() or now > deadline:
+                verdict.append(INCONCLUSIVE)
+                return
+            if not _in_poll(ident):
+                since = None
+            elif since is None:
+                since, window = now, min(5.0, trial.patience / 2 * slowness())
+            elif now - since >= window and not returned.is_set():
+                verdict.append("poll-zero-blocked")
+                return
+    finally:
+        n.set()  # a no-op for a poll that returned; the way out for one that did not
+
+
+def _wake_poller(trial: Trial, ident: int, n: RawNotifier, returned: threading.Event) -> None:
+    """Set ``n`` once thread ``ident`` is seen inside its blocking poll twice in a row (a
+    GIL hand-over apart: in the kernel, not just entering the method), or once its poll
+    has returned; always set it in the end."""
+    deadline = time.monotonic() + trial.patience
+    streak = 0
+    try:
+        while not returned.is_set() and streak < 2:
+            if trial.cancelled.is_set() or time.monotonic() > deadline:
+                return
+            streak = streak + 1 if _in_poll(ident) else 0
+            trial.platform.yield_now()
+    finally:
+        n.set()
+
+
+PLATFORM_PRIMITIVES = Workload(
+    name="platform-primitives",
+    description=(
+        "threads hammer the real platform's primitives with a switch interval of a few "
+        "microseconds: exchange, fetch_add, compare_exchange, store/load on one cell each, "
+        "a mutex, an event notifier; each history must be linearizable"
+    ),
+    run=_platform_primitives,
+    outcomes=(
+        Outcome(
+            "linearizable",
+            _A,
+            "every history matched its primitive's sequential specification, and threads "
+            "interleaved inside it",
+        ),
+        Outcome(
+            "linearizable, uncontended",
+            _I,
+            "every history was linearizable, but no exchange chain passed between threads "
+            "more than it must and no CAS failed (the threads did not contend)",
+        ),
+        Outcome(
+            "exchange-duplicated",
+            _F,
+            "two exchanges returned the same value (one read what another had already "
+            "taken: the exchange is not atomic)",
+            "P2",
+        ),
+        Outcome(
+            "exchange-lost",
+            _F,
+            "a value an exchange wrote was never returned by another exchange nor left in "
+            "the cell (overwritten between an exchange's read and its write)",
+            "P2",
+        ),
+        Outcome(
+            "exchange-reordered",
+            _F,
+            "the exchanges form no single chain in each thread's program order",
+            "P2",
+        ),
+        Outcome("fetch-add-duplicated", _F, "two fetch_adds returned the same value", "P2"),
+        Outcome(
+            "fetch-add-lost",
+            _F,
+            "the values fetch_add returned are not the prefix sums of the adds, or the final "
+            "sum is wrong (an add was lost)",
+            "P2",
+        ),
+        Outcome(
+            "fetch-add-reordered",
+            _F,
+            "one thread's fetch_adds returned values that do not increase",
+            "P2",
+        ),
+        Outcome(
+            "cas-double-success",
+            _F,
+            "two compare_exchanges succeeded from the same value",
+            "P2",
+        ),
+        Outcome(
+            "cas-chain-broken",
+            _F,
+            "the successful compare_exchanges do not chain from the initial value to the "
+            "final one, or a thread saw a value off that chain or went back along it",
+            "P2",
+        ),
+        Outcome(
+            "load-incoherent",
+            _F,
+            "a load returned a value nobody stored, or a thread saw one writer's stores go "
+            "back",
+            "P2",
+        ),
+        Outcome("mutex-overlap", _F, "two threads were inside the platform mutex at once", "P1"),
+        Outcome(
+            "mutex-lost-update",
+            _F,
+            "a counter incremented only inside the mutex lost an increment",
+            "P1",
+        ),
+        Outcome(
+            "poll-zero-blocked",
+            _F,
+            "a non-blocking poll (timeout 0) stayed blocked with nothing ready",
+            "LIVE",
+        ),
+        Outcome(
+            "poll-returned-empty",
+            _F,
+            "a blocking poll (no timeout) returned with no fd ready (an idle loop spins)",
+            "LIVE",
+        ),
+        Outcome(
+            "poll-missed-ready",
+            _F,
+            "a poll did not report the fd of a notifier that was set",
+            "LIVE",
+        ),
+        Outcome(
+            "notifier-lost-set",
+            _F,
+            "test_and_clear returned False although a set() had returned since the last "
+            "clear that returned True (a lost wake-up)",
+            "LIVE",
+        ),
+        *_forbidden_common(),
+    ),
+    defaults=Params(threads=4, iothreads=1, rounds=300, seconds=1.0),
+)
+
+
 #: Every built-in workload, by name.
 WORKLOADS: Mapping[str, Workload] = MappingProxyType(
     {
@@ -1339,6 +1943,7 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType(
             DATAPLANE,
             TIMER_CHURN,
             THREAD_POOL,
+            PLATFORM_PRIMITIVES,
         )
     }
 )
