@@ -591,3 +591,19 @@ def test_cli_unwritable_json_is_exit_2(tmp_path: Path) -> None:
         main, ["mutants", "--mutants", "deleted-bh-runs", "--json", str(tmp_path)]
     )
     _one_line_error(r, f"Invalid value for --json: {tmp_path} is a directory")
+
+
+def test_stress_real_gives_real_only_mutants_the_conformance_workload() -> None:
+    """No explorer runs impl/_real.py (the controlled platform replaces it): stress_real
+    gives its mutants the platform-primitives workload first, and the control run on the
+    unmutated impl runs it too (a false alarm there would show)."""
+    from aioctx_verify.stress.mutation import generate_mutants
+
+    (g,) = [m for m in generate_mutants() if m.operator == "lock-move-out"
+            and m.file == "impl/_real.py" and m.function == "_RealAtomic.exchange"
+            and m.variant == "last"]
+    out = run_checker("stress_real", g.as_mutant(), 0, CellBudget(120, 600.0))
+    assert out.killed, out.detail
+    assert "platform-primitives" in out.detail and "exchange" in out.detail
+    control = run_checker("stress_real", NO_MUTANT, 0, CellBudget(120, 600.0))
+    assert not control.killed, control.detail
