@@ -201,6 +201,28 @@ def test_mutant_keys_are_unique_and_do_not_depend_on_line_numbers(
     assert " ".join(m.before.split()) in m.key
 
 
+def test_lock_move_out_moves_only_statements_that_touch_shared_state(
+    mutants: list[GeneratedMutant],
+) -> None:
+    """Moving ``keep = []`` (local names only) out of a lock changes nothing another thread
+    can see: no such mutant is made; moving an attribute access or a call is."""
+    import ast
+
+    from aioctx_verify.stress.mutation._operators import _touches_shared
+
+    def one(text: str) -> ast.stmt:
+        return ast.parse(text).body[0]
+
+    assert not _touches_shared(one("keep = []"))
+    assert not _touches_shared(one("n = a + b"))
+    assert _touches_shared(one("self.n += 1"))
+    assert _touches_shared(one("q.append(x)"))
+    assert _touches_shared(one("x = f()"))
+    moved = [m for m in mutants if m.operator == "lock-move-out"]
+    assert moved and not any("keep = []" in m.key for m in moved)
+    assert any(m.function == "AioContext._reclaim_bhs" for m in moved)
+
+
 def test_campaign_report_counts_and_score(mutants: list[GeneratedMutant]) -> None:
     """The model checker has no counterpart of a generated mutant: every one survives."""
     names = [m.name for m in _per_operator(mutants, 2) if m.key not in EQUIVALENT][:3]

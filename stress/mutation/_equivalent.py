@@ -168,4 +168,16 @@ EQUIVALENT: dict[str, str] = {
         "d is a local int and d == 0 returned just above, so on the path that reaches this "
         "test d >= 0 and d > 0 are the same condition"
     ),
+    _swap("_context.py", "AioContext._dispatch_handlers",
+          "self._handlers = [n for n in self._handlers if not n.deleted]",
+          "self._handlers_deleted = False"): (
+        "both fields are read and written only by the context's holder (removals hold it "
+        "too): the two stores are one critical section, whatever their order"
+    ),
+    _key("rmw-split", "_context.py", "AioContext._poll_locked", "load-store",
+         "notify_me.fetch_add(2, _RELAXED)", "_split_fetch_add(notify_me, 2, _RELAXED)"): (
+        "notify_me is written only by the thread running the context's iteration, which "
+        "holds the context (P3), so writers are ordered by the lock and never overlap; impl "
+        "has no GSource prepare, QEMU's concurrent writer; wakers only read it"
+    ),
 }

@@ -768,16 +768,19 @@ class _Finder:
             if len(w.body) < 2:
                 continue
             # lock-move-out (first): the first statement runs before the lock is taken.
+            # A statement that touches only local names (``keep = []``) moves no access to
+            # shared state: no concurrency mutant, so none is made.
             s = w.body[0]
             s_first, s_last = s.lineno, s.end_lineno or s.lineno
-            moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
-            edit = self.replace_lines(w.lineno, s_last, [*moved, *header])
-            yield self.site("lock-move-out", "first", w, [edit], [s.lineno])
+            if _touches_shared(s):
+                moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
+                edit = self.replace_lines(w.lineno, s_last, [*moved, *header])
+                yield self.site("lock-move-out", "first", w, [edit], [s.lineno])
             # lock-move-out (last): the last statement runs after the lock is released (the
             # mutant is named after that statement, the first line it changes).
             s = w.body[-1]
             s_first, s_last = s.lineno, s.end_lineno or s.lineno
-            if s_last != rng[1]:
+            if s_last != rng[1] or not _touches_shared(s):
                 continue
             moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
             edit = self.replace_lines(s_first, s_last, moved)
@@ -942,6 +945,12 @@ def _accesses(s: ast.stmt) -> tuple[set[str], set[str]]:
         if p:
             loaded.add(p)
     return stored, loaded
+
+
+def _touches_shared(s: ast.stmt) -> bool:
+    """Whether ``s`` may access state other threads see: an attribute, or a call (which
+    may do anything); a statement over local names only cannot."""
+    return any(isinstance(n, (ast.Attribute, ast.Call)) for n in ast.walk(s))
 
 
 def _overlap(xs: set[str], ys: set[str]) -> bool:
