@@ -175,6 +175,11 @@ EQUIVALENT: dict[str, str] = {
         "too): the two stores are one critical section, whatever their order"
     ),
     _key("rmw-split", "_context.py", "AioContext._poll_locked", "load-store",
+         "notify_me.fetch_add(-2, _RELEASE)", "_split_fetch_add(notify_me, -2, _RELEASE)"): (
+        "notify_me is written only by the thread running the context's iteration, which "
+        "holds the context (P3): writers never overlap, and the split store still releases"
+    ),
+    _key("rmw-split", "_context.py", "AioContext._poll_locked", "load-store",
          "notify_me.fetch_add(2, _RELAXED)", "_split_fetch_add(notify_me, 2, _RELAXED)"): (
         "notify_me is written only by the thread running the context's iteration, which "
         "holds the context (P3), so writers are ordered by the lock and never overlap; impl "
