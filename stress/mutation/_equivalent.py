@@ -185,4 +185,10 @@ EQUIVALENT: dict[str, str] = {
         "holds the context (P3), so writers are ordered by the lock and never overlap; impl "
         "has no GSource prepare, QEMU's concurrent writer; wakers only read it"
     ),
+    _key("order-relax", "_context.py", "AioContext.ref", "relaxed-default",
+         "self._refcnt.fetch_add(1)", "self._refcnt.fetch_add(1, _RELAXED)"): (
+        "a reference is taken only by a thread that already holds one or was handed the "
+        "context with happens-before, so the count cannot reach zero meanwhile; an increment "
+        "orders nothing (std::shared_ptr's is relaxed), only the finalising decrement must"
+    ),
 }
