@@ -60,6 +60,7 @@ from ._platform import (
     POLLIN,
     POLLNVAL,
     POLLOUT,
+    AtomicCell,
     Fence,
     Ordering,
     Platform,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
 __all__ = ["BH", "AioContext", "AioHandler", "ContextStatistics", "DebugSnapshot", "EventNotifier"]
 
 _RELAXED = Ordering.RELAXED
+_ACQUIRE = Ordering.ACQUIRE
 _RELEASE = Ordering.RELEASE
 _SEQ = Ordering.SEQ_CST
 _READ_EVENTS = POLLIN | POLLHUP | POLLERR
@@ -142,7 +144,9 @@ class BH:
     """A bottom half: a callback that any thread can schedule, run by its context's loop.
 
     Fields shared without a lock are atomic cells: ``scheduled`` and ``idle``.  ``deleted``
-    is written once (by ``delete``) and read by the loop.
+    is written once, by ``delete`` under the context's ``_bh_lock`` (or by the constructor
+    of a one-shot), and read under that lock by the reclaiming loop and by
+    :meth:`AioContext.statistics`, or by the BH's only user.
     """
 
     __slots__ = ("cb", "ctx", "deleted", "dummy", "id", "idle", "opaque", "scheduled")
@@ -247,9 +251,9 @@ class BH:
         """
         self._check("qemu_bh_delete")
         self.scheduled.store(False, _RELAXED)
-        self.deleted = True
         ctx = self.ctx
-        with ctx._bh_lock:
+        with ctx._bh_lock:  # statistics() reads the flag under it, from any thread
+            self.deleted = True
             ctx._bh_deleted += 1
         tr = ctx._p.tracer
         if tr is not None:
@@ -257,6 +261,7 @@ class BH:
 
     @property
     def is_scheduled(self) -> bool:
+        """The ``scheduled`` flag (one seq_cst load): safe from any thread."""
         return bool(self.scheduled.load(_SEQ))
 
 
@@ -298,7 +303,10 @@ class AioHandler:
 
 @dataclass(frozen=True, slots=True)
 class ContextStatistics:
-    """A snapshot of a context, for tests and reports."""
+    """A snapshot of a context, for tests and reports (:meth:`AioContext.statistics`).
+
+    Each field is exact when it was read; fields are read one after the other, so a thread
+    that neither holds the context nor quiesced it gets values from different moments."""
 
     name: str
     refcount: int
@@ -406,6 +414,13 @@ class AioContext:
         self._handlers: list[AioHandler] = []
         self._walking_handlers = 0
         self._handlers_deleted = False
+        # What observers in other threads see of the handlers (statistics, debug_snapshot):
+        # an immutable (fd, has a read callback, external) per live handler, the context's
+        # own notifier left out, republished (release) by the holder after every change;
+        # RCU-style, so that readers neither take the context lock nor walk the list.
+        self._handler_view: AtomicCell[tuple[tuple[int, bool, bool], ...]] = p.atomic(
+            (), "ctx.handler_view"
+        )
         self._poller = p.poller()
         self._polled: dict[int, int] = {}
         self._poll_gen = 0
@@ -485,6 +500,7 @@ class AioContext:
             if node.fd in self._polled:
                 self._poller.unregister(node.fd)
         self._handlers = []
+        self._handler_view.store((), _RELEASE)
         self._polled = {}
         self.notifier.cleanup()
 
@@ -781,6 +797,8 @@ class AioContext:
             node.is_external = bool(is_external)
             node.events = (_READ_EVENTS if io_read else 0) | (_WRITE_EVENTS if io_write else 0)
             self._poll_gen += 1
+            if not own:
+                self._publish_handlers()
             tr = self._p.tracer
             if tr is not None and not own:
                 ext = int(node.is_external)
@@ -810,6 +828,7 @@ class AioContext:
             else:
                 self._handlers.remove(node)
             self._poll_gen += 1
+            self._publish_handlers()
             tr = self._p.tracer
             if tr is not None:
                 tr(TraceEvent("handler_remove", self._p.current_thread(), self.id, node.id))
@@ -817,6 +836,15 @@ class AioContext:
             if implicit:
                 self._lock.unlock()
         self.aio_notify()
+
+    def _publish_handlers(self) -> None:
+        """Publish the live handlers for observers (the caller holds the context)."""
+        view = tuple(
+            (n.fd, n.io_read is not None, n.is_external)
+            for n in self._handlers
+            if not n.deleted and not n.is_ctx_notifier
+        )
+        self._handler_view.store(view, _RELEASE)
 
     def disable_external(self) -> None:
         """``aio_disable_external``: stop polling and dispatching external handlers (nests)."""
@@ -848,6 +876,8 @@ class AioContext:
 
     @property
     def external_disabled(self) -> bool:
+        """``aio_external_disabled``: external handlers are off now (one seq_cst load:
+        safe from any thread)."""
         return bool(self._external_disable_cnt.load())
 
     def _update_poll_set(self) -> None:
@@ -1016,14 +1046,22 @@ class AioContext:
         return self._pool
 
     def statistics(self) -> ContextStatistics:
-        bhs = [b for b in self._bhs if not b.dummy]
+        """A snapshot for tests and reports; safe from any thread, held or not.
+
+        Reads the BH list under ``_bh_lock`` (as its adders and the reclaiming loop write
+        it), the handlers through their published view, the lock under its mutex and the
+        counters as seq_cst atomics: no plain word shared without its lock.
+        """
+        with self._bh_lock:
+            bhs = [b for b in self._bhs if not b.dummy]
+            live = sum(1 for b in bhs if not b.deleted)
         return ContextStatistics(
             name=self.name,
             refcount=self._refcnt.load(),
             lock=self._lock.statistics(),
-            bhs=sum(1 for b in bhs if not b.deleted),
+            bhs=live,
             scheduled_bhs=sum(1 for b in bhs if b.scheduled.load()),
-            handlers=sum(1 for n in self._handlers if not n.deleted and not n.is_ctx_notifier),
+            handlers=len(self._handler_view.load(_ACQUIRE)),
             notify_me=self.notify_me.load(),
             external_disable_cnt=self._external_disable_cnt.load(),
         )
@@ -1031,18 +1069,20 @@ class AioContext:
     def debug_snapshot(self) -> DebugSnapshot:
         """What a stall detector needs to judge this context from another thread.
 
-        Safe from any thread, without the lock, at any time (also after the context was
-        closed); see :class:`DebugSnapshot` for what a racy read means.
+        Safe from any thread, without the context lock, at any time (also after the
+        context was closed); see :class:`DebugSnapshot` for what a racy read means.  The
+        BH list is copied under ``_bh_lock`` (a leaf lock, held only briefly by BH adders
+        and the reclaiming loop, never while blocking) and the handlers come from the view
+        the holder publishes; only ``_poll_wait_ns``, ``_polled`` and ``_closed`` are read
+        plain, on purpose (fields for observers, which impl never reads unlocked).
         """
         wait = self._poll_wait_ns
-        handlers = [
-            n
-            for n in list(self._handlers)
-            if not n.deleted and not n.is_ctx_notifier and n.io_read is not None
-        ]
+        handlers = [h for h in self._handler_view.load(_ACQUIRE) if h[1]]
         kick = False
         scheduled: list[str] = []
-        for bh in list(self._bhs):
+        with self._bh_lock:
+            bhs = list(self._bhs)
+        for bh in bhs:
             if bh.scheduled.load(_RELAXED):
                 if bh.dummy:
                     kick = True
@@ -1054,8 +1094,8 @@ class AioContext:
             polling=wait != _NOT_POLLING,
             poll_timeout_ns=wait if wait >= 0 else None,
             notifier_fd=self._raw_notifier.read_fd,
-            read_fds=tuple(n.fd for n in handlers),
-            external_fds=frozenset(n.fd for n in handlers if n.is_external),
+            read_fds=tuple(fd for fd, _, _ in handlers),
+            external_fds=frozenset(fd for fd, _, ext in handlers if ext),
             polled_fds=frozenset(self._polled),
             kick_scheduled=kick,
             scheduled_bhs=tuple(scheduled),

@@ -145,6 +145,8 @@ class DataplaneDevice:
         return out
 
     def queued(self) -> int:
+        """Requests on the available ring, not yet taken by the handler; safe from any
+        thread (the ring is read under its lock, as the guest and the handler change it)."""
         with self._vq:
             return len(self._avail)
 

@@ -51,7 +51,10 @@ def _registry(platform: Platform) -> _Registry:
 
 
 def main_context(platform: Platform | None = None) -> AioContext:
-    """``qemu_get_aio_context``: the main loop's context; its home is the main thread."""
+    """``qemu_get_aio_context``: the main loop's context; its home is the main thread.
+
+    Safe from any thread (the platform's registry is read under its mutex); made on first
+    use, and again after the previous one was closed (its last reference dropped)."""
     p = platform or default_platform()
     reg = _registry(p)
     with reg.mutex:
@@ -61,7 +64,7 @@ def main_context(platform: Platform | None = None) -> AioContext:
 
 
 def live_iothreads(platform: Platform | None = None) -> list[IOThread]:
-    """IOThreads started and not yet joined, in creation order."""
+    """IOThreads started and not yet joined, in creation order; safe from any thread."""
     reg = _registry(platform or default_platform())
     with reg.mutex:
         return list(reg.live)

@@ -118,9 +118,9 @@ def aio_bh_new(ctx: AioContext, cb: Callable[[Any], None], opaque: Any) -> BH:
     return ctx.bh_new(cb, opaque)
 
 
-def qemu_bh_new(cb: Callable[[Any], None], opaque: Any) -> BH:
-    """A BH of the main-loop context."""
-    return main_context().bh_new(cb, opaque)
+def qemu_bh_new(cb: Callable[[Any], None], opaque: Any, platform: Platform | None = None) -> BH:
+    """A BH of the main-loop context (of ``platform``, default: the real one)."""
+    return main_context(platform).bh_new(cb, opaque)
 
 
 def qemu_bh_schedule(bh: BH) -> None:
@@ -261,8 +261,10 @@ def iothread_join(iothread: IOThread) -> None:
     iothread.join()
 
 
-def qemu_get_aio_context() -> AioContext:
-    return main_context()
+def qemu_get_aio_context(platform: Platform | None = None) -> AioContext:
+    """The main-loop context (of ``platform``, default: the real one); safe from any
+    thread (see :func:`main_context`)."""
+    return main_context(platform)
 
 
 pause_all_iothreads = stop_the_world

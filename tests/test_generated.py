@@ -6,6 +6,12 @@ with the unmutated impl); a seeded bug (a catalogue mutant) is found, shrunk to 
 program, and the replay line its failure prints reproduces it from the line alone; a
 campaign's ``generated`` step reports such a failure with the same line.  Every search is
 bounded by work (programs x schedules); wall-time bounds are only safety nets.
+
+The classes of behaviour the programs exercise on purpose each have a mutant of impl they
+find: reference counting from several threads (a split increment or decrement, the
+misuse check off by one, an unordered last unref: a race), read-only queries from other
+threads (an unlocked ring read: a race; the queries of the correct impl race nowhere),
+and the QEMU-named functions of ``impl.qemu`` (``aio_notify`` that does nothing).
 """
 
 from __future__ import annotations
@@ -13,26 +19,41 @@ from __future__ import annotations
 import gc
 import re
 import shlex
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
 
 from aioctx_verify._campaign import plan_campaign, run_campaign
 from aioctx_verify.cli import main
+from aioctx_verify.impl import AioContext, ContextStatistics
 from aioctx_verify.stress import InvalidScheduleError
+from aioctx_verify.stress.controlled import find_races
 from aioctx_verify.stress.explore import (
     GenBudget,
     GenFailure,
+    GenProgram,
     OpKind,
     generate,
+    generated_program,
     parse_gen_spec,
     replay_generated,
     run_real,
     search_generated,
 )
+from aioctx_verify.stress.explore._gen_ops import (
+    FACADE_KINDS,
+    GENERATOR_VERSION,
+    LOCK_QUERIES,
+    QUERIES,
+    Op,
+    Query,
+)
 from aioctx_verify.stress.mutation import mutant_by_name
+from aioctx_verify.stress.mutation._operators import GeneratedMutant, generate_mutants
 
 #: A search that only the work bound ends (the time bound is a safety net).
 UNBOUNDED = 1e9
@@ -40,6 +61,9 @@ MUTANTS = mutant_by_name()
 #: The seeded bug the tests find: a P2 break every program that schedules a BH of an
 #: IOThread's context can show (a mutant of the catalogue, not one the generator targets).
 BUG = "schedule-takes-lock"
+#: How it shows: a P2 monitor verdict, or LIVE when the lock's holder waits for the BH
+#: (a thread-pool completion scheduled while its submitter polls holding the context).
+BUG_PROPS = ("P2", "LIVE")
 #: Another one for the campaign: a thread's one-shot into a context it does not run is
 #: run inline (every program's scripts end with one into the main context).
 CAMPAIGN_BUG = "current-ctx-misidentified"
@@ -79,15 +103,93 @@ def test_generation_is_a_function_of_seed_and_index() -> None:
 def test_programs_cover_the_api_and_stay_in_shape() -> None:
     kinds: set[OpKind] = set()
     behaviors: set[str] = set()
-    for i in range(60):
+    queries: set[int] = set()
+    calls: set[tuple[OpKind, bool]] = set()
+    transient = 0
+    for i in range(100):
         prog = generate(7, i)
         assert 2 <= prog.threads <= 4 and prog.size >= 2
         assert [op.uid for op in prog.ops()] == list(range(prog.size))  # pre-order numbers
         kinds |= {op.kind for op in prog.ops()}
         behaviors |= {b.behavior for b in prog.setup.bhs}
+        queries |= {op.b for op in prog.ops() if op.kind is OpKind.QUERY}
+        calls |= {(op.kind, op.q) for op in prog.ops()}
+        transient += prog.setup.x in prog.used().ctxs
     assert kinds == set(OpKind)
     assert behaviors == {"plain", "resched", "chain", "nested", "notify", "timer", "toggle",
                          "selfdel"}
+    assert queries == set(QUERIES)
+    # Each kind that has a QEMU-named function is made both through it and through the
+    # method, and says which; the others never claim to use impl.qemu.
+    assert calls >= {(k, q) for k in FACADE_KINDS for q in (False, True)}
+    assert not {k for k, q in calls if q} - FACADE_KINDS
+    assert transient >= 10
+    prog = next(p for p in map(lambda i: generate(7, i), range(100))
+                if any(op.q for op in p.ops() if op.kind is OpKind.SCHED)
+                and any(not op.q for op in p.ops() if op.kind is OpKind.SCHED))
+    text = prog.listing()
+    assert "qemu_bh_schedule(bh" in text and ".schedule()" in text
+
+
+def _threads(prog: GenProgram) -> Iterator[tuple[int, Op, tuple[int, ...]]]:
+    """Every kept operation with its thread and the contexts that thread holds there."""
+
+    def walk(k: int, op: Op, held: tuple[int, ...]) -> Iterator[tuple[int, Op, tuple[int, ...]]]:
+        yield k, op, held
+        inner = held
+        if op.kind is OpKind.LOCK:
+            inner = (*held, op.a)
+        elif op.kind is OpKind.STW:
+            inner = (*held, *range(prog.setup.iothreads))
+        for o in op.body:
+            yield from walk(k, o, inner)
+
+    for k, script in enumerate(prog.scripts):
+        for op in script:
+            yield from walk(k, op, ())
+
+
+def test_programs_keep_the_reference_and_query_rules() -> None:
+    """The rules of _gen_ops' docstring that make references and queries well-formed."""
+    for seed, i in [(s, i) for s in (0, 7) for i in range(80)]:
+        prog = generate(seed, i)
+        st = prog.setup
+        ops = list(_threads(prog))
+        x = st.x
+        # No thread takes a reference of a misuse target.
+        refd = {op.a for _, op, _ in ops if op.kind is OpKind.REF}
+        assert not refd & {op.a for _, op, _ in ops if op.kind is OpKind.MISUSE}, prog.spec
+        # A context some thread acquires nested is queried for its lock only by holders.
+        nested = {op.a for _, op, held in ops if op.kind is OpKind.LOCK and op.a in held}
+        for k, op, held in ops:
+            if op.kind is OpKind.QUERY and op.b in LOCK_QUERIES and op.a not in held:
+                assert op.a not in nested, (prog.spec, op.uid)
+            if op.kind is OpKind.QUERY and op.b == Query.BH and st.bhs[op.a].owner is not None:
+                assert st.bhs[op.a].owner == k and st.bhs[op.a].behavior != "selfdel"
+            if op.kind is OpKind.QUERY and op.b == Query.POOL:
+                assert op.a in held, (prog.spec, op.uid)  # only a holder asks for the pool
+            if op.kind is OpKind.KICKW:
+                assert not held and op.a <= st.main and (op.a != st.main or k != 0)
+                assert not op.b or op.a not in nested  # waiting for sleep reads its lock
+            # x: a leaf of the lock order, used by its users only, up to their drop.
+            if op.kind is OpKind.LOCK and op.a == x:
+                assert not held and not any(o.kind is OpKind.LOCK for o in op.body)
+            if op.kind is OpKind.LOCK and op.a != x:
+                assert x not in held
+        for k, script in enumerate(prog.scripts):
+            uses = [(n, op) for n, top in enumerate(script) for op in top.walk()
+                    if (op.kind is OpKind.UNREF)
+                    or (op.a == x and op.kind is not OpKind.QUERY
+                        and op.kind in (OpKind.LOCK, OpKind.REF, OpKind.EXT, OpKind.NOTIFY))
+                    or (op.kind is OpKind.QUERY and op.b not in (Query.BH, Query.QUEUED,
+                                                                 Query.MAIN, Query.LIVE)
+                        and op.a == x)]
+            if k not in st.xusers:
+                assert not uses, (prog.spec, k)
+                continue
+            drops = [n for n, op in uses if op.kind is OpKind.UNREF]
+            assert len(drops) == 1 and script[drops[0]].kind is OpKind.UNREF, (prog.spec, k)
+            assert all(n < drops[0] for n, op in uses if op.kind is not OpKind.UNREF)
 
 
 def test_dropped_operations_round_trip_through_the_spec() -> None:
@@ -101,14 +203,17 @@ def test_dropped_operations_round_trip_through_the_spec() -> None:
     assert kept == cut.keep
 
 
+V = GENERATOR_VERSION
+
+
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
         ("gen:seed=1", "malformed generated-program spec"),
-        ("gen:seed=1,index=2,keep=3-1;v1:gen1.s1.i2:sc:0", "bad range"),
-        ("gen:seed=1,index=2;v1:gen1.s1.i3:sc:0", "the spec generates 'gen1.s1.i2'"),
-        ("gen:seed=1,index=2;v1:gen0.s1.i2:sc:0", "this version of the generator"),
-        ("gen:seed=1,index=2;v1:gen1.s1.i2:arm:0", "bad memory model"),
+        (f"gen:seed=1,index=2,keep=3-1;v1:gen{V}.s1.i2:sc:0", "bad range"),
+        (f"gen:seed=1,index=2;v1:gen{V}.s1.i3:sc:0", f"the spec generates 'gen{V}.s1.i2'"),
+        (f"gen:seed=1,index=2;v1:gen{V - 1}.s1.i2:sc:0", "this version of the generator"),
+        (f"gen:seed=1,index=2;v1:gen{V}.s1.i2:arm:0", "bad memory model"),
     ],
 )
 def test_bad_gen_specs_exit_2_with_one_line(spec: str, needle: str) -> None:
@@ -138,6 +243,126 @@ def test_the_correct_impl_passes_under_every_memory_model(strategy: str) -> None
     assert r.runs <= 6 * n * 2 and r.runs >= 6 * n  # work-bounded (DFS may exhaust a program)
 
 
+def test_queries_from_other_threads_race_nowhere_on_the_correct_impl() -> None:
+    """Read-only queries run from any thread; with the race detector on, the correct impl
+    shows no race (statistics and debug_snapshot read the BH list under its lock and the
+    handlers through their published view); a statistics() that walks the BH list
+    unlocked, as it once did, races with the BHs other threads add."""
+    progs = [p for p in (generate(0, i) for i in range(40))
+             if len({k for k, op, _ in _threads(p) if op.kind is OpKind.QUERY}) >= 2][:10]
+    assert len(progs) == 10
+    for prog in progs:
+        r = find_races(generated_program(prog), strategy="random", schedules=3, seed=1)
+        assert r.races == [], r.summary()
+
+    real = AioContext.statistics
+
+    def unlocked(self: AioContext) -> ContextStatistics:
+        _ = [b.scheduled.load() for b in self._bhs]  # the old walk, without _bh_lock
+        return real(self)
+
+    with mock.patch.object(AioContext, "statistics", unlocked):
+        fields: set[str] = set()
+        for i in range(40):
+            prog = generate(0, i)
+            if not any(op.kind is OpKind.QUERY and op.b == Query.STATS for op in prog.ops()):
+                continue
+            fields |= {x.field for x in find_races(generated_program(prog), strategy="random",
+                                                   schedules=3, seed=1).races}
+            if fields:
+                break
+    assert fields & {"AioContext._bhs", "AioContext._bhs[]"}, fields
+
+
+# -- the classes of behaviour each find their mutants -------------------------------------------
+def _mutant(operator: str, function: str, variant: str, text: str = "") -> GeneratedMutant:
+    """The generated mutant of ``function`` (found by its text, not its line number)."""
+    found = [m for m in generate_mutants([operator]) if m.function == function
+             and m.variant == variant and text in m.key]
+    assert len(found) == 1, [m.name for m in found]
+    return found[0]
+
+
+def _indices(pred: Callable[[GenProgram], bool], n: int, seed: int = 0) -> list[int]:
+    return [i for i in range(300) if pred(generate(seed, i))][:n]
+
+
+def _shared_refs(p: GenProgram) -> bool:
+    """Two threads take references of one context."""
+    per = Counter(a for a, _ in {(op.a, k) for k, op, _ in _threads(p) if op.kind is OpKind.REF})
+    return max(per.values(), default=0) >= 2
+
+
+def _misuse(p: GenProgram) -> bool:
+    return any(op.kind is OpKind.MISUSE or (op.kind is OpKind.ITER and op.b) for op in p.ops())
+
+
+def _kick_via_qemu(p: GenProgram) -> bool:
+    return any(op.kind is OpKind.KICKW and op.q for op in p.ops())
+
+
+@pytest.mark.parametrize(
+    ("mutant", "pred", "props"),
+    [
+        # A lost increment: a context closed under a thread that holds a reference.
+        (("rmw-split", "AioContext.ref", "load-store"), _shared_refs, {"P3", "LIVE"}),
+        # A lost decrement: a context never closed (or one closed too early).
+        (("rmw-split", "AioContext.unref", "load-store"), _shared_refs, {"P3", "LIVE"}),
+        # The misuse check off: the last reference of a running IOThread's context dropped.
+        (("off-by-one", "AioContext.unref", "boundary"), _misuse, {"P3"}),
+        # impl.qemu's aio_notify does nothing: a kick of a loop asleep is lost.
+        (("notify-drop", "aio_notify", "aio_notify"), _kick_via_qemu, {"LIVE"}),
+    ],
+    ids=["ref-split", "unref-split", "unref-misuse-check", "qemu-aio_notify"],
+)
+def test_each_class_finds_its_mutant(
+    mutant: tuple[str, str, str], pred: Callable[[GenProgram], bool], props: set[str]
+) -> None:
+    m = _mutant(*mutant)
+    with m.apply():
+        r = search_generated(0, GenBudget(programs=8, schedules=4, seconds=UNBOUNDED),
+                             indices=_indices(pred, 8), do_shrink=False)
+    assert r.verdict == "fail" and r.failure is not None, r.summary()
+    assert r.failure.prop in props, r.failure.report()
+
+
+def test_the_unmutated_impl_passes_those_programs() -> None:
+    idx = sorted({*_indices(_shared_refs, 8), *_indices(_misuse, 8), *_indices(_kick_via_qemu, 8)})
+    r = search_generated(0, GenBudget(programs=len(idx), schedules=2, seconds=UNBOUNDED),
+                         indices=idx, do_shrink=False)
+    assert r.verdict == "pass", r.summary()
+
+
+@pytest.mark.parametrize(
+    ("mutant", "pred", "field"),
+    [
+        # The last unref no longer acquires the other users' releases: _finalize races with
+        # what they did before dropping theirs.
+        (("order-relax", "AioContext.unref", "relaxed-default", "fetch_add"),
+         lambda p: len(p.setup.xusers) >= 2 and p.setup.x in p.used().ctxs, None),
+        # DataplaneDevice.queued reads the ring without its lock.
+        (("acqrel-drop", "DataplaneDevice.queued", "with"),
+         lambda p: any(op.kind is OpKind.QUERY and op.b == Query.QUEUED for op in p.ops())
+         and any(op.kind is OpKind.KICK for op in p.ops()), "DataplaneDevice._avail[]"),
+    ],
+    ids=["unordered-last-unref", "unlocked-queued"],
+)
+def test_the_race_detector_finds_the_unordered_mutants(
+    mutant: tuple[str, str, str, str], pred: Callable[[GenProgram], bool], field: str | None
+) -> None:
+    m = _mutant(*mutant)
+    fields: set[str] = set()
+    with m.apply():
+        for i in _indices(pred, 8):
+            r = find_races(generated_program(generate(0, i)), strategy="random", schedules=4,
+                           seed=i)
+            fields |= {x.field for x in r.races}
+            if fields:
+                break
+    assert fields, "no race"
+    assert field is None or field in fields, fields
+
+
 # -- a seeded bug ---------------------------------------------------------------------------
 @pytest.fixture
 def found() -> GenFailure:
@@ -150,7 +375,7 @@ def found() -> GenFailure:
 
 
 def test_a_seeded_bug_is_found_and_its_line_reproduces_it(found: GenFailure) -> None:
-    assert found.prop == "P2", found.report()
+    assert found.prop in BUG_PROPS, found.report()
     report = found.report()
     lines = LINE.findall(report)
     assert lines == [found.replay_command()]
@@ -158,7 +383,7 @@ def test_a_seeded_bug_is_found_and_its_line_reproduces_it(found: GenFailure) -> 
     assert line.startswith(f"aioctx-verify replay --mutant {BUG} 'gen:seed=0,index=")
     code, out = run_line(line)
     assert code == 1, out
-    assert re.search(r"^property: P2$", out, re.M), out
+    assert re.search(rf"^property: {found.prop}$", out, re.M), out
     assert found.program is not None and found.program.listing() in out
     # The mutant is what fails it: without it the run passes or cannot follow the schedule.
     code, out = run_line(line.replace(f"--mutant {BUG} ", ""))
@@ -171,7 +396,7 @@ def test_shrinking_reduces_the_program(found: GenFailure) -> None:
     assert found.program.threads <= found.original_threads
     with applied(BUG):
         again = replay_generated(found.spec)
-    assert again.outcome.verdict == "fail" and again.prop == "P2"
+    assert again.outcome.verdict == "fail" and again.prop == found.prop
     assert again.program == found.program
 
 

@@ -35,6 +35,7 @@ from aioctx_verify.stress.controlled import (
     impl_classes,
     replay_races,
 )
+from aioctx_verify.stress.explore._gen_ops import GENERATOR_VERSION
 
 RELAXED, ACQUIRE, RELEASE = Ordering.RELAXED, Ordering.ACQUIRE, Ordering.RELEASE
 
@@ -656,7 +657,8 @@ def test_a_generated_programs_race_replays_from_its_line() -> None:
                 break
     assert r.races, "no generated dataplane program showed the unlocked queue"
     race = r.races[0]
-    assert race.field == "DataplaneDevice._avail[]" and race.schedule.startswith("v1:gen1.s0.")
+    assert race.field == "DataplaneDevice._avail[]"
+    assert race.schedule.startswith(f"v1:gen{GENERATOR_VERSION}.s0.")
     line = f"aioctx-verify replay --mutant {m.name} 'race:{race.schedule}'"
     out = CliRunner().invoke(main, shlex.split(line)[1:])
     assert out.exit_code == 1 and "DataplaneDevice._avail[]" in out.output, out.output

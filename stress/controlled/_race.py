@@ -211,7 +211,6 @@ BENIGN: tuple[Benign, ...] = (
     ),
     Benign("AioContext._poll_wait_ns", "debug_snapshot", _SNAPSHOT),
     Benign("AioContext._polled", "debug_snapshot", _SNAPSHOT),
-    Benign("AioContext._bhs", "debug_snapshot", _SNAPSHOT),
 )
 
 

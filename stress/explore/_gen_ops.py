@@ -37,7 +37,38 @@ Well-formedness by construction (any failure is an impl bug, never a misuse):
   callback may drain its context, a nested blocking ``aio_poll`` until every request
   submitted to it before its own completed) and never take a lock, so no callback can
   deadlock against a script;
-* only thread 0 (the main loop, home of the main context) polls the main context.
+* only thread 0 (the main loop, home of the main context) polls the main context;
+* every context a thread uses is referenced while it uses it: the IOThreads' contexts and
+  the main context by the program until teardown; the *transient* context ``x`` (made with
+  ``aio_context_new`` or ``AioContext()``, polled only by a holder waiting for its own
+  request) by each of its users, one reference each, until that user's ``aio_context_unref``
+  (its last use of ``x``; teardown drops the references of users whose drop was shrunk
+  away), so the last user to drop closes it, in whichever thread that is.  ``x`` is a
+  leaf of the lock order: it is acquired alone and nothing is acquired while it is held;
+* ``aio_context_ref`` / ``aio_context_unref`` around a body of lock-free operations take an
+  extra reference of a context the thread may use and drop it, in the same thread or
+  handed over through a one-shot BH whose callback (in the loop of another context) drops
+  it; no thread takes a reference of a *misuse target* (an IOThread's context whose only
+  reference is its IOThread's), whose ``aio_context_unref`` must be refused with
+  ``ContextInUseError`` while its IOThread runs;
+* read-only queries (statistics, debug snapshot, external-disabled, BH state, repr, the
+  dataplane ring, the thread pool, the main context, the live IOThreads) run from any
+  thread on objects it may use; a query that reads a context's lock statistics from a
+  thread that does not hold it is made only on a *watched* context, one no thread ever
+  acquires nested (impl/_lock.py's nested fast path changes ``RFifoLock._nesting`` outside
+  the lock's mutex, which ``statistics()`` reads under it: a race the race detector
+  reports, left to that file's owner); a private BH is queried by its owner only, and
+  not if it deletes itself (its callback may do so meanwhile); the timer and thread-pool
+  ``repr`` queries are held back (:data:`HELD_BACK`);
+* a kick (``aio_notify`` after an idle schedule of a new BH, then waiting until that BH
+  ran; optionally first waiting, a bounded number of yields, until the context's loop
+  sleeps, which reads its debug snapshot: a watched context only) is made with no context
+  held, to a context whose loop runs (an IOThread's; the main context from another thread
+  than 0).
+
+Each operation that has both a method and a QEMU-named function in :mod:`impl.qemu` draws
+which one it calls (``Op.q``); the listing shows the call it makes (``qemu_bh_schedule(bh0)``
+or ``bh0.schedule()``).
 """
 
 from __future__ import annotations
@@ -51,12 +82,16 @@ from dataclasses import dataclass, field, replace
 from aioctx_verify.impl import SCALE_MS, SCALE_NS, SCALE_US, ClockType
 
 __all__ = [
+    "FACADE_KINDS",
     "GENERATOR_VERSION",
+    "HELD_BACK",
+    "QUERIES",
     "BHSpec",
     "GenProgram",
     "NotifierSpec",
     "Op",
     "OpKind",
+    "Query",
     "Setup",
     "TimerSpec",
     "Used",
@@ -66,7 +101,7 @@ __all__ = [
 
 #: The generator's version: part of every program name, so that a replay line printed by
 #: another version is refused instead of replaying a different program.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: Threads of a program (thread 0 included), drawn from this, and the deepest nesting.
 THREADS = (2, 2, 3, 3, 4)
 MAX_DEPTH = 3
@@ -94,10 +129,17 @@ class OpKind(enum.Enum):
     VADV = "VA"  # qemu_clock_advance_virtual(b ms)
     CLOCK = "CE"  # qemu_clock_enable(clock a, b)
     EXT = "E"  # aio_disable_external(ctx a) { body } aio_enable_external(ctx a)
+    NOTIFY = "AN"  # aio_notify(ctx a)
+    MISUSE = "UX"  # aio_context_unref(misuse target a): ContextInUseError expected
+    QUERY = "?"  # read-only query b (QUERIES) of object a
+    REF = "RF"  # aio_context_ref(ctx a) { body } unref (b: 0 here, 1 + d: one-shot of ctx d)
     # with no context held
     LOCK = "L"  # aio_context_acquire(ctx a) { body } release (b: with / acquire / one_off)
     STW = "W"  # stop_the_world(every IOThread) { body }
-    ITER = "IT"  # iothread_new; oneshot into it; iothread_join
+    ITER = "IT"  # iothread_new; (b: refused unref of its context;) oneshot into it; join
+    KICKW = "AK"  # (b: once ctx a's loop sleeps,) idle-schedule a new BH of ctx a,
+    # aio_notify(ctx a), wait until it ran
+    UNREF = "U"  # aio_context_unref(x): the thread's last use of the transient context
     DPSTOP = "DP-"  # dataplane stop (control thread)
     DPSTART = "DP+"  # dataplane start (control thread)
     VMSTOP = "VM-"  # VM stop: virtual clock frozen, dataplane stopped (control thread)
@@ -111,17 +153,56 @@ class OpKind(enum.Enum):
     RCANCEL = "RX"  # bdrv_aio_cancel_async(this thread's last request on ctx a)
     SYNC = "Y"  # submit to ctx a's pool, aio_poll(ctx a, true) until it completes
     PDEL = "PD"  # qemu_bh_delete(private bh a)
+    ACCEPT = "AA"  # aio_notify_accept(ctx a)
+
+
+class Query(enum.IntEnum):
+    """What a :attr:`OpKind.QUERY` reads (its ``b``); ``a`` names the object."""
+
+    STATS = 0  # ctx a: statistics()
+    SNAPSHOT = 1  # ctx a: debug_snapshot()
+    EXTERNAL = 2  # ctx a: external_disabled
+    REPR = 3  # ctx a: repr()
+    BH = 4  # bh a: is_scheduled, repr()
+    QUEUED = 5  # the dataplane device: queued()
+    POOL = 6  # held ctx a: aio_get_thread_pool(a).pending()
+    MAIN = 7  # qemu_get_aio_context() / main_context()
+    LIVE = 8  # live_iothreads()
+    PENDING = 9  # ctx a: pending() of the pool a request was submitted to (if any yet)
+
+
+#: Queries that read a context's lock statistics (``RFifoLock.statistics``).
+LOCK_QUERIES = frozenset({Query.STATS, Query.SNAPSHOT, Query.REPR})
+#: Every query a program may make.
+QUERIES = tuple(Query)
+#: Read-only queries of impl's public API that programs do not make, and why: each one
+#: races in impl (the race detector reports it on the correct impl); drawing it would be a
+#: false alarm of the ``races`` checker until the file named is fixed.
+HELD_BACK: dict[str, str] = {
+    "timer_pending / timer_expire_time_ns / repr(timer)": (
+        "impl/_timers.py: QEMUTimer.pending(), expire_ns() and __repr__ read expire_time "
+        "without the timer list's mutex, which timer_mod / timer_del (any thread) and "
+        "run_timers write it under"
+    ),
+    "repr(thread pool)": (
+        "impl/_threadpool.py: ThreadPool.__repr__ reads _cur_threads and len(_queue) "
+        "without _mutex, which submit and the workers write them under"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One operation; ``uid`` numbers it in the generated program (pre-order)."""
+    """One operation; ``uid`` numbers it in the generated program (pre-order); ``q``: it
+    calls the QEMU-named function of :mod:`impl.qemu` rather than the method (for the
+    kinds that have both)."""
 
     kind: OpKind
     a: int = 0
     b: int = 0
     body: tuple[Op, ...] = ()
     uid: int = 0
+    q: bool = False
 
     def walk(self) -> Iterator[Op]:
         yield self
@@ -183,12 +264,23 @@ class Setup:
     notifiers: tuple[NotifierSpec, ...]
     dataplane: bool
     control: int  # the thread that stops / starts the dataplane and the VM
+    #: Threads that hold a reference of the transient context ``x`` (none: no ``x``).
+    xusers: tuple[int, ...] = ()
+    #: ``x`` is made with ``aio_context_new`` (else with ``AioContext()``).
+    x_new: bool = False
 
     @property
     def main(self) -> int:
         return self.iothreads
 
+    @property
+    def x(self) -> int:
+        """The transient context's number (after the main context's)."""
+        return self.iothreads + 1
+
     def ctx_name(self, c: int) -> str:
+        if c == self.x:
+            return "x"
         return "main" if c == self.main else f"io{c}"
 
 
@@ -277,6 +369,17 @@ class GenProgram:
                 notifiers.add(op.a)
             elif k in _CTX_OPS:
                 ctxs.add(op.a)
+                if k is OpKind.REF and op.b:
+                    ctxs.add(op.b - 1)  # the context whose one-shot drops the reference
+            elif k is OpKind.UNREF:
+                ctxs.add(st.x)
+            elif k is OpKind.QUERY:
+                if op.b == Query.BH:
+                    bhs.add(op.a)
+                elif op.b in _CTX_QUERIES:
+                    ctxs.add(op.a)
+                elif op.b == Query.QUEUED and st.dataplane:
+                    ctxs.add(0)
             elif k is OpKind.STW:
                 ctxs.update(range(st.iothreads))
             elif k in _DP_OPS and st.dataplane:
@@ -299,7 +402,10 @@ class GenProgram:
         )
 
     def uses_dataplane(self) -> bool:
-        return self.setup.dataplane and any(op.kind in _DP_OPS for op in self.ops())
+        return self.setup.dataplane and any(
+            op.kind in _DP_OPS or (op.kind is OpKind.QUERY and op.b == Query.QUEUED)
+            for op in self.ops()
+        )
 
     # -- text ------------------------------------------------------------------------------
     def listing(self) -> str:
@@ -308,10 +414,16 @@ class GenProgram:
         used = self.used()
         n, ops = self.threads, self.size
         lines = [f"program {self.spec} ({n} thread{'s' * (n != 1)}, {ops} op{'s' * (ops != 1)}):"]
-        ctxs = ", ".join(
-            "main (thread 0's)" if c == st.main else f"io{c} (IOThread)"
-            for c in sorted(used.ctxs)
-        )
+        def ctx_note(c: int) -> str:
+            if c == st.main:
+                return "main (thread 0's)"
+            if c == st.x:
+                made = "aio_context_new" if st.x_new else "AioContext()"
+                users = ", ".join(f"T{k}" for k in st.xusers)
+                return f"x ({made} by T0; a reference each for {users})"
+            return f"io{c} (IOThread)"
+
+        ctxs = ", ".join(ctx_note(c) for c in sorted(used.ctxs))
         lines.append(f"  contexts: {ctxs}")
         objs = [f"bh{j}@{st.ctx_name(st.bhs[j].ctx)}{_bh_note(st.bhs[j])}"
                 for j in sorted(used.bhs)]
@@ -342,7 +454,23 @@ _SCALES = {SCALE_NS: "ns", SCALE_US: "us", SCALE_MS: "ms"}
 _BH_OPS = frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.PSCHED, OpKind.PIDLE,
                      OpKind.PCANCEL, OpKind.PDEL})
 _CTX_OPS = frozenset({OpKind.ONESHOT, OpKind.LOCK, OpKind.EXT, OpKind.POLL, OpKind.SUBMIT,
-                      OpKind.RCANCEL, OpKind.SYNC})
+                      OpKind.RCANCEL, OpKind.SYNC, OpKind.REF, OpKind.MISUSE, OpKind.NOTIFY,
+                      OpKind.KICKW, OpKind.ACCEPT})
+_CTX_QUERIES = frozenset({Query.STATS, Query.SNAPSHOT, Query.EXTERNAL, Query.REPR, Query.POOL,
+                          Query.PENDING})
+#: Kinds that call either a method or its QEMU-named function (``Op.q`` says which).
+FACADE_KINDS = frozenset(OpKind) - {OpKind.KICK, OpKind.STW, OpKind.DPSTOP, OpKind.DPSTART,
+                                    OpKind.VMSTOP, OpKind.VMSTART}
+
+
+def _has_facade(kind: OpKind, b: int) -> bool:
+    """Whether an operation of ``kind`` (with ``b``) has both forms: a lock only in the
+    acquire / release style, a query only asking for the pool or the main context."""
+    if kind is OpKind.LOCK:
+        return b == 1
+    if kind is OpKind.QUERY:
+        return b in (Query.POOL, Query.MAIN)
+    return kind in FACADE_KINDS
 _DP_OPS = frozenset({OpKind.KICK, OpKind.DPSTOP, OpKind.DPSTART, OpKind.VMSTOP,
                      OpKind.VMSTART})
 
@@ -355,30 +483,87 @@ def _bh_note(b: BHSpec) -> str:
 
 
 def _describe(op: Op, st: Setup) -> str:
-    k, a, b = op.kind, op.a, op.b
+    k, a, b, q = op.kind, op.a, op.b, op.q
     ctx = st.ctx_name
     inner = "; ".join(_describe(o, st) for o in op.body)
-    if k in (OpKind.SCHED, OpKind.PSCHED):
-        text = f"qemu_bh_schedule(bh{a})"
-    elif k in (OpKind.IDLE, OpKind.PIDLE):
-        text = f"qemu_bh_schedule_idle(bh{a})"
-    elif k in (OpKind.CANCEL, OpKind.PCANCEL):
-        text = f"qemu_bh_cancel(bh{a})"
-    elif k is OpKind.CLOCK:
-        text = f"qemu_clock_enable({ClockType(a).name}, {bool(b)})"
+    if k is OpKind.CLOCK:
+        clock, on = ClockType(a).name, bool(b)
+        text = f"qemu_clock_enable({clock}, {on})" if q else f"clocks.enable({clock}, {on})"
     elif k is OpKind.EXT:
-        text = f"aio_disable_external({ctx(a)}) {{{inner}}} aio_enable_external"
+        text = (f"aio_disable_external({ctx(a)}) {{{inner}}} aio_enable_external" if q else
+                f"{ctx(a)}.disable_external() {{{inner}}} enable_external()")
     elif k is OpKind.LOCK:
-        text = f"{_LOCK_STYLES[b]}({ctx(a)}) {{{inner}}}"
+        style = _LOCK_STYLES[b]
+        if b == 1:
+            style = "aio_context_acquire" if q else f"{ctx(a)}.acquire"
+            text = f"{style}({'' if not q else ctx(a)}) {{{inner}}}"
+        else:
+            text = f"{style}({ctx(a)}) {{{inner}}}"
     elif k is OpKind.STW:
         text = f"{'pause_all_iothreads' if b else 'stop_the_world'} {{{inner}}}"
+    elif k is OpKind.REF:
+        ref, unref = (f"aio_context_ref({ctx(a)})", f"aio_context_unref({ctx(a)})") if q else (
+            f"{ctx(a)}.ref()", f"{ctx(a)}.unref()")
+        where = f" in a one-shot of {ctx(b - 1)}" if b else ""
+        text = f"{ref} {{{inner}}} {unref}{where}"
+    elif k is OpKind.QUERY:
+        text = _query_text(op, st)
+    elif k in (OpKind.HADD, OpKind.HDEL):
+        spec = st.notifiers[a]
+        cb = "handler" if k is OpKind.HADD else "None"
+        if spec.fd:
+            text = (f"aio_set_fd_handler({ctx(spec.ctx)}, notifier{a}.fd, {cb})" if q else
+                    f"{ctx(spec.ctx)}.set_fd_handler(notifier{a}.fd, {cb})")
+        else:
+            text = (f"aio_set_event_notifier({ctx(spec.ctx)}, notifier{a}, {cb})" if q else
+                    f"{ctx(spec.ctx)}.set_event_notifier(notifier{a}, {cb})")
     else:
         drain = ", completion drains earlier requests" if k is OpKind.SUBMIT and b else ""
-        text = _TEXT[k].format(a=a, b=b, ctx=ctx(a) if a <= st.main else a, drain=drain)
+        table = _TEXT if q or k not in _METHOD_TEXT else _METHOD_TEXT
+        form = table[k]
+        if k is OpKind.TMOD and b % 2:
+            form = _TMOD_NS[q]
+        elif k is OpKind.ITER and b:
+            form = _ITER_MISUSE[q]
+        elif k is OpKind.KICKW and b:
+            form = "wait (bounded) until {ctx} sleeps (debug_snapshot().asleep); " + form
+        text = form.format(a=a, b=b, ctx=ctx(a) if a <= st.x else a, drain=drain)
     return f"#{op.uid} {text}"
 
 
+def _query_text(op: Op, st: Setup) -> str:
+    a, q = op.a, op.q
+    c = st.ctx_name(a)
+    w = Query(op.b)
+    if w is Query.STATS:
+        return f"{c}.statistics()"
+    if w is Query.SNAPSHOT:
+        return f"{c}.debug_snapshot()"
+    if w is Query.EXTERNAL:
+        return f"{c}.external_disabled"
+    if w is Query.REPR:
+        return f"repr({c})"
+    if w is Query.BH:
+        return f"bh{a}.is_scheduled, repr(bh{a})"
+    if w is Query.QUEUED:
+        return "dataplane.queued()"
+    if w is Query.POOL:
+        return f"{'aio_get_thread_pool(' + c + ')' if q else c + '.thread_pool()'}.pending()"
+    if w is Query.PENDING:
+        return f"pending() of the pool last submitted to on {c}"
+    if w is Query.MAIN:
+        return f"{'qemu_get_aio_context()' if q else 'main_context()'} is main"
+    return "live_iothreads() has every IOThread"
+
+
+#: What an operation calls through :mod:`impl.qemu` (``q``), or the one thing it does.
 _TEXT: dict[OpKind, str] = {
+    OpKind.SCHED: "qemu_bh_schedule(bh{a})",
+    OpKind.PSCHED: "qemu_bh_schedule(bh{a})",
+    OpKind.IDLE: "qemu_bh_schedule_idle(bh{a})",
+    OpKind.PIDLE: "qemu_bh_schedule_idle(bh{a})",
+    OpKind.CANCEL: "qemu_bh_cancel(bh{a})",
+    OpKind.PCANCEL: "qemu_bh_cancel(bh{a})",
     OpKind.ONESHOT: "aio_bh_schedule_oneshot({ctx})",
     OpKind.NSET: "event_notifier_set(notifier{a})",
     OpKind.TMOD: "timer_mod(timer{a}, now+{b})",
@@ -394,12 +579,49 @@ _TEXT: dict[OpKind, str] = {
     OpKind.VMSTART: "vm start",
     OpKind.HPOLL: "aio_poll(main, false)",
     OpKind.POLL: "aio_poll({ctx}, false)",
-    OpKind.HADD: "add handler(notifier{a})",
-    OpKind.HDEL: "remove handler(notifier{a})",
     OpKind.SUBMIT: "thread_pool_submit_aio({ctx}{drain})",
     OpKind.RCANCEL: "bdrv_aio_cancel_async(last request on {ctx})",
     OpKind.SYNC: "submit to {ctx}, aio_poll({ctx}, true) until done",
     OpKind.PDEL: "qemu_bh_delete(bh{a})",
+    OpKind.NOTIFY: "aio_notify({ctx})",
+    OpKind.KICKW: "aio_bh_new({ctx}); qemu_bh_schedule_idle; aio_notify({ctx}); wait for it",
+    OpKind.ACCEPT: "aio_notify_accept({ctx})",
+    OpKind.MISUSE: "aio_context_unref({ctx}) refused (its IOThread runs)",
+    OpKind.UNREF: "aio_context_unref(x)",
+}
+#: The same through the methods (``q`` False).
+_METHOD_TEXT: dict[OpKind, str] = {
+    OpKind.SCHED: "bh{a}.schedule()",
+    OpKind.PSCHED: "bh{a}.schedule()",
+    OpKind.IDLE: "bh{a}.schedule_idle()",
+    OpKind.PIDLE: "bh{a}.schedule_idle()",
+    OpKind.CANCEL: "bh{a}.cancel()",
+    OpKind.PCANCEL: "bh{a}.cancel()",
+    OpKind.ONESHOT: "{ctx}.bh_schedule_oneshot()",
+    OpKind.NSET: "notifier{a}.set()",
+    OpKind.TMOD: "timer{a}.mod(now+{b})",
+    OpKind.TDEL: "timer{a}.delete()",
+    OpKind.VSTOP: "clocks.stop_virtual()",
+    OpKind.VSTART: "clocks.start_virtual()",
+    OpKind.VADV: "clocks.advance_virtual({b} ms)",
+    OpKind.ITER: "IOThread().start(); .ctx.bh_schedule_oneshot(); .join()",
+    OpKind.HPOLL: "main.aio_poll(false)",
+    OpKind.POLL: "{ctx}.aio_poll(false)",
+    OpKind.SUBMIT: "{ctx}.thread_pool().submit(){drain}",
+    OpKind.RCANCEL: "(last request on {ctx}).cancel_async()",
+    OpKind.SYNC: "submit to {ctx}, {ctx}.aio_poll(true) until done",
+    OpKind.PDEL: "bh{a}.delete()",
+    OpKind.NOTIFY: "{ctx}.aio_notify()",
+    OpKind.KICKW: "{ctx}.bh_new(); .schedule_idle(); {ctx}.aio_notify(); wait for it",
+    OpKind.ACCEPT: "{ctx}.aio_notify_accept()",
+    OpKind.MISUSE: "{ctx}.unref() refused (its IOThread runs)",
+    OpKind.UNREF: "x.unref()",
+}
+_TMOD_NS = {True: "timer_mod_ns(timer{a}, now+{b} ms)", False: "timer{a}.mod_ns(now+{b} ms)"}
+_ITER_MISUSE = {
+    True: "iothread_new; aio_context_unref(its context) refused; aio_bh_schedule_oneshot; "
+          "iothread_join",
+    False: "IOThread().start(); .ctx.unref() refused; .ctx.bh_schedule_oneshot(); .join()",
 }
 
 _LOCK_STYLES = ("with", "acquire", "one_off")
@@ -451,6 +673,7 @@ class _Gen:
         self.n_threads = r.choice(THREADS)
         self.n_io = r.choice((1, 2, 2))
         self.main = self.n_io
+        self.x = self.n_io + 1
         n_ctx = self.n_io + 1
         # Objects: shared BHs (BH_PER_CTX per context), timers, notifiers, private BHs.
         self.timers = [
@@ -488,8 +711,30 @@ class _Gen:
         self.bhs = bhs
         self.dataplane = r.random() < 0.4
         self.control = r.randrange(self.n_threads)
-        # Generation state: private BHs deleted or (self-deleting) scheduled already.
+        # References: IOThread contexts that threads take references of; the others are
+        # misuse targets (their only reference is their IOThread's).
+        self.refd = [c for c in range(self.n_io) if r.random() < 0.6]
+        self.misuse = [c for c in range(self.n_io) if c not in self.refd]
+        # Contexts other threads read the lock statistics of: never acquired nested.
+        self.watched = {c for c in range(n_ctx) if r.random() < 0.5} | {self.x}
+        # The transient context and its users.
+        users: list[int] = []
+        if r.random() < 0.4:
+            users = sorted(r.sample(range(self.n_threads),
+                                    min(self.n_threads, r.choice((1, 2, 2, 3)))))
+        self.xusers = tuple(users)
+        self.x_new = r.random() < 0.5
+        # The context most references are taken of (references taken at once are what a
+        # miscounted reference count shows on).
+        self.hot = (self.x if len(users) > 1 and r.random() < 0.5
+                    else r.choice([*self.refd, self.main]))
+        # Every thread starts by taking a reference of it (threads start together).
+        self.storm = r.random() < 0.3
+        # Generation state: private BHs deleted or (self-deleting) scheduled already; the
+        # users of x that still hold their reference.
         self.spent: set[int] = set()
+        self.x_live: set[int] = set(users)
+        self.ref_depth = 0  # references taken around the operation being drawn
 
     def _behavior(self, c: int, j: int, end: int) -> BHSpec:
         r = self.rng
@@ -508,14 +753,29 @@ class _Gen:
         return BHSpec(c, behavior, arg)
 
     def _op(self, kind: OpKind, a: int = 0, b: int = 0, body: tuple[Op, ...] = ()) -> Op:
-        return Op(kind, a, b, body, 0)
+        """An operation; one that can call impl.qemu or the method draws which."""
+        q = _has_facade(kind, b) and self.rng.random() < 0.5
+        return Op(kind, a, b, body, 0, q)
+
+    def _usable(self, t: int) -> list[int]:
+        """The contexts thread ``t`` holds a reference of now (program order)."""
+        return list(range(self.main + 1)) + ([self.x] if t in self.x_live else [])
 
     # -- scripts -----------------------------------------------------------------------------
     def script(self, t: int) -> tuple[Op, ...]:
         n = self.rng.randint(2, 5)
-        return tuple(self.top(t) for _ in range(n))
+        ops = [self.ref(t, (), hot=True)] if self.storm else []
+        if ops and ops[0].a == self.x and self.rng.random() < 0.5:
+            # x's users drop it at once: the last of them closes it, in its own thread.
+            self.x_live.discard(t)
+            ops.append(self._op(OpKind.UNREF))
+        ops += [self.top(t) for _ in range(n)]
+        if t in self.x_live:  # its last use of x is behind it
+            self.x_live.discard(t)
+            ops.append(self._op(OpKind.UNREF))
+        return tuple(ops)
 
-    def lockfree(self, t: int) -> Op:
+    def lockfree(self, t: int, held: tuple[int, ...] = ()) -> Op:
         r = self.rng
         mine = [
             j for j in range(self.n_shared, len(self.bhs))
@@ -533,11 +793,16 @@ class _Gen:
             (1, OpKind.VSTART),
             (1, OpKind.VADV),
             (1, OpKind.CLOCK),
+            (4, OpKind.QUERY),
         ]
         if self.dataplane:
             opts.append((2, OpKind.KICK))
         if mine:
             opts += [(3, OpKind.PSCHED), (1, OpKind.PIDLE), (1, OpKind.PCANCEL)]
+        if self.misuse:
+            opts.append((1, OpKind.MISUSE))
+        if self.ref_depth < 2:
+            opts.append((2, OpKind.REF))
         kind = _pick(r, opts)
         if kind in (OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL):
             return self._op(kind, r.randrange(self.n_shared))
@@ -559,10 +824,58 @@ class _Gen:
             return self._op(kind, 0, r.randint(1, 3))
         if kind is OpKind.CLOCK:
             return self._op(kind, r.randrange(3), r.randrange(2))
+        if kind is OpKind.QUERY:
+            return self.query(t, held)
+        if kind is OpKind.MISUSE:
+            return self._op(kind, r.choice(self.misuse))
+        if kind is OpKind.REF:
+            return self.ref(t, held)
         return self._op(kind)
 
-    def lockfree_body(self, t: int) -> tuple[Op, ...]:
-        return tuple(self.lockfree(t) for _ in range(self.rng.randint(1, 3)))
+    def query(self, t: int, held: tuple[int, ...], c: int | None = None) -> Op:
+        """A read-only query by thread ``t`` holding ``held`` (of context ``c`` if given)."""
+        r = self.rng
+        usable = self._usable(t) if c is None else [c]
+        # The lock statistics of a context are read by its holder, or by anyone when no
+        # thread acquires it nested (see the module docstring).
+        lockable = [x for x in usable if x in held or x in self.watched]
+        w = r.choice(QUERIES)
+        if w in LOCK_QUERIES and not lockable:
+            w = Query.EXTERNAL
+        if w is Query.QUEUED and not self.dataplane:
+            w = Query.PENDING
+        if w is Query.POOL:  # only a holder may ask a context for its pool
+            mine = [x for x in usable if x in held]
+            if not mine:
+                return self._op(OpKind.QUERY, r.choice(usable), int(Query.PENDING))
+            return self._op(OpKind.QUERY, r.choice(mine), int(w))
+        if w is Query.BH:  # shared BHs are never deleted; a self-deleting one, any time
+            own = [j for j in range(self.n_shared, len(self.bhs))
+                   if self.bhs[j].owner == t and self.bhs[j].behavior != "selfdel"]
+            return self._op(OpKind.QUERY, r.choice(list(range(self.n_shared)) + own), int(w))
+        if w in LOCK_QUERIES:
+            return self._op(OpKind.QUERY, r.choice(lockable), int(w))
+        if w in _CTX_QUERIES:
+            return self._op(OpKind.QUERY, r.choice(usable), int(w))
+        return self._op(OpKind.QUERY, 0, int(w))
+
+    def lockfree_body(self, t: int, held: tuple[int, ...] = ()) -> tuple[Op, ...]:
+        return tuple(self.lockfree(t, held) for _ in range(self.rng.randint(1, 3)))
+
+    def ref(self, t: int, held: tuple[int, ...], hot: bool = False) -> Op:
+        """Take a reference of a context ``t`` may use (``hot``: the hot one if it may),
+        run lock-free operations (a query of that context among them), drop it here or in
+        a one-shot of a loop context."""
+        r = self.rng
+        can = [x for x in self._usable(t) if x == self.x or x not in self.misuse]
+        c = self.hot if self.hot in can and (hot or r.random() < 0.7) else r.choice(can)
+        self.ref_depth += 1
+        body = list(self.lockfree_body(t, held))
+        self.ref_depth -= 1
+        if r.random() < 0.5:
+            body.insert(r.randint(0, len(body)), self.query(t, held, c))
+        handover = 0 if r.random() < 0.6 else 1 + r.randrange(self.main + 1)
+        return self._op(OpKind.REF, c, handover, tuple(body))
 
     def top(self, t: int) -> Op:
         r = self.rng
@@ -572,12 +885,17 @@ class _Gen:
             (2, OpKind.STW),
             (2, OpKind.EXT),
             (1, OpKind.ITER),
+            (4, OpKind.REF),
+            (2, OpKind.KICKW),
+            (1, OpKind.NOTIFY),
         ]
         if t == 0:
             opts.append((2, OpKind.HPOLL))
         if self.dataplane and t == self.control:
-            opts += [(2, OpKind.DPSTOP), (2, OpKind.DPSTART), (1, OpKind.VMSTOP),
-                     (1, OpKind.VMSTART)]
+            opts += [(2, OpKind.DPSTOP), (2, OpKind.DPSTART), (2, OpKind.VMSTOP),
+                     (2, OpKind.VMSTART)]
+        if t in self.x_live:
+            opts += [(4, OpKind.UNREF), (5, OpKind.SYNC)]  # SYNC: stands for "use x"
         kind = _pick(r, opts)
         if kind is OpKind.SCHED:
             return self.lockfree(t)
@@ -585,19 +903,55 @@ class _Gen:
             c = r.randrange(self.main + 1)
             return self._op(kind, c, r.randrange(3), self.held_body(t, [c], 1))
         if kind is OpKind.STW:
+            held = tuple(range(self.n_io))
             body = tuple(
                 self._op(OpKind.POLL, r.randrange(self.n_io)) if r.random() < 0.3
-                else self.lockfree(t)
+                else self.lockfree(t, held)
                 for _ in range(r.randint(1, 3))
             )
             return self._op(kind, 0, r.randrange(2), body)
         if kind is OpKind.EXT:
-            return self._op(kind, r.randrange(self.main + 1), 0, self.lockfree_body(t))
+            c = r.choice(self._usable(t))
+            return self._op(kind, c, 0, self.lockfree_body(t))
+        if kind is OpKind.ITER:
+            return self._op(kind, 0, int(r.random() < 0.5))
+        if kind is OpKind.REF:
+            return self.ref(t, ())
+        if kind is OpKind.KICKW:
+            loops = [c for c in range(self.main + 1) if c != self.main or t != 0]
+            c = r.choice(loops)
+            # Waiting until the loop sleeps reads its debug snapshot (lock statistics).
+            return self._op(kind, c, int(c in self.watched and r.random() < 0.7))
+        if kind is OpKind.NOTIFY:
+            return self._op(kind, r.choice(self._usable(t)))
+        if kind is OpKind.UNREF:
+            self.x_live.discard(t)
+            return self._op(kind)
+        if kind is OpKind.SYNC:
+            return self.use_x(t)
         return self._op(kind)
+
+    def use_x(self, t: int) -> Op:
+        """Thread ``t`` holds the transient context (alone: a leaf of the lock order) and
+        uses it: requests to its pool it polls for, polls, queries, accepts."""
+        r = self.rng
+        x = self.x
+        body: list[Op] = []
+        for _ in range(r.randint(1, 3)):
+            kind = _pick(r, [(3, OpKind.SYNC), (2, OpKind.POLL), (2, OpKind.QUERY),
+                             (1, OpKind.ACCEPT), (2, OpKind.SCHED)])
+            if kind is OpKind.QUERY:
+                body.append(self.query(t, (x,), x))
+            elif kind is OpKind.SCHED:
+                body.append(self.lockfree(t, (x,)))
+            else:
+                body.append(self._op(kind, x))
+        return self._op(OpKind.LOCK, x, r.randrange(3), tuple(body))
 
     def held_body(self, t: int, held: list[int], depth: int) -> tuple[Op, ...]:
         r = self.rng
         out: list[Op] = []
+        hold = tuple(held)
         for _ in range(r.randint(1, 3)):
             c = r.choice(held)
             mine_n = [i for i, n in enumerate(self.notifiers) if n.ctx in held]
@@ -607,6 +961,10 @@ class _Gen:
                 if self.bhs[j].owner == t and self.bhs[j].ctx in held
                 and self.bhs[j].behavior == "plain" and j not in self.spent
             ]
+            # Nested acquires, in order: the same context again only if it is not watched.
+            top = max(held)
+            nest = [x for x in range(top, self.main + 1)
+                    if x not in held or x not in self.watched]
             opts: list[tuple[int, OpKind]] = [
                 (6, OpKind.SCHED),  # a lock-free op
                 (3, OpKind.HADD),
@@ -614,21 +972,24 @@ class _Gen:
                 (3, OpKind.SUBMIT),
                 (1, OpKind.RCANCEL),
                 (1, OpKind.EXT),
+                (1, OpKind.ACCEPT),
+                (1, OpKind.REF),
             ]
             if polls:
                 opts += [(3, OpKind.POLL), (1, OpKind.SYNC)]
             if deletable:
                 opts.append((2, OpKind.PDEL))
-            if depth < MAX_DEPTH:
+            if depth < MAX_DEPTH and nest:
                 opts.append((3, OpKind.LOCK))
             kind = _pick(r, opts)
             if kind is OpKind.SCHED:
-                out.append(self.lockfree(t))
+                out.append(self.lockfree(t, hold))
             elif kind in (OpKind.HADD, OpKind.HDEL):
-                out.append(self._op(kind, r.choice(mine_n)) if mine_n else self.lockfree(t))
+                out.append(self._op(kind, r.choice(mine_n)) if mine_n
+                           else self.lockfree(t, hold))
             elif kind is OpKind.SUBMIT:
                 out.append(self._op(kind, c, int(r.random() < 0.3)))
-            elif kind is OpKind.RCANCEL:
+            elif kind in (OpKind.RCANCEL, OpKind.ACCEPT):
                 out.append(self._op(kind, c))
             elif kind in (OpKind.POLL, OpKind.SYNC):
                 out.append(self._op(kind, r.choice(polls)))
@@ -637,9 +998,11 @@ class _Gen:
                 self.spent.add(j)
                 out.append(self._op(kind, j))
             elif kind is OpKind.EXT:
-                out.append(self._op(kind, r.choice(held), 0, self.lockfree_body(t)))
+                out.append(self._op(kind, r.choice(held), 0, self.lockfree_body(t, hold)))
+            elif kind is OpKind.REF:
+                out.append(self.ref(t, hold))
             else:
-                c2 = r.randrange(max(held), self.main + 1)  # in order (or again)
+                c2 = r.choice(nest)
                 out.append(
                     self._op(kind, c2, r.randrange(3), self.held_body(t, [*held, c2], depth + 1))
                 )
@@ -679,5 +1042,7 @@ def generate(seed: int, index: int) -> GenProgram:
         notifiers=tuple(g.notifiers),
         dataplane=g.dataplane,
         control=g.control,
+        xusers=g.xusers,
+        x_new=g.x_new,
     )
     return GenProgram(seed, index, setup, _number(scripts))

@@ -1,14 +1,18 @@
 """One run of a generated program: setup, scripts, main loop, teardown, oracles.
 
 A program (:mod:`~aioctx_verify.stress.explore._gen_ops`) runs as thread 0: setup (the
-main context, whose home is thread 0, IOThreads, BHs, timers, notifiers with their
-handlers, optionally a dataplane device with its VM state), the other scripts start,
-thread 0 runs its own script and then the main loop (``aio_poll(main, true)`` until every
-script announced its end with a one-shot BH), joins the scripts, restores the clocks, the
-VM and the dataplane, waits until every owed callback was served (the IOThreads' work on
-a condition every callback signals, with two flushing one-shots per IOThread for their
-BHs; the main context's by polling it), checks that idle IOThreads sleep, removes the
-handlers, frees timers and notifiers, joins the IOThreads and checks the oracles.
+main context, whose home is thread 0: the platform's main-loop context when thread 0 is
+the platform's main thread; the transient context with a reference for each of its
+users; IOThreads, BHs, timers, notifiers with their handlers, optionally a dataplane
+device with its VM state), the other scripts start, thread 0 runs its own script and then
+the main loop (``aio_poll(main, true)`` until every script announced its end with a
+one-shot BH), joins the scripts, restores the clocks, the VM and the dataplane, waits
+until every owed callback was served (the IOThreads' work on a condition every callback
+signals, with two flushing one-shots per IOThread for their BHs; the main context's by
+polling it), checks that idle IOThreads sleep, drops the transient context's references
+its users did not drop (their drop was shrunk away), checks the references, removes the
+handlers, frees timers and notifiers, joins the IOThreads (each join drops its context's
+last reference), checks the oracles and drops the main context's reference.
 
 Every operation and callback appends to one log (on the controlled platform only one
 thread runs between two platform calls; on real threads a lock orders the appends), so
@@ -28,9 +32,26 @@ program (a violation is an impl bug):
 * LIVE a timer armed at the end fires, a set notifier whose handler is registered at the
   end is handled, every thread-pool request completes exactly once (``-ECANCELED`` only
   when cancelled, and then its function never ran), every dataplane request completes
-  exactly once, an idle IOThread sleeps, the program ends with every IOThread joined.  On
-  the controlled platform the waits are unbounded, so a lost wake-up is the scheduler's
-  ``lost_wakeup`` verdict; on real threads every wait is bounded.
+  exactly once, an idle IOThread sleeps, the program ends with every IOThread joined, a
+  kick (``aio_notify`` after an idle schedule of a new BH) runs that BH.  On the controlled
+  platform the waits are unbounded, so a lost wake-up is the scheduler's ``lost_wakeup``
+  verdict; on real threads every wait is bounded;
+* references: a context closes exactly when its last reference is dropped.  Not earlier
+  (P3 ``closed-while-referenced``: a thread dropping a reference it holds finds the
+  context open, and no use of a referenced context raises ``ContextClosedError``); not
+  later (LIVE ``closed-at-last-unref``: the transient context once its users dropped their
+  references, each IOThread's context once it is joined, the main context once teardown
+  drops the program's reference; ``references-balanced``: before that, every context is
+  back to the program's one reference).  An ``aio_context_unref`` of the only reference of
+  a running IOThread's context is refused with ``ContextInUseError`` and keeps it (P3
+  ``unref-in-use-refused``);
+* queries: what a query returns agrees with what its caller knows (P1 ``query-lock``: the
+  lock statistics name the caller as owner, at its own nesting depth, exactly when it
+  holds the context; P3 ``query-state``: a holder sees the handlers the program registered
+  and no poller, at least the references it holds, external handlers disabled inside its
+  own ``aio_disable_external``, a dataplane ring no longer than the requests submitted,
+  ``qemu_get_aio_context()`` is the main context; LIVE ``iothreads-live``: the IOThreads
+  of the setup are live).  The race detector (the ``races`` checker) watches their reads.
 """
 
 from __future__ import annotations
@@ -52,6 +73,8 @@ from aioctx_verify.impl import (
     BlockRequest,
     CallbackError,
     ClockType,
+    ContextClosedError,
+    ContextInUseError,
     ContextNotHeldError,
     DataplaneDevice,
     EventNotifier,
@@ -62,16 +85,19 @@ from aioctx_verify.impl import (
     Platform,
     QEMUTimer,
     ThreadId,
+    ThreadPool,
     ThreadPoolRequest,
     VMState,
+    clocks_for,
     live_iothreads,
+    main_context,
     qemu,
 )
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ..controlled import ControlledPlatform
 from ._explore import Program
-from ._gen_ops import GenProgram, Op, OpKind
+from ._gen_ops import GenProgram, Op, OpKind, Query
 
 __all__ = ["MAX_STEPS", "Finding", "OracleFailure", "ProgramRun", "classify", "generated_program"]
 
@@ -83,6 +109,8 @@ _DP_SIZES = (1, 2, 3, 4)
 #: iterate at most this many times meanwhile (a late kick or two; a spinning loop does more).
 _IDLE_YIELDS = 200
 _IDLE_ITERATIONS = 4
+#: A kick waits at most this many yields for its context's loop to fall asleep.
+_SLEEP_YIELDS = 40
 
 
 class OracleFailure(AssertionError):
@@ -104,8 +132,9 @@ class Finding:
 def classify(e: BaseException | None) -> PropertyName | None:
     """The property an exception witnesses: its own ``prop`` (an oracle, a probe check), a
     monitor's violation, or an impl refusal that only a broken rule causes (the kill
-    matrix's USAGE_ERRORS, which this room cannot import); a callback error is read
-    through."""
+    matrix's USAGE_ERRORS, which this room cannot import, and the refusals of a context
+    whose references were miscounted: closed while a thread used it, or "in use" when a
+    thread dropped a reference it had taken); a callback error is read through."""
     for _ in range(8):
         if e is None:
             return None
@@ -117,6 +146,8 @@ def classify(e: BaseException | None) -> PropertyName | None:
             (NotOwnerError, "P1"),
             (LockNotHeldError, "P1"),
             (BHDeletedError, "P2"),
+            (ContextClosedError, "P3"),
+            (ContextInUseError, "P3"),
         ):
             if isinstance(e, kind):
                 return p  # type: ignore[return-value]
@@ -185,6 +216,17 @@ class ProgramRun:
         self.done = 0
         self.t0 = p.current_thread()
         self.names: dict[ThreadId, str] = {self.t0: "T0"}
+        self.kidx: dict[ThreadId, int] = {self.t0: 0}  # thread -> its script's number
+        # References and disables a thread holds now (what its queries must see).
+        self.myrefs: dict[tuple[ThreadId, int], int] = {}
+        self.ext_depth: dict[tuple[ThreadId, int], int] = {}
+        self.x_dropped: set[int] = set()  # users of x whose reference was dropped
+        self.handover: dict[int, tuple[int, bool]] = {}  # oneshot -> (context, via qemu)
+        self.kicks: list[int] = []  # kick -> its context
+        self.kick_bh: dict[int, BH] = {}
+        self.pools: dict[int, ThreadPool] = {}
+        #: The main context is the platform's main-loop context (qemu_get_aio_context).
+        self.main_is_platform = False
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _log(self, ev: str, obj: int) -> int:
@@ -287,67 +329,331 @@ class ProgramRun:
             )
 
     # -- objects ---------------------------------------------------------------------------
-    def _schedule(self, j: int, idle: bool = False) -> None:
+    def _schedule(self, j: int, idle: bool = False, q: bool | None = None) -> None:
+        """Schedule BH ``j`` (``q``: through impl.qemu; None, from a callback: by parity)."""
         begin = self._log("bs", j)
         bh = self.bhs[j]
+        via = bool(j % 2) if q is None else q
         if idle:
-            qemu.qemu_bh_schedule_idle(bh)
-        elif j % 2:
+            if via:
+                qemu.qemu_bh_schedule_idle(bh)
+            else:
+                bh.schedule_idle()
+        elif via:
             qemu.qemu_bh_schedule(bh)
         else:
             bh.schedule()
         with self._lock:
             self.done_begin[j] = max(self.done_begin.get(j, -1), begin)
 
-    def _cancel(self, j: int) -> None:
-        qemu.qemu_bh_cancel(self.bhs[j])
+    def _cancel(self, j: int, q: bool = True) -> None:
+        if q:
+            qemu.qemu_bh_cancel(self.bhs[j])
+        else:
+            self.bhs[j].cancel()
         # Order the relaxed store before whatever follows (the monitor's rule too).
         self.p.fence(Fence.MB)
         self._log("cx", j)
 
-    def _arm(self, t: int, d: int) -> None:
+    def _arm(self, t: int, d: int, q: bool = True) -> None:
         spec = self.st.timers[t]
         tm = self.timers[t]
         now = qemu.qemu_clock_get_ns(spec.clock, self.p)
         self._log("tb", t)
         if d % 2:
-            qemu.timer_mod_ns(tm, now + d * SCALE_MS)
-        else:
+            if q:
+                qemu.timer_mod_ns(tm, now + d * SCALE_MS)
+            else:
+                tm.mod_ns(now + d * SCALE_MS)
+        elif q:
             qemu.timer_mod(tm, (now + d * SCALE_MS) // spec.scale)
+        else:
+            tm.mod((now + d * SCALE_MS) // spec.scale)
 
-    def _register(self, j: int) -> None:
+    def _register(self, j: int, q: bool = True) -> None:
         spec = self.st.notifiers[j]
         ctx = self.ctxs[spec.ctx]
         n = self.notifiers[j]
+        ext = spec.external
         if spec.fd:
-            qemu.aio_set_fd_handler(ctx, n.fd, self._fd_read, None, j, is_external=spec.external)
+            if q:
+                qemu.aio_set_fd_handler(ctx, n.fd, self._fd_read, None, j, is_external=ext)
+            else:
+                ctx.set_fd_handler(n.fd, self._fd_read, None, j, is_external=ext)
+        elif q:
+            qemu.aio_set_event_notifier(ctx, n, self._en_handler(j), is_external=ext)
         else:
-            qemu.aio_set_event_notifier(ctx, n, self._en_handler(j), is_external=spec.external)
+            ctx.set_event_notifier(n, self._en_handler(j), is_external=ext)
         self.registered[j] = True
         self._log("ha", j)
 
-    def _unregister(self, j: int) -> None:
+    def _unregister(self, j: int, q: bool = False) -> None:
         spec = self.st.notifiers[j]
         ctx = self.ctxs[spec.ctx]
         n = self.notifiers[j]
         if spec.fd:
-            ctx.set_fd_handler(n.fd, None, None)
+            if q:
+                qemu.aio_set_fd_handler(ctx, n.fd, None, None, None)
+            else:
+                ctx.set_fd_handler(n.fd, None, None)
+        elif q:
+            qemu.aio_set_event_notifier(ctx, n, None)
         else:
             ctx.set_event_notifier(n, None)
         self.registered[j] = False
         self._log("hd", j)
 
-    def _submit(self, c: int, drain: bool = False) -> int:
+    def _submit(self, c: int, drain: bool = False, q: bool = True) -> int:
         with self._lock:
             rid = len(self.req_ctx)
             self.req_ctx.append(c)
             self.req_drain.append(drain)
-        pool = qemu.aio_get_thread_pool(self.ctxs[c])
+        ctx = self.ctxs[c]
+        pool = qemu.aio_get_thread_pool(ctx) if q else ctx.thread_pool()
+        self.pools[c] = pool
         self._log("rs", rid)
-        req = qemu.thread_pool_submit_aio(pool, self._pool_fn, rid, self._pool_done, rid)
+        if q:
+            req = qemu.thread_pool_submit_aio(pool, self._pool_fn, rid, self._pool_done, rid)
+        else:
+            req = pool.submit(self._pool_fn, rid, self._pool_done, rid)
         self.req_obj[rid] = req
         self.last_req[(self._me(), c)] = rid
         return rid
+
+    def _new_oneshot(self, c: int) -> int:
+        with self._lock:
+            i = len(self.oneshot_ctx)
+            self.oneshot_ctx.append(c)
+        self._log("os", i)
+        return i
+
+    def _holds(self, c: int) -> int:
+        """How deep the caller holds context ``c`` (0: it does not hold it)."""
+        me = self._me()
+        h = self.held.get(c, [])
+        return len(h) if h and h[-1] == me else 0
+
+    # -- references ------------------------------------------------------------------------
+    def _unref(self, c: int, q: bool) -> None:
+        ctx = self.ctxs[c]
+        if q:
+            qemu.aio_context_unref(ctx)
+        else:
+            ctx.unref()
+
+    def _drop(self, c: int, q: bool, what: str) -> None:
+        """Drop a reference (``what``) the caller holds of context ``c``: it must be open."""
+        if self.ctxs[c].closed:
+            raise OracleFailure(
+                "P3", "closed-while-referenced",
+                f"{self.st.ctx_name(c)} was closed while {what} was still held",
+            )
+        self._unref(c, q)
+
+    def _min_refs(self, c: int) -> int:
+        """References of context ``c`` that are certainly held while the caller runs."""
+        me = self._me()
+        n = self.myrefs.get((me, c), 0)
+        if c != self.st.x:
+            return n + 1  # the program's own
+        k = self.kidx.get(me)
+        return n + int(k in self.st.xusers and k not in self.x_dropped)
+
+    def _refused_unref(self, ctx: AioContext, what: str, q: bool) -> None:
+        """Misuse: drop the only reference of a running IOThread's context; refused."""
+        try:
+            if q:
+                qemu.aio_context_unref(ctx)
+            else:
+                ctx.unref()
+        except ContextInUseError:
+            pass
+        else:
+            raise OracleFailure(
+                "P3", "unref-in-use-refused",
+                f"aio_context_unref of {what}, whose only reference is its running IOThread's, "
+                f"did not raise ContextInUseError (the context is now "
+                f"{'closed' if ctx.closed else 'open'})",
+            )
+        if ctx.closed:
+            raise OracleFailure("P3", "unref-in-use-refused",
+                                f"a refused aio_context_unref closed {what}")
+
+    def _ref_op(self, op: Op) -> None:
+        a, b, q = op.a, op.b, op.q
+        me = self._me()
+        ctx = self.ctxs[a]
+        if ctx.closed:  # the caller holds a reference: it must be open
+            raise OracleFailure("P3", "closed-while-referenced",
+                                f"{self.st.ctx_name(a)} was closed while {self._who(me)} used it")
+        if q:
+            qemu.aio_context_ref(ctx)
+        else:
+            ctx.ref()
+        key = (me, a)
+        self.myrefs[key] = self.myrefs.get(key, 0) + 1
+        self._script(op.body)
+        self.myrefs[key] -= 1
+        if not b:
+            self._drop(a, q, f"a reference {self._who(me)} took")
+            return
+        d = b - 1  # handed over: a one-shot of context d drops it
+        i = self._new_oneshot(d)
+        self.handover[i] = (a, q)
+        if q:
+            qemu.aio_bh_schedule_oneshot(self.ctxs[d], self._handover_cb, i)
+        else:
+            self.ctxs[d].bh_schedule_oneshot(self._handover_cb, i)
+
+    def _unref_x(self, q: bool) -> None:
+        k = self.kidx[self._me()]
+        with self._lock:
+            self.x_dropped.add(k)
+        self._drop(self.st.x, q, f"T{k}'s reference")
+
+    # -- kicks -----------------------------------------------------------------------------
+    def _kick(self, c: int, q: bool, asleep: bool) -> None:
+        """Idle-schedule a new BH of ``c`` (no wake-up of its own), ``aio_notify(c)``, and
+        wait until the BH ran: the notify is what wakes a loop asleep without a timeout
+        (``asleep``: first wait, at most :data:`_SLEEP_YIELDS` yields, until it sleeps)."""
+        ctx = self.ctxs[c]
+        if asleep:
+            for _ in range(_SLEEP_YIELDS):
+                if ctx.debug_snapshot().asleep:
+                    break
+                self.p.yield_now()
+        with self._lock:
+            kid = len(self.kicks)
+            self.kicks.append(c)
+        bh = qemu.aio_bh_new(ctx, self._kick_cb, kid) if q else ctx.bh_new(self._kick_cb, kid)
+        self.kick_bh[kid] = bh
+        self._log("ws", kid)
+        if q:
+            qemu.qemu_bh_schedule_idle(bh)
+            qemu.aio_notify(ctx)
+        else:
+            bh.schedule_idle()
+            ctx.aio_notify()
+        deadline = None if self.wait is None else time.monotonic() + self.wait
+        with self.m:
+            while not self.aborted and not self._n("wr", kid):
+                if deadline is None:
+                    self.cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.fail("LIVE", "kick-served",
+                              f"the BH of kick{kid} ({self.st.ctx_name(c)}: idle schedule, then "
+                              f"aio_notify) did not run within {self.wait} s")
+                    return
+                self.cond.wait(min(left, 0.05))
+
+    def _kick_cb(self, kid: int) -> None:
+        with self._callback():
+            self._in_ctx(self.kicks[kid], f"the BH of kick{kid}")
+            qemu.qemu_bh_delete(self.kick_bh[kid])  # its last use, from its own callback
+            self._log("wr", kid)
+        with self.m:
+            self.cond.notify_all()
+
+    # -- queries ---------------------------------------------------------------------------
+    def _query(self, op: Op) -> None:
+        w, a, q = Query(op.b), op.a, op.q
+        st = self.st
+        me = self._me()
+        who = self._who(me)
+        if w is Query.BH:
+            bh = self.bhs[a]
+            if not isinstance(bh.is_scheduled, bool) or f"BH {bh.id} " not in repr(bh):
+                self.fail("P2", "query-state", f"bh{a}: is_scheduled / repr malformed")
+            return
+        if w is Query.QUEUED:
+            assert self.dev is not None
+            n = self.dev.queued()
+            if not 0 <= n <= len(self.dp_reqs):
+                self.fail("P3", "query-state",
+                          f"dataplane.queued() is {n} with {len(self.dp_reqs)} requests submitted")
+            return
+        if w is Query.MAIN:
+            if self.main_is_platform:
+                m = qemu.qemu_get_aio_context(self.p) if q else main_context(self.p)
+                if m is not self.ctxs[st.main]:
+                    self.fail("P3", "query-state",
+                              f"qemu_get_aio_context() in {who} is {m.name}, not the main context")
+            return
+        if w is Query.LIVE:
+            live = live_iothreads(self.p)
+            gone = [it.name for it in self.its.values() if it not in live]
+            if gone:
+                self.fail("LIVE", "iothreads-live",
+                          f"live_iothreads() in {who} misses running IOThreads {gone}")
+            return
+        ctx = self.ctxs[a]
+        name = st.ctx_name(a)
+        depth = self._holds(a)
+        if w is Query.EXTERNAL:
+            if self.ext_depth.get((me, a), 0) and not ctx.external_disabled:
+                self.fail("P3", "query-state",
+                          f"{name}.external_disabled is False inside {who}'s own "
+                          "aio_disable_external")
+            return
+        if w in (Query.POOL, Query.PENDING):
+            got: ThreadPool | None
+            if w is Query.POOL:  # a holder asks for the pool (made on first use)
+                assert depth, f"{who} asks {name} for its pool without holding it"
+                pool = qemu.aio_get_thread_pool(ctx) if q else ctx.thread_pool()
+                self.pools[a] = got = pool
+            else:  # the pool a request was submitted to, if any yet
+                got = self.pools.get(a)
+            if got is not None and got.pending() < 0:
+                self.fail("P3", "query-state", f"the pool of {name} has pending() < 0")
+            return
+        if w is Query.REPR:
+            if ctx.name not in repr(ctx):
+                self.fail("P3", "query-state", f"repr({name}) does not name it")
+            return
+        owner = None
+        if w is Query.STATS:
+            s = ctx.statistics()
+            owner, got_depth = s.lock.owner, s.lock.depth
+            if s.refcount < self._min_refs(a):
+                self.fail("P3", "closed-while-referenced",
+                          f"{name}.statistics() in {who} counts {s.refcount} references; "
+                          f"{who} alone holds {self._min_refs(a)}")
+            if s.external_disable_cnt < self.ext_depth.get((me, a), 0):
+                self.fail("P3", "query-state",
+                          f"{name}.statistics() in {who} counts {s.external_disable_cnt} "
+                          "external disables, fewer than its own")
+            if s.notify_me not in (0, 2):
+                self.fail("P3", "query-state",
+                          f"{name}.statistics().notify_me is {s.notify_me}: one blocking "
+                          "poller at most adds 2")
+            handlers = s.handlers
+        else:
+            snap = ctx.debug_snapshot()
+            owner, got_depth = snap.lock.owner, snap.lock.depth
+            if snap.closed:
+                self.fail("P3", "closed-while-referenced",
+                          f"{name}.debug_snapshot() in {who}, which holds a reference, says "
+                          "closed")
+            if depth and snap.polling:
+                self.fail("P3", "query-state",
+                          f"{name}.debug_snapshot() in {who}, which holds it, shows a poller")
+            handlers = len(snap.read_fds)
+        if depth and (owner != me or got_depth != depth):
+            self.fail("P1", "query-lock",
+                      f"{name}'s lock statistics in {who}, which holds it at depth {depth}: "
+                      f"owner {self._who(owner)}, depth {got_depth}")
+        elif not depth and owner == me:
+            self.fail("P1", "query-lock",
+                      f"{name}'s lock statistics in {who}, which does not hold it, name it owner")
+        if depth and not (self.dev is not None and a in (0, st.main)):
+            mine = sum(1 for j in self.notifiers
+                       if st.notifiers[j].ctx == a and self.registered.get(j))
+            if handlers != mine:
+                self.fail("P3", "query-state",
+                          f"{name} shows {handlers} handlers to {who}, which holds it; the "
+                          f"program registered {mine}")
 
     # -- callbacks -------------------------------------------------------------------------
     def _bh_cb(self, j: int) -> None:
@@ -386,6 +692,14 @@ class ProgramRun:
         with self._callback():
             self._in_ctx(self.oneshot_ctx[i], f"oneshot{i}")
             self._log("or", i)
+
+    def _handover_cb(self, i: int) -> None:
+        """A one-shot that was handed a reference: it drops it (in its context's loop)."""
+        with self._callback():
+            c, q = self.handover[i]
+            self._in_ctx(self.oneshot_ctx[i], f"oneshot{i}")
+            self._log("or", i)
+            self._drop(c, q, f"the reference handed to oneshot{i}")
 
     def _done_cb(self, _opaque: object) -> None:
         self._in_ctx(self.st.main, "a script's end signal")
@@ -458,17 +772,34 @@ class ProgramRun:
     def _setup(self) -> None:
         p, st = self.p, self.st
         used = self.prog.used()
-        main = AioContext(p, name="main")
+        if self.t0 == p.main_thread():  # the platform's main loop (qemu_get_aio_context)
+            main = main_context(p)
+            self.main_is_platform = True
+        else:
+            main = AioContext(p, name="main")
         self.ctxs[st.main] = main
         self.home[st.main] = self.t0
-        for c in sorted(used.ctxs - {st.main}):
+        if st.x in used.ctxs:  # the transient context: a reference for each user
+            x = qemu.aio_context_new(p) if st.x_new else AioContext(p, name="x")
+            for _ in st.xusers[1:]:
+                if st.x_new:
+                    qemu.aio_context_ref(x)
+                else:
+                    x.ref()
+            self.ctxs[st.x] = x
+            self.home[st.x] = self.t0
+        for c in sorted(used.ctxs - {st.main, st.x}):
             it = IOThread(p, name=f"io{c}").start()
             assert it.thread_id is not None
             self.its[c] = it
             self.ctxs[c] = it.ctx
             self.home[c] = it.thread_id
         for j in sorted(used.bhs):
-            self.bhs[j] = qemu.aio_bh_new(self.ctxs[st.bhs[j].ctx], self._bh_cb, j)
+            c = st.bhs[j].ctx
+            if c == st.main and self.main_is_platform and j % 2:
+                self.bhs[j] = qemu.qemu_bh_new(self._bh_cb, j, p)  # the main loop's BH
+            else:
+                self.bhs[j] = qemu.aio_bh_new(self.ctxs[c], self._bh_cb, j)
         for j in sorted(used.timers):
             t = st.timers[j]
             self.timers[j] = qemu.aio_timer_new(self.ctxs[t.ctx], t.clock, t.scale,
@@ -504,14 +835,18 @@ class ProgramRun:
     def _worker(self, k: int) -> Callable[[], None]:
         def run() -> None:
             self.names[self._me()] = f"T{k}"
+            self.kidx[self._me()] = k
+            main = self.ctxs[self.st.main]
             try:
                 self._script(self.prog.scripts[k])
+                qemu.aio_bh_schedule_oneshot(main, self._done_cb, None)
             except Exception as e:
                 self.keep(e)
                 if self.wait is None:
                     raise
                 self.fail(classify(e), "script-raised", f"T{k} raised {type(e).__name__}: {e}")
-            qemu.aio_bh_schedule_oneshot(self.ctxs[self.st.main], self._done_cb, None)
+                with contextlib.suppress(impl.AioCtxError):  # thread 0 still waits for it
+                    qemu.aio_bh_schedule_oneshot(main, self._done_cb, None)
 
         return run
 
@@ -520,30 +855,33 @@ class ProgramRun:
             self._do(op)
 
     def _do(self, op: Op) -> None:
-        k, a, b = op.kind, op.a, op.b
+        k, a, b, q = op.kind, op.a, op.b, op.q
         p = self.p
         if k in (OpKind.SCHED, OpKind.PSCHED):
-            self._schedule(a)
+            self._schedule(a, q=q)
         elif k in (OpKind.IDLE, OpKind.PIDLE):
-            self._schedule(a, idle=True)
+            self._schedule(a, idle=True, q=q)
         elif k in (OpKind.CANCEL, OpKind.PCANCEL):
-            self._cancel(a)
+            self._cancel(a, q)
         elif k is OpKind.ONESHOT:
-            with self._lock:
-                i = len(self.oneshot_ctx)
-                self.oneshot_ctx.append(a)
-            self._log("os", i)
-            if i % 2:
+            i = self._new_oneshot(a)
+            if q:
                 qemu.aio_bh_schedule_oneshot(self.ctxs[a], self._oneshot_cb, i)
             else:
                 self.ctxs[a].bh_schedule_oneshot(self._oneshot_cb, i)
         elif k is OpKind.NSET:
             self._log("nb", a)
-            self.notifiers[a].set()
+            if q:
+                qemu.event_notifier_set(self.notifiers[a])
+            else:
+                self.notifiers[a].set()
         elif k is OpKind.TMOD:
-            self._arm(a, b)
+            self._arm(a, b, q)
         elif k is OpKind.TDEL:
-            qemu.timer_del(self.timers[a])
+            if q:
+                qemu.timer_del(self.timers[a])
+            else:
+                self.timers[a].delete()
             self._log("td", a)
         elif k is OpKind.KICK:
             assert self.dev is not None
@@ -554,18 +892,27 @@ class ProgramRun:
             self._log("ks", rid)
             self.dev.guest_submit(req)
         elif k is OpKind.VSTOP:
-            qemu.qemu_clock_stop_virtual(p)
+            if q:
+                qemu.qemu_clock_stop_virtual(p)
+            else:
+                clocks_for(p).stop_virtual()
         elif k is OpKind.VSTART:
-            qemu.qemu_clock_start_virtual(p)
+            if q:
+                qemu.qemu_clock_start_virtual(p)
+            else:
+                clocks_for(p).start_virtual()
         elif k is OpKind.VADV:
-            qemu.qemu_clock_advance_virtual(b * SCALE_MS, p)
+            if q:
+                qemu.qemu_clock_advance_virtual(b * SCALE_MS, p)
+            else:
+                clocks_for(p).advance_virtual(b * SCALE_MS)
         elif k is OpKind.CLOCK:
-            qemu.qemu_clock_enable(ClockType(a), bool(b), p)
+            if q:
+                qemu.qemu_clock_enable(ClockType(a), bool(b), p)
+            else:
+                clocks_for(p).enable(ClockType(a), bool(b))
         elif k is OpKind.EXT:
-            ctx = self.ctxs[a]
-            qemu.aio_disable_external(ctx)
-            self._script(op.body)
-            ctx.enable_external()
+            self._external(op)
         elif k is OpKind.LOCK:
             self._locked(op)
         elif k is OpKind.STW:
@@ -574,7 +921,7 @@ class ProgramRun:
             with stw(its), self._holding(sorted(self.its)):
                 self._script(op.body)
         elif k is OpKind.ITER:
-            self._iothread_cycle()
+            self._iothread_cycle(bool(b), q)
         elif k is OpKind.DPSTOP:
             assert self.dev is not None
             with self._inside(0):
@@ -589,31 +936,77 @@ class ProgramRun:
         elif k is OpKind.VMSTART:
             assert self.vm is not None
             self.vm.start()
-        elif k is OpKind.HPOLL:
-            qemu.aio_poll(self.ctxs[self.st.main], False)
-        elif k is OpKind.POLL:
-            self.ctxs[a].aio_poll(False)
+        elif k in (OpKind.HPOLL, OpKind.POLL):
+            ctx = self.ctxs[self.st.main if k is OpKind.HPOLL else a]
+            if q:
+                qemu.aio_poll(ctx, False)
+            else:
+                ctx.aio_poll(False)
         elif k is OpKind.HADD:
-            self._register(a)
+            self._register(a, q)
         elif k is OpKind.HDEL:
-            self._unregister(a)
+            self._unregister(a, q)
         elif k is OpKind.SUBMIT:
-            self._submit(a, bool(b))
+            self._submit(a, bool(b), q)
         elif k is OpKind.RCANCEL:
             last = self.last_req.get((self._me(), a))
             if last is not None:
-                qemu.bdrv_aio_cancel_async(self.req_obj[last])
+                if q:
+                    qemu.bdrv_aio_cancel_async(self.req_obj[last])
+                else:
+                    self.req_obj[last].cancel_async()
                 self._log("rx", last)
         elif k is OpKind.SYNC:
-            rid = self._submit(a)
+            rid = self._submit(a, q=q)
             ctx = self.ctxs[a]
             while not self._n("rc", rid) and not self.aborted:
-                ctx.aio_poll(True)
+                if q:
+                    qemu.aio_poll(ctx, True)
+                else:
+                    ctx.aio_poll(True)
         elif k is OpKind.PDEL:
-            self.bhs[a].delete()
+            if q:
+                qemu.qemu_bh_delete(self.bhs[a])
+            else:
+                self.bhs[a].delete()
             self._log("pd", a)
+        elif k is OpKind.REF:
+            self._ref_op(op)
+        elif k is OpKind.UNREF:
+            self._unref_x(q)
+        elif k is OpKind.MISUSE:
+            self._refused_unref(self.ctxs[a], f"{self.st.ctx_name(a)}", q)
+        elif k is OpKind.NOTIFY:
+            if q:
+                qemu.aio_notify(self.ctxs[a])
+            else:
+                self.ctxs[a].aio_notify()
+        elif k is OpKind.KICKW:
+            self._kick(a, q, bool(b))
+        elif k is OpKind.ACCEPT:
+            if q:
+                qemu.aio_notify_accept(self.ctxs[a])
+            else:
+                self.ctxs[a].aio_notify_accept()
+        elif k is OpKind.QUERY:
+            self._query(op)
         else:  # pragma: no cover - every kind has a branch
             raise AssertionError(k)
+
+    def _external(self, op: Op) -> None:
+        ctx = self.ctxs[op.a]
+        key = (self._me(), op.a)
+        if op.q:
+            qemu.aio_disable_external(ctx)
+        else:
+            ctx.disable_external()
+        self.ext_depth[key] = self.ext_depth.get(key, 0) + 1
+        self._script(op.body)
+        self.ext_depth[key] -= 1
+        if op.q:
+            qemu.aio_enable_external(ctx)
+        else:
+            ctx.enable_external()
 
     def _locked(self, op: Op) -> None:
         ctx = self.ctxs[op.a]
@@ -621,12 +1014,18 @@ class ProgramRun:
             with ctx, self._holding([op.a]):
                 self._script(op.body)
         elif op.b == 1:
-            qemu.aio_context_acquire(ctx)
+            if op.q:
+                qemu.aio_context_acquire(ctx)
+            else:
+                ctx.acquire()
             try:
                 with self._holding([op.a]):
                     self._script(op.body)
             finally:
-                qemu.aio_context_release(ctx)
+                if op.q:
+                    qemu.aio_context_release(ctx)
+                else:
+                    ctx.release()
         else:
 
             def body() -> None:
@@ -635,15 +1034,28 @@ class ProgramRun:
 
             impl.one_off(ctx, body)
 
-    def _iothread_cycle(self) -> None:
-        it = qemu.iothread_new(self.p)
+    def _iothread_cycle(self, misuse: bool, q: bool) -> None:
+        it = qemu.iothread_new(self.p) if q else IOThread(self.p).start()
         with self._lock:
             x = len(self.x_tid)
             self.x_tid.append(it.thread_id)
             self.x_its.append(it)
         self._log("xs", x)
-        qemu.aio_bh_schedule_oneshot(qemu.iothread_get_aio_context(it), self._x_cb, x)
-        it.join(self.wait)
+        ctx = qemu.iothread_get_aio_context(it) if q else it.ctx
+        if misuse:
+            self._refused_unref(ctx, f"the context of started IOThread x{x}", q)
+        if q:
+            qemu.aio_bh_schedule_oneshot(ctx, self._x_cb, x)
+        else:
+            ctx.bh_schedule_oneshot(self._x_cb, x)
+        if q and self.wait is None:
+            qemu.iothread_join(it)
+        else:
+            it.join(self.wait)
+        if not ctx.closed:
+            self.fail("LIVE", "closed-at-last-unref",
+                      f"the context of started IOThread x{x} is still open after its join "
+                      "dropped its last reference")
 
     # -- teardown --------------------------------------------------------------------------
     def kick(self) -> None:
@@ -691,10 +1103,15 @@ class ProgramRun:
             return
         if self.wait is None:
             self._idle_check()
+        self._drop_x()
+        self._check_references()
         self._cleanup()
         self._join_iothreads()
         self._final_checks()
         main.unref()
+        if not main.closed:
+            self.fail("LIVE", "closed-at-last-unref",
+                      "the main context is still open after its last reference was dropped")
 
     def _restore(self) -> None:
         """Undo what the scripts left: the VM and the dataplane run, every clock runs."""
@@ -843,8 +1260,40 @@ class ProgramRun:
         for tm in self.timers.values():
             qemu.timer_free(tm)
 
+    def _drop_x(self) -> None:
+        """Drop the references of the transient context's users that did not drop theirs
+        (their drop was shrunk away); then it must be closed."""
+        st = self.st
+        x = self.ctxs.get(st.x)
+        if x is None:
+            return
+        for k in st.xusers:
+            if k not in self.x_dropped:
+                self._drop(st.x, st.x_new, f"T{k}'s reference (dropped by teardown)")
+        if not x.closed:
+            self.fail("LIVE", "closed-at-last-unref",
+                      f"x is still open ({x.statistics().refcount} references) after each of "
+                      "its users dropped its reference")
+
+    def _check_references(self) -> None:
+        """Every context but x is back to the program's own reference."""
+        st = self.st
+        for c, ctx in sorted(self.ctxs.items()):
+            if c == st.x:
+                continue
+            name = st.ctx_name(c)
+            if ctx.closed:
+                self.fail("P3", "closed-while-referenced",
+                          f"{name} was closed while the program still held its reference")
+                continue
+            n = ctx.statistics().refcount
+            if n != 1:
+                self.fail("LIVE" if n > 1 else "P3", "references-balanced",
+                          f"{name} has {n} references once every thread dropped those it "
+                          "took (expected 1: the program's own)")
+
     def _join_iothreads(self) -> None:
-        for _c, it in sorted(self.its.items()):
+        for c, it in sorted(self.its.items()):
             try:
                 if self.wait is None:
                     qemu.iothread_join(it)
@@ -852,6 +1301,11 @@ class ProgramRun:
                     it.join(self.wait)
             except TimeoutError as e:
                 self.fail("LIVE", "iothreads-joined", str(e))
+                continue
+            if not it.ctx.closed:
+                self.fail("LIVE", "closed-at-last-unref",
+                          f"{self.st.ctx_name(c)} is still open after its IOThread's join "
+                          "dropped its last reference")
 
     # -- oracles ---------------------------------------------------------------------------
     def _final_checks(self) -> None:
