@@ -98,6 +98,7 @@ from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 from ..controlled import ControlledPlatform
 from ._explore import Program
 from ._gen_ops import GenProgram, Op, OpKind, Query
+from ._publish import Publication
 
 __all__ = ["MAX_STEPS", "Finding", "OracleFailure", "ProgramRun", "classify", "generated_program"]
 
@@ -217,6 +218,8 @@ class ProgramRun:
         self.t0 = p.current_thread()
         self.names: dict[ThreadId, str] = {self.t0: "T0"}
         self.kidx: dict[ThreadId, int] = {self.t0: 0}  # thread -> its script's number
+        #: c11 runs: what scripts publish before a qemu_bh_schedule, and what runs read.
+        self.pub: Publication | None = None
         # References and disables a thread holds now (what its queries must see).
         self.myrefs: dict[tuple[ThreadId, int], int] = {}
         self.ext_depth: dict[tuple[ThreadId, int], int] = {}
@@ -333,6 +336,10 @@ class ProgramRun:
         """Schedule BH ``j`` (``q``: through impl.qemu; None, from a callback: by parity)."""
         begin = self._log("bs", j)
         bh = self.bhs[j]
+        if self.pub is not None and not idle and q is not None:  # a script's schedule
+            k = self.kidx.get(self._me())
+            if k is not None:
+                self.pub.before_schedule(j, k, begin)
         via = bool(j % 2) if q is None else q
         if idle:
             if via:
@@ -664,6 +671,8 @@ class ProgramRun:
         spec = self.st.bhs[j]
         c = spec.ctx
         self._in_ctx(c, f"bh{j}")
+        if self.pub is not None:
+            self.pub.on_run(j)
         self._log("br", j)
         beh, arg = spec.behavior, spec.arg
         if beh == "selfdel":
@@ -800,6 +809,9 @@ class ProgramRun:
                 self.bhs[j] = qemu.qemu_bh_new(self._bh_cb, j, p)  # the main loop's BH
             else:
                 self.bhs[j] = qemu.aio_bh_new(self.ctxs[c], self._bh_cb, j)
+        if getattr(getattr(p, "memory", None), "value", None) == "c11":
+            shared = [j for j in self.bhs if st.bhs[j].owner is None]
+            self.pub = Publication(p, shared, len(self.prog.scripts))
         for j in sorted(used.timers):
             t = st.timers[j]
             self.timers[j] = qemu.aio_timer_new(self.ctxs[t.ctx], t.clock, t.scale,
@@ -1109,6 +1121,7 @@ class ProgramRun:
         self._join_iothreads()
         self._final_checks()
         main.unref()
+        self._pool_checks()
         if not main.closed:
             self.fail("LIVE", "closed-at-last-unref",
                       "the main context is still open after its last reference was dropped")
@@ -1308,8 +1321,45 @@ class ProgramRun:
                           "dropped its last reference")
 
     # -- oracles ---------------------------------------------------------------------------
+    def _pool_checks(self) -> None:
+        """Controlled runs, after teardown closed every context: each pool's shutdown and
+        its counts against its workers (structure_violations skips closed contexts)."""
+        if self.wait is not None:
+            return
+        from aioctx_verify.properties import STRUCTURE_PROPERTY, pool_violations
+
+        for ctx in self.ctxs.values():
+            pool = ctx._pool
+            if pool is None or not ctx.closed:
+                continue
+            for v in pool_violations(pool):
+                rule, _, what = v.partition(": ")
+                self.fail(STRUCTURE_PROPERTY[rule], rule, what)
+
+    def _publication_checks(self) -> None:
+        """c11 runs: each BH's last run read what every script published before its last
+        consumed qemu_bh_schedule of it (:mod:`._publish`)."""
+        pub = self.pub
+        if pub is None:
+            return
+        last_run = {j: self._last("br", j) for j in self.bhs}
+        last_cancel = {j: max(self._last("cx", j), self._last("pd", j)) for j in self.bhs}
+        # An RMW reads the newest write of the flag (a load might read a stale one); writing
+        # True over True or False over False changes nothing.
+        pending = {
+            j: bool(bh.scheduled.compare_exchange(True, True)) for j, bh in self.bhs.items()
+        }
+        for j, k, n, got in pub.violations(last_run, last_cancel, pending):
+            self.fail(
+                "P2", "schedule-publishes",
+                f"bh{j}'s last run read {got} from what T{k} published before its schedule "
+                f"#{n} of it, which that run (or an earlier one) consumed: the schedule does "
+                "not happen-before the callback it caused",
+            )
+
     def _final_checks(self) -> None:
         st = self.st
+        self._publication_checks()
         if self.wait is None:  # controlled: nothing runs now, the structures are at rest
             from aioctx_verify.properties import STRUCTURE_PROPERTY, structure_violations
 

@@ -1,0 +1,100 @@
+"""Publication oracle: a BH's callback sees what its schedulers wrote before scheduling it.
+
+Rule 3 of the threading model lets any thread hand work to another context by writing the
+work's inputs and calling ``qemu_bh_schedule``; the callback that the schedule causes (or
+coalesces into) must see those inputs.  impl owes it through the ``scheduled`` flag: a
+schedule's exchange releases, the poller's claiming exchange acquires, and every write to
+the flag in between is an RMW that continues the release sequence (C11 7.17.3).  A bug that
+breaks the chain (a schedule that stores instead of exchanging, a claim that loads then
+stores, a relaxed ordering) changes no value the monitors see: only the callback's view of
+the scheduler's *other* data goes stale, and only a memory model with stale reads shows it.
+
+So, on the controlled platform under ``c11``, each script thread writes a per-(BH, thread)
+relaxed atomic cell (a sequence number, its ``n``-th schedule of that BH) right before each
+``qemu_bh_schedule`` it calls, and each run of the BH reads every such cell, relaxed.  A
+relaxed load may read a stale write unless happens-before makes the newer one visible, so a
+broken chain lets the explorer pick the stale value.  At the end of the program (every
+thread joined or idle), for each BH, each script thread's *last* schedule of it that was
+consumed by a run (the BH ran after that schedule began, nothing cancelled or deleted it
+since, and its flag is clear at the end, so no later claim is pending) happens-before the
+BH's last run, directly or through earlier runs of the same context (serialised by its
+lock): the last run must have read that schedule's number or a later one.
+
+Prior art: the message-passing (MP) litmus shape, and the bh_data probe that checks it on
+one producer; this oracle checks it for every shared BH of a generated program.
+``qemu_bh_schedule_idle`` is left out: when it finds the BH already scheduled it returns
+without writing the flag (no release of its own, as QEMU's), so it promises its caller's
+inputs to no particular run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aioctx_verify.impl import Ordering
+
+__all__ = ["Publication"]
+
+_RELAXED = Ordering.RELAXED
+
+
+class Publication:
+    """The cells, the numbers written and the values each BH's latest run read.
+
+    Args:
+        p: the platform (its ``atomic`` makes the cells; created by thread 0 before any
+            script starts, so their creation is ordered before every use).
+        bhs: the shared BHs' indices.
+        scripts: how many script threads there are.
+    """
+
+    def __init__(self, p: Any, bhs: Iterable[int], scripts: int) -> None:
+        self.cells = {
+            (j, k): p.atomic(0, f"pub.bh{j}.T{k}") for j in bhs for k in range(scripts)
+        }
+        #: (bh, script) -> the number its last schedule published, and that schedule's
+        #: log index (when it began).
+        self.last: dict[tuple[int, int], tuple[int, int]] = {}
+        #: bh -> script -> the number the BH's latest run read.
+        self.seen: dict[int, dict[int, int]] = {}
+
+    def before_schedule(self, j: int, k: int, begin: int) -> None:
+        """Script ``k`` is about to ``qemu_bh_schedule`` BH ``j`` (log index ``begin``)."""
+        cell = self.cells.get((j, k))
+        if cell is None:
+            return
+        n = self.last.get((j, k), (0, -1))[0] + 1
+        cell.store(n, _RELAXED)
+        self.last[(j, k)] = (n, begin)
+
+    def on_run(self, j: int) -> None:
+        """A run of BH ``j`` starts its callback: read every script's cell for it."""
+        self.seen[j] = {
+            k: cell.load(_RELAXED) for (b, k), cell in self.cells.items() if b == j
+        }
+
+    def violations(
+        self,
+        last_run: Mapping[int, int],
+        last_cancel: Mapping[int, int],
+        pending: Mapping[int, bool],
+    ) -> list[tuple[int, int, int, int]]:
+        """``(bh, script, published, read)`` for every consumed schedule whose number the
+        BH's last run did not read (see the module docstring).
+
+        Args:
+            last_run: bh -> log index of its last run (absent: never ran).
+            last_cancel: bh -> log index of its last cancel or delete (absent: none).
+            pending: bh -> its flag is set at the end (a claim is still to come).
+        """
+        out: list[tuple[int, int, int, int]] = []
+        for (j, k), (n, begin) in sorted(self.last.items()):
+            if pending.get(j, False) or j not in self.seen:
+                continue
+            if last_run.get(j, -1) < begin or last_cancel.get(j, -1) > begin:
+                continue
+            got = self.seen[j].get(k, 0)
+            if got < n:
+                out.append((j, k, n, got))
+        return out
