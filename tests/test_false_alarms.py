@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from aioctx_verify.stress.mutation import WORK_UNIT_SECONDS, CellBudget
 from aioctx_verify.stress.mutation._catalogue import NO_MUTANT
 from aioctx_verify.stress.mutation._matrix import available_checkers, run_checker
 
@@ -35,7 +36,20 @@ def seconds_for(checker: str, base: float = SECONDS) -> float:
     return max(base, 1.5) if checker.startswith("stateful") else base
 
 
-def control_runs(checker: str, seeds: range, seconds: float) -> tuple[int, int]:
+#: A control run's safety cap when it is given work (it ends inconclusive only past it).
+CAP = 60.0
+
+
+def work_for(checker: str) -> CellBudget:
+    """The work :func:`seconds_for` pays for at idle, as a work budget: a loaded machine
+    takes longer and still does all of it (a time budget ran out before the first
+    lockstep program on a loaded CI runner: inconclusive, and the test failed)."""
+    return CellBudget(max(1, round(seconds_for(checker) / WORK_UNIT_SECONDS)), CAP)
+
+
+def control_runs(
+    checker: str, seeds: range, seconds: float | CellBudget
+) -> tuple[int, int]:
     """Run ``checker``'s control run for every seed; fail on a false alarm or an error.
 
     Returns:
@@ -55,7 +69,7 @@ def control_runs(checker: str, seeds: range, seconds: float) -> tuple[int, int]:
 @pytest.mark.parametrize("checker", available_checkers())
 def test_no_false_alarm_on_the_correct_impl(checker: str) -> None:
     t0 = time.perf_counter()
-    answered, unsure = control_runs(checker, range(FIRST, FIRST + SEEDS), seconds_for(checker))
+    answered, unsure = control_runs(checker, range(FIRST, FIRST + SEEDS), work_for(checker))
     # A checker with nothing to run on the correct impl would pass vacuously: it must run,
     # and a run that cannot tell is no answer either (most must answer).
     assert answered + unsure == SEEDS, (
