@@ -78,7 +78,12 @@ from ..explore import Program, run_schedule
 from ._catalogue import NO_MUTANT, Mutant, MutantError
 from ._contract import CellBudget, CheckOutcome
 from ._equivalent import EQUIVALENT
-from ._matrix import available_checkers, resolve_budget, run_checker
+from ._matrix import (
+    WEAK_MEMORY_OPERATORS,
+    available_checkers,
+    resolve_budget,
+    run_checker,
+)
 from ._probes import PROBES, Env, probe_program
 
 __all__ = [
@@ -1267,13 +1272,14 @@ Hits = dict[str, Counter[int]]  # impl file ("impl/_x.py") -> line -> times exec
 #: A probe chosen for a mutant gets at least this many work units of an explorer's cell
 #: (about that many schedules): the more probes, the fewer schedules each.
 PROBE_WORK = 30
-#: Operators whose change only shows under weak memory: c11, then TSO/PSO probes go first.
+#: Operators whose change only shows under weak memory: c11, then TSO/PSO probes go first
+#: (with rmw-split, :data:`~._matrix.WEAK_MEMORY_OPERATORS`: the generated column's list).
 _MEMORY_OPS = ("fence-drop", "fence-weaken", "order-relax")
 #: Operators whose change shows under every model but may need c11's: a split RMW loses
 #: atomicity (any interleaving shows it) and its ordering (the load and the store are
 #: separate messages: a coalesced writer's data may not travel with the value read), so
 #: c11 probes go first, then the rest alike.
-_ATOMICITY_OPS = ("rmw-split",)
+_ATOMICITY_OPS = tuple(sorted(WEAK_MEMORY_OPERATORS - set(_MEMORY_OPS)))
 
 
 def _tracer(
