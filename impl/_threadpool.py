@@ -179,7 +179,9 @@ class ThreadPool:
         self.completion_bh = ctx.bh_new(self._completion_bh)
 
     def __repr__(self) -> str:
-        return f"<ThreadPool {self.ctx.name} threads={self._cur_threads} queued={len(self._queue)}>"
+        with self._mutex:  # submit and the workers change both under it
+            threads, queued = self._cur_threads, len(self._queue)
+        return f"<ThreadPool {self.ctx.name} threads={threads} queued={queued}>"
 
     def submit(
         self,
@@ -302,7 +304,9 @@ class ThreadPool:
 
     @property
     def threads(self) -> int:
-        return self._cur_threads
+        """Worker threads started and not yet exited (any thread)."""
+        with self._mutex:
+            return self._cur_threads
 
     def pending(self) -> int:
         """Requests submitted and not yet completed."""

@@ -190,7 +190,7 @@ class QEMUTimer:
         self.id = timer_list.platform.new_id()
 
     def __repr__(self) -> str:
-        return f"<QEMUTimer {self.id} {callable_name(self.cb)} expire={self.expire_time}>"
+        return f"<QEMUTimer {self.id} {callable_name(self.cb)} expire={self.expire_ns()}>"
 
     def _check(self, what: str) -> None:
         if self.freed:
@@ -214,10 +214,18 @@ class QEMUTimer:
         self.timer_list.remove(self)
 
     def pending(self) -> bool:
-        return self.expire_time >= 0
+        """``timer_pending``: armed and not yet run or deleted (any thread)."""
+        return self.expire_ns() >= 0
 
     def expire_ns(self) -> int:
-        return self.expire_time
+        """``timer_expire_time_ns``: the deadline in ns, -1 when not pending (any thread).
+
+        Read under the timer list's mutex, which timer_mod / timer_del (any thread) and
+        the list's run write it under: QEMU reads it unlocked (a benign race in C); here
+        that would be a data race on a plain field, which the race detector reports.
+        """
+        with self.timer_list._mutex:
+            return self.expire_time
 
     def free(self) -> None:
         """Disarm and retire (``timer_free``); any later use raises."""

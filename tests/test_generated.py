@@ -47,7 +47,6 @@ from aioctx_verify.stress.explore import (
 from aioctx_verify.stress.explore._gen_ops import (
     FACADE_KINDS,
     GENERATOR_VERSION,
-    LOCK_QUERIES,
     QUERIES,
     Op,
     Query,
@@ -151,6 +150,7 @@ def _threads(prog: GenProgram) -> Iterator[tuple[int, Op, tuple[int, ...]]]:
 
 def test_programs_keep_the_reference_and_query_rules() -> None:
     """The rules of _gen_ops' docstring that make references and queries well-formed."""
+    unheld_nested = timer_queries = pool_reprs = 0
     for seed, i in [(s, i) for s in (0, 7) for i in range(80)]:
         prog = generate(seed, i)
         st = prog.setup
@@ -159,18 +159,20 @@ def test_programs_keep_the_reference_and_query_rules() -> None:
         # No thread takes a reference of a misuse target.
         refd = {op.a for _, op, _ in ops if op.kind is OpKind.REF}
         assert not refd & {op.a for _, op, _ in ops if op.kind is OpKind.MISUSE}, prog.spec
-        # A context some thread acquires nested is queried for its lock only by holders.
+        # Any thread reads any context's lock statistics, also of one that some thread
+        # acquires nested (its depth is a relaxed cell: no data race, generator 3).
         nested = {op.a for _, op, held in ops if op.kind is OpKind.LOCK and op.a in held}
         for k, op, held in ops:
-            if op.kind is OpKind.QUERY and op.b in LOCK_QUERIES and op.a not in held:
-                assert op.a not in nested, (prog.spec, op.uid)
+            if op.kind is OpKind.QUERY and op.b in (Query.STATS, Query.SNAPSHOT):
+                unheld_nested += op.a not in held and op.a in nested
+            timer_queries += op.kind is OpKind.QUERY and op.b == Query.TIMER
+            pool_reprs += op.kind is OpKind.QUERY and op.b == Query.POOLREPR
             if op.kind is OpKind.QUERY and op.b == Query.BH and st.bhs[op.a].owner is not None:
                 assert st.bhs[op.a].owner == k and st.bhs[op.a].behavior != "selfdel"
             if op.kind is OpKind.QUERY and op.b == Query.POOL:
                 assert op.a in held, (prog.spec, op.uid)  # only a holder asks for the pool
             if op.kind is OpKind.KICKW:
                 assert not held and op.a <= st.main and (op.a != st.main or k != 0)
-                assert not op.b or op.a not in nested  # waiting for sleep reads its lock
             # x: a leaf of the lock order, used by its users only, up to their drop.
             if op.kind is OpKind.LOCK and op.a == x:
                 assert not held and not any(o.kind is OpKind.LOCK for o in op.body)
@@ -182,7 +184,8 @@ def test_programs_keep_the_reference_and_query_rules() -> None:
                     or (op.a == x and op.kind is not OpKind.QUERY
                         and op.kind in (OpKind.LOCK, OpKind.REF, OpKind.EXT, OpKind.NOTIFY))
                     or (op.kind is OpKind.QUERY and op.b not in (Query.BH, Query.QUEUED,
-                                                                 Query.MAIN, Query.LIVE)
+                                                                 Query.MAIN, Query.LIVE,
+                                                                 Query.TIMER)
                         and op.a == x)]
             if k not in st.xusers:
                 assert not uses, (prog.spec, k)
@@ -190,6 +193,9 @@ def test_programs_keep_the_reference_and_query_rules() -> None:
             drops = [n for n, op in uses if op.kind is OpKind.UNREF]
             assert len(drops) == 1 and script[drops[0]].kind is OpKind.UNREF, (prog.spec, k)
             assert all(n < drops[0] for n, op in uses if op.kind is not OpKind.UNREF)
+    # The queries once held back for races in impl are drawn now.
+    assert unheld_nested and timer_queries and pool_reprs, (unheld_nested, timer_queries,
+                                                            pool_reprs)
 
 
 def test_dropped_operations_round_trip_through_the_spec() -> None:

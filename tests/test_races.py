@@ -325,6 +325,34 @@ def test_the_old_two_word_fast_path_is_a_race_and_rfifolock_is_not() -> None:
     assert _exhaustive(_nesters("rfifolock"), "rfifolock").races == []
 
 
+def test_lock_statistics_beside_a_nesting_owner_is_no_race() -> None:
+    """The owner's nested fast path changes the depth without the lock's mutex, which
+    ``statistics()`` reads it under in another thread: the depth is a relaxed cell, so the
+    reader sees some recent depth and the detector no data race (a plain field was one)."""
+
+    def program(p: ControlledPlatform) -> None:
+        lock = RFifoLock(p)
+        seen: list[int] = []
+
+        def nest() -> None:
+            lock.lock()
+            lock.lock()
+            p.yield_now()
+            lock.unlock()
+            lock.unlock()
+
+        t = p.start_thread(nest, "owner")
+        for _ in range(2):
+            s = lock.statistics()
+            seen.append(s.depth)
+            assert (s.owner is None) == (s.depth == 0), s
+        t.join()
+        assert all(0 <= d <= 2 for d in seen), seen
+
+    assert _exhaustive(program, "stats-beside-nesting").races == []
+    assert _exhaustive(program, "stats-beside-nesting", memory="pso").races == []
+
+
 def test_contexts_nested_across_threads_have_no_race() -> None:
     def program(p: ControlledPlatform) -> None:
         it = IOThread(p, name="io").start()

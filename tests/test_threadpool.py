@@ -579,7 +579,7 @@ def test_shutdown_is_idempotent_and_drops_queued(ctx: AioContext) -> None:
     finally:
         gate.open.set()
     with pool._cond:  # each exiting worker notifies the condition
-        assert pool._cond.wait_for(lambda: pool.threads == 0, WAIT)
+        assert pool._cond.wait_for(lambda: pool._cur_threads == 0, WAIT)
     assert queued_ran == []
     settle(ctx)
     assert comp.calls == []  # dropped uncompleted, as thread_pool_free does

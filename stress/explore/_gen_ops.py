@@ -52,19 +52,16 @@ Well-formedness by construction (any failure is an impl bug, never a misuse):
   reference is its IOThread's), whose ``aio_context_unref`` must be refused with
   ``ContextInUseError`` while its IOThread runs;
 * read-only queries (statistics, debug snapshot, external-disabled, BH state, repr, the
-  dataplane ring, the thread pool, the main context, the live IOThreads) run from any
-  thread on objects it may use; a query that reads a context's lock statistics from a
-  thread that does not hold it is made only on a *watched* context, one no thread ever
-  acquires nested (impl/_lock.py's nested fast path changes ``RFifoLock._nesting`` outside
-  the lock's mutex, which ``statistics()`` reads under it: a race the race detector
-  reports, left to that file's owner); a private BH is queried by its owner only, and
-  not if it deletes itself (its callback may do so meanwhile); the timer and thread-pool
-  ``repr`` queries are held back (:data:`HELD_BACK`);
+  dataplane ring, the thread pool and its repr, a timer's pending / expiry / repr, the main
+  context, the live IOThreads) run from any thread on objects it may use, held or not
+  (generator version 3: impl's lock depth became a relaxed cell and the timer and pool
+  queries take their mutex, so none of them is a data race any more); a private BH is
+  queried by its owner only, and not if it deletes itself (its callback may do so
+  meanwhile);
 * a kick (``aio_notify`` after an idle schedule of a new BH, then waiting until that BH
   ran; optionally first waiting, a bounded number of yields, until the context's loop
-  sleeps, which reads its debug snapshot: a watched context only) is made with no context
-  held, to a context whose loop runs (an IOThread's; the main context from another thread
-  than 0).
+  sleeps, which reads its debug snapshot) is made with no context held, to a context whose
+  loop runs (an IOThread's; the main context from another thread than 0).
 
 Each operation that has both a method and a QEMU-named function in :mod:`impl.qemu` draws
 which one it calls (``Op.q``); the listing shows the call it makes (``qemu_bh_schedule(bh0)``
@@ -101,7 +98,7 @@ __all__ = [
 
 #: The generator's version: part of every program name, so that a replay line printed by
 #: another version is refused instead of replaying a different program.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: Threads of a program (thread 0 included), drawn from this, and the deepest nesting.
 THREADS = (2, 2, 3, 3, 4)
 MAX_DEPTH = 3
@@ -169,26 +166,15 @@ class Query(enum.IntEnum):
     MAIN = 7  # qemu_get_aio_context() / main_context()
     LIVE = 8  # live_iothreads()
     PENDING = 9  # ctx a: pending() of the pool a request was submitted to (if any yet)
+    TIMER = 10  # timer a: timer_pending, timer_expire_time_ns, repr()
+    POOLREPR = 11  # ctx a: repr() and threads of the pool a request was submitted to
 
 
-#: Queries that read a context's lock statistics (``RFifoLock.statistics``).
-LOCK_QUERIES = frozenset({Query.STATS, Query.SNAPSHOT, Query.REPR})
 #: Every query a program may make.
 QUERIES = tuple(Query)
-#: Read-only queries of impl's public API that programs do not make, and why: each one
-#: races in impl (the race detector reports it on the correct impl); drawing it would be a
-#: false alarm of the ``races`` checker until the file named is fixed.
-HELD_BACK: dict[str, str] = {
-    "timer_pending / timer_expire_time_ns / repr(timer)": (
-        "impl/_timers.py: QEMUTimer.pending(), expire_ns() and __repr__ read expire_time "
-        "without the timer list's mutex, which timer_mod / timer_del (any thread) and "
-        "run_timers write it under"
-    ),
-    "repr(thread pool)": (
-        "impl/_threadpool.py: ThreadPool.__repr__ reads _cur_threads and len(_queue) "
-        "without _mutex, which submit and the workers write them under"
-    ),
-}
+#: Read-only queries of impl's public API that programs do not make, and why (a query that
+#: raced in impl was held back here until its file was fixed; none is now).
+HELD_BACK: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +362,8 @@ class GenProgram:
             elif k is OpKind.QUERY:
                 if op.b == Query.BH:
                     bhs.add(op.a)
+                elif op.b == Query.TIMER:
+                    timers.add(op.a)
                 elif op.b in _CTX_QUERIES:
                     ctxs.add(op.a)
                 elif op.b == Query.QUEUED and st.dataplane:
@@ -457,7 +445,7 @@ _CTX_OPS = frozenset({OpKind.ONESHOT, OpKind.LOCK, OpKind.EXT, OpKind.POLL, OpKi
                       OpKind.RCANCEL, OpKind.SYNC, OpKind.REF, OpKind.MISUSE, OpKind.NOTIFY,
                       OpKind.KICKW, OpKind.ACCEPT})
 _CTX_QUERIES = frozenset({Query.STATS, Query.SNAPSHOT, Query.EXTERNAL, Query.REPR, Query.POOL,
-                          Query.PENDING})
+                          Query.PENDING, Query.POOLREPR})
 #: Kinds that call either a method or its QEMU-named function (``Op.q`` says which).
 FACADE_KINDS = frozenset(OpKind) - {OpKind.KICK, OpKind.STW, OpKind.DPSTOP, OpKind.DPSTART,
                                     OpKind.VMSTOP, OpKind.VMSTART}
@@ -465,11 +453,12 @@ FACADE_KINDS = frozenset(OpKind) - {OpKind.KICK, OpKind.STW, OpKind.DPSTOP, OpKi
 
 def _has_facade(kind: OpKind, b: int) -> bool:
     """Whether an operation of ``kind`` (with ``b``) has both forms: a lock only in the
-    acquire / release style, a query only asking for the pool or the main context."""
+    acquire / release style, a query only asking for the pool, the main context or a
+    timer's state."""
     if kind is OpKind.LOCK:
         return b == 1
     if kind is OpKind.QUERY:
-        return b in (Query.POOL, Query.MAIN)
+        return b in (Query.POOL, Query.MAIN, Query.TIMER)
     return kind in FACADE_KINDS
 _DP_OPS = frozenset({OpKind.KICK, OpKind.DPSTOP, OpKind.DPSTART, OpKind.VMSTOP,
                      OpKind.VMSTART})
@@ -553,6 +542,12 @@ def _query_text(op: Op, st: Setup) -> str:
         return f"pending() of the pool last submitted to on {c}"
     if w is Query.MAIN:
         return f"{'qemu_get_aio_context()' if q else 'main_context()'} is main"
+    if w is Query.TIMER:
+        if q:
+            return f"timer_pending(timer{a}), timer_expire_time_ns(timer{a}), repr(timer{a})"
+        return f"timer{a}.pending(), timer{a}.expire_ns(), repr(timer{a})"
+    if w is Query.POOLREPR:
+        return f"repr() and threads of the pool last submitted to on {c}"
     return "live_iothreads() has every IOThread"
 
 
@@ -715,8 +710,6 @@ class _Gen:
         # misuse targets (their only reference is their IOThread's).
         self.refd = [c for c in range(self.n_io) if r.random() < 0.6]
         self.misuse = [c for c in range(self.n_io) if c not in self.refd]
-        # Contexts other threads read the lock statistics of: never acquired nested.
-        self.watched = {c for c in range(n_ctx) if r.random() < 0.5} | {self.x}
         # The transient context and its users.
         users: list[int] = []
         if r.random() < 0.4:
@@ -836,12 +829,9 @@ class _Gen:
         """A read-only query by thread ``t`` holding ``held`` (of context ``c`` if given)."""
         r = self.rng
         usable = self._usable(t) if c is None else [c]
-        # The lock statistics of a context are read by its holder, or by anyone when no
-        # thread acquires it nested (see the module docstring).
-        lockable = [x for x in usable if x in held or x in self.watched]
         w = r.choice(QUERIES)
-        if w in LOCK_QUERIES and not lockable:
-            w = Query.EXTERNAL
+        if w is Query.TIMER:
+            return self._op(OpKind.QUERY, r.randrange(len(self.timers)), int(w))
         if w is Query.QUEUED and not self.dataplane:
             w = Query.PENDING
         if w is Query.POOL:  # only a holder may ask a context for its pool
@@ -853,8 +843,6 @@ class _Gen:
             own = [j for j in range(self.n_shared, len(self.bhs))
                    if self.bhs[j].owner == t and self.bhs[j].behavior != "selfdel"]
             return self._op(OpKind.QUERY, r.choice(list(range(self.n_shared)) + own), int(w))
-        if w in LOCK_QUERIES:
-            return self._op(OpKind.QUERY, r.choice(lockable), int(w))
         if w in _CTX_QUERIES:
             return self._op(OpKind.QUERY, r.choice(usable), int(w))
         return self._op(OpKind.QUERY, 0, int(w))
@@ -921,7 +909,7 @@ class _Gen:
             loops = [c for c in range(self.main + 1) if c != self.main or t != 0]
             c = r.choice(loops)
             # Waiting until the loop sleeps reads its debug snapshot (lock statistics).
-            return self._op(kind, c, int(c in self.watched and r.random() < 0.7))
+            return self._op(kind, c, int(r.random() < 0.7))
         if kind is OpKind.NOTIFY:
             return self._op(kind, r.choice(self._usable(t)))
         if kind is OpKind.UNREF:
@@ -961,10 +949,9 @@ class _Gen:
                 if self.bhs[j].owner == t and self.bhs[j].ctx in held
                 and self.bhs[j].behavior == "plain" and j not in self.spent
             ]
-            # Nested acquires, in order: the same context again only if it is not watched.
+            # Nested acquires, in order (the same context again, or a later one).
             top = max(held)
-            nest = [x for x in range(top, self.main + 1)
-                    if x not in held or x not in self.watched]
+            nest = list(range(top, self.main + 1))
             opts: list[tuple[int, OpKind]] = [
                 (6, OpKind.SCHED),  # a lock-free op
                 (3, OpKind.HADD),

@@ -588,6 +588,16 @@ class ProgramRun:
                     self.fail("P3", "query-state",
                               f"qemu_get_aio_context() in {who} is {m.name}, not the main context")
             return
+        if w is Query.TIMER:
+            tm = self.timers[a]
+            pending = qemu.timer_pending(tm) if q else tm.pending()
+            expire = qemu.timer_expire_time_ns(tm) if q else tm.expire_ns()
+            shown = f"QEMUTimer {tm.id} " in repr(tm)
+            if not isinstance(pending, bool) or expire < -1 or not shown:
+                self.fail("P3", "query-state",
+                          f"timer{a} in {who}: pending() {pending!r}, expire_ns() {expire}, "
+                          f"repr {tm!r}")
+            return
         if w is Query.LIVE:
             live = live_iothreads(self.p)
             gone = [it.name for it in self.its.values() if it not in live]
@@ -614,6 +624,12 @@ class ProgramRun:
                 got = self.pools.get(a)
             if got is not None and got.pending() < 0:
                 self.fail("P3", "query-state", f"the pool of {name} has pending() < 0")
+            return
+        if w is Query.POOLREPR:
+            got = self.pools.get(a)
+            if got is not None and (ctx.name not in repr(got) or got.threads < 0):
+                self.fail("P3", "query-state",
+                          f"the pool of {name} in {who}: repr {got!r}, threads {got.threads}")
             return
         if w is Query.REPR:
             if ctx.name not in repr(ctx):
