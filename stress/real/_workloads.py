@@ -1027,6 +1027,8 @@ def _dataplane(trial: Trial) -> str:
         seen.forbid("duplicated")
     if lost:
         trial.expired(seen, f"lost:{lost}")
+    elif sum(d.completed for d in devs) != len(reqs) or any(d.inflight for d in devs):
+        seen.forbid("miscounted")  # the devices' own counters against the requests
     for r in reqs:
         if r.completions and r.ret != len(r.data):
             seen.forbid("bad-ret")
@@ -1065,6 +1067,8 @@ def _dataplane_outcomes() -> tuple[Outcome, ...]:
         Outcome("bad-ret", _F, "a request completed with the wrong return value", "P2"),
         Outcome("inflight-after-stop", _F, "vm_stop returned with requests in flight", "P3"),
         Outcome("completed-while-stopped", _F, "a request completed while stopped", "P3"),
+        Outcome("miscounted", _F, "the devices' completed / in-flight counters disagree "
+                "with the requests completed", "P2"),
         *_forbidden_common(),
     )
 
