@@ -47,3 +47,42 @@ def iothreads(platform: RealPlatform) -> Iterator[list[IOThread]]:
         if it._thread is not None and not it._joined:
             it.join(timeout=WAIT)
     assert not [t for t in live_iothreads(platform) if t in started]
+
+
+#: The profile the ``timeout`` in pyproject.toml is sized for (the ci profile's examples).
+_BASE_EXAMPLES = 50
+
+
+def _runs_the_profile(item: pytest.Item) -> bool:
+    """Whether ``item`` runs as many examples as the Hypothesis profile says: a ``@given``
+    test, or a stateful machine's TestCase (its class carries the settings)."""
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        return True
+    cls = getattr(item, "cls", None)
+    return cls is not None and isinstance(getattr(cls, "settings", None), settings)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scale the stuck-test bound of the tests that run the profile's examples.
+
+    pytest-timeout's bound is no verdict, only the stop for a stuck test; it is sized for
+    the ci profile.  The nightly profile runs 100 times the examples, and a test that does
+    all of them takes longer than that bound without being stuck (the nightly job's first
+    run lost its stateful tests that way: cut off mid-search, the worker killed).  So a
+    test that runs the profile's examples and names no bound of its own gets the ini bound
+    times (examples / 50).  (pytest's faulthandler dump is one ini value for the whole
+    session: the nightly tox env turns it off; pytest-timeout dumps every stack itself.)
+    """
+    profile = settings.default
+    scale = max(1.0, (profile.max_examples if profile else 0) / _BASE_EXAMPLES)
+    if scale == 1.0:
+        return
+    try:
+        base = float(config.getini("timeout") or 0)
+    except (ValueError, TypeError):  # pytest-timeout absent or a malformed ini value
+        return
+    if base <= 0:
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None and _runs_the_profile(item):
+            item.add_marker(pytest.mark.timeout(base * scale))
