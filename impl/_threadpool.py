@@ -147,6 +147,9 @@ class ShutdownEnd:
     threads: int
     #: requests ACTIVE then (a ``func`` running on a worker)
     running: int
+    #: a wait of the shutdown ran out at its deadline while no request was ACTIVE (no
+    #: ``func`` could keep a worker: only a missed wake-up can make it wait that long)
+    idle_expiry: bool = False
 
 
 class ThreadPool:
@@ -325,18 +328,25 @@ class ThreadPool:
                 tr(TraceEvent("pool_shutdown", self._p.current_thread(), self.ctx.id))
             self._cond.notify_all()
             deadline = self._p.monotonic_ns() + int(timeout * 1e9)
+            idle_expiry = False
             while self._cur_threads > 0:
                 left = deadline - self._p.monotonic_ns()
                 if left <= 0:
-                    self._shutdown_ended(timeout, timed_out=True)
+                    self._shutdown_ended(timeout, timed_out=True, idle_expiry=idle_expiry)
                     break  # a func is still running; its worker exits when it returns
-                self._cond.wait(left / 1e9)
+                if not self._cond.wait(left / 1e9) and not self._running():
+                    idle_expiry = True
             else:
-                self._shutdown_ended(timeout, timed_out=False)
+                self._shutdown_ended(timeout, timed_out=False, idle_expiry=idle_expiry)
         if not self.completion_bh.deleted:
             self.completion_bh.delete()
 
-    def _shutdown_ended(self, timeout: float, *, timed_out: bool) -> None:
+    def _running(self) -> int:
+        """Requests whose ``func`` runs on a worker now (mutex held)."""
+        return sum(1 for r in self._live if r.state is RequestState.ACTIVE)
+
+    def _shutdown_ended(self, timeout: float, *, timed_out: bool, idle_expiry: bool) -> None:
         """Record :attr:`shutdown_end` (mutex held)."""
-        running = sum(1 for r in self._live if r.state is RequestState.ACTIVE)
-        self.shutdown_end = ShutdownEnd(timeout, timed_out, self._cur_threads, running)
+        self.shutdown_end = ShutdownEnd(
+            timeout, timed_out, self._cur_threads, self._running(), idle_expiry
+        )

@@ -53,8 +53,9 @@ STRUCTURE_RULES: dict[str, str] = {
     "not yet gone out of their loop, and each of those has a live thread",
     "pool-idle-counted": "the thread pool's idle count equals its workers waiting for work "
     "on the pool condition (a waiting worker is counted idle, a busy one is not)",
-    "pool-shutdown-prompt": "a pool shutdown never ends by its deadline while no request is "
-    "running (no function can keep a worker; only a stuck count or loop can)",
+    "pool-shutdown-prompt": "a pool shutdown never waits until its deadline while no request "
+    "is running (no function can keep a worker; only a stuck count, a stuck loop or a "
+    "missed wake-up can)",
     "pool-shutdown-drained": "a pool shutdown that ended before its deadline left no worker "
     "counted",
 }
@@ -165,6 +166,10 @@ def pool_violations(pool: Any) -> list[str]:
             out.append(f"pool-shutdown-prompt: {name}: the shutdown waited out its "
                        f"{end.timeout:g} s deadline with no request running "
                        f"({end.threads} thread(s) still counted)")
+        elif end.idle_expiry and end.timeout > 0:
+            out.append(f"pool-shutdown-prompt: {name}: the shutdown's wait ran out at its "
+                       f"{end.timeout:g} s deadline with no request running (its workers "
+                       "were gone by then, unannounced: a missed wake-up)")
         if not end.timed_out and end.threads != 0:
             out.append(f"pool-shutdown-drained: {name}: the shutdown returned before its "
                        f"deadline with {end.threads} thread(s) still counted")

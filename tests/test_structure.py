@@ -185,6 +185,9 @@ def _busy_worker_counted_idle(pool: Any) -> None:
          lambda p: setattr(p, "shutdown_end", ShutdownEnd(10.0, True, 0, 0))),
         ("pool-shutdown-drained",
          lambda p: setattr(p, "shutdown_end", ShutdownEnd(10.0, False, 1, 0))),
+        # Its workers left without a word: a wait ran to the deadline, then none was left.
+        ("pool-shutdown-prompt",
+         lambda p: setattr(p, "shutdown_end", ShutdownEnd(10.0, False, 0, 0, True))),
     ],
 )
 def test_each_pool_rule_fails_when_its_structure_is_broken(rule: str, breaker: Any) -> None:
@@ -211,6 +214,8 @@ _POOL_MUTANTS = {
     "wait-before-idle": ("swap-adjacent", "ThreadPool._worker",
                          "self._idle_threads += 1; woke = self._cond.wait(self.idle_timeout)",
                          "woke = self._cond.wait(self.idle_timeout); self._idle_threads += 1"),
+    "exit-unannounced": ("notify-drop", "ThreadPool._worker", "self._cond.notify_all()",
+                         "pass"),
 }
 
 
@@ -305,6 +310,8 @@ def test_the_pool_rules_hold_at_every_moment_of_a_busy_correct_pool(seed: int) -
         ("cur-plus1", "pool-shutdown-prompt"),  # the count never reaches 0
         ("shutdown-boundary", "pool-shutdown-prompt"),  # the loop ends only at its deadline
         ("wait-before-idle", "pool-idle-counted"),  # a waiting worker is not counted idle
+        # The shutdown sleeps to its deadline though its worker is gone (count 0 by then).
+        ("exit-unannounced", "pool-shutdown-prompt"),
     ],
 )
 def test_each_pool_bookkeeping_mutant_breaks_its_rule(which: str, rule: str) -> None:
