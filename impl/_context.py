@@ -1049,21 +1049,26 @@ class AioContext:
         """A snapshot for tests and reports; safe from any thread, held or not.
 
         Reads the BH list under ``_bh_lock`` (as its adders and the reclaiming loop write
-        it), the handlers through their published view, the lock under its mutex and the
-        counters as seq_cst atomics: no plain word shared without its lock.
+        it), the handlers through their published view (acquire: the tuple's contents were
+        written before it was published), the lock under its mutex and the counters as
+        relaxed atomics: no plain word shared without its lock.  Each counter is a value it
+        had recently, in its own modification order (so never older than the caller's own
+        last change of it); nothing is read *through* a counter, so an acquire or a seq_cst
+        load would order nothing a reader of the snapshot could use, and the fields are not
+        one atomic snapshot in any case.
         """
         with self._bh_lock:
             bhs = [b for b in self._bhs if not b.dummy]
             live = sum(1 for b in bhs if not b.deleted)
         return ContextStatistics(
             name=self.name,
-            refcount=self._refcnt.load(),
+            refcount=self._refcnt.load(_RELAXED),
             lock=self._lock.statistics(),
             bhs=live,
-            scheduled_bhs=sum(1 for b in bhs if b.scheduled.load()),
+            scheduled_bhs=sum(1 for b in bhs if b.scheduled.load(_RELAXED)),
             handlers=len(self._handler_view.load(_ACQUIRE)),
-            notify_me=self.notify_me.load(),
-            external_disable_cnt=self._external_disable_cnt.load(),
+            notify_me=self.notify_me.load(_RELAXED),
+            external_disable_cnt=self._external_disable_cnt.load(_RELAXED),
         )
 
     def debug_snapshot(self) -> DebugSnapshot:

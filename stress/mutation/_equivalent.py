@@ -185,6 +185,36 @@ EQUIVALENT: dict[str, str] = {
         "holds the context (P3), so writers are ordered by the lock and never overlap; impl "
         "has no GSource prepare, QEMU's concurrent writer; wakers only read it"
     ),
+    _key("notify-drop", "_context.py", "AioContext._add_handler", "aio_notify",
+         "self.aio_notify()", "pass"): (
+        "as for _remove_handler: the setter holds the context (or is its home thread, which "
+        "takes it implicitly), so no aio_poll blocks meanwhile and notify_me reads 0; every "
+        "later poller acquires after the change and builds its poll set anew"
+    ),
+    _key("order-relax", "_context.py", "AioContext._finalize", "relaxed",
+         "self._handler_view.store((), _RELEASE)", "self._handler_view.store((), _RELAXED)"): (
+        "the stored view is the empty tuple, which no write before the store initialised: a "
+        "reader that loads it dereferences nothing a release would publish, and its other "
+        "fields (closed, the lock) come with their own synchronisation"
+    ),
+    _swap("_context.py", "AioContext._finalize", "self._handlers = []",
+          "self._handler_view.store((), _RELEASE)"): (
+        "_handlers is read only by the context's holder, and _finalize runs after the last "
+        "reference is gone (nobody holds or can take the context); the view's readers never "
+        "read _handlers"
+    ),
+    _key("order-relax", "_context.py", "AioContext._poll_locked", "relaxed",
+         "notify_me.fetch_add(-2, _RELEASE)", "notify_me.fetch_add(-2, _RELAXED)"): (
+        "no thread acquires through notify_me: wakers load it relaxed behind their own full "
+        "fence and only decide whether to kick, statistics() loads it relaxed; a release "
+        "that nobody acquires orders nothing (the writer is the poller, after its poll)"
+    ),
+    _key("acqrel-drop", "_iothread.py", "IOThread._run", "pair",
+         "ctx.acquire(); ctx.release()", "pass; pass"): (
+        "the IOThread is its context's home thread, so aio_poll takes the context implicitly "
+        "around the iteration and releases it after, where the loop's own pair would; only "
+        "the iterations counter (its own, allow-listed) moves outside the lock"
+    ),
     _key("order-relax", "_context.py", "AioContext.ref", "relaxed-default",
          "self._refcnt.fetch_add(1)", "self._refcnt.fetch_add(1, _RELAXED)"): (
         "a reference is taken only by a thread that already holds one or was handed the "
