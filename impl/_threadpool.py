@@ -26,7 +26,10 @@ pool keeps, next to them and never reading them itself:
   ``wait`` from just before ``_idle_threads += 1`` to just after ``_idle_threads -= 1``
   around its ``cond.wait`` for work, and ``exited`` just before ``_cur_threads -= 1``);
 * :attr:`ThreadPool.shutdown_end`: how :meth:`ThreadPool.shutdown` ended (before or at its
-  deadline; workers still counted and functions still running then).
+  deadline; workers still counted and functions still running then);
+* :attr:`ThreadPool.late_starts`: requests that a worker found only when its idle wait ran
+  out, after they had waited at least half the idle timeout (each request's
+  ``queued_ns`` is taken at submit): a request queued while a worker idles must wake it.
 
 Both are written by other statements than the counters (through methods, so that the
 mutation operators, which reorder adjacent statements touching shared state, do not make
@@ -73,6 +76,7 @@ class ThreadPoolRequest:
         "id",
         "opaque",
         "pool",
+        "queued_ns",
         "ret",
         "state",
     )
@@ -95,6 +99,7 @@ class ThreadPoolRequest:
         self.exception: BaseException | None = None
         self.cancelled = False
         self.completed = False
+        self.queued_ns = 0  # oracle witness: when it was queued (monotonic, under the mutex)
         self.id = pool.ctx.platform.new_id()
 
     def __repr__(self) -> str:
@@ -179,6 +184,7 @@ class ThreadPool:
         # Oracle witnesses (module docstring): never read by the pool itself.
         self._workers: list[WorkerRecord] = []
         self.shutdown_end: ShutdownEnd | None = None
+        self.late_starts = 0
         self.completion_bh = ctx.bh_new(self._completion_bh)
 
     def __repr__(self) -> str:
@@ -206,6 +212,7 @@ class ThreadPool:
                 )
             self._live.append(req)
             self._queue.append(req)
+            self._note_queued(req)
             if self._idle_threads == 0 and self._cur_threads < self.max_threads:
                 self._cur_threads += 1
                 self._spawn()
@@ -233,6 +240,7 @@ class ThreadPool:
                     woke = self._cond.wait(self.idle_timeout)
                     self._idle_threads -= 1
                     w.mark("run")
+                    self._note_idle_end(woke)
                     if not woke and not self._queue:
                         break  # idle too long
                     continue
@@ -340,6 +348,20 @@ class ThreadPool:
                 self._shutdown_ended(timeout, timed_out=False, idle_expiry=idle_expiry)
         if not self.completion_bh.deleted:
             self.completion_bh.delete()
+
+    def _note_queued(self, req: ThreadPoolRequest) -> None:
+        """Witness (mutex held): when ``req`` was queued."""
+        req.queued_ns = self._p.monotonic_ns()
+
+    def _note_idle_end(self, woke: bool) -> None:
+        """Witness (mutex held): an idle wait that ran out with a request queued, which has
+        waited half the idle timeout or more, is a late start (its wake-up was missed: the
+        queue was empty when the wait began, so the request came while the worker idled)."""
+        if woke or not self._queue:
+            return
+        waited = self._p.monotonic_ns() - self._queue[0].queued_ns
+        if 2 * waited >= int(self.idle_timeout * 1e9):
+            self.late_starts += 1
 
     def _running(self) -> int:
         """Requests whose ``func`` runs on a worker now (mutex held)."""

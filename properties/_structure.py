@@ -58,12 +58,14 @@ STRUCTURE_RULES: dict[str, str] = {
     "missed wake-up can)",
     "pool-shutdown-drained": "a pool shutdown that ended before its deadline left no worker "
     "counted",
+    "pool-wakeup": "a request queued while a worker idles wakes it: no request waits until "
+    "an idle worker's wait runs out (half its idle timeout or more)",
 }
 
 #: The rules :func:`pool_violations` checks (a subset of :data:`STRUCTURE_RULES`).
 POOL_RULES: tuple[str, ...] = (
     "pool-counts", "pool-workers-counted", "pool-idle-counted", "pool-shutdown-prompt",
-    "pool-shutdown-drained",
+    "pool-shutdown-drained", "pool-wakeup",
 )
 
 
@@ -74,6 +76,7 @@ STRUCTURE_PROPERTY: dict[str, PropertyName] = {
     "handlers-clean": "LIVE", "lock-free": "P1", "counters-sane": "LIVE",
     "timers-sorted": "LIVE", "pool-counts": "LIVE", "pool-workers-counted": "LIVE",
     "pool-idle-counted": "LIVE", "pool-shutdown-prompt": "LIVE", "pool-shutdown-drained": "LIVE",
+    "pool-wakeup": "LIVE",
 }
 
 
@@ -147,6 +150,7 @@ def pool_violations(pool: Any) -> list[str]:
         queued = len(pool._queue)
         records = [(w.phase, w.alive(), repr(w)) for w in pool._workers]
         end = pool.shutdown_end
+        late = pool.late_starts
     if not (0 <= idle <= cur <= pool.max_threads) or bad_queue:
         out.append(f"pool-counts: {name}: {cur} thread(s), {idle} idle, {queued} queued")
     counted = [(phase, alive, what) for phase, alive, what in records if phase != "exited"]
@@ -161,6 +165,9 @@ def pool_violations(pool: Any) -> list[str]:
     if idle != waiting:
         out.append(f"pool-idle-counted: {name}: {idle} idle counted for {waiting} worker(s) "
                    "waiting for work")
+    if late:
+        out.append(f"pool-wakeup: {name}: {late} request(s) waited for an idle worker's "
+                   "wait to run out (half its idle timeout or more) instead of waking it")
     if end is not None:
         if end.timed_out and end.running == 0 and end.timeout > 0:
             out.append(f"pool-shutdown-prompt: {name}: the shutdown waited out its "

@@ -185,6 +185,7 @@ def _busy_worker_counted_idle(pool: Any) -> None:
          lambda p: setattr(p, "shutdown_end", ShutdownEnd(10.0, True, 0, 0))),
         ("pool-shutdown-drained",
          lambda p: setattr(p, "shutdown_end", ShutdownEnd(10.0, False, 1, 0))),
+        ("pool-wakeup", lambda p: setattr(p, "late_starts", 1)),
         # Its workers left without a word: a wait ran to the deadline, then none was left.
         ("pool-shutdown-prompt",
          lambda p: setattr(p, "shutdown_end", ShutdownEnd(10.0, False, 0, 0, True))),
@@ -216,6 +217,7 @@ _POOL_MUTANTS = {
                          "woke = self._cond.wait(self.idle_timeout); self._idle_threads += 1"),
     "exit-unannounced": ("notify-drop", "ThreadPool._worker", "self._cond.notify_all()",
                          "pass"),
+    "submit-unannounced": ("notify-drop", "ThreadPool.submit", "self._cond.notify()", "pass"),
 }
 
 
@@ -312,6 +314,8 @@ def test_the_pool_rules_hold_at_every_moment_of_a_busy_correct_pool(seed: int) -
         ("wait-before-idle", "pool-idle-counted"),  # a waiting worker is not counted idle
         # The shutdown sleeps to its deadline though its worker is gone (count 0 by then).
         ("exit-unannounced", "pool-shutdown-prompt"),
+        # The second request waits for the idle worker's 10 s wait to run out.
+        ("submit-unannounced", "pool-wakeup"),
     ],
 )
 def test_each_pool_bookkeeping_mutant_breaks_its_rule(which: str, rule: str) -> None:
