@@ -230,8 +230,7 @@ class BH:
         if not self.scheduled.load(_SEQ):
             self.idle.store(True, _RELAXED)
             ctx._p.fence(Fence.WMB)  # idle (and the callback's inputs) before scheduled
-            # An exchange, not a store: a store could land inside the poller's claiming
-            # exchange and be lost.
+            # QEMU 2.4 stores 1 here; an exchange is no weaker (its result is unused).
             self.scheduled.exchange(True, _RELEASE)
         if tr is not None:
             tr(TraceEvent("bh_schedule_end", ctx._p.current_thread(), ctx.id, self.id, "idle"))

@@ -215,6 +215,24 @@ EQUIVALENT: dict[str, str] = {
         "around the iteration and releases it after, where the loop's own pair would; only "
         "the iterations counter (its own, allow-listed) moves outside the lock"
     ),
+    _key("rmw-split", "_context.py", "BH.schedule_idle", "load-store",
+         "self.scheduled.exchange(True, _RELEASE)",
+         "_split_exchange(self.scheduled, True, _RELEASE)"): (
+        "the exchange's result is unused and it stores a constant: a run of load-then-store "
+        "is a run of the exchange placed at the store, which still releases (QEMU 2.4 stores "
+        "here: bh->scheduled = 1 after smp_wmb); the load orders nothing the caller reads"
+    ),
+    _swap("_dataplane.py", "DataplaneDevice.guest_submit", "self._avail.append(req)",
+          "self._submitted += 1"): (
+        "both in one _vq critical section, and the ring and the count are read only under _vq "
+        "(the handler, queued()): no thread sees one change without the other"
+    ),
+    _swap("_dataplane.py", "DataplaneDevice._complete", "req.completions += 1",
+          "req.completed_in.append(self._p.current_thread())"): (
+        "two plain writes to the request by the thread completing it, before it puts the "
+        "request on the used ring under _vq; every reader takes it off the ring (or reads "
+        "after the run), so after both"
+    ),
     _key("order-relax", "_context.py", "AioContext.ref", "relaxed-default",
          "self._refcnt.fetch_add(1)", "self._refcnt.fetch_add(1, _RELAXED)"): (
         "a reference is taken only by a thread that already holds one or was handed the "
