@@ -19,11 +19,8 @@ exactly as it was, where QEMU aborts; and :meth:`RFifoLock.lock` takes an option
 so tests can bound every wait.
 
 The owner is an atomic cell (relaxed), written under the internal mutex when the lock is
-granted and when its last level is released (back to None); the nesting depth is a relaxed
-atomic cell too, written only by the owner (under the mutex at the grant and the last
-release, without it on the nested fast path), and read by the owner and, racily but without
-a data race, by :meth:`RFifoLock.statistics` in any thread.  "Do I hold it?" is one relaxed
-load of the owner: the
+granted and when its last level is released (back to None); the nesting depth is a plain
+field that only the owner touches.  "Do I hold it?" is one relaxed load of the owner: the
 only thread that ever stores ``me`` is ``me``, and its own later store of None is after it
 in coherence order, so it reads ``me`` exactly while it holds the lock, on any memory model
 and without a fence (taking the mutex there would be a full barrier on every
@@ -31,8 +28,11 @@ and without a fence (taking the mutex there would be a full barrier on every
 The nested fast path used to read owner and depth as two plain words outside the mutex,
 which the controlled platform's race detector (:mod:`aioctx_verify.stress.controlled`)
 reported: under weak memory a former owner could pair a new owner's depth with its own
-stale id.  It also reported the plain depth once the owner was a cell: the fast path wrote
-it outside the mutex that ``statistics()`` read it under, in another thread.
+stale id.  It also reported :meth:`RFifoLock.statistics` reading the depth in any thread
+(under the mutex, which the owner's nested fast path does not take): so the depth a
+snapshot reports is the *caller's own* (0 unless it holds the lock), which only the owner
+can read exactly, and whether the lock is held comes from the owner, which every grant and
+last release write under the mutex.
 """
 
 from __future__ import annotations
@@ -50,7 +50,12 @@ __all__ = ["LockStatistics", "RFifoLock"]
 
 @dataclass(frozen=True, slots=True)
 class LockStatistics:
-    """A snapshot of the lock (for tests, monitors and reports)."""
+    """A snapshot of the lock (for tests, monitors and reports).
+
+    ``depth`` is the calling thread's own nesting depth: 0 unless it is the owner (the
+    owner's nested acquires change the depth without the lock's mutex, so no other thread
+    can read it without a data race).
+    """
 
     owner: ThreadId | None
     depth: int
@@ -72,10 +77,10 @@ class RFifoLock:
         "_abandoned",
         "_cb",
         "_cond",
-        "_depth_cell",
         "_head",
         "_me",
         "_mutex",
+        "_nesting",
         "_owner_cell",
         "_platform",
         "_tail",
@@ -98,10 +103,9 @@ class RFifoLock:
         self._tail = 0  # next ticket to hand out (guarded by _mutex)
         self._abandoned: set[int] = set()  # tickets of waiters that timed out (_mutex)
         # The owner: stored (relaxed) under _mutex at a grant and at the last release; read
-        # (relaxed) by anyone, see the module docstring.  The depth: written by the owner
-        # only (relaxed), read by the owner and by statistics() in any thread.
+        # (relaxed) by anyone, see the module docstring.  The depth: the owner's only.
         self._owner_cell: AtomicCell[ThreadId | None] = platform.atomic(None, f"{name}.owner")
-        self._depth_cell: AtomicCell[int] = platform.atomic(0, f"{name}.depth")
+        self._nesting = 0
         self._cb = contention_cb
         self._me = platform.current_thread
         self.name = name
@@ -119,14 +123,6 @@ class RFifoLock:
     def _owner(self, me: ThreadId | None) -> None:
         self._owner_cell.store(me, _RELAXED)
 
-    @property
-    def _nesting(self) -> int:
-        return self._depth_cell.load(_RELAXED)
-
-    @_nesting.setter
-    def _nesting(self, depth: int) -> None:
-        self._depth_cell.store(depth, _RELAXED)
-
     # -- queries ---------------------------------------------------------------------------
     def held_by_me(self) -> bool:
         """Whether the calling thread owns the lock (one relaxed load, no fence)."""
@@ -134,19 +130,19 @@ class RFifoLock:
 
     @property
     def depth(self) -> int:
-        """Current nesting depth (0 when free).
-
-        Exact in the owner; any other thread reads a value it had recently (a relaxed load).
-        """
-        return self._nesting
+        """The calling thread's nesting depth: 0 unless it owns the lock."""
+        return self._nesting if self._owner == self._me() else 0
 
     def statistics(self) -> LockStatistics:
+        me = self._me()
         with self._mutex:
-            depth = self._nesting  # the owner's nested acquires change it without the mutex
-            held = depth > 0
+            # Under the mutex the owner is None exactly when the depth is 0: both change
+            # together there (a grant, a last release); the depth is read by its owner only.
+            owner = self._owner
+            held = owner is not None
             return LockStatistics(
-                owner=self._owner if held else None,
-                depth=depth,
+                owner=owner,
+                depth=self._nesting if owner == me else 0,
                 waiters=self._tail - self._head - (1 if held else 0) - len(self._abandoned),
             )
 

@@ -169,11 +169,11 @@ def test_nested_owner_keeps_lock_until_last_unlock(lock: RFifoLock, waiters: Wai
 def test_contention_callback_runs_in_waiter_while_owner_holds(platform: RealPlatform) -> None:
     """/callback: the waiter calls the callback (in its own thread) before it sleeps."""
     called = threading.Event()
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, object, int]] = []
     box: list[RFifoLock] = []
 
-    def cb() -> None:
-        seen.append((threading.get_ident(), box[0].depth))
+    def cb() -> None:  # the owner (a relaxed cell) and the waiter's own depth, 0
+        seen.append((threading.get_ident(), box[0]._owner, box[0].depth))
         called.set()
 
     lk = RFifoLock(platform, cb)
@@ -188,7 +188,8 @@ def test_contention_callback_runs_in_waiter_while_owner_holds(platform: RealPlat
     lk.lock()
     w = Worker(body, "waiter")
     assert called.wait(WAIT), "contention callback did not run while the owner held the lock"
-    assert seen[0] == (w.ident, 1), "callback must run in the waiter, with the owner's lock held"
+    me = threading.get_ident()
+    assert seen[0] == (w.ident, me, 0), "callback must run in the waiter, the owner holding"
     assert not done.is_set()
     assert lk.statistics().waiters == 1
     lk.unlock()
@@ -368,8 +369,8 @@ def test_statistics_track_owner_depth_waiters(lock: RFifoLock, waiters: Waiters)
     lock.unlock()
     lock.unlock()
     assert entered.wait(WAIT)
-    s = lock.statistics()
-    assert (s.owner, s.depth, s.waiters) == (w1.ident, 1, 1)
+    s = lock.statistics()  # the depth is the caller's own: w1 holds it
+    assert (s.owner, s.depth, s.waiters) == (w1.ident, 0, 1)
     hold.set()
     w1.join()
     w2.join()
