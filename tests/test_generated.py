@@ -160,7 +160,7 @@ def test_programs_keep_the_reference_and_query_rules() -> None:
         refd = {op.a for _, op, _ in ops if op.kind is OpKind.REF}
         assert not refd & {op.a for _, op, _ in ops if op.kind is OpKind.MISUSE}, prog.spec
         # Any thread reads any context's lock statistics, also of one that some thread
-        # acquires nested (its depth is a relaxed cell: no data race, generator 3).
+        # acquires nested (a snapshot reads the depth for its owner only: generator 3).
         nested = {op.a for _, op, held in ops if op.kind is OpKind.LOCK and op.a in held}
         for k, op, held in ops:
             if op.kind is OpKind.QUERY and op.b in (Query.STATS, Query.SNAPSHOT):

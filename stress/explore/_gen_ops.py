@@ -54,10 +54,10 @@ Well-formedness by construction (any failure is an impl bug, never a misuse):
 * read-only queries (statistics, debug snapshot, external-disabled, BH state, repr, the
   dataplane ring, the thread pool and its repr, a timer's pending / expiry / repr, the main
   context, the live IOThreads) run from any thread on objects it may use, held or not
-  (generator version 3: impl's lock depth became a relaxed cell and the timer and pool
-  queries take their mutex, so none of them is a data race any more); a private BH is
-  queried by its owner only, and not if it deletes itself (its callback may do so
-  meanwhile);
+  (generator version 3: impl's lock statistics read the depth only for its owner, and the
+  timer and pool queries take their mutex, so none of them is a data race any more); a
+  private BH is queried by its owner only, and not if it deletes itself (its callback may
+  do so meanwhile);
 * a kick (``aio_notify`` after an idle schedule of a new BH, then waiting until that BH
   ran; optionally first waiting, a bounded number of yields, until the context's loop
   sleeps, which reads its debug snapshot) is made with no context held, to a context whose
