@@ -28,7 +28,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import CallbackError, TimerFreedError, UsageError, callable_name, check_callable
-from ._platform import Platform, TraceEvent
+from ._platform import AtomicCell, Ordering, Platform, TraceEvent
+
+_RELAXED = Ordering.RELAXED
 
 __all__ = [
     "SCALE_MS",
@@ -64,7 +66,13 @@ class Clocks:
         self._mutex = platform.mutex("clocks")
         self._virtual_offset = 0
         self._virtual_frozen: int | None = None
-        self._enabled = {c: True for c in ClockType}
+        # qemu_clock_enable writes these from any thread while pollers read them without a
+        # lock: relaxed cells (QEMU's plain bool).  Enabling notifies every timer list
+        # (aio_notify's full fence, paired with the poller's after notify_me), so a poller
+        # about to sleep sees the clock enabled or is woken.
+        self._enabled: dict[ClockType, AtomicCell[bool]] = {
+            c: platform.atomic(True, f"clock.{c.name.lower()}.enabled") for c in ClockType
+        }
         # Insertion-ordered (not a WeakSet) so notifications happen in a deterministic
         # order: the controlled scheduler replays runs step by step.
         self._lists: weakref.WeakValueDictionary[int, TimerList] = weakref.WeakValueDictionary()
@@ -119,19 +127,21 @@ class Clocks:
 
     def enable(self, clock: ClockType, enabled: bool) -> None:
         """``qemu_clock_enable``: a disabled clock's timers neither run nor bound a poll."""
-        self._enabled[ClockType(clock)] = enabled
+        self._enabled[ClockType(clock)].store(bool(enabled), _RELAXED)
         if enabled:
             self._notify(ClockType(clock))
 
     def enabled(self, clock: ClockType) -> bool:
-        return self._enabled[clock]
+        return self._enabled[ClockType(clock)].load(_RELAXED)
 
     def peek_ns(self, clock: ClockType | int, monotonic_ns: int, wall_ns: int) -> int | None:
         """What :meth:`get_ns` would read, given the platform's two clock readings, without
         asking the platform (no scheduling point on a controlled one: monitors call it from
         inside the scheduler); ``None`` while the clock is disabled."""
         c = ClockType(clock)
-        if not self._enabled[c]:
+        cell = self._enabled[c]
+        word = getattr(cell, "value", None)  # both platforms keep the word there: no operation
+        if not (cell.load(_RELAXED) if word is None else word):
             return None
         if c is ClockType.REALTIME:
             return monotonic_ns
@@ -288,9 +298,9 @@ class TimerList:
 
     def deadline_ns(self) -> int:
         """Nanoseconds until the first expiry: -1 none (or clock disabled), 0 expired."""
-        if not self.clocks._enabled[self.clock]:
-            return -1
         if not self._active:  # QEMU's unlocked timerlist_has_timers() pre-check
+            return -1
+        if not self.clocks._enabled[self.clock].load(_RELAXED):
             return -1
         # The head's expiry under the list's mutex, as QEMU's timerlist_deadline_ns reads it:
         # timer_mod / timer_del in another thread write it under the mutex.
@@ -303,7 +313,7 @@ class TimerList:
 
     def run_timers(self) -> bool:
         """Run every timer expired at one clock reading; True if any ran."""
-        if not self._active or not self.clocks._enabled[self.clock]:
+        if not self._active or not self.clocks._enabled[self.clock].load(_RELAXED):
             return False
         now = self.clocks.get_ns(self.clock)
         progress = False

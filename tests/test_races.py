@@ -615,13 +615,37 @@ def test_mutations_are_told_from_reads_by_the_bytecode() -> None:
         def getitem(self) -> int:
             return self.xs[0]
 
+        def setitem_call_key(self, k: int) -> None:  # Clocks.enable's shape: F[Kind(c)] = v
+            self.xs[int(str(k))] = 6
+
+        def delitem_expr_key(self, k: int) -> None:
+            del self.xs[k * 2 - k]
+
+        def getitem_call_key(self, k: int) -> int:
+            return self.xs[int(str(k))]
+
+        def store_elsewhere(self, d: dict[int, int]) -> None:  # the container is the key
+            d[len(self.xs)] = 1
+
+        def augitem_call_key(self, k: int) -> None:
+            self.xs[int(str(k))] += 1
+
+        def setitem_cond_key(self, k: int) -> None:  # a jump in the key: under-reported
+            self.xs[0 if k else 1] = 2
+
     for name in ("append", "setitem", "delitem", "augitem", "pop", "iterate", "length",
                  "contains", "getitem"):
         c = C()
         getattr(c, name)()
+    for name in ("setitem_call_key", "delitem_expr_key", "getitem_call_key",
+                 "augitem_call_key", "setitem_cond_key"):
+        getattr(C(), name)(0)
+    C().store_elsewhere({})
     assert seen == {"append": True, "setitem": True, "delitem": True, "augitem": True,
                     "pop": True, "iterate": False, "length": False, "contains": False,
-                    "getitem": False}
+                    "getitem": False, "setitem_call_key": True, "delitem_expr_key": True,
+                    "getitem_call_key": False, "store_elsewhere": False,
+                    "augitem_call_key": True, "setitem_cond_key": False}
 
 
 def test_every_lockfree_read_entry_is_hit_and_only_in_its_functions() -> None:

@@ -62,6 +62,9 @@ MUTATORS: frozenset[str] = frozenset({
     "intersection_update", "symmetric_difference_update", "move_to_end",
 })
 _SUBSCR_WRITES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR"})
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+#: Statement ends that may also occur inside a key expression (a call computing the key).
+_EXPRESSION_OPS = frozenset({"CALL", "CALL_FUNCTION", "CALL_METHOD", "PRECALL"})
 _STATEMENT_ENDS = frozenset(
     {"STORE_FAST", "STORE_ATTR", "STORE_NAME", "POP_TOP", "RETURN_VALUE", "CALL",
      "CALL_FUNCTION", "CALL_METHOD", "PRECALL", "GET_ITER", "FOR_ITER"}
@@ -91,22 +94,29 @@ def _mutates_at(code: CodeType, lasti: int) -> bool:
         return False
     if nxt.opname in ("LOAD_METHOD", "LOAD_ATTR") and nxt.argval in MUTATORS:
         return True
-    # x.F[k] = v / del x.F[k]: the key is one load (a name, a constant, an attribute of a
-    # local) between the container and the store.
-    j = i + 1
-    while j < len(instrs) and instrs[j].opname in ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL",
-                                                     "LOAD_NAME", "LOAD_DEREF"):
-        j += 1
-        if j < len(instrs) and instrs[j].opname in _SUBSCR_WRITES:
+    # x.F[k] = v / del x.F[k], whatever the key expression (a call too: F[Kind(c)] = v):
+    # follow the stack after the container until the store finds the key right above it.
+    depth = 0  # values above the container
+    for ins in instrs[i + 1 : i + 40]:
+        if ins.opname in _SUBSCR_WRITES and depth == 1:
             return True
-        if j - i > 2:
+        if ins.opcode in _JUMPS or ins.opname in _STATEMENT_ENDS - _EXPRESSION_OPS:
+            break
+        try:
+            depth += dis.stack_effect(
+                ins.opcode, ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None, jump=False
+            )
+        except (ValueError, TypeError):
+            break
+        if depth < 0:  # the container itself was consumed: not a subscript store
             break
     # x.F[k] += v: the container and key are duplicated, read, and stored back.
-    for ins in instrs[i + 1 : i + 10]:
-        if ins.opname in _STATEMENT_ENDS:
+    window = instrs[i + 1 : i + 40]
+    for ins in window:
+        if ins.opcode in _JUMPS or ins.opname in _STATEMENT_ENDS - _EXPRESSION_OPS:
             break
         if ins.opname in ("DUP_TOP_TWO", "COPY"):
-            return any(k.opname in _SUBSCR_WRITES for k in instrs[i + 1 : i + 10])
+            return any(k.opname in _SUBSCR_WRITES for k in window)
     return False
 
 
