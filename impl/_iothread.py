@@ -99,6 +99,9 @@ class IOThread:
         self.errors: list[BaseException] = []
         self.error_count = 0
         self.iterations = 0
+        #: Oracle witness (never read by impl): start()'s wait for the thread ran out at its
+        #: deadline though the thread was running by then (its announcement was missed).
+        self.start_waited_out = False
 
     def __repr__(self) -> str:
         state = "running" if self._running else ("joined" if self._joined else "new")
@@ -137,11 +140,15 @@ class IOThread:
             reg.live.append(self)
         self._thread = self._p.start_thread(self._run, self.name)
         with self._init_mutex:
-            if self.thread_id is None:
-                self._init_cond.wait(timeout)
+            if self.thread_id is None and not self._init_cond.wait(timeout):
+                self._note_start_wait_ran_out()
             if self.thread_id is None:
                 raise IOThreadStateError(f"IOThread {self.name} did not start within {timeout} s")
         return self
+
+    def _note_start_wait_ran_out(self) -> None:
+        """Witness (init mutex held): the wait ran out; was the thread running anyway?"""
+        self.start_waited_out = self.thread_id is not None
 
     def _run(self) -> None:
         p = self._p

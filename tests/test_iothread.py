@@ -454,3 +454,41 @@ def test_stop_the_world_of_nothing(platform: RealPlatform) -> None:
     assert live_iothreads(platform) == []
     with impl.stop_the_world(platform=platform) as ctxs:
         assert ctxs == []
+
+
+def _started(mutated: bool, seed: int) -> bool:
+    """Start and join one IOThread on the controlled platform (virtual time: a wait with
+    nobody to wake it runs out at once); return its start's witness."""
+    from aioctx_verify.stress.controlled import ControlledPlatform, RandomStrategy
+    from aioctx_verify.stress.mutation import generate_mutants
+
+    seen: list[bool] = []
+
+    def program(p: Any) -> None:
+        it = IOThread(p, name="io").start()
+        it.join(WAIT)
+        seen.append(it.start_waited_out)
+
+    def run() -> None:
+        strategy = RandomStrategy(seed)
+        strategy.next_run()
+        out = ControlledPlatform(strategy).run(program)
+        assert out.verdict == "pass", out.message
+
+    if not mutated:
+        run()
+    else:
+        (m,) = [m for m in generate_mutants(["notify-drop"])
+                if m.function == "IOThread._run" and "_init_cond" in m.before]
+        with m.apply():
+            run()
+    return seen[0]
+
+
+def test_a_start_whose_announcement_is_missed_is_witnessed() -> None:
+    """start() waits for the thread with a safety-net timeout: a dropped announcement
+    only delays it (the thread runs anyway), so impl records that the wait ran out while
+    the thread was running, and the generated programs' oracle fails on it."""
+    seeds = range(8)  # in some the thread announces itself before start() waits
+    assert not any(_started(False, s) for s in seeds)
+    assert any(_started(True, s) for s in seeds)

@@ -1445,6 +1445,10 @@ class ProgramRun:
                           f"{it.name} recorded {type(e).__name__}: {e}")
             if it.is_alive():
                 self.fail("LIVE", "iothreads-joined", f"{it.name} is still running")
+            if it.start_waited_out:
+                self.fail("LIVE", "iothread-start-prompt",
+                          f"{it.name}'s start waited out its deadline though the thread was "
+                          "running (its start was never announced: a missed wake-up)")
         left = live_iothreads(self.p)
         if left:
             self.fail("LIVE", "iothreads-joined",
