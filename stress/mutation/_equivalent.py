@@ -36,6 +36,13 @@ _CANCEL = (
 )
 
 
+_LEFT_ZERO = (
+    "left is an int of ns: the two tests differ only at left == 0, where wait(0) returns at "
+    "once (False: the same branch; True: the loop recomputes left <= 0 and takes it), and "
+    "the branch rechecks the ticket before it gives up"
+)
+
+
 def _key(op: str, file: str, function: str, variant: str, before: str, after: str) -> str:
     return f"{op}:impl/{file}:{function}:{variant}: {before} -> {after}"
 
@@ -233,6 +240,12 @@ EQUIVALENT: dict[str, str] = {
         "request on the used ring under _vq; every reader takes it off the ring (or reads "
         "after the run), so after both"
     ),
+    _key("off-by-one", "_lock.py", "RFifoLock.lock", "boundary",
+         "if left <= 0 or not self._cond.wait(left / 1e9):",
+         "if left < 0 or not self._cond.wait(left / 1e9):"): _LEFT_ZERO,
+    _key("off-by-one", "_lock.py", "RFifoLock.lock", "minus1",
+         "if left <= 0 or not self._cond.wait(left / 1e9):",
+         "if left <= -1 or not self._cond.wait(left / 1e9):"): _LEFT_ZERO,
     _key("order-relax", "_context.py", "AioContext.ref", "relaxed-default",
          "self._refcnt.fetch_add(1)", "self._refcnt.fetch_add(1, _RELAXED)"): (
         "a reference is taken only by a thread that already holds one or was handed the "
