@@ -150,7 +150,11 @@ class RawNotifier(Protocol):
     """An ``EventNotifier`` at OS level: an eventfd, or a pipe pair as fallback.
 
     ``set`` makes ``read_fd`` readable (several sets coalesce); ``test_and_clear`` drains it
-    and tells whether it was set.  Both are safe from any thread.
+    and tells whether it was set.  Both are safe from any thread, and both are system calls:
+    a full fence for the calling thread (the kernel's eventfd counter or pipe is taken under
+    a lock, which orders every earlier access of the thread before it and every later one
+    after it); the controlled platform models each as one (``smp_mb``; under c11 an SC
+    fence).
     """
 
     read_fd: int
@@ -171,7 +175,10 @@ class Poller(Protocol):
     def unregister(self, fd: int) -> None: ...
 
     def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
-        """Wait up to ``timeout_ns`` (-1: forever, 0: don't block); return ``(fd, revents)``."""
+        """Wait up to ``timeout_ns`` (-1: forever, 0: don't block); return ``(fd, revents)``.
+
+        A system call, so a full fence for the calling thread, as a notifier's operations
+        are (see :class:`RawNotifier`)."""
         ...
 
 

@@ -246,6 +246,25 @@ EQUIVALENT: dict[str, str] = {
     _key("off-by-one", "_lock.py", "RFifoLock.lock", "minus1",
          "if left <= 0 or not self._cond.wait(left / 1e9):",
          "if left <= -1 or not self._cond.wait(left / 1e9):"): _LEFT_ZERO,
+    _swap("_context.py", "AioContext._finalize", "self._handler_view.store((), _RELEASE)",
+          "self._polled = {}"): (
+        "after _finalize nothing polls or dispatches: the two are read only by "
+        "debug_snapshot, _polled plain (racy by design, allow-listed) and the view on its "
+        "own, so no reader can rely on seeing the two changes in one order"
+    ),
+    _key("order-relax", "_context.py", "AioContext.aio_notify_accept", "relaxed",
+         "if self.notified.exchange(False, _SEQ):",
+         "if self.notified.exchange(False, _RELAXED):"): (
+        "reading True, it is followed by the notifier's test_and_clear, a system call and so "
+        "a full fence (impl._platform.RawNotifier): a relaxed read of aio_notify's seq_cst "
+        "store then that fence synchronise as an acquire would; reading False it acquires "
+        "nothing, and no waker reads the False it stores (aio_notify ignores the old value)"
+    ),
+    _swap("_lock.py", "RFifoLock.lock", "self._owner = me", "self._nesting = 1"): (
+        "both stores are the new owner's, under _mutex: the depth is read only by the owner "
+        "(its own program order) and under the mutex, and outside it the owner cell is only "
+        "compared with the reader's own id, which no other thread stores"
+    ),
     _key("order-relax", "_context.py", "AioContext.ref", "relaxed-default",
          "self._refcnt.fetch_add(1)", "self._refcnt.fetch_add(1, _RELAXED)"): (
         "a reference is taken only by a thread that already holds one or was handed the "
