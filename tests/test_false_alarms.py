@@ -75,7 +75,7 @@ def test_no_false_alarm_on_the_correct_impl(checker: str) -> None:
     assert answered + unsure == SEEDS, (
         f"{checker}: {SEEDS - answered - unsure} of {SEEDS} control runs were not applicable"
     )
-    assert answered >= SEEDS - SEEDS // 4, (
+    assert answered >= SEEDS - (SEEDS + 3) // 4, (  # a quarter may not tell, rounded up
         f"{checker}: only {answered} of {SEEDS} control runs answered ({unsure} inconclusive)"
     )
     print(f"{checker}: {SEEDS} seeds clean ({unsure} inconclusive) in "

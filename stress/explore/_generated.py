@@ -287,6 +287,9 @@ class GenSearchResult:
     verdict: str = "pass"  # pass | fail | inconclusive
     reason: str = ""
     programs: int = 0
+    #: programs explored to the end of their budget under every strategy and memory model
+    #: (a program cut short by the wall-time bound is counted in ``programs`` only)
+    complete: int = 0
     runs: int = 0
     steps: int = 0
     seconds: float = 0.0
@@ -345,9 +348,11 @@ def search_generated(
         prog = generate(seed, i)
         res.programs += 1
         res.ops += prog.size
+        whole = True  # every combination ran its schedules (or exhausted, or failed)
         for j, (strategy, memory) in enumerate(combos):
             left = budget.seconds - (time.perf_counter() - t0)
             if left <= 0:
+                whole = False
                 break
             raised: list[BaseException] = []
             program = generated_program(prog, memory, raised)
@@ -359,6 +364,9 @@ def search_generated(
             res.inconclusive_runs += r.inconclusive_runs
             res.max_preemptions = max(res.max_preemptions, r.max_preemptions)
             hashes |= r._hashes
+            if not (r.failure is not None or r.exhausted
+                    or r.schedules + r.pruned >= budget.schedules):
+                whole = False  # the wall-time bound cut it short
             if r.verdict == "inconclusive" and r.reason and not res.reason:
                 res.reason = f"{prog.spec} [{strategy}/{memory}]: {r.reason}"
             if r.failure is not None:
@@ -376,6 +384,7 @@ def search_generated(
                     res.failure = _gen_failure(prog, program, found, found, raised,
                                                origin=prog, strategy=strategy)
                 break
+        res.complete += whole
         if progress is not None:
             progress(i, res)
         if res.verdict == "fail":

@@ -605,10 +605,10 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
             "generated",
             steps=f.steps,
         )
-    if cell.work_bound and r.programs < programs:
+    if cell.work_bound and r.complete < programs:  # a program cut short is not done
         return CheckOutcome.inconclusive(
             elapsed,
-            f"inconclusive: {r.programs}/{programs} generated programs within the "
+            f"inconclusive: {r.complete}/{programs} generated programs explored within the "
             f"{cell.seconds:g} s cap (machine too slow?)",
         )
     return CheckOutcome.survived(elapsed, f"generated: {r.programs} programs, {r.runs} runs")

@@ -928,7 +928,7 @@ def _stop_the_world(trial: Trial) -> str:
             for it, ev in zip(its, resumed, strict=True):
                 it.ctx.bh_schedule_oneshot(_set_event, ev)
             if not all(trial.wait(ev) for ev in resumed):
-                seen.forbid("not-resumed")
+                trial.expired(seen, "not-resumed")  # a failure only with evidence of a stall
                 return
 
     for b in busy:
