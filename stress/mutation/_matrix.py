@@ -95,9 +95,6 @@ _SWITCH = (1e-6, 5e-6, 2e-5, 1e-4, 5e-3)
 #: Work units of one real-thread probe run (``stress_real``; about 20 ms at idle, averaged
 #: over the probes: from 2 ms to 50 ms each).
 REAL_RUN_WORK = 4
-#: Work units of a real-thread run that ended inconclusive: it waited out its bound
-#: (:data:`REAL_WAIT`), so it is charged that wait at the nominal cost of a unit.
-REAL_UNSURE_WORK = round(REAL_WAIT / WORK_UNIT_SECONDS)
 #: Model states searched per work unit (about 34,000 states a second at idle), and the
 #: fewest a model search gets.
 MODEL_STATES_PER_WORK = 150
@@ -376,6 +373,11 @@ def _real_run(mutant: Mutant, probe: Probe, monitored: bool, rng: random.Random)
     finally:
         env.close()
     violations = ms.violations if ms is not None else []
+    if isinstance(error, Inconclusive) or env.watchdog_fired:
+        # Cut short by a wall-clock bound: the end-of-run rules (a waiter never granted, a
+        # poller asleep for good) would judge a run that did not end; only what the
+        # monitors saw happen counts.
+        violations = [v for v in violations if v.event_index >= 0]
     mode = "monitored" if monitored else "untraced"
     if violations:
         v = violations[0]
@@ -434,10 +436,10 @@ def stress_real(
 ) -> CheckOutcome:
     """Real threads: for a mutant of a real-only file (:data:`REAL_ONLY_FILES`) and the
     unmutated impl, :data:`CONFORMANCE_WORKLOAD` on half the budget first; then the mutant's
-    probes in turn until a failure, the work is done (runs, :data:`REAL_RUN_WORK` units
-    each; a run that ended inconclusive waited out its bound and costs
-    :data:`REAL_UNSURE_WORK`), or the seconds cap runs out (then, with a work budget, the
-    outcome is ``inconclusive``)."""
+    probes in turn until a failure, the work is done (conclusive runs, :data:`REAL_RUN_WORK`
+    units each: a run that ended inconclusive answered nothing and pays for nothing, so a
+    slow machine cannot buy a "survived" with timeouts), or the seconds cap runs out (then,
+    with a work budget, the outcome is ``inconclusive``)."""
     cell = CellBudget.of(budget)
     probes = _probes_for(mutant, scope)
     first: CheckOutcome | None = None
@@ -450,7 +452,7 @@ def stress_real(
     rng = random.Random(f"{seed}:{mutant.name}")
     t0 = time.perf_counter()
     runs = 0
-    work = 0  # units spent: REAL_RUN_WORK a run, REAL_UNSURE_WORK an inconclusive one
+    work = 0  # units done: REAL_RUN_WORK a conclusive run
     unsure: list[str] = []
     old = sys.getswitchinterval()
     try:
@@ -462,7 +464,7 @@ def stress_real(
             sys.setswitchinterval(rng.choice(_SWITCH))
             res = _real_run(mutant, probe, monitored, rng)
             runs += 1
-            work += REAL_UNSURE_WORK if res.inconclusive else REAL_RUN_WORK
+            work += 0 if res.inconclusive else REAL_RUN_WORK
             if res.failed:
                 elapsed = time.perf_counter() - t0
                 line = replay_line(
