@@ -30,6 +30,7 @@ from aioctx_verify.impl import (
     EventNotifier,
     Fence,
     IOThread,
+    IOThreadStateError,
     NotOwnerError,
     Ordering,
     Platform,
@@ -117,7 +118,13 @@ class Env:
         it = IOThread(self.p, name=name)
         self.iothreads.append(it)
         self.contexts.append(it.ctx)
-        return it.start()
+        try:
+            return it.start()
+        except IOThreadStateError:
+            if isinstance(self.p, ControlledPlatform):
+                raise  # virtual time: the thread never announced itself
+            # Real threads: a start that outlived its safety net proves nothing by itself.
+            raise self._timeout(f"IOThread {name}'s start") from None
 
     def context(self, name: str) -> AioContext:
         """A context whose home is the calling thread."""
