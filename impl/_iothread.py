@@ -17,14 +17,12 @@ them in reverse order.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from ._context import AioContext
 from ._errors import AioCtxError, IOThreadStateError
-from ._platform import Mutex, Platform, ThreadHandle, ThreadId, TraceEvent
+from ._platform import Mutex, Platform, ThreadHandle, ThreadId, TraceEvent, per_platform
 from ._real import default_platform
 
 __all__ = ["IOThread", "live_iothreads", "main_context", "stop_the_world"]
@@ -40,14 +38,9 @@ class _Registry:
         self.main: AioContext | None = None
 
 
-_registries: weakref.WeakKeyDictionary[Any, _Registry] = weakref.WeakKeyDictionary()
-
-
 def _registry(platform: Platform) -> _Registry:
-    r = _registries.get(platform)
-    if r is None:
-        r = _registries.setdefault(platform, _Registry(platform))
-    return r
+    """The platform's IOThread registry (made on first use, kept on the platform)."""
+    return per_platform(platform, "_aioctx_registry", lambda: _Registry(platform))
 
 
 def main_context(platform: Platform | None = None) -> AioContext:

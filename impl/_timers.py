@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import CallbackError, TimerFreedError, UsageError, callable_name, check_callable
-from ._platform import AtomicCell, Ordering, Platform, TraceEvent
+from ._platform import AtomicCell, Ordering, Platform, TraceEvent, peek_per_platform, per_platform
 
 _RELAXED = Ordering.RELAXED
 
@@ -162,21 +162,19 @@ class Clocks:
             tl.notify()
 
 
-_clocks: weakref.WeakKeyDictionary[Any, Clocks] = weakref.WeakKeyDictionary()
+_CLOCKS = "_aioctx_clocks"
 
 
 def clocks_for(platform: Platform) -> Clocks:
-    """The clock set of ``platform`` (created on first use)."""
-    c = _clocks.get(platform)
-    if c is None:
-        c = _clocks.setdefault(platform, Clocks(platform))
-    return c
+    """The clock set of ``platform`` (created on first use, kept on the platform)."""
+    return per_platform(platform, _CLOCKS, lambda: Clocks(platform))
 
 
 def peek_clocks(platform: object) -> Clocks | None:
     """The clock set of ``platform`` if one was made (never creates one: an observer must
     not allocate platform objects)."""
-    return _clocks.get(platform)
+    got = peek_per_platform(platform, _CLOCKS)
+    return got if isinstance(got, Clocks) else None
 
 
 class QEMUTimer:

@@ -385,6 +385,7 @@ class _Carrier:
             job, self._job = self._job, None
             if job is not None:
                 job()
+                job = None  # idle, it must not keep its last run (and that run's platform)
             self._thread.name = self.IDLE_NAME
             with self._pool_lock:
                 if len(self._pool) >= self.MAX_IDLE:
