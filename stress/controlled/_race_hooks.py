@@ -69,6 +69,9 @@ _STATEMENT_ENDS = frozenset(
     {"STORE_FAST", "STORE_ATTR", "STORE_NAME", "POP_TOP", "RETURN_VALUE", "CALL",
      "CALL_FUNCTION", "CALL_METHOD", "PRECALL", "GET_ITER", "FOR_ITER"}
 )
+#: Where a scan for the store fed by a container load gives up: a statement's end that
+#: cannot be inside the key expression (a call can be: it may compute the key).
+_SCAN_STOPS = _STATEMENT_ENDS - _EXPRESSION_OPS
 
 
 @functools.lru_cache(maxsize=1024)
@@ -100,7 +103,7 @@ def _mutates_at(code: CodeType, lasti: int) -> bool:
     for ins in instrs[i + 1 : i + 40]:
         if ins.opname in _SUBSCR_WRITES and depth == 1:
             return True
-        if ins.opcode in _JUMPS or ins.opname in _STATEMENT_ENDS - _EXPRESSION_OPS:
+        if ins.opcode in _JUMPS or ins.opname in _SCAN_STOPS:
             break
         try:
             depth += dis.stack_effect(
@@ -113,7 +116,7 @@ def _mutates_at(code: CodeType, lasti: int) -> bool:
     # x.F[k] += v: the container and key are duplicated, read, and stored back.
     window = instrs[i + 1 : i + 40]
     for ins in window:
-        if ins.opcode in _JUMPS or ins.opname in _STATEMENT_ENDS - _EXPRESSION_OPS:
+        if ins.opcode in _JUMPS or ins.opname in _SCAN_STOPS:
             break
         if ins.opname in ("DUP_TOP_TWO", "COPY"):
             return any(k.opname in _SUBSCR_WRITES for k in window)

@@ -81,7 +81,6 @@ from aioctx_verify.impl import SCALE_MS, SCALE_NS, SCALE_US, ClockType
 __all__ = [
     "FACADE_KINDS",
     "GENERATOR_VERSION",
-    "HELD_BACK",
     "QUERIES",
     "BHSpec",
     "GenProgram",
@@ -172,9 +171,6 @@ class Query(enum.IntEnum):
 
 #: Every query a program may make.
 QUERIES = tuple(Query)
-#: Read-only queries of impl's public API that programs do not make, and why (a query that
-#: raced in impl was held back here until its file was fixed; none is now).
-HELD_BACK: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)

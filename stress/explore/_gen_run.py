@@ -1432,13 +1432,13 @@ class ProgramRun:
                 self.fail("LIVE", "dataplane-request-once",
                           f"dataplane request{r.id} completed {r.completions} times "
                           f"(collected {self._n('kc', r.id)}), ret {r.ret}")
-        if self.dev is not None and (self.dev.completed, self.dev.inflight) != (
-            sum(r.completions for r in self.dp_reqs), 0
-        ):  # the device's own counters against the requests it completed
+        done = sum(r.completions for r in self.dp_reqs)
+        if self.dev is not None and (self.dev.completed, self.dev.inflight) != (done, 0):
+            # the device's own counters against the requests it completed
             self.fail("LIVE", "dataplane-request-once",
                       f"the device counts {self.dev.completed} completed and "
                       f"{self.dev.inflight} in flight; its requests were completed "
-                      f"{sum(r.completions for r in self.dp_reqs)} times")
+                      f"{done} times")
         for it in [*self.its.values(), *self.x_its]:
             for e in it.errors[:2]:
                 self.fail(classify(e), "iothread-error",
