@@ -60,6 +60,9 @@ class LockStatistics:
     owner: ThreadId | None
     depth: int
     waiters: int
+    #: Tickets served so far (grants and abandoned waits): two snapshots with the same
+    #: ``served`` saw no waiter move on in between.
+    served: int = 0
 
 
 class RFifoLock:
@@ -144,6 +147,7 @@ class RFifoLock:
                 owner=owner,
                 depth=self._nesting if owner == me else 0,
                 waiters=self._tail - self._head - (1 if held else 0) - len(self._abandoned),
+                served=self._head,
             )
 
     # -- lock / unlock ---------------------------------------------------------------------

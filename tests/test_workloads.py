@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import inspect
 import os
+import select
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -284,6 +285,46 @@ def test_watchdog_cancel_lets_iothreads_be_joined() -> None:
     assert r.failure is None and dict(r.histogram) == {"inconclusive": 1}  # idle: not stuck
     assert r.leftover_threads == ()
     assert not its[0].running and its[0].ctx.closed
+
+
+def test_an_iothread_the_os_starts_late_makes_the_trial_inconclusive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An IOThread whose thread has not run at all when its start's wait runs out is the
+    machine's delay (nothing of impl has happened yet): the trial is inconclusive, not an
+    exception; the thread, started afterwards, is still stopped and joined."""
+    from aioctx_verify.stress.real import _runner
+
+    gave_up = threading.Event()
+    real_note = IOThread._note_start_wait_ran_out
+
+    def note(self: IOThread) -> None:
+        real_note(self)
+        gave_up.set()
+
+    class LateStarts(RealPlatform):
+        def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+            def late() -> None:
+                gave_up.wait(60)  # the OS runs it only once its start has given up
+                target()
+
+            return super().start_thread(late, name)  # type: ignore[return-value]
+
+    monkeypatch.setattr(IOThread, "_note_start_wait_ran_out", note)
+    monkeypatch.setattr(_runner, "RealPlatform", LateStarts)
+    its: list[IOThread] = []
+
+    def run(trial: Trial) -> str:
+        try:
+            its.append(trial.iothread("late"))
+        finally:
+            its.extend(trial.iothreads)
+        return "ok"
+
+    r = run_workload(_workload(run), seconds=GUARD, max_trials=1, patience=0.05)
+    assert r.failure is None and dict(r.histogram) == {"inconclusive": 1}, r.histogram
+    assert r.verdict == "pass" and r.errors == ()
+    assert gave_up.is_set() and its and not its[0].is_alive()
 
 
 # -- exceptions -----------------------------------------------------------------------------
@@ -714,3 +755,47 @@ def test_platform_primitives_kills_the_real_platforms_mutants(mutant: GeneratedM
         )
     assert r.failure is not None and r.failure.kind == "forbidden", _explain(r)
     assert r.failure.outcome.startswith(_KILLED_AS[mutant.function]), _explain(r)
+
+
+def test_the_kernel_says_which_thread_sleeps_in_a_poll() -> None:
+    """poll-zero-blocked's evidence: /proc shows a thread asleep inside a poll, and not one
+    that runs or waits on a lock (a thread waiting for the GIL after its poll returned)."""
+    from aioctx_verify.stress.real._workloads import _asleep_in_poll
+
+    assert _asleep_in_poll(threading.get_native_id()) is False  # running
+    r, w = os.pipe()
+    poller = select.poll()
+    poller.register(r, select.POLLIN)
+    ids: dict[str, int] = {}
+    started = threading.Barrier(3, timeout=30)
+    gate = threading.Event()
+
+    def in_poll() -> None:
+        ids["poll"] = threading.get_native_id()
+        started.wait()
+        poller.poll(60_000)
+
+    def on_lock() -> None:
+        ids["lock"] = threading.get_native_id()
+        started.wait()
+        gate.wait(60)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (in_poll, on_lock)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait()
+        seen = {"poll": False, "lock": False}
+        for _ in range(10_000):  # work-bounded: until the kernel has both asleep
+            seen = {k: _asleep_in_poll(v) is True for k, v in ids.items()}
+            if seen["poll"]:
+                break
+            os.sched_yield()
+        assert seen == {"poll": True, "lock": False}, seen
+    finally:
+        os.write(w, b"x")
+        gate.set()
+        for t in threads:
+            t.join(30)
+        os.close(r)
+        os.close(w)

@@ -185,6 +185,9 @@ class ProgramRun:
         self.last: dict[tuple[str, int], int] = {}
         self.count: dict[tuple[str, int], int] = {}
         self.findings: list[Finding] = []
+        #: Real threads: bounded waits that ran out with nothing seen stuck (the run is
+        #: then inconclusive: the machine may just be slow).
+        self.unsure: list[str] = []
         self.m = p.mutex("gen.owed")
         self.cond = p.condition(self.m)
         self.waiting = False
@@ -249,6 +252,20 @@ class ProgramRun:
 
     def fail(self, prop: PropertyName | None, rule: str, message: str) -> None:
         self.findings.append(Finding(prop, rule, message))
+
+    def ran_out(self, rule: str, message: str) -> None:
+        """A bounded wait (real threads) ran out: a LIVE finding only with structural
+        evidence that the run is stuck (an IOThread asleep with work due, a free lock with
+        waiters queued: :func:`~aioctx_verify.stress.mutation.stuck_evidence`); else the run
+        is inconclusive and gives up its other waits.  Call it without ``self.m`` held."""
+        from aioctx_verify.stress.mutation import stuck_evidence
+
+        evidence = stuck_evidence([*self.its.values(), *self.x_its], list(self.ctxs.values()))
+        if evidence is not None:
+            self.fail("LIVE", rule, f"{message}: {evidence}")
+        else:
+            self.unsure.append(f"{message} (nothing was seen stuck)")
+            self.kick()
 
     def keep(self, e: BaseException) -> None:
         if not self.raised:
@@ -549,11 +566,13 @@ class ProgramRun:
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self.fail("LIVE", "kick-served",
-                              f"the BH of kick{kid} ({self.st.ctx_name(c)}: idle schedule, then "
-                              f"aio_notify) did not run within {self.wait} s")
-                    return
+                    break
                 self.cond.wait(min(left, 0.05))
+            else:
+                return
+        self.ran_out("kick-served",
+                     f"the BH of kick{kid} ({self.st.ctx_name(c)}: idle schedule, then "
+                     f"aio_notify) did not run within {self.wait} s")
 
     def _kick_cb(self, kid: int) -> None:
         with self._callback():
@@ -1120,7 +1139,7 @@ class ProgramRun:
         for k, h in handles:
             h.join(self.wait)
             if h.is_alive():
-                self.fail("LIVE", "no-deadlock", f"T{k} did not end within {self.wait} s")
+                self.ran_out("no-deadlock", f"T{k} did not end within {self.wait} s")
                 return
         self._restore()
         self._quiesce_iothreads()
@@ -1135,6 +1154,8 @@ class ProgramRun:
         self._check_references()
         self._cleanup()
         self._join_iothreads()
+        if self.aborted:
+            return  # a wait ran out (real threads): the end-of-run oracles do not apply
         self._final_checks()
         main.unref()
         self._pool_checks()
@@ -1203,12 +1224,14 @@ class ProgramRun:
                         continue
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        self.fail("LIVE", "served", f"{what} within {self.wait} s")
-                        return False
+                        break
                     self.cond.wait(min(left, 0.05))
+                else:
+                    return not self.aborted
             finally:
                 self.waiting = False
-        return not self.aborted
+        self.ran_out("served", f"{what} within {self.wait} s")
+        return False
 
     def _flushed(self, c: int, n: int) -> Callable[[], bool]:
         return lambda: self._n("fl", c) > n
@@ -1252,8 +1275,7 @@ class ProgramRun:
             if not owed:
                 return
             if deadline is not None and time.monotonic() > deadline:
-                self.fail("LIVE", "served", f"not served within {self.wait} s: "
-                          + ", ".join(owed))
+                self.ran_out("served", f"not served within {self.wait} s: " + ", ".join(owed))
                 return
             block = bool(self._owed(main=True, bhs=False))
             before = len(self.log)
@@ -1329,8 +1351,8 @@ class ProgramRun:
                 else:
                     it.join(self.wait)
             except TimeoutError as e:
-                self.fail("LIVE", "iothreads-joined", str(e))
-                continue
+                self.ran_out("iothreads-joined", str(e))
+                return
             if not it.ctx.closed:
                 self.fail("LIVE", "closed-at-last-unref",
                           f"{self.st.ctx_name(c)} is still open after its IOThread's join "

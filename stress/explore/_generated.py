@@ -486,43 +486,70 @@ def replay_generated(spec: str) -> GenReplay:
 # ------------------------------------------------------------------------------------------
 @dataclass
 class RealRunReport:
-    """A run on real threads: oracle findings, monitor violations, the first exception."""
+    """A run on real threads: oracle findings, monitor violations, the first exception, and
+    the waits that ran out with nothing seen stuck (``unsure``: the run is inconclusive)."""
 
     program: GenProgram
     findings: list[Finding] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     error: BaseException | None = None
     watchdog_fired: bool = False
+    unsure: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """``fail``: a finding, a violation or an exception; ``inconclusive``: a wall-clock
+        bound ran out with nothing seen stuck (the machine may be slow); else ``pass``."""
+        if self.findings or self.violations or self.error is not None:
+            return "fail"
+        return "inconclusive" if self.unsure or self.watchdog_fired else "pass"
 
     @property
     def ok(self) -> bool:
-        return not (self.findings or self.violations or self.error or self.watchdog_fired)
+        return self.verdict == "pass"
 
     def describe(self) -> str:
         bits = [f"{f.prop or ''} {f.rule}: {f.message}" for f in self.findings]
         bits += self.violations
         if self.error is not None:
             bits.append(f"{type(self.error).__name__}: {self.error}")
+        bits += [f"inconclusive: {u}" for u in self.unsure]
         if self.watchdog_fired:
             bits.append("watchdog fired")
         return f"{self.program.spec}: " + ("; ".join(bits) or "ok")
 
 
-def run_real(prog: GenProgram, *, wait: float = 10.0, monitors: bool = True) -> RealRunReport:
+def run_real(
+    prog: GenProgram, *, wait: float = 10.0, monitors: bool = True, watchdog: float | None = None
+) -> RealRunReport:
     """One run of ``prog`` on real threads (the calling thread is thread 0), every wait
-    bounded by ``wait`` seconds and the whole run by a watchdog."""
+    bounded by ``wait`` seconds and the whole run by a watchdog (``watchdog`` seconds,
+    default ``4 * wait``).
+
+    A bound that runs out is a LIVE finding only with structural evidence that the run is
+    stuck (:func:`~aioctx_verify.stress.mutation.stuck_evidence`); without it the run is
+    ``inconclusive`` and only what the monitors saw happen counts (their end-of-run rules
+    would judge a run that did not end).
+    """
     from aioctx_verify.properties import MonitorSet, monitoring
+    from aioctx_verify.stress.mutation import stuck_evidence
 
     p = RealPlatform()
     rep = RealRunReport(prog)
     raised: list[BaseException] = []
     run = ProgramRun(p, prog, wait=wait, raised=raised, lock=threading.Lock())
 
+    limit = wait * 4 if watchdog is None else watchdog
+
     def fire() -> None:
-        rep.watchdog_fired = True
+        evidence = stuck_evidence([*run.its.values(), *run.x_its], list(run.ctxs.values()))
+        if evidence is not None:
+            run.fail("LIVE", "no-deadlock", f"the run did not end within {limit} s: {evidence}")
+        else:
+            rep.watchdog_fired = True
         run.kick()
 
-    dog = threading.Timer(wait * 4, fire)
+    dog = threading.Timer(limit, fire)
     dog.daemon = True
     dog.start()
     ms: MonitorSet | None = None
@@ -534,8 +561,13 @@ def run_real(prog: GenProgram, *, wait: float = 10.0, monitors: bool = True) -> 
                 rep.error = e
     finally:
         dog.cancel()
+        dog.join()
         run.release_all()
     rep.findings = list(run.findings)
+    rep.unsure = list(run.unsure)
     if ms is not None:
-        rep.violations = [str(v) for v in ms.violations]
+        seen = ms.violations
+        if rep.unsure or rep.watchdog_fired:
+            seen = [v for v in seen if v.event_index >= 0]
+        rep.violations = [str(v) for v in seen]
     return rep

@@ -113,8 +113,11 @@ def _sample(its: Sequence[IOThread], ctxs: Sequence[AioContext]) -> dict[str, ob
         except (AioCtxError, OSError):
             continue
         if st.owner is None and st.waiters > 0:
+            # What must not change: the queue, and the tickets served (a grant in between,
+            # even with a new waiter queued behind it, is progress).
             seen[f"context {ctx.name}'s lock free with {st.waiters} waiter(s) queued"] = (
-                st.waiters
+                st.waiters,
+                st.served,
             )
     return seen
 

@@ -81,6 +81,7 @@ from ._workloads import (
     Stall,
     StallWatch,
     Trial,
+    TrialInconclusive,
     Workload,
     dump_stacks,
 )
@@ -534,6 +535,8 @@ def _run_trial(
     def drive() -> None:
         try:
             rec.outcome = wl.run(trial)
+        except TrialInconclusive:
+            pass  # the trial recorded why (its unsure list): graded inconclusive below
         except BaseException as e:
             rec.outcome = f"exception:{type(e).__name__}"
             trial.error(
@@ -593,9 +596,6 @@ def _run_trial(
         for t in set(threading.enumerate()) - before:
             t.join(max(0.0, end - time.monotonic()))
         rec.leftovers = [t for t in set(threading.enumerate()) - before if t.is_alive()]
-    if ms is not None:
-        rec.events = ms.events_seen
-        rec.violations = [(v.prop, str(v)) for v in ms.violations]
     rec.errors = trial.reported_errors()
     rec.raised = trial.reported_exceptions()
     rec.ops = trial.ops
@@ -604,6 +604,16 @@ def _run_trial(
         for name, stack in trial.stall_stacks.items():
             rec.stacks.setdefault(name, stack)
     rec.unsure.extend(trial.unsure)
+    if ms is not None:
+        rec.events = ms.events_seen
+        seen = ms.violations
+        if rec.unsure and not (rec.hung or rec.stalls):
+            # Cut short by a wall-clock bound (a wait ran out, the deadline passed) with
+            # nothing seen stuck: the end-of-run rules (a waiter never granted, an IOThread
+            # never stopped) would judge a run that did not end; only what the monitors saw
+            # happen counts.
+            seen = [v for v in seen if v.event_index >= 0]
+        rec.violations = [(v.prop, str(v)) for v in seen]
     if rec.hung:
         rec.outcome = "hang"
     elif rec.stalls:

@@ -50,6 +50,7 @@ from aioctx_verify.impl import (
     ClockType,
     DataplaneDevice,
     IOThread,
+    IOThreadStateError,
     Platform,
     QEMUTimer,
     ThreadPoolRequest,
@@ -68,12 +69,18 @@ __all__ = [
     "Stall",
     "StallWatch",
     "Trial",
+    "TrialInconclusive",
     "Workload",
     "dump_stacks",
 ]
 
 #: The outcome of a trial whose bounded wait ran out while nothing was seen stuck.
 INCONCLUSIVE = "inconclusive"
+
+
+class TrialInconclusive(Exception):
+    """A trial cannot go on for a reason that is the machine's, not impl's (a thread the OS
+    did not start in time); the runner grades the trial ``inconclusive``."""
 #: Longest single slice of a bounded wait, so a cancelled trial ends promptly.
 _SLICE = 0.02
 #: How often the stall watch samples the IOThreads (seconds).
@@ -205,10 +212,22 @@ class Trial:
 
     # -- building ----------------------------------------------------------------------
     def iothread(self, name: str) -> IOThread:
-        """A started IOThread of this trial (joined by :meth:`close`)."""
+        """A started IOThread of this trial (joined by :meth:`close`).
+
+        Raises :class:`TrialInconclusive` if its thread has not run at all within
+        :attr:`patience` (a slow machine: the OS did not schedule it; nothing in impl has
+        happened yet that could be stuck)."""
         it = IOThread(self.platform, name=f"t{self.index}.{name}")
         self.iothreads.append(it)
-        it.start(timeout=self.patience)
+        try:
+            it.start(timeout=self.patience)
+        except IOThreadStateError:
+            if it.thread_id is not None:
+                raise  # it ran, yet its start was not seen: impl's failure
+            message = f"IOThread {it.name} did not start within {self.patience:g} s"
+            with self._lock:
+                self.unsure.append(f"{message} (machine too slow?)")
+            raise TrialInconclusive(message) from None
         return it
 
     def spawn(self, target: Callable[[], object], name: str) -> threading.Thread:
@@ -1725,14 +1744,48 @@ def _in_poll(ident: int) -> bool:
     return f is not None and f.f_code.co_name == "poll" and _in_real_platform(f.f_code.co_filename)
 
 
+#: Kernel functions a thread asleep in poll/ppoll/select sleeps in (``/proc/.../wchan``).
+_POLL_WCHANS = ("poll_schedule_timeout", "do_sys_poll", "do_poll", "do_select", "ep_poll")
+#: poll / ppoll syscall numbers (``/proc/.../syscall``) where ``wchan`` is hidden.
+_POLL_SYSCALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}, "i686": {"168", "309"}}
+
+
+def _asleep_in_poll(native_id: int) -> bool | None:
+    """Whether the kernel has thread ``native_id`` (of this process) asleep inside a poll,
+    from ``/proc``: state ``S`` and a poll function in ``wchan`` (or, where ``wchan`` is
+    hidden, the poll syscall in ``syscall``).  None when the kernel does not say."""
+    base = f"/proc/self/task/{native_id}"
+    try:
+        with open(f"{base}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    if state != "S":
+        return False  # running, runnable or waiting on something that is not a poll
+    try:
+        with open(f"{base}/wchan") as f:
+            wchan = f.read().strip()
+    except OSError:
+        wchan = ""
+    if wchan and wchan != "0":
+        return any(w in wchan for w in _POLL_WCHANS)
+    calls = _POLL_SYSCALLS.get(os.uname().machine)
+    try:
+        with open(f"{base}/syscall") as f:
+            nr = f.read().split(maxsplit=1)[0]
+    except (OSError, IndexError):
+        return None
+    return None if calls is None else nr in calls
+
+
 def _check_poller(trial: Trial, seen: _Observed) -> None:
     """The trial's own thread polls a platform poller whose one fd (a clear notifier)
     only a helper makes ready; the helper always does in the end, so no poll stays
     blocked.
 
     * ``poll(0)`` must return at once with nothing ready.  The helper waits for it to
-      return; one that stays inside the poll for a whole window (scaled by the machine's
-      slowness) while the GIL is free is blocked: ``poll-zero-blocked``.
+      return; one that the kernel shows asleep in the poll at every sample of a whole
+      window (scaled by the machine's slowness) is blocked: ``poll-zero-blocked``.
     * A set notifier must be in the next ``poll(0)``'s answer: ``poll-missed-ready``.
     * ``poll(-1)`` must block until an fd is ready: the helper sets the notifier once it
       has seen the poller inside the poll (twice, a GIL hand-over apart); an empty answer
@@ -1742,6 +1795,7 @@ def _check_poller(trial: Trial, seen: _Observed) -> None:
     poller = plat.poller()
     n = plat.notifier()
     me = threading.get_ident()
+    native = threading.get_native_id()
     try:
         poller.register(n.read_fd, select.POLLIN)
         for blocking in (False, True):
@@ -1751,7 +1805,8 @@ def _check_poller(trial: Trial, seen: _Observed) -> None:
                 waker = trial.spawn(partial(_wake_poller, trial, me, n, returned), "poll-waker")
             else:
                 waker = trial.spawn(
-                    partial(_rescue_poller, trial, me, n, returned, verdict), "poll-rescuer"
+                    partial(_rescue_poller, trial, me, native, n, returned, verdict),
+                    "poll-rescuer",
                 )
             try:
                 ready = poller.poll(-1 if blocking else 0)
@@ -1780,12 +1835,19 @@ def _check_poller(trial: Trial, seen: _Observed) -> None:
 
 
 def _rescue_poller(
-    trial: Trial, ident: int, n: RawNotifier, returned: threading.Event, verdict: list[str]
+    trial: Trial,
+    ident: int,
+    native_id: int,
+    n: RawNotifier,
+    returned: threading.Event,
+    verdict: list[str],
 ) -> None:
-    """Wait for thread ``ident``'s ``poll(0)`` to return.  One seen inside the poll at every
-    sample of a whole window (scaled by the machine's slowness; the GIL free between
-    samples) is blocked: ``verdict`` gets ``poll-zero-blocked``.  If neither happens within
-    a bound, ``verdict`` gets ``inconclusive``.  Then ``n`` is set so that the poll returns."""
+    """Wait for thread ``ident``'s ``poll(0)`` to return.  One that the kernel shows asleep
+    inside the poll (:func:`_asleep_in_poll`) at every sample of a whole window (scaled by
+    the machine's slowness) is blocked: ``verdict`` gets ``poll-zero-blocked``.  A thread
+    merely not scheduled (runnable, or waiting for the GIL once its poll returned) is not
+    evidence; neither is a kernel that does not say.  If nothing is decided within a
+    bound, ``verdict`` gets ``inconclusive``.  Then ``n`` is set so that the poll returns."""
     since: float | None = None
     window = 0.0
     deadline = time.monotonic() + 2 * trial.patience + 5.0  # beyond any window
@@ -1795,7 +1857,7 @@ def _rescue_poller(
             if trial.cancelled.is_set() or now > deadline:
                 verdict.append(INCONCLUSIVE)
                 return
-            if not _in_poll(ident):
+            if not (_in_poll(ident) and _asleep_in_poll(native_id)):
                 since = None
             elif since is None:
                 since, window = now, min(5.0, trial.patience / 2 * slowness())
