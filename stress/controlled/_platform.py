@@ -409,6 +409,7 @@ class ControlledPlatform:
         races: RaceDetector | None = None,
     ) -> None:
         self.tracer: Tracer | None = None
+        self._cancelled = False  # see cancel()
         # The happens-before race detector (stress.controlled._race); every hook below is
         # one ``is None`` test when it is off.
         self._race = races
@@ -463,7 +464,8 @@ class ControlledPlatform:
                 self._abort_all()
                 self._finished.wait(5.0)
             for t in self._threads:
-                t.ended.wait(5.0)
+                # cancel(): a thread blocked outside the platform may never end
+                t.ended.wait(0.0 if self._cancelled else 5.0)
         finally:
             if race is not None:
                 race.end()
@@ -487,6 +489,34 @@ class ControlledPlatform:
             ),
             prop=prop,
         )
+
+    def thread_positions(self) -> list[str]:
+        """``Thread k (name) | file:line (function) [state]`` for every thread of the run,
+        now (callable from any thread: a snapshot for a report, not a synchronised read)."""
+        frames = sys._current_frames()
+        now: dict[int, str] = {}
+        for ident, t in list(self._by_ident.items()):
+            f = frames.get(ident)
+            # the innermost frame outside the platform and the threading module: where a
+            # thread blocked outside the platform actually is
+            while f is not None and f.f_code.co_filename in (_HERE, threading.__file__):
+                f = f.f_back
+            if f is not None and t.state is not _State.DONE:
+                now[t.idx] = f" now at {_format_where(f.f_code, f.f_lineno)}"
+        return [
+            f"Thread {t.idx} ({t.name}) | {_format_where(t.code, t.line)} [{t.state.value}"
+            f"{': ' + t.waiting if t.state is _State.BLOCKED else ''}]{now.get(t.idx, '')}"
+            for t in list(self._threads)
+        ]
+
+    def cancel(self, kind: str, message: str) -> None:
+        """End the run from outside it (another thread): it fails with ``kind`` and
+        ``message``, every controlled thread is aborted at its next scheduling point, and
+        :meth:`run` returns without waiting for a thread blocked outside the platform."""
+        self._cancelled = True
+        self._fail("fail", kind, message)
+        self._abort_all()
+        self._finished.set()
 
     def _new_thread(self, target: Callable[[], None], name: str) -> _CThread:
         t = _CThread(len(self._threads), name, target)
