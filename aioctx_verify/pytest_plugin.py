@@ -83,7 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "explore(strategy='pct', runs=100, memory='sc', seed=0, max_preemptions=2, depth=3): "
+        "explore(strategy='pct', runs=100, memory='sc', seed=0, max_preemptions=2, depth=3, "
+        "monitors=True): "
         "run the test body once per schedule on aioctx-verify's controlled platform",
     )
     config.addinivalue_line(
@@ -114,6 +115,9 @@ class ExploreSettings:
     seed: int = 0
     max_preemptions: int = 2
     depth: int = 3
+    #: the P1/P2/P3/LIVE monitors watch every run (off: only the body's own checks, a
+    #: deadlock and a lost wake-up fail a run)
+    monitors: bool = True
 
     @classmethod
     def of(cls, item: pytest.Item) -> ExploreSettings:
@@ -122,7 +126,7 @@ class ExploreSettings:
         if mark is not None and mark.args:
             raise AioctxUsageError(
                 f"{item.nodeid}: @pytest.mark.explore takes keyword arguments only "
-                "(strategy=, runs=, memory=, seed=, max_preemptions=, depth=)"
+                "(strategy=, runs=, memory=, seed=, max_preemptions=, depth=, monitors=)"
             )
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(kwargs) - known)
@@ -146,6 +150,8 @@ class ExploreSettings:
             raise AioctxUsageError(
                 f"{item.nodeid}: explore memory {s.memory!r} is not one of {_MEMORIES}"
             )
+        if not isinstance(s.monitors, bool):
+            raise AioctxUsageError(f"{item.nodeid}: explore monitors={s.monitors!r} is not a bool")
         for key in ("runs", "max_preemptions", "depth", "seed"):
             v = getattr(s, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "runs" else 0):
@@ -360,13 +366,13 @@ def _explore_item(item: pytest.Function) -> None:
             raise AioctxUsageError(f"--aioctx-replay: {e}") from None
         if sched.program != name:
             pytest.skip(f"--aioctx-replay names test {sched.program!r}, not this one ({name})")
-        program = Program(name, fn, memory=sched.memory)
+        program = Program(name, fn, memory=sched.memory, monitors=s.monitors)
         with watch:
             out = run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
         _raise_if_failed(item, s, out, None, sched.memory, watch, replayed=str(sched))
         return
 
-    program = Program(name, fn, memory=s.memory)
+    program = Program(name, fn, memory=s.memory, monitors=s.monitors)
     strat = make_strategy(s.strategy, s.seed, s.max_preemptions, s.depth)
     started = time.monotonic()
     found: RunOutcome | None = None

@@ -154,6 +154,32 @@ def test_dfs_exhausts_a_small_body_and_says_so(pytester: pytest.Pytester) -> Non
     assert 1 < n < 10_000
 
 
+def test_a_deadlock_of_the_users_lock_order_names_liveness(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.explore(strategy="dfs", runs=1000, max_preemptions=1)
+        def test_lock_order(aioctx):
+            a, b = aioctx.context("a"), aioctx.context("b")
+
+            def other():
+                with b, a:
+                    pass
+
+            t = aioctx.spawn(other, "other")
+            with a, b:
+                pass
+            t.join()
+        """
+    )
+    r = pytester.runpytest()
+    r.assert_outcomes(failed=1)
+    out = _lines(r)
+    assert "property: LIVE (deadlock)" in out, out
+    assert "shrunk to 1 preemption(s)" in out
+
+
 def test_a_hung_exploration_reports_every_controlled_thread(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -206,6 +232,7 @@ def test_a_body_that_always_fails(aioctx):
         ("@pytest.mark.explore(strategy='bogus')", (), "explore strategy 'bogus' is not one"),
         ("@pytest.mark.explore(runs=0)", (), "explore runs=0 is not a valid count"),
         ("@pytest.mark.explore(rnus=3)", (), "unknown @pytest.mark.explore argument(s) ['rnus']"),
+        ("@pytest.mark.explore(monitors='yes')", (), "explore monitors='yes' is not a bool"),
         ("@pytest.mark.explore()", ("--aioctx-replay", "nonsense"),
          "--aioctx-replay: malformed schedule string 'nonsense'"),
         ("@pytest.mark.stress(secs=1)", (), "@pytest.mark.stress takes keyword arguments"),
