@@ -97,7 +97,7 @@ __all__ = [
 
 #: The generator's version: part of every program name, so that a replay line printed by
 #: another version is refused instead of replaying a different program.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 #: Threads of a program (thread 0 included), drawn from this, and the deepest nesting.
 THREADS = (2, 2, 3, 3, 4)
 MAX_DEPTH = 3
@@ -250,6 +250,8 @@ class Setup:
     xusers: tuple[int, ...] = ()
     #: ``x`` is made with ``aio_context_new`` (else with ``AioContext()``).
     x_new: bool = False
+    #: Swarm testing: the operation kinds this program never draws (see :data:`SWARM`).
+    off: frozenset[OpKind] = frozenset()
 
     @property
     def main(self) -> int:
@@ -435,6 +437,10 @@ class GenProgram:
 
 
 _SCALES = {SCALE_NS: "ns", SCALE_US: "us", SCALE_MS: "ms"}
+#: The operation kinds swarm testing may leave out of a program: all but a BH schedule (the
+#: stand-in for "a lock-free op"), an acquire (for "a held section") and the transient
+#: context's last unref (its users must drop it).
+SWARM = frozenset(OpKind) - {OpKind.SCHED, OpKind.LOCK, OpKind.UNREF}
 _BH_OPS = frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.PSCHED, OpKind.PIDLE,
                      OpKind.PCANCEL, OpKind.PDEL})
 _CTX_OPS = frozenset({OpKind.ONESHOT, OpKind.LOCK, OpKind.EXT, OpKind.POLL, OpKind.SUBMIT,
@@ -482,6 +488,9 @@ def _describe(op: Op, st: Setup) -> str:
         if b == 1:
             style = "aio_context_acquire" if q else f"{ctx(a)}.acquire"
             text = f"{style}({'' if not q else ctx(a)}) {{{inner}}}"
+        elif b in (3, 4):
+            timeout = "0.001" if b == 3 else "0"
+            text = f"if {ctx(a)}.acquire(timeout={timeout}) {{{inner}}}"
         else:
             text = f"{style}({ctx(a)}) {{{inner}}}"
     elif k is OpKind.STW:
@@ -615,7 +624,11 @@ _ITER_MISUSE = {
     False: "IOThread().start(); .ctx.unref() refused; .ctx.bh_schedule_oneshot(); .join()",
 }
 
-_LOCK_STYLES = ("with", "acquire", "one_off")
+_LOCK_STYLES = ("with", "acquire", "one_off", "acquire_1ms", "try_acquire")
+#: LOCK styles drawn: ``with``, acquire / release, ``one_off``, an acquire bounded by 1 ms
+#: (virtual on the controlled platform: a waiter that gives up leaves its ticket behind),
+#: a try-acquire (timeout 0).
+LOCK_STYLE_COUNT = len(_LOCK_STYLES)
 
 
 def _ranges(nums: list[int]) -> str:
@@ -724,6 +737,13 @@ class _Gen:
         self.spent: set[int] = set()
         self.x_live: set[int] = set(users)
         self.ref_depth = 0  # references taken around the operation being drawn
+        # Swarm testing (Groce, Zhang, Eide, Chen, Regehr, ISSTA 2012): each program leaves
+        # out a random half of the optional operation kinds, so that the ones it keeps
+        # meet each other far more often than in a program that draws from every kind
+        # (two timers of one context armed against each other, a cancel racing a worker, a
+        # kick racing the dataplane handler).  A draw whose every option is off falls back
+        # to all of them.
+        self.off = frozenset(k for k in SWARM if r.random() < 0.5)
 
     def _behavior(self, c: int, j: int, end: int) -> BHSpec:
         r = self.rng
@@ -792,7 +812,7 @@ class _Gen:
             opts.append((1, OpKind.MISUSE))
         if self.ref_depth < 2:
             opts.append((2, OpKind.REF))
-        kind = _pick(r, opts)
+        kind = _pick(r, opts, self.off)
         if kind in (OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL):
             return self._op(kind, r.randrange(self.n_shared))
         if kind in (OpKind.PSCHED, OpKind.PIDLE, OpKind.PCANCEL):
@@ -880,12 +900,12 @@ class _Gen:
                      (2, OpKind.VMSTART)]
         if t in self.x_live:
             opts += [(4, OpKind.UNREF), (5, OpKind.SYNC)]  # SYNC: stands for "use x"
-        kind = _pick(r, opts)
+        kind = _pick(r, opts, self.off)
         if kind is OpKind.SCHED:
             return self.lockfree(t)
         if kind is OpKind.LOCK:
             c = r.randrange(self.main + 1)
-            return self._op(kind, c, r.randrange(3), self.held_body(t, [c], 1))
+            return self._op(kind, c, r.randrange(LOCK_STYLE_COUNT), self.held_body(t, [c], 1))
         if kind is OpKind.STW:
             held = tuple(range(self.n_io))
             body = tuple(
@@ -923,14 +943,14 @@ class _Gen:
         body: list[Op] = []
         for _ in range(r.randint(1, 3)):
             kind = _pick(r, [(3, OpKind.SYNC), (2, OpKind.POLL), (2, OpKind.QUERY),
-                             (1, OpKind.ACCEPT), (2, OpKind.SCHED)])
+                             (1, OpKind.ACCEPT), (2, OpKind.SCHED)], self.off)
             if kind is OpKind.QUERY:
                 body.append(self.query(t, (x,), x))
             elif kind is OpKind.SCHED:
                 body.append(self.lockfree(t, (x,)))
             else:
                 body.append(self._op(kind, x))
-        return self._op(OpKind.LOCK, x, r.randrange(3), tuple(body))
+        return self._op(OpKind.LOCK, x, r.randrange(LOCK_STYLE_COUNT), tuple(body))
 
     def held_body(self, t: int, held: list[int], depth: int) -> tuple[Op, ...]:
         r = self.rng
@@ -964,7 +984,7 @@ class _Gen:
                 opts.append((2, OpKind.PDEL))
             if depth < MAX_DEPTH and nest:
                 opts.append((3, OpKind.LOCK))
-            kind = _pick(r, opts)
+            kind = _pick(r, opts, self.off)
             if kind is OpKind.SCHED:
                 out.append(self.lockfree(t, hold))
             elif kind in (OpKind.HADD, OpKind.HDEL):
@@ -987,12 +1007,17 @@ class _Gen:
             else:
                 c2 = r.choice(nest)
                 out.append(
-                    self._op(kind, c2, r.randrange(3), self.held_body(t, [*held, c2], depth + 1))
+                    self._op(kind, c2, r.randrange(LOCK_STYLE_COUNT),
+                             self.held_body(t, [*held, c2], depth + 1))
                 )
         return tuple(out)
 
 
-def _pick(r: random.Random, opts: list[tuple[int, OpKind]]) -> OpKind:
+def _pick(
+    r: random.Random, opts: list[tuple[int, OpKind]], off: frozenset[OpKind] = frozenset()
+) -> OpKind:
+    kept = [(w, k) for w, k in opts if k not in off]
+    opts = kept or opts
     total = sum(w for w, _ in opts)
     x = r.randrange(total)
     for w, k in opts:
@@ -1027,5 +1052,6 @@ def generate(seed: int, index: int) -> GenProgram:
         control=g.control,
         xusers=g.xusers,
         x_new=g.x_new,
+        off=g.off,
     )
     return GenProgram(seed, index, setup, _number(scripts))

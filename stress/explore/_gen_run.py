@@ -1073,6 +1073,16 @@ class ProgramRun:
                     qemu.aio_context_release(ctx)
                 else:
                     ctx.release()
+        elif op.b in (3, 4):
+            # A bounded acquire (virtual time on the controlled platform): one that gives
+            # up skips its body and leaves its ticket behind, which the lock must skip.
+            if not ctx.acquire(0.001 if op.b == 3 else 0.0):
+                return
+            try:
+                with self._holding([op.a]):
+                    self._script(op.body)
+            finally:
+                ctx.release()
         else:
 
             def body() -> None:
