@@ -261,19 +261,23 @@ def _gen_failure(
 @dataclass(frozen=True, slots=True)
 class GenBudget:
     """Work of a search: ``programs`` programs, each explored for ``schedules`` schedules
-    under every strategy and memory model; ``seconds`` bounds the search in wall time (a
-    safety net: the work bound is what a budget means), ``shrink_seconds`` a failure's
-    shrinking."""
+    under every strategy and memory model (or ``combos`` of those combinations, taken in
+    turn, so that ``len(strategies) * len(memories) / combos`` consecutive programs cover
+    them all); ``seconds`` bounds the search in wall time (a safety net: the work bound is
+    what a budget means), ``shrink_seconds`` a failure's shrinking."""
 
     programs: int = 20
     schedules: int = 2
     seconds: float = 120.0
     shrink_seconds: float = 20.0
+    combos: int | None = None
 
 
 #: Budgets of the campaign's ``generated`` step.
 GEN_BUDGETS: dict[str, GenBudget] = {
-    "smoke": GenBudget(programs=20, schedules=2, seconds=30.0, shrink_seconds=10.0),
+    # smoke: more programs, each under one strategy and every memory model (in turn): an
+    # operation mix the smoke run has not drawn is a bug it cannot find.
+    "smoke": GenBudget(programs=60, schedules=2, seconds=30.0, shrink_seconds=10.0, combos=4),
     "pr": GenBudget(programs=60, schedules=3, seconds=120.0, shrink_seconds=20.0),
     "nightly": GenBudget(programs=5000, schedules=8, seconds=3 * 3600.0, shrink_seconds=60.0),
 }
@@ -349,7 +353,11 @@ def search_generated(
         res.programs += 1
         res.ops += prog.size
         whole = True  # every combination ran its schedules (or exhausted, or failed)
-        for j, (strategy, memory) in enumerate(combos):
+        mine = list(enumerate(combos))
+        if budget.combos is not None and budget.combos < len(combos):
+            k = max(1, budget.combos)
+            mine = [mine[(i * k + t) % len(combos)] for t in range(k)]
+        for j, (strategy, memory) in mine:
             left = budget.seconds - (time.perf_counter() - t0)
             if left <= 0:
                 whole = False
