@@ -441,3 +441,28 @@ def test_a_real_run_given_no_time_is_inconclusive_not_a_failure() -> None:
     # the watchdog too: outliving it with nothing stuck is inconclusive
     rep = run_real(generate(11, 0), wait=0.001)
     assert rep.verdict == "inconclusive" and rep.watchdog_fired, rep.describe()
+
+
+def test_a_budget_of_combos_takes_the_combinations_in_turn() -> None:
+    """``GenBudget.combos``: each program runs ``combos`` of the strategy x memory
+    combinations, the next program the next ones, so three programs of four cover all
+    twelve (the smoke budget's trade: more programs in the same time)."""
+    import sys
+
+    from aioctx_verify.stress.explore import MEMORIES, STRATEGIES
+
+    budget = GenBudget(programs=6, schedules=1, seconds=UNBOUNDED, combos=4)
+    gen = sys.modules[search_generated.__module__]
+    real_explore = gen.explore
+    seen: list[tuple[str, str]] = []
+
+    def spy(program: object, **kw: object) -> object:
+        seen.append((str(kw["strategy"]), str(kw["memory"])))
+        return real_explore(program, **kw)
+
+    with mock.patch.object(gen, "explore", spy):
+        r = search_generated(21, budget, do_shrink=False)
+    assert r.verdict == "pass" and r.programs == 6 and r.complete == 6
+    assert len(seen) == 24
+    combos = {(s, m) for s in STRATEGIES for m in MEMORIES}
+    assert set(seen[:12]) == combos and set(seen[12:]) == combos
