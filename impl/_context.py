@@ -501,6 +501,7 @@ class AioContext:
         self._handlers = []
         self._handler_view.store((), _RELEASE)
         self._polled = {}
+        self.tlg.close()
         self.notifier.cleanup()
 
     @property

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import enum
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -73,9 +72,12 @@ class Clocks:
         self._enabled: dict[ClockType, AtomicCell[bool]] = {
             c: platform.atomic(True, f"clock.{c.name.lower()}.enabled") for c in ClockType
         }
-        # Insertion-ordered (not a WeakSet) so notifications happen in a deterministic
-        # order: the controlled scheduler replays runs step by step.
-        self._lists: weakref.WeakValueDictionary[int, TimerList] = weakref.WeakValueDictionary()
+        # The timer lists of the contexts not yet finalized (timerlistgroup_deinit removes a
+        # context's lists).  Insertion-ordered and held strongly, so which lists a clock
+        # change notifies, and in what order, is a function of the program alone (a weak
+        # map would drop a dead context's lists whenever the garbage collector ran, and the
+        # controlled scheduler could not replay the run step by step).
+        self._lists: dict[int, TimerList] = {}
         self._next_list = 0
 
     def get_ns(self, clock: ClockType) -> int:
@@ -150,10 +152,15 @@ class Clocks:
         frozen = self._virtual_frozen
         return frozen if frozen is not None else monotonic_ns + self._virtual_offset
 
-    def _register(self, tl: TimerList) -> None:
+    def _register(self, tl: TimerList) -> int:
         with self._mutex:
             self._next_list += 1
             self._lists[self._next_list] = tl
+            return self._next_list
+
+    def _unregister(self, key: int) -> None:
+        with self._mutex:
+            self._lists.pop(key, None)
 
     def _notify(self, clock: ClockType) -> None:
         with self._mutex:
@@ -260,7 +267,7 @@ class TimerList:
         self._mutex = clocks._p.mutex(f"timerlist.{clock.name}")
         self._active: list[QEMUTimer] = []
         self._seq = 0
-        clocks._register(self)
+        self._key = clocks._register(self)
 
     def notify(self) -> None:
         self._notify_cb()
@@ -346,6 +353,11 @@ class TimerListGroup:
     def __init__(self, clocks: Clocks, notify: Callable[[], None], ctx_id: int) -> None:
         self.clocks = clocks
         self.lists = tuple(TimerList(clocks, c, notify, ctx_id) for c in ClockType)
+
+    def close(self) -> None:
+        """``timerlistgroup_deinit``: a clock change no longer notifies this context."""
+        for tl in self.lists:
+            self.clocks._unregister(tl._key)
 
     def deadline_ns(self) -> int:
         best = -1

@@ -371,3 +371,33 @@ def test_a_finished_run_frees_its_platform() -> None:
     del plat, out
     gc.collect()
     assert gone() is None, [type(r).__name__ for r in gc.get_referrers(gone())]
+
+
+def test_a_clock_change_notifies_the_same_contexts_whatever_the_collector_did() -> None:
+    """A finalized context's timer lists leave its clocks at once (timerlistgroup_deinit),
+    not whenever the garbage collector frees the context: which contexts a clock change
+    notifies (each a scheduling point) must not depend on the collector, or a schedule
+    found in one process does not replay in another."""
+    import gc
+
+    from aioctx_verify.impl import AioContext, ClockType, clocks_for
+
+    def program(p: ControlledPlatform) -> None:
+        clocks = clocks_for(p)
+        keep, drop = AioContext(p, name="keep"), AioContext(p, name="drop")
+        before = len(clocks._lists)
+        gc.disable()
+        try:
+            drop.unref()  # finalized; still in a reference cycle until a collection
+            after_unref = len(clocks._lists)
+            gc.collect()
+            assert len(clocks._lists) == after_unref == before - len(ClockType)
+        finally:
+            gc.enable()
+        clocks.enable(ClockType.VIRTUAL, False)
+        clocks.enable(ClockType.VIRTUAL, True)  # notifies "keep" only
+        keep.unref()
+        assert not clocks._lists
+
+    out = run_schedule(Program("clock_lists", program), RandomStrategy(0), "sc")
+    assert out.verdict == "pass", out.message
