@@ -440,7 +440,9 @@ _SCALES = {SCALE_NS: "ns", SCALE_US: "us", SCALE_MS: "ms"}
 #: The operation kinds swarm testing may leave out of a program: all but a BH schedule (the
 #: stand-in for "a lock-free op"), an acquire (for "a held section") and the transient
 #: context's last unref (its users must drop it).
-SWARM = frozenset(OpKind) - {OpKind.SCHED, OpKind.LOCK, OpKind.UNREF}
+#: A tuple in definition order: drawing from a set would follow string hashes, which differ
+#: from process to process, and the same seed would make another program elsewhere.
+SWARM = tuple(k for k in OpKind if k not in (OpKind.SCHED, OpKind.LOCK, OpKind.UNREF))
 _BH_OPS = frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.PSCHED, OpKind.PIDLE,
                      OpKind.PCANCEL, OpKind.PDEL})
 _CTX_OPS = frozenset({OpKind.ONESHOT, OpKind.LOCK, OpKind.EXT, OpKind.POLL, OpKind.SUBMIT,

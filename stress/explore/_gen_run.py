@@ -159,6 +159,11 @@ def classify(e: BaseException | None) -> PropertyName | None:
 # ------------------------------------------------------------------------------------------
 # One run of a program
 # ------------------------------------------------------------------------------------------
+class RunGaveUp(Exception):
+    """Real threads: a bounded wait of thread 0 ran out and the run gave up (what it saw is
+    in :attr:`ProgramRun.findings` or :attr:`ProgramRun.unsure`)."""
+
+
 class ProgramRun:
     """Setup, scripts, main loop, teardown and oracles of one run (thread 0 calls
     :meth:`main`).  ``wait`` bounds every wait in seconds on real threads; ``None`` on the
@@ -871,7 +876,9 @@ class ProgramRun:
             return
         ctx = self.ctxs[c]
         if not ctx.acquire(self.wait):
-            raise TimeoutError(f"thread 0 could not acquire {ctx.name} within {self.wait} s")
+            what = f"thread 0 could not acquire {ctx.name} within {self.wait} s"
+            self.ran_out("no-starvation", what)
+            raise RunGaveUp(what)
         try:
             with self._holding([c]):
                 yield
@@ -891,7 +898,11 @@ class ProgramRun:
                 self.keep(e)
                 if self.wait is None:
                     raise
-                self.fail(classify(e), "script-raised", f"T{k} raised {type(e).__name__}: {e}")
+                if isinstance(e, TimeoutError):  # one of the run's bounded waits ran out
+                    self.ran_out("no-deadlock", f"T{k}: {e}")
+                else:
+                    self.fail(classify(e), "script-raised",
+                              f"T{k} raised {type(e).__name__}: {e}")
                 with contextlib.suppress(impl.AioCtxError):  # thread 0 still waits for it
                     qemu.aio_bh_schedule_oneshot(main, self._done_cb, None)
 

@@ -48,7 +48,7 @@ from ._explore import (
     shrink,
 )
 from ._gen_ops import GenProgram, generate, parse_keep
-from ._gen_run import Finding, ProgramRun, classify, generated_program
+from ._gen_run import Finding, ProgramRun, RunGaveUp, classify, generated_program
 from ._lines import replay_line
 
 __all__ = [
@@ -565,6 +565,10 @@ def run_real(
         with monitoring(p) if monitors else contextlib.nullcontext() as ms:
             try:
                 run.main()
+            except RunGaveUp:
+                pass  # a bounded wait ran out: its finding or its "unsure" is recorded
+            except TimeoutError as e:  # one of the run's bounded waits (a join) ran out
+                run.ran_out("no-deadlock", f"T0: {e}")
             except Exception as e:
                 rep.error = e
     finally:
