@@ -193,10 +193,12 @@ def test_a_hung_exploration_reports_every_controlled_thread(pytester: pytest.Pyt
             threading.Event().wait(120)  # a real wait: the scheduler cannot see it
         """
     )
-    r = pytester.runpytest_subprocess("--timeout=6", "--junitxml=out.xml")
+    # 20 s: the plugin ends the run at 18 s, leaving pytest-timeout 2 s, ample on a loaded
+    # machine, to see the test already failed.
+    r = pytester.runpytest_subprocess("--timeout=20", "--junitxml=out.xml")
     r.assert_outcomes(failed=1)
     out = _lines(r)
-    assert "hung: it did not end within 5.4 s (90% of the test's timeout)" in out
+    assert "hung: it did not end within 18.0 s (90% of the test's timeout)" in out
     assert "controlled threads at the hang:" in out
     main = next(x for x in r.outlines if x.strip().startswith("Thread 0 (main) | "))
     assert main.endswith(".py:8 (test_blocks_outside_the_platform)"), main  # its Event.wait
