@@ -465,7 +465,8 @@ def _raise_if_failed(
              ("aioctx_memory", memory), ("aioctx_property", prop or "-"),
              ("aioctx_replay", command)]
     item.user_properties.extend(props)
-    mine = tuple(st for st in trace if _users(st.code))
+    ours = _ours()  # once per report, not once per step
+    mine = tuple(st for st in trace if _users(st.code, ours))
     lines = [
         head,
         f"property: {prop or '-'} ({kind})",
@@ -481,19 +482,21 @@ def _raise_if_failed(
     pytest.fail("\n".join(lines), pytrace=False)
 
 
-def _users(code: Any) -> bool:
-    """Whether a step's code is the user's (not impl's, the suite's or the stdlib's)."""
-    if code is None:
-        return False
+def _ours() -> tuple[str, ...]:
+    """Folders whose code is not the user's: the package, impl, the suite and threading."""
     import aioctx_verify
     import aioctx_verify.impl
     import aioctx_verify.stress
 
-    ours = tuple(
+    return tuple(
         os.path.dirname(m.__file__ or "") + os.sep
         for m in (aioctx_verify, aioctx_verify.impl, aioctx_verify.stress, threading)
     )
-    return not str(code.co_filename).startswith(ours)
+
+
+def _users(code: Any, ours: tuple[str, ...]) -> bool:
+    """Whether a step's code is the user's (not impl's, the suite's or the stdlib's)."""
+    return code is not None and not str(code.co_filename).startswith(ours)
 
 
 # ------------------------------------------------------------------------------------------
