@@ -8,9 +8,12 @@ change points; trio's MockClock jumps virtual time when every task is blocked.
 
 How a run works:
 
-* Each program thread is a real Python thread, but only the one holding the *baton* runs;
-  every :class:`~impl.Platform` operation is a scheduling point where the strategy picks who
-  runs next (a switch hands the baton over on a per-thread lock).
+* Each program thread is a greenlet, and a whole run executes on one OS thread (a pooled
+  *carrier*), so a switch is a greenlet switch (well under a microsecond), not an OS context
+  switch; every :class:`~impl.Platform` operation is a scheduling point where the strategy
+  picks who runs next.  The caller of :meth:`ControlledPlatform.run` waits for the carrier
+  with a real-time bound, so a program that blocks outside the platform (a real lock, a
+  real sleep) is abandoned and reported, never waited on forever.
 * Blocking operations (mutex, condition, poll, join) park the thread with a readiness
   predicate.  When nothing is runnable, virtual time jumps to the earliest deadline; when no
   deadline exists either, the run fails as a *deadlock* (or a *lost wake-up* when a thread is
@@ -82,6 +85,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+from greenlet import getcurrent, greenlet
 
 from aioctx_verify.impl._platform import (
     POLLIN,
@@ -248,12 +253,12 @@ class _CThread:
     __slots__ = (
         "acq_pend",
         "barriers",
-        "baton",
         "blocker",
         "buffer",
         "code",
         "deadline",
         "ended",
+        "g",
         "idx",
         "line",
         "name",
@@ -273,10 +278,8 @@ class _CThread:
         self.idx = idx
         self.name = name
         self.target = target
-        # A plain lock used as a binary semaphore (far cheaper than threading.Semaphore):
-        # held while the thread must wait; released by whoever hands it the baton.
-        self.baton = threading.Lock()
-        self.baton.acquire()
+        # The greenlet the thread runs in, made on the carrier when the thread first runs.
+        self.g: greenlet | None = None
         self.state = _State.NEW
         self.blocker: Callable[[], bool] | None = None
         self.deadline: int | None = None
@@ -347,10 +350,11 @@ class _Flag:
 
 
 class _Carrier:
-    """A reusable OS thread that runs one program thread at a time.
+    """A reusable OS thread that runs one run (all its greenlets) at a time.
 
     Starting an OS thread costs about as much as a whole small run, so threads are kept in
-    a pool across runs.  A carrier goes back to the pool only when its job has returned.
+    a pool across runs.  A carrier goes back to the pool only when its job has returned: a
+    run abandoned while its program blocks outside the platform keeps its carrier.
     """
 
     _pool: ClassVar[list[_Carrier]] = []
@@ -363,6 +367,7 @@ class _Carrier:
         self._go = threading.Lock()
         self._go.acquire()
         self._job: Callable[[], None] | None = None
+        self._done: _Flag | None = None
         self._name = self.IDLE_NAME
         self._thread = threading.Thread(target=self._loop, name=self.IDLE_NAME, daemon=True)
         self._thread.start()
@@ -374,8 +379,11 @@ class _Carrier:
                 return cls._pool.pop()
         return cls()
 
-    def run(self, job: Callable[[], None], name: str) -> None:
+    def run(self, job: Callable[[], None], name: str, done: _Flag) -> None:
+        """Run ``job`` on this carrier, then set ``done``: the carrier's last act before
+        it idles, so the waiting caller does not wake to find it still holding the GIL."""
         self._job = job
+        self._done = done
         self._thread.name = name
         self._go.release()
 
@@ -383,14 +391,22 @@ class _Carrier:
         while True:
             self._go.acquire()
             job, self._job = self._job, None
-            if job is not None:
-                job()
+            done, self._done = self._done, None
+            try:
+                if job is not None:
+                    job()
+            finally:
                 job = None  # idle, it must not keep its last run (and that run's platform)
-            self._thread.name = self.IDLE_NAME
-            with self._pool_lock:
-                if len(self._pool) >= self.MAX_IDLE:
-                    return
-                self._pool.append(self)
+                self._thread.name = self.IDLE_NAME
+                with self._pool_lock:
+                    leave = len(self._pool) >= self.MAX_IDLE
+                    if not leave:
+                        self._pool.append(self)
+                if done is not None:
+                    done.set()
+                    done = None
+            if leave:
+                return
 
 
 class ControlledPlatform:
@@ -423,7 +439,12 @@ class ControlledPlatform:
         self._max_steps = max_steps
         self._drop_fences = drop_fences
         self._threads: list[_CThread] = []
-        self._by_ident: dict[int, _CThread] = {}
+        self._by_g: dict[greenlet, _CThread] = {}
+        # The carrier's own greenlet: it starts the run, and every program greenlet ends into
+        # it (their parent); a thread that ends names the next one to run in _handoff.
+        self._hub: greenlet | None = None
+        self._handoff: _CThread | None = None
+        self._carrier_ident = 0
         self._now = 0
         self._ids = 0
         self._objs = 0
@@ -454,7 +475,7 @@ class ControlledPlatform:
         try:
             main = self._new_thread(lambda: program(self), "main")
             main.state = _State.RUNNABLE
-            main.baton.release()
+            _Carrier.take().run(self._hub_main, "ctl-run", self._finished)
             if not self._finished.wait(real_timeout):
                 self._fail(
                     "inconclusive",
@@ -495,13 +516,17 @@ class ControlledPlatform:
         now (callable from any thread: a snapshot for a report, not a synchronised read)."""
         frames = sys._current_frames()
         now: dict[int, str] = {}
-        for ident, t in list(self._by_ident.items()):
-            f = frames.get(ident)
+        for t in list(self._threads):
+            g = t.g
+            if g is None or g.dead or t.state is _State.DONE:
+                continue
+            # a suspended greenlet keeps its frame; the running one is the carrier's
+            f = g.gr_frame if g.gr_frame is not None else frames.get(self._carrier_ident)
             # the innermost frame outside the platform and the threading module: where a
             # thread blocked outside the platform actually is
             while f is not None and f.f_code.co_filename in (_HERE, threading.__file__):
                 f = f.f_back
-            if f is not None and t.state is not _State.DONE:
+            if f is not None:
                 now[t.idx] = f" now at {_format_where(f.f_code, f.f_lineno)}"
         return [
             f"Thread {t.idx} ({t.name}) | {_format_where(t.code, t.line)} [{t.state.value}"
@@ -521,8 +546,37 @@ class ControlledPlatform:
     def _new_thread(self, target: Callable[[], None], name: str) -> _CThread:
         t = _CThread(len(self._threads), name, target)
         self._threads.append(t)
-        _Carrier.take().run(lambda: self._thread_body(t), f"ctl-{t.idx}-{name}")
         return t
+
+    def _hub_main(self) -> None:
+        """The carrier's job: run the program's greenlets until every thread has ended.
+
+        Threads switch to each other directly; the hub regains control only when a
+        greenlet ends, and then runs the thread the ending one chose (or, once the run is
+        aborting, every thread not yet ended, each of which unwinds at once).
+        """
+        self._hub = getcurrent()
+        self._carrier_ident = threading.get_ident()
+        try:
+            nxt: _CThread | None = self._threads[0]
+            while nxt is not None:
+                try:
+                    self._switch(nxt)
+                except BaseException as e:  # a bug of the platform itself, not the program's
+                    self._fail("fail", "exception", f"controlled platform: {e!r}")
+                    self._abort_all()
+                nxt, self._handoff = self._handoff, None
+                if nxt is None and self._aborting:
+                    nxt = next((t for t in self._threads if t.state is not _State.DONE), None)
+        finally:
+            self._hub = None
+
+    def _switch(self, to: _CThread) -> None:
+        """Run ``to`` now; returns when the calling greenlet is switched back to."""
+        g = to.g
+        if g is None:
+            g = to.g = greenlet(functools.partial(self._thread_body, to), self._hub)
+        g.switch()
 
     def _thread_body(self, t: _CThread) -> None:
         try:
@@ -531,10 +585,9 @@ class ControlledPlatform:
             t.ended.set()
 
     def _thread_main(self, t: _CThread) -> None:
-        self._by_ident[threading.get_ident()] = t
+        self._by_g[getcurrent()] = t
         if self._race is not None:
             self._race.bind(t)
-        t.baton.acquire()
         if self._aborting:
             self._thread_done(t)
             return
@@ -561,21 +614,11 @@ class ControlledPlatform:
         if self._race is not None:
             self._race.unbind()
         t.state = _State.DONE
-        if self._aborting:
-            if all(x.state is _State.DONE for x in self._threads):
-                self._finished.set()
-            return
-        if all(x.state is _State.DONE for x in self._threads):
-            self._finished.set()
+        # The hub signals the caller once every greenlet has ended (its ``ended`` set too).
+        if self._aborting or all(x.state is _State.DONE for x in self._threads):
             return
         with contextlib.suppress(Abort):
             self._schedule(t)
-        self._check_finished()
-
-    def _check_finished(self) -> None:
-        """After an abort the last thread to end signals the controller."""
-        if self._aborting and all(x.state is _State.DONE for x in self._threads):
-            self._finished.set()
 
     def _fail(self, verdict: str, kind: str, message: str) -> None:
         if self._failure is None:
@@ -585,18 +628,13 @@ class ControlledPlatform:
         if self._race is not None:
             self._race.stop()
         self._aborting = True
-        for t in self._threads:
-            with contextlib.suppress(RuntimeError):  # already released
-                t.baton.release()
-        if all(x.state is _State.DONE for x in self._threads):
-            self._finished.set()
 
     # ------------------------------------------------------------------------------------
     # Scheduling
     # ------------------------------------------------------------------------------------
     def _me(self) -> _CThread:
         try:
-            return self._by_ident[threading.get_ident()]
+            return self._by_g[getcurrent()]
         except KeyError:
             raise RuntimeError(
                 "a controlled-platform operation ran outside the program's threads; "
@@ -622,8 +660,7 @@ class ControlledPlatform:
             me.priming = False
             parent = me.parent
             assert parent is not None
-            parent.baton.release()
-            me.baton.acquire()
+            self._switch(parent)
             if self._aborting:
                 raise Abort
         else:
@@ -729,10 +766,10 @@ class ControlledPlatform:
                 me.state = _State.RUNNABLE
                 return
             nxt.state = _State.RUNNABLE
-            nxt.baton.release()
             if me.state is _State.DONE:
+                self._handoff = nxt  # the hub runs it once this greenlet has ended
                 return
-            me.baton.acquire()
+            self._switch(nxt)
             if self._aborting:
                 raise Abort
             # Woken: we were chosen; a blocked thread re-checks its predicate itself.
@@ -931,8 +968,7 @@ class ControlledPlatform:
         t.priming = True
         t.parent = me
         t.state = _State.RUNNABLE
-        t.baton.release()  # the child runs to its first operation, then hands back
-        me.baton.acquire()
+        self._switch(t)  # the child runs to its first operation, then hands back
         if self._aborting:
             raise Abort
         return _CHandle(self, t)
@@ -958,7 +994,7 @@ class ControlledPlatform:
     def atomic(self, initial: T, name: str = "") -> _CCell[T]:
         cell = _CCell(self, initial, name)
         if self._race is not None:
-            t = self._by_ident.get(threading.get_ident())
+            t = self._by_g.get(getcurrent())
             if t is not None:
                 self._race.cell_created(t.idx, cell.oid)
         return cell
@@ -1048,7 +1084,7 @@ class _CCell(Generic[T]):
         self.hist: list[tuple[Any, dict[int, int]]] = []
         self.sc_ts = 0
         if p.memory is Memory.C11:
-            t = p._by_ident.get(threading.get_ident())
+            t = p._by_g.get(getcurrent())
             self.hist.append((value, dict(t.view) if t is not None else {}))
 
     def __repr__(self) -> str:

@@ -353,7 +353,7 @@ class RaceDetector:
         self._keep: dict[int, object] = {}  # watched objects stay alive (ids stay unique)
         self._raw: list[tuple[str, Access, Access]] = []
         self._seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
-        self._idents: list[int] = []
+        self._idents: list[object] = []
 
     # -- life cycle (called by the platform) -------------------------------------------------
     def begin(self, platform: ControlledPlatform) -> None:

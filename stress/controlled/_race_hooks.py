@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from types import CodeType
 from typing import Any, Protocol
 
+from greenlet import getcurrent
+
 from ._platform import (
     ControlledPlatform,
     _CCell,
@@ -143,10 +145,12 @@ class Recorder(Protocol):
     def _access(self, t: int, obj: object, label: str, write: bool, value: object) -> None: ...
 
 
-#: OS thread ident -> (detector, controlled thread index), for the threads of running
-#: detectors.  Read by every hooked access; written when a detected run's thread starts/ends.
-_ACTIVE: dict[int, tuple[Recorder, int]] = {}
-_get_ident = threading.get_ident
+#: greenlet -> (detector, controlled thread index), for the threads of running detectors
+#: (each controlled thread is a greenlet; on a plain OS thread ``getcurrent`` is that
+#: thread's main greenlet, never a key).  Read by every hooked access; written when a
+#: detected run's thread starts/ends.
+_ACTIVE: dict[object, tuple[Recorder, int]] = {}
+_get_ident = getcurrent
 
 
 class _SlotField:
