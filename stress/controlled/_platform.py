@@ -699,16 +699,20 @@ class ControlledPlatform:
         )
         return hash((tuple(sorted(self._chains.items())), states, buffers, self._now))
 
-    def _options(self, me: _CThread) -> tuple[list[Choice], int]:
+    def _options(self, me: _CThread) -> tuple[list[Choice], int, int]:
+        """(options, index of ``me``'s own or -1, how many are threads to run): the run
+        choices come first, in thread order, then the store-buffer flushes."""
         run: list[Choice] = []
         default = -1
+        runnable = _State.RUNNABLE
+        blocked = _State.BLOCKED
         for t in self._threads:
-            if t.state is _State.RUNNABLE or (
-                t.state is _State.BLOCKED and t.blocker is not None and t.blocker()
-            ):
+            st = t.state
+            if st is runnable or (st is blocked and t.blocker is not None and t.blocker()):
                 if t is me:
                     default = len(run)
                 run.append(t.run_choice)
+        nrun = len(run)
         if self.memory is not Memory.SC:
             for t in self._threads:
                 if not t.buffer:
@@ -717,24 +721,25 @@ class ControlledPlatform:
                     run.append(Choice("flush", t.idx))
                 else:
                     run.extend(Choice("flush", t.idx, s) for s in _pso_ready(t.buffer))
-        return run, default
+        return run, default, nrun
 
     def _schedule(self, me: _CThread) -> None:
         """Called by the running thread at a point; returns when ``me`` may run again."""
         while True:
             if self._aborting:
                 raise Abort
-            options, default = self._options(me)
+            options, default, nrun = self._options(me)
             yielded = False
-            if me.yielding and default >= 0 and sum(o.kind == "run" for o in options) > 1:
+            if me.yielding and default >= 0 and nrun > 1:
                 # Fairness: a thread that yields (impl's poller after a spurious wake-up:
                 # the waker is between writing the notifier and publishing `notified`) lets
                 # another thread move first, as a real CPU would.  Without it an unfair
                 # strategy such as PCT spins the poller until the step budget.
                 del options[default]
                 default = -1
+                nrun -= 1
                 yielded = True
-            if not any(o.kind == "run" for o in options):
+            if not nrun:
                 timed = [
                     t.deadline
                     for t in self._threads
@@ -745,17 +750,17 @@ class ControlledPlatform:
                     continue
                 self._deadlock()
                 raise Abort
-            me_runnable = default >= 0
-            if default < 0:
-                default = next(i for i, o in enumerate(options) if o.kind == "run")
             if len(options) == 1:
                 pick = 0
             else:
-                costs = tuple(
-                    0 if i == default or (not me_runnable and o.kind == "run") else 1
-                    for i, o in enumerate(options)
-                )
-                pick = self._decide(me, options, default, costs, yielded)
+                # Running another thread preempts a runnable ``me``; a flush always counts.
+                if default >= 0:
+                    costs = [1] * len(options)
+                    costs[default] = 0
+                else:
+                    default = 0
+                    costs = [0] * nrun + [1] * (len(options) - nrun)
+                pick = self._decide(me, options, default, tuple(costs), yielded)
             choice = options[pick]
             if choice.kind == "flush":
                 self._flush(self._threads[choice.thread], choice.slot)
@@ -1071,13 +1076,14 @@ class _CHandle:
 
 
 class _CCell(Generic[T]):
-    __slots__ = ("_p", "hist", "name", "oid", "sc_ts", "value")
+    __slots__ = ("_p", "hist", "lbl", "name", "oid", "sc_ts", "value")
 
     def __init__(self, p: ControlledPlatform, value: T, name: str) -> None:
         self._p = p
         self.value: Any = value
         self.name = name or "cell"
         self.oid = p._obj()
+        self.lbl = f"{self.name}#{self.oid}"  # every access's trace label
         # c11: every write (value, message view), oldest first; the newest SC write's index.
         # The initial value's message carries its creator's view (a fresh cell reaches
         # other threads through a publication the platform does not see).
@@ -1091,7 +1097,7 @@ class _CCell(Generic[T]):
         return f"<cell {self.name}={self.value!r}>"
 
     def _label(self) -> str:
-        return f"{self.name}#{self.oid}"
+        return self.lbl
 
     def load(self, order: Ordering = Ordering.SEQ_CST) -> Any:
         p = self._p
@@ -1179,9 +1185,10 @@ class _CMutex:
         self.name = name or "mutex"
         self.oid = p._obj()
         self.owner: _CThread | None = None
+        self.lbl = f"{self.name}#{self.oid}"
 
     def _label(self) -> str:
-        return f"{self.name}#{self.oid}"
+        return self.lbl
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         p = self._p

@@ -97,7 +97,7 @@ __all__ = [
 
 #: The generator's version: part of every program name, so that a replay line printed by
 #: another version is refused instead of replaying a different program.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 #: Threads of a program (thread 0 included), drawn from this, and the deepest nesting.
 THREADS = (2, 2, 3, 3, 4)
 MAX_DEPTH = 3
@@ -252,6 +252,8 @@ class Setup:
     x_new: bool = False
     #: Swarm testing: the operation kinds this program never draws (see :data:`SWARM`).
     off: frozenset[OpKind] = frozenset()
+    #: A small-scope program's area of the API (see :data:`FOCUS_AREAS`), else None.
+    focus: str | None = None
 
     @property
     def main(self) -> int:
@@ -464,6 +466,38 @@ def _has_facade(kind: OpKind, b: int) -> bool:
     if kind is OpKind.QUERY:
         return b in (Query.POOL, Query.MAIN, Query.TIMER)
     return kind in FACADE_KINDS
+#: Small-scope programs (Jackson's small-scope hypothesis; Andoni, Daniliuc, Khurshid and
+#: Marinov, "Evaluating the small scope hypothesis", 2002): a share of the programs is two
+#: threads, one IOThread and one to three operations per thread, drawn from one area of the
+#: API only.  A bug that needs two operations of one area to meet with nothing else
+#: happening (two timers of one sleeping loop armed against each other; a cancel and
+#: nothing else to wake the loop) is buried under the incidental wake-ups of a large
+#: program and stands out in a small one.  Each area lists every kind its programs may
+#: draw; the rest are off (a BH schedule, the stand-in for "a lock-free operation" in a
+#: draw of a held section or a top-level operation, stays allowed while any lock-free kind
+#: of the area is).
+FOCUS_AREAS: dict[str, frozenset[OpKind]] = {
+    "timers": frozenset({OpKind.TMOD, OpKind.TDEL, OpKind.VSTOP, OpKind.VSTART, OpKind.VADV,
+                         OpKind.CLOCK}),
+    "bhs": frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.ONESHOT,
+                      OpKind.PSCHED, OpKind.PIDLE, OpKind.PCANCEL, OpKind.PDEL, OpKind.LOCK,
+                      OpKind.KICKW}),
+    "fds": frozenset({OpKind.NSET, OpKind.NOTIFY, OpKind.HADD, OpKind.HDEL, OpKind.EXT,
+                      OpKind.ACCEPT, OpKind.LOCK, OpKind.POLL}),
+    "pool": frozenset({OpKind.SUBMIT, OpKind.RCANCEL, OpKind.SYNC, OpKind.LOCK, OpKind.POLL}),
+    "dataplane": frozenset({OpKind.KICK, OpKind.DPSTOP, OpKind.DPSTART, OpKind.VMSTOP,
+                            OpKind.VMSTART, OpKind.VSTOP, OpKind.VSTART}),
+    "life": frozenset({OpKind.LOCK, OpKind.STW, OpKind.ITER, OpKind.REF, OpKind.UNREF,
+                       OpKind.MISUSE, OpKind.KICKW, OpKind.HPOLL, OpKind.POLL}),
+}
+#: The share of programs drawn small-scope (the rest are swarm programs).
+FOCUS_SHARE = 1 / 3
+#: What ``lockfree`` draws from (for "is any lock-free kind of the area allowed").
+_LOCKFREE_KINDS = frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.ONESHOT,
+                             OpKind.NSET, OpKind.TMOD, OpKind.TDEL, OpKind.VSTOP,
+                             OpKind.VSTART, OpKind.VADV, OpKind.CLOCK, OpKind.QUERY,
+                             OpKind.KICK, OpKind.PSCHED, OpKind.PIDLE, OpKind.PCANCEL,
+                             OpKind.MISUSE, OpKind.REF})
 _DP_OPS = frozenset({OpKind.KICK, OpKind.DPSTOP, OpKind.DPSTART, OpKind.VMSTOP,
                      OpKind.VMSTART})
 
@@ -676,8 +710,11 @@ class _Gen:
         self.rng = rng
         self.uid = 0
         r = rng
-        self.n_threads = r.choice(THREADS)
-        self.n_io = r.choice((1, 2, 2))
+        areas = tuple(FOCUS_AREAS)  # definition order (see SWARM)
+        self.focus = r.choice(areas) if r.random() < FOCUS_SHARE else None
+        small = self.focus is not None
+        self.n_threads = 2 if small else r.choice(THREADS)
+        self.n_io = 1 if small else r.choice((1, 2, 2))
         self.main = self.n_io
         self.x = self.n_io + 1
         n_ctx = self.n_io + 1
@@ -690,7 +727,7 @@ class _Gen:
                 r.random() < 0.3,
             )
             for c in range(n_ctx)
-            for _ in range(r.choice((1, 2)))
+            for _ in range(2 if self.focus == "timers" else r.choice((1, 2)))
         ]
         self.notifiers = [
             NotifierSpec(
@@ -715,7 +752,7 @@ class _Gen:
                 selfdel = r.random() < 0.35
                 bhs.append(BHSpec(c, "selfdel" if selfdel else "plain", 0, t))
         self.bhs = bhs
-        self.dataplane = r.random() < 0.4
+        self.dataplane = self.focus == "dataplane" or (not small and r.random() < 0.4)
         self.control = r.randrange(self.n_threads)
         # References: IOThread contexts that threads take references of; the others are
         # misuse targets (their only reference is their IOThread's).
@@ -723,7 +760,7 @@ class _Gen:
         self.misuse = [c for c in range(self.n_io) if c not in self.refd]
         # The transient context and its users.
         users: list[int] = []
-        if r.random() < 0.4:
+        if self.focus in (None, "life") and r.random() < 0.4:
             users = sorted(r.sample(range(self.n_threads),
                                     min(self.n_threads, r.choice((1, 2, 2, 3)))))
         self.xusers = tuple(users)
@@ -733,7 +770,7 @@ class _Gen:
         self.hot = (self.x if len(users) > 1 and r.random() < 0.5
                     else r.choice([*self.refd, self.main]))
         # Every thread starts by taking a reference of it (threads start together).
-        self.storm = r.random() < 0.3
+        self.storm = not small and r.random() < 0.3
         # Generation state: private BHs deleted or (self-deleting) scheduled already; the
         # users of x that still hold their reference.
         self.spent: set[int] = set()
@@ -746,6 +783,15 @@ class _Gen:
         # kick racing the dataplane handler).  A draw whose every option is off falls back
         # to all of them.
         self.off = frozenset(k for k in SWARM if r.random() < 0.5)
+        # What a lock-free draw leaves out (the BH schedule is a real one there).
+        self.lf_off = self.off
+        if self.focus is not None:
+            area = FOCUS_AREAS[self.focus]
+            off = frozenset(k for k in (*SWARM, OpKind.LOCK, OpKind.SCHED) if k not in area)
+            self.lf_off = off
+            if area & _LOCKFREE_KINDS:
+                off -= {OpKind.SCHED}  # the stand-in for a lock-free operation
+            self.off = off
 
     def _behavior(self, c: int, j: int, end: int) -> BHSpec:
         r = self.rng
@@ -774,7 +820,7 @@ class _Gen:
 
     # -- scripts -----------------------------------------------------------------------------
     def script(self, t: int) -> tuple[Op, ...]:
-        n = self.rng.randint(2, 5)
+        n = self.rng.randint(1, 3) if self.focus is not None else self.rng.randint(2, 5)
         ops = [self.ref(t, (), hot=True)] if self.storm else []
         if ops and ops[0].a == self.x and self.rng.random() < 0.5:
             # x's users drop it at once: the last of them closes it, in its own thread.
@@ -814,7 +860,7 @@ class _Gen:
             opts.append((1, OpKind.MISUSE))
         if self.ref_depth < 2:
             opts.append((2, OpKind.REF))
-        kind = _pick(r, opts, self.off)
+        kind = _pick(r, opts, self.lf_off)
         if kind in (OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL):
             return self._op(kind, r.randrange(self.n_shared))
         if kind in (OpKind.PSCHED, OpKind.PIDLE, OpKind.PCANCEL):
@@ -984,7 +1030,7 @@ class _Gen:
                 opts += [(3, OpKind.POLL), (1, OpKind.SYNC)]
             if deletable:
                 opts.append((2, OpKind.PDEL))
-            if depth < MAX_DEPTH and nest:
+            if depth < (MAX_DEPTH if self.focus in (None, "life") else 1) and nest:
                 opts.append((3, OpKind.LOCK))
             kind = _pick(r, opts, self.off)
             if kind is OpKind.SCHED:
@@ -1055,5 +1101,6 @@ def generate(seed: int, index: int) -> GenProgram:
         xusers=g.xusers,
         x_new=g.x_new,
         off=g.off,
+        focus=g.focus,
     )
     return GenProgram(seed, index, setup, _number(scripts))
