@@ -15,6 +15,7 @@ Pythonic API::
             ...
 
 All concurrency goes through the :class:`Platform` seam (default: :class:`RealPlatform`).
+PYTEST_DONT_REWRITE: under pytest, impl keeps the bytecode of its source (mutants).
 """
 
 from ._context import (

@@ -32,7 +32,7 @@ Loop contract of one ``aio_poll(ctx, blocking)`` iteration:
 A BH rescheduled from its own callback runs in the next iteration, not in this one (its
 flag is cleared before the callback and the walk has moved past it).  BHs and handlers
 deleted while a walk is active are only marked, and reclaimed by the outermost walker.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

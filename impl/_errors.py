@@ -5,7 +5,7 @@ when there is one (trio's style: "can't release a Lock you don't own").  The roo
 :class:`AioCtxError`, lives in :mod:`aioctx_verify.vocab` (re-exported here) so that the
 other layers (scheduler, properties, reports) derive their own errors from it without
 importing impl.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ when the IOThread is between polls).
 
 Stop-the-world (migration hand-over) acquires every IOThread's context in turn and releases
 them in reverse order.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

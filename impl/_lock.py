@@ -33,7 +33,7 @@ stale id.  It also reported :meth:`RFifoLock.statistics` reading the depth in an
 snapshot reports is the *caller's own* (0 unless it holds the lock), which only the owner
 can read exactly, and whether the lock is held comes from the owner, which every grant and
 last release write under the mutex.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ Rules for impl code:
 * Trace events go through :attr:`Platform.tracer`; when it is ``None`` an emission costs
   one attribute load and one ``is None`` test.  The event type, :data:`Tracer` and
   :data:`ThreadId` are the shared vocabulary of :mod:`aioctx_verify.vocab` (re-exported here).
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

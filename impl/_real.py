@@ -7,7 +7,7 @@ attribute accesses and fences are no-ops; read-modify-write operations take one
 platform-wide lock.  Consequence, which impl respects: a plain ``store`` that races an RMW on
 the same cell may land between the RMW's read and write, so wherever a store can race an
 RMW and the difference matters (``notified``, an idle schedule), impl uses an RMW instead.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ equivalent reorderings of bookkeeping the pool never reads), so one wrong statem
 move a counter and its witness together.  With the mutex held, ``_cur_threads`` equals the
 records not ``exited`` (each of whose threads is alive) and ``_idle_threads`` equals those
 in ``wait``, at every point, not only at rest.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

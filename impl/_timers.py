@@ -17,7 +17,7 @@ Prior art: QEMU's QEMUTimerList / QEMUTimerListGroup (qemu-timer.c, 2013-2014, A
 Our addition for deterministic tests: the VIRTUAL clock can be frozen (``stop``) and moved
 forward by hand (``advance``), like trio's MockClock; both notify every context with a
 VIRTUAL timer so the new deadline is seen at once.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

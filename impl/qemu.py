@@ -3,7 +3,7 @@
 Each function keeps QEMU's name and argument order so a QEMU developer can map every call
 to its C counterpart by grep; they are thin wrappers around :mod:`impl`'s classes.  Use
 ``aio_context_new(platform)`` to run on another platform than the real one.
-"""
+PYTEST_DONT_REWRITE (why: impl/__init__.py)."""
 
 from __future__ import annotations
 

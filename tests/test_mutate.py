@@ -7,6 +7,7 @@ budget), never by wall-clock time.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -39,6 +40,33 @@ def mutants() -> list[GeneratedMutant]:
     if stale_functions():
         pytest.skip(f"impl changed on disk since it was imported: {stale_functions()}")
     return ms
+
+
+def test_pytest_leaves_impl_bytecode_alone() -> None:
+    """The suite's pytest plugin makes pytest rewrite the asserts of its whole distribution,
+    impl included, unless impl's modules opt out; rewritten impl no longer matches its
+    source, and every mutation test would skip as "impl changed on disk"."""
+    import types
+
+    import aioctx_verify.impl as impl_pkg
+    from aioctx_verify.stress.mutation._operators import _impl_files
+
+    rewritten = []
+    for f in _impl_files():
+        mod = importlib.import_module(f"aioctx_verify.impl.{f.removesuffix('.py')}")
+        todo: list[types.CodeType] = [
+            v.__code__ for v in vars(mod).values() if isinstance(v, types.FunctionType)
+        ]
+        for cls in (v for v in vars(mod).values() if isinstance(v, type)):
+            todo += [v.__code__ for v in vars(cls).values() if isinstance(v, types.FunctionType)]
+        while todo:
+            code = todo.pop()
+            if any(n.startswith("@py_assert") for n in code.co_varnames):
+                rewritten.append(f"{f}:{code.co_name}")
+            todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    assert impl_pkg.__doc__ is not None and "PYTEST_DONT_REWRITE" in impl_pkg.__doc__
+    assert rewritten == [], rewritten
+    assert stale_functions() == []
 
 
 def _per_operator(ms: list[GeneratedMutant], n: int) -> Iterator[GeneratedMutant]:

@@ -51,7 +51,6 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
 import types
 from collections import Counter
@@ -60,6 +59,8 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
+
+from greenlet import getcurrent
 
 from aioctx_verify import impl
 from aioctx_verify.impl import (
@@ -1289,12 +1290,14 @@ def _tracer(
 ) -> Callable[[Any, str, Any], Any]:
     """A ``sys.settrace`` function counting the lines of ``files`` executed into ``hits``
     and, with ``who``, which threads (numbered by first appearance) executed each."""
-    idents: dict[int, int] = {}
+    # Controlled threads are greenlets sharing one OS thread: a thread is its greenlet
+    # (on a plain OS thread, that thread's main greenlet).
+    idents: dict[object, int] = {}
 
     def note(fname: str, line: int) -> None:
         hits[fname][line] += 1
         if who is not None:
-            me = idents.setdefault(threading.get_ident(), len(idents))
+            me = idents.setdefault(getcurrent(), len(idents))
             who[fname].setdefault(line, set()).add(me)
 
     def local(frame: Any, event: str, _arg: Any) -> Any:
