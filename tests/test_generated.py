@@ -22,6 +22,7 @@ import shlex
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -33,6 +34,7 @@ from aioctx_verify.impl import AioContext, ContextStatistics
 from aioctx_verify.stress import InvalidScheduleError
 from aioctx_verify.stress.controlled import find_races
 from aioctx_verify.stress.explore import (
+    Budget,
     GenBudget,
     GenFailure,
     GenProgram,
@@ -44,8 +46,10 @@ from aioctx_verify.stress.explore import (
     run_real,
     search_generated,
 )
+from aioctx_verify.stress.explore import explore as explore_program
 from aioctx_verify.stress.explore._gen_ops import (
     FACADE_KINDS,
+    FOCUS_AREAS,
     GENERATOR_VERSION,
     QUERIES,
     Op,
@@ -99,14 +103,36 @@ def test_generation_is_a_function_of_seed_and_index() -> None:
     assert generate(0, 0) != generate(0, 1) and generate(0, 0) != generate(1, 0)
 
 
+def test_small_scope_programs_stay_in_their_area() -> None:
+    """A small-scope program is two threads and one IOThread, and every operation it makes
+    is of its area (no fallback to the whole API when a draw finds its options off)."""
+    seen: dict[str, int] = {}
+    for i in range(300):
+        prog = generate(11, i)
+        area = prog.setup.focus
+        if area is None:
+            continue
+        seen[area] = seen.get(area, 0) + 1
+        assert prog.setup.iothreads == 1 and len(prog.scripts) == 2, prog.listing()
+        stray = {op.kind for op in prog.ops()} - FOCUS_AREAS[area]
+        assert not stray, (area, stray, prog.listing())
+        if area == "timers":  # one clock, milliseconds: lateness beyond the oracle's slack
+            io_timers = [t for t in prog.setup.timers if t.ctx == 0]
+            assert len(io_timers) == 3 and len({t.clock for t in io_timers}) == 1
+            assert {t.scale for t in io_timers} == {1_000_000}
+    assert set(seen) == set(FOCUS_AREAS) and min(seen.values()) >= 10, seen
+
+
 def test_programs_cover_the_api_and_stay_in_shape() -> None:
     kinds: set[OpKind] = set()
     behaviors: set[str] = set()
     queries: set[int] = set()
     calls: set[tuple[OpKind, bool]] = set()
     transient = 0
-    for i in range(100):
+    small: set[str | None] = set()
+    for i in range(200):  # half are small-scope programs
         prog = generate(7, i)
+        small.add(prog.setup.focus)
         assert 2 <= prog.threads <= 4 and prog.size >= 2
         assert [op.uid for op in prog.ops()] == list(range(prog.size))  # pre-order numbers
         kinds |= {op.kind for op in prog.ops()}
@@ -115,6 +141,7 @@ def test_programs_cover_the_api_and_stay_in_shape() -> None:
         calls |= {(op.kind, op.q) for op in prog.ops()}
         transient += prog.setup.x in prog.used().ctxs
     assert kinds == set(OpKind)
+    assert small == {None, *FOCUS_AREAS}
     assert behaviors == {"plain", "resched", "chain", "nested", "notify", "timer", "toggle",
                          "selfdel"}
     assert queries == set(QUERIES)
@@ -490,3 +517,38 @@ def test_a_seed_makes_the_same_programs_in_every_process() -> None:
         "".join(generate(7, i).listing() for i in range(20)).encode()
     ).hexdigest()
     assert digests == {here}
+
+
+def test_time_passes_before_the_end_phase_wakes_the_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restoring the clocks at the end notifies every context: a loop that slept through
+    a timer's deadline would be woken there and the lost wake-up never seen.  So the end
+    phase first lets virtual time pass until the IOThreads' timers on running clocks ran.
+    Shown with a timer list whose ``mod`` never notifies: a small timers program fails with
+    the step, and passes without it (and on the correct impl)."""
+    from aioctx_verify.impl._timers import TimerList
+    from aioctx_verify.stress.explore import _gen_run
+
+    prog = generate(0, 22)
+    assert prog.setup.focus == "timers"
+
+    def search() -> str:
+        r = explore_program(generated_program(prog), strategy="pct",
+                            budget=Budget(6, UNBOUNDED),
+                            seed=0, do_shrink=False)
+        return r.verdict
+
+    assert search() == "pass"
+    orig = TimerList.mod
+
+    def mod_without_notify(self: TimerList, t: Any, expire_ns: int) -> None:
+        cb = self._notify_cb
+        self._notify_cb = lambda: None
+        try:
+            orig(self, t, expire_ns)
+        finally:
+            self._notify_cb = cb
+
+    monkeypatch.setattr(TimerList, "mod", mod_without_notify)
+    assert search() == "fail"
+    monkeypatch.setattr(_gen_run.ProgramRun, "_timers_come_due", lambda self: None)
+    assert search() == "pass"

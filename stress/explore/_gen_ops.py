@@ -80,6 +80,8 @@ from aioctx_verify.impl import SCALE_MS, SCALE_NS, SCALE_US, ClockType
 
 __all__ = [
     "FACADE_KINDS",
+    "FOCUS_AREAS",
+    "FOCUS_SHARE",
     "GENERATOR_VERSION",
     "QUERIES",
     "BHSpec",
@@ -150,6 +152,7 @@ class OpKind(enum.Enum):
     SYNC = "Y"  # submit to ctx a's pool, aio_poll(ctx a, true) until it completes
     PDEL = "PD"  # qemu_bh_delete(private bh a)
     ACCEPT = "AA"  # aio_notify_accept(ctx a)
+    SLEEP = "Z"  # the thread is busy elsewhere for b ms (time passes: timers come due)
 
 
 class Query(enum.IntEnum):
@@ -454,7 +457,7 @@ _CTX_QUERIES = frozenset({Query.STATS, Query.SNAPSHOT, Query.EXTERNAL, Query.REP
                           Query.PENDING, Query.POOLREPR})
 #: Kinds that call either a method or its QEMU-named function (``Op.q`` says which).
 FACADE_KINDS = frozenset(OpKind) - {OpKind.KICK, OpKind.STW, OpKind.DPSTOP, OpKind.DPSTART,
-                                    OpKind.VMSTOP, OpKind.VMSTART}
+                                    OpKind.VMSTOP, OpKind.VMSTART, OpKind.SLEEP}
 
 
 def _has_facade(kind: OpKind, b: int) -> bool:
@@ -478,7 +481,7 @@ def _has_facade(kind: OpKind, b: int) -> bool:
 #: of the area is).
 FOCUS_AREAS: dict[str, frozenset[OpKind]] = {
     "timers": frozenset({OpKind.TMOD, OpKind.TDEL, OpKind.VSTOP, OpKind.VSTART, OpKind.VADV,
-                         OpKind.CLOCK}),
+                         OpKind.CLOCK, OpKind.SLEEP}),
     "bhs": frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.ONESHOT,
                       OpKind.PSCHED, OpKind.PIDLE, OpKind.PCANCEL, OpKind.PDEL, OpKind.LOCK,
                       OpKind.KICKW}),
@@ -487,17 +490,20 @@ FOCUS_AREAS: dict[str, frozenset[OpKind]] = {
     "pool": frozenset({OpKind.SUBMIT, OpKind.RCANCEL, OpKind.SYNC, OpKind.LOCK, OpKind.POLL}),
     "dataplane": frozenset({OpKind.KICK, OpKind.DPSTOP, OpKind.DPSTART, OpKind.VMSTOP,
                             OpKind.VMSTART, OpKind.VSTOP, OpKind.VSTART}),
+    # (a BH schedule and a query: what a body of a held section or a reference uses)
     "life": frozenset({OpKind.LOCK, OpKind.STW, OpKind.ITER, OpKind.REF, OpKind.UNREF,
-                       OpKind.MISUSE, OpKind.KICKW, OpKind.HPOLL, OpKind.POLL}),
+                       OpKind.MISUSE, OpKind.KICKW, OpKind.HPOLL, OpKind.POLL, OpKind.SCHED,
+                       OpKind.QUERY}),
 }
-#: The share of programs drawn small-scope (the rest are swarm programs).
-FOCUS_SHARE = 1 / 3
+#: The share of programs drawn small-scope (the rest are swarm programs); small ones are cheap
+#: (a few operations, short runs), so budgets count twice the programs they did before them.
+FOCUS_SHARE = 1 / 2
 #: What ``lockfree`` draws from (for "is any lock-free kind of the area allowed").
 _LOCKFREE_KINDS = frozenset({OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL, OpKind.ONESHOT,
                              OpKind.NSET, OpKind.TMOD, OpKind.TDEL, OpKind.VSTOP,
                              OpKind.VSTART, OpKind.VADV, OpKind.CLOCK, OpKind.QUERY,
                              OpKind.KICK, OpKind.PSCHED, OpKind.PIDLE, OpKind.PCANCEL,
-                             OpKind.MISUSE, OpKind.REF})
+                             OpKind.MISUSE, OpKind.REF, OpKind.SLEEP})
 _DP_OPS = frozenset({OpKind.KICK, OpKind.DPSTOP, OpKind.DPSTART, OpKind.VMSTOP,
                      OpKind.VMSTART})
 
@@ -622,6 +628,7 @@ _TEXT: dict[OpKind, str] = {
     OpKind.NOTIFY: "aio_notify({ctx})",
     OpKind.KICKW: "aio_bh_new({ctx}); qemu_bh_schedule_idle; aio_notify({ctx}); wait for it",
     OpKind.ACCEPT: "aio_notify_accept({ctx})",
+    OpKind.SLEEP: "busy elsewhere for {b} ms",
     OpKind.MISUSE: "aio_context_unref({ctx}) refused (its IOThread runs)",
     OpKind.UNREF: "aio_context_unref(x)",
 }
@@ -650,6 +657,7 @@ _METHOD_TEXT: dict[OpKind, str] = {
     OpKind.NOTIFY: "{ctx}.aio_notify()",
     OpKind.KICKW: "{ctx}.bh_new(); .schedule_idle(); {ctx}.aio_notify(); wait for it",
     OpKind.ACCEPT: "{ctx}.aio_notify_accept()",
+    OpKind.SLEEP: "busy elsewhere for {b} ms",
     OpKind.MISUSE: "{ctx}.unref() refused (its IOThread runs)",
     OpKind.UNREF: "x.unref()",
 }
@@ -719,15 +727,22 @@ class _Gen:
         self.x = self.n_io + 1
         n_ctx = self.n_io + 1
         # Objects: shared BHs (BH_PER_CTX per context), timers, notifiers, private BHs.
+        # A timers program arms three timers of its IOThread's loop on one clock (one timer
+        # list: their order, the head, the deadline the loop sleeps to) against each other,
+        # in milliseconds: a timer late by less than the oracle's slack (TIMER_SLACK_NS, one
+        # millisecond: the poll timeout's rounding) is not a failure, so deadlines drawn in
+        # ns or us apart cannot show a lost wake-up.
+        timing = self.focus == "timers"
+        one_clock = r.choice(tuple(ClockType))
         self.timers = [
             TimerSpec(
                 c,
-                r.choice(tuple(ClockType)),
-                r.choice((SCALE_NS, SCALE_US, SCALE_MS, SCALE_MS)),
+                one_clock if timing and c == 0 else r.choice(tuple(ClockType)),
+                SCALE_MS if timing else r.choice((SCALE_NS, SCALE_US, SCALE_MS, SCALE_MS)),
                 r.random() < 0.3,
             )
             for c in range(n_ctx)
-            for _ in range(2 if self.focus == "timers" else r.choice((1, 2)))
+            for _ in range((3 if c == 0 else 1) if timing else r.choice((1, 2)))
         ]
         self.notifiers = [
             NotifierSpec(
@@ -821,6 +836,8 @@ class _Gen:
     # -- scripts -----------------------------------------------------------------------------
     def script(self, t: int) -> tuple[Op, ...]:
         n = self.rng.randint(1, 3) if self.focus is not None else self.rng.randint(2, 5)
+        if self.focus == "timers":
+            n += 1  # timers meet in pairs: one to arm, one to arm against it
         ops = [self.ref(t, (), hot=True)] if self.storm else []
         if ops and ops[0].a == self.x and self.rng.random() < 0.5:
             # x's users drop it at once: the last of them closes it, in its own thread.
@@ -844,7 +861,7 @@ class _Gen:
             (2, OpKind.CANCEL),
             (3, OpKind.ONESHOT),
             (3, OpKind.NSET),
-            (3, OpKind.TMOD),
+            (8 if self.focus == "timers" else 3, OpKind.TMOD),  # timers: mostly arming
             (1, OpKind.TDEL),
             (1, OpKind.VSTOP),
             (1, OpKind.VSTART),
@@ -860,6 +877,8 @@ class _Gen:
             opts.append((1, OpKind.MISUSE))
         if self.ref_depth < 2:
             opts.append((2, OpKind.REF))
+        if not held:  # time passes with no context held (its loop runs meanwhile)
+            opts.append((3 if self.focus == "timers" else 1, OpKind.SLEEP))
         kind = _pick(r, opts, self.lf_off)
         if kind in (OpKind.SCHED, OpKind.IDLE, OpKind.CANCEL):
             return self._op(kind, r.randrange(self.n_shared))
@@ -874,11 +893,14 @@ class _Gen:
         if kind is OpKind.NSET:
             return self._op(kind, r.randrange(len(self.notifiers)))
         if kind is OpKind.TMOD:
-            return self._op(kind, r.randrange(len(self.timers)), r.randint(0, 3))
+            far = 6 if self.focus == "timers" else 3
+            return self._op(kind, r.randrange(len(self.timers)), r.randint(0, far))
         if kind is OpKind.TDEL:
             return self._op(kind, r.randrange(len(self.timers)))
         if kind is OpKind.VADV:
             return self._op(kind, 0, r.randint(1, 3))
+        if kind is OpKind.SLEEP:
+            return self._op(kind, 0, r.randint(1, 6))
         if kind is OpKind.CLOCK:
             return self._op(kind, r.randrange(3), r.randrange(2))
         if kind is OpKind.QUERY:

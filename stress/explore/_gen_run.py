@@ -959,6 +959,13 @@ class ProgramRun:
                 qemu.qemu_clock_start_virtual(p)
             else:
                 clocks_for(p).start_virtual()
+        elif k is OpKind.SLEEP:
+            # Busy elsewhere: a bounded wait nobody signals (virtual time on the controlled
+            # platform, where it lets the clock move once every thread waits).
+            m = p.mutex("busy")
+            c = p.condition(m)
+            with m:
+                c.wait(b * SCALE_MS / 1e9)
         elif k is OpKind.VADV:
             if q:
                 qemu.qemu_clock_advance_virtual(b * SCALE_MS, p)
@@ -1162,6 +1169,7 @@ class ProgramRun:
             if h.is_alive():
                 self.ran_out("no-deadlock", f"T{k} did not end within {self.wait} s")
                 return
+        self._timers_come_due()
         self._restore()
         self._quiesce_iothreads()
         self._quiesce_main()
@@ -1183,6 +1191,27 @@ class ProgramRun:
         if not main.closed:
             self.fail("LIVE", "closed-at-last-unref",
                       "the main context is still open after its last reference was dropped")
+
+    def _timers_come_due(self) -> None:
+        """Before the end phase wakes anything (restoring the clocks notifies every
+        context), time passes until the IOThreads' timers armed on running clocks have run:
+        a loop asleep past a deadline is then seen by the timer oracle (LIVE timer-runs)
+        instead of being woken by the clean-up.  Controlled platform only (virtual time:
+        nothing else moves while thread 0 waits)."""
+        if self.wait is not None:
+            return
+        clocks = clocks_for(self.p)
+        st = self.st
+
+        def due() -> list[str]:
+            return [
+                name for name in self._owed(False, bhs=False)
+                if name.startswith("timer") and clocks.enabled(st.timers[int(name[5:])].clock)
+                and (st.timers[int(name[5:])].clock is not ClockType.VIRTUAL
+                     or clocks.virtual_running())
+            ]
+
+        self._wait_io(lambda: not due(), "IOThread timers on running clocks not run")
 
     def _restore(self) -> None:
         """Undo what the scripts left: the VM and the dataplane run, every clock runs."""

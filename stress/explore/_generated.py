@@ -277,8 +277,8 @@ class GenBudget:
 GEN_BUDGETS: dict[str, GenBudget] = {
     # smoke: more programs, each under one strategy and every memory model (in turn): an
     # operation mix the smoke run has not drawn is a bug it cannot find.
-    "smoke": GenBudget(programs=60, schedules=2, seconds=30.0, shrink_seconds=10.0, combos=4),
-    "pr": GenBudget(programs=60, schedules=3, seconds=120.0, shrink_seconds=20.0),
+    "smoke": GenBudget(programs=120, schedules=2, seconds=30.0, shrink_seconds=10.0, combos=4),
+    "pr": GenBudget(programs=120, schedules=3, seconds=120.0, shrink_seconds=20.0),
     "nightly": GenBudget(programs=5000, schedules=8, seconds=3 * 3600.0, shrink_seconds=60.0),
 }
 
