@@ -797,9 +797,9 @@ class _Gen:
         # (two timers of one context armed against each other, a cancel racing a worker, a
         # kick racing the dataplane handler).  A draw whose every option is off falls back
         # to all of them.
-        self.off = frozenset(k for k in SWARM if r.random() < 0.5)
+        self.off: frozenset[OpKind] = frozenset(k for k in SWARM if r.random() < 0.5)
         # What a lock-free draw leaves out (the BH schedule is a real one there).
-        self.lf_off = self.off
+        self.lf_off: frozenset[OpKind] = self.off
         if self.focus is not None:
             area = FOCUS_AREAS[self.focus]
             off = frozenset(k for k in (*SWARM, OpKind.LOCK, OpKind.SCHED) if k not in area)
