@@ -1311,8 +1311,11 @@ class ProgramRun:
                 return
             if not self._owed(False):
                 return
-            if len(self.log) - before == 2 * len(self.its):
-                return  # nothing ran but the flushes: what is owed stays owed
+            if len(self.log) - before == 2 * len(self.its) and not self._owed(False, bhs=False):
+                # Nothing ran but the flushes: the BHs still owed stay owed.  Not so a timer,
+                # handler or request that became owed after the wait above was satisfied
+                # (a BH still pending then armed it): it needs the wait again, with time.
+                return
 
     def _quiesce_main(self) -> None:
         """Thread 0 polls the main context until it owes nothing; when only BHs are owed,

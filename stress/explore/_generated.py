@@ -263,7 +263,8 @@ class GenBudget:
     """Work of a search: ``programs`` programs, each explored for ``schedules`` schedules
     under every strategy and memory model (or ``combos`` of those combinations, taken in
     turn, so that ``len(strategies) * len(memories) / combos`` consecutive programs cover
-    them all); ``seconds`` bounds the search in wall time (a safety net: the work bound is
+    them all; a small-scope program then runs under every strategy instead, each with the
+    next memory model); ``seconds`` bounds the search in wall time (a safety net: the work bound is
     what a budget means), ``shrink_seconds`` a failure's shrinking."""
 
     programs: int = 20
@@ -356,7 +357,13 @@ def search_generated(
         mine = list(enumerate(combos))
         if budget.combos is not None and budget.combos < len(combos):
             k = max(1, budget.combos)
-            mine = [mine[(i * k + t) % len(combos)] for t in range(k)]
+            if prog.setup.focus is not None and len(strategies) > 1:
+                # A small-scope program is cheap and its bug is a matter of order more
+                # than of memory: every strategy, each under the next memory model.
+                per = len(memories)
+                mine = [mine[s * per + (i + s) % per] for s in range(len(strategies))]
+            else:
+                mine = [mine[(i * k + t) % len(combos)] for t in range(k)]
         for j, (strategy, memory) in mine:
             left = budget.seconds - (time.perf_counter() - t0)
             if left <= 0:
