@@ -904,10 +904,10 @@ def run_explore_benchmarks(
     results: list[BenchResult] = [
         BenchResult(
             "explore_steps_per_s", _median(steps), real_ops / (real_run_us / 1e6), "steps/s",
-            Target(">=", 0.1),
+            Target(">=", 1.0),
             f"{THROUGHPUT_PROGRAM} run plainly on RealPlatform: platform operations per second "
             "(operations counted by a counting proxy in untimed runs, over the median plain run; "
-            "informational target: within 10x per operation, as explore_overhead)",
+            "target: a controlled step no dearer than a real operation, moonshot 3x)",
         ),
         BenchResult(
             "explore_schedules_per_s", _median(sched_ours),
