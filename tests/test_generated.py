@@ -576,14 +576,17 @@ def test_the_end_phase_waits_for_a_timer_a_late_bh_armed() -> None:
 
 def test_a_small_scope_program_runs_under_every_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``combos`` (the smoke budget), a swarm program runs under one strategy and a
-    small-scope one, cheap, under each strategy, each with another memory model."""
+    small-scope one, cheap, under each strategy, each with another memory model, and for
+    ``SMALL_SCHEDULES`` times the budget's schedules."""
     from aioctx_verify.stress.explore import _generated
 
     seen: list[tuple[str, str]] = []
+    asked: list[int] = []
     real = _generated.explore
 
     def spy(program: Any, **kw: Any) -> Any:
         seen.append((kw["strategy"], kw["memory"]))
+        asked.append(kw["budget"].schedules)
         return real(program, **kw)
 
     monkeypatch.setattr(_generated, "explore", spy)
@@ -592,6 +595,8 @@ def test_a_small_scope_program_runs_under_every_strategy(monkeypatch: pytest.Mon
     budget = GenBudget(programs=1, schedules=1, seconds=UNBOUNDED, combos=4)
     search_generated(0, budget, indices=[small], do_shrink=False)
     assert [s for s, _ in seen] == ["random", "pct", "dfs"] and len({m for _, m in seen}) == 3
+    assert asked == [_generated.SMALL_SCHEDULES] * 3  # cheap runs: more schedules each
     seen.clear()
+    asked.clear()
     search_generated(0, budget, indices=[swarm], do_shrink=False)
-    assert len(seen) == 4 and len({s for s, _ in seen}) == 1
+    assert len(seen) == 4 and len({s for s, _ in seen}) == 1 and asked == [1] * 4

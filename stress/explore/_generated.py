@@ -258,6 +258,12 @@ def _gen_failure(
                       memory=program.memory)
 
 
+#: A small-scope program's runs are a few times shorter than a swarm program's: it gets this
+#: many times the budget's schedules (a lost kick between two guest requests needed 6 to 80
+#: random schedules of such a program, where the smoke budget gives each 2).
+SMALL_SCHEDULES = 3
+
+
 @dataclass(frozen=True, slots=True)
 class GenBudget:
     """Work of a search: ``programs`` programs, each explored for ``schedules`` schedules
@@ -372,7 +378,8 @@ def search_generated(
             raised: list[BaseException] = []
             program = generated_program(prog, memory, raised)
             run_seed = (seed * 1_000_003 + i) * 16 + j
-            r = explore(program, strategy=strategy, budget=Budget(budget.schedules, left),
+            schedules = budget.schedules * (SMALL_SCHEDULES if prog.setup.focus else 1)
+            r = explore(program, strategy=strategy, budget=Budget(schedules, left),
                         memory=memory, seed=run_seed, do_shrink=False)
             res.runs += r.schedules + r.pruned
             res.steps += r.steps
@@ -380,7 +387,7 @@ def search_generated(
             res.max_preemptions = max(res.max_preemptions, r.max_preemptions)
             hashes |= r._hashes
             if not (r.failure is not None or r.exhausted
-                    or r.schedules + r.pruned >= budget.schedules):
+                    or r.schedules + r.pruned >= schedules):
                 whole = False  # the wall-time bound cut it short
             if r.verdict == "inconclusive" and r.reason and not res.reason:
                 res.reason = f"{prog.spec} [{strategy}/{memory}]: {r.reason}"
