@@ -398,6 +398,7 @@ class ProgramRun:
             qemu.timer_mod(tm, (now + d * SCALE_MS) // spec.scale)
         else:
             tm.mod((now + d * SCALE_MS) // spec.scale)
+        self._log("tB", t)  # the mod's end (see _timer_armed)
 
     def _register(self, j: int, q: bool = True) -> None:
         spec = self.st.notifiers[j]
@@ -936,6 +937,7 @@ class ProgramRun:
         elif k is OpKind.TMOD:
             self._arm(a, b, q)
         elif k is OpKind.TDEL:
+            self._log("tD", a)  # the delete's start (see _timer_armed)
             if q:
                 qemu.timer_del(self.timers[a])
             else:
@@ -1236,8 +1238,8 @@ class ProgramRun:
             out += [f"oneshot{i}" for i, c in enumerate(self.oneshot_ctx)
                     if mine(c) and not self._n("or", i)]
         for t in self.timers:
-            if mine(st.timers[t].ctx) and self._last("tb", t) > self._last("td", t) and (
-                self._last("tr", t) < self._last("tb", t)
+            if mine(st.timers[t].ctx) and self._last("tr", t) < self._last("tb", t) and (
+                self._timer_armed(t)
             ):
                 out.append(f"timer{t}")
         for j in self.notifiers:
@@ -1250,6 +1252,18 @@ class ProgramRun:
         if main:
             out += [f"dataplane request{r.id}" for r in self.dp_reqs if not self._n("kc", r.id)]
         return out
+
+    def _timer_armed(self, t: int) -> bool:
+        """Whether timer ``t``'s last mod outlived its last delete.  A mod that began after
+        the delete ended did; one that ended before the delete began did not; when the two
+        overlapped (two threads), either order is correct and the timer itself says which
+        one happened (a mod logged first could still land after the delete)."""
+        tb, td = self._last("tb", t), self._last("td", t)
+        if tb > td:
+            return True
+        if self._last("tB", t) < self._last("tD", t):
+            return False
+        return self.timers[t].pending()
 
     def _bh_owed(self, j: int) -> bool:
         """BH ``j`` must still run: its latest ended schedule began after its last cancel
