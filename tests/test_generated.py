@@ -530,8 +530,8 @@ def test_time_passes_before_the_end_phase_wakes_the_loops(monkeypatch: pytest.Mo
     phase first lets virtual time pass until the IOThreads' timers on running clocks ran.
     Shown with a timer list whose ``mod`` never notifies: a small timers program fails with
     the step, and passes without it (and on the correct impl)."""
-    from aioctx_verify.impl._timers import TimerList
     from aioctx_verify.stress.explore import _gen_run
+    from tests.test_oracles import timer_mod_without_kick
 
     prog = generate(0, 22)
     assert prog.setup.focus == "timers"
@@ -543,20 +543,10 @@ def test_time_passes_before_the_end_phase_wakes_the_loops(monkeypatch: pytest.Mo
         return r.verdict
 
     assert search() == "pass"
-    orig = TimerList.mod
-
-    def mod_without_notify(self: TimerList, t: Any, expire_ns: int) -> None:
-        cb = self._notify_cb
-        self._notify_cb = lambda: None
-        try:
-            orig(self, t, expire_ns)
-        finally:
-            self._notify_cb = cb
-
-    monkeypatch.setattr(TimerList, "mod", mod_without_notify)
-    assert search() == "fail"
-    monkeypatch.setattr(_gen_run.ProgramRun, "_timers_come_due", lambda self: None)
-    assert search() == "pass"
+    with timer_mod_without_kick():
+        assert search() == "fail"
+        monkeypatch.setattr(_gen_run.ProgramRun, "_timers_come_due", lambda self: None)
+        assert search() == "pass"
 
 
 def test_the_end_phase_waits_for_a_timer_a_late_bh_armed() -> None:

@@ -1205,13 +1205,13 @@ class ProgramRun:
         clocks = clocks_for(self.p)
         st = self.st
 
-        def due() -> list[str]:
-            return [
-                name for name in self._owed(False, bhs=False)
-                if name.startswith("timer") and clocks.enabled(st.timers[int(name[5:])].clock)
-                and (st.timers[int(name[5:])].clock is not ClockType.VIRTUAL
-                     or clocks.virtual_running())
-            ]
+        def due() -> bool:
+            return any(
+                st.timers[t].ctx != st.main and self._timer_owed(t)
+                and clocks.enabled(st.timers[t].clock)
+                and (st.timers[t].clock is not ClockType.VIRTUAL or clocks.virtual_running())
+                for t in self.timers
+            )
 
         self._wait_io(lambda: not due(), "IOThread timers on running clocks not run")
 
@@ -1237,11 +1237,7 @@ class ProgramRun:
                     if mine(st.bhs[j].ctx) and self._bh_owed(j)]
             out += [f"oneshot{i}" for i, c in enumerate(self.oneshot_ctx)
                     if mine(c) and not self._n("or", i)]
-        for t in self.timers:
-            if mine(st.timers[t].ctx) and self._last("tr", t) < self._last("tb", t) and (
-                self._timer_armed(t)
-            ):
-                out.append(f"timer{t}")
+        out += [f"timer{t}" for t in self.timers if mine(st.timers[t].ctx) and self._timer_owed(t)]
         for j in self.notifiers:
             if mine(st.notifiers[j].ctx) and self.registered.get(j) and (
                 self._last("nb", j) > self._last("hr", j)
@@ -1252,6 +1248,10 @@ class ProgramRun:
         if main:
             out += [f"dataplane request{r.id}" for r in self.dp_reqs if not self._n("kc", r.id)]
         return out
+
+    def _timer_owed(self, t: int) -> bool:
+        """Timer ``t`` must still run: armed by its last mod, and not run since it began."""
+        return self._last("tr", t) < self._last("tb", t) and self._timer_armed(t)
 
     def _timer_armed(self, t: int) -> bool:
         """Whether timer ``t``'s last mod outlived its last delete.  A mod that began after
