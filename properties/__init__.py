@@ -9,7 +9,9 @@
   stop-the-world): the loop oracles, property ``LIVE`` too
 * :mod:`aioctx_verify.properties._structure` — the representation invariants of a quiescent
   context (walk counters, BH reclamation, lock at rest, timer lists, pool counts): what a
-  run leaves behind, each rule filed under P1, P2 or LIVE
+  run leaves behind, each rule filed under P1, P2 or LIVE; the rules that hold whenever
+  every thread is blocked (and a dataplane ring's kick) are also checked at every such
+  point of a controlled run (:class:`StateMonitor`)
 
 Each module states the property precisely in its docstring and holds its runtime monitor
 (over impl's trace events), its model invariant (over :mod:`model` states) and a slot for
@@ -37,20 +39,26 @@ from ._p2_bh_scheduling import BHSchedulingMonitor
 from ._p3_mutual_exclusion import MutualExclusionMonitor
 from ._progress import LOOP_BOUND, ORACLES, PlatformView, ProgressMonitor
 from ._structure import (
+    LOCK_RULES,
     POOL_RULES,
+    QUIESCENT_RULES,
     STRUCTURE_PROPERTY,
     STRUCTURE_RULES,
+    StateMonitor,
     pool_violations,
+    quiescent_violations,
     structure_violations,
 )
 
 PROPERTIES = {"P1": p1, "P2": p2, "P3": p3, "LIVE": liveness}
 
 __all__ = [
+    "LOCK_RULES",
     "LOOP_BOUND",
     "ORACLES",
     "POOL_RULES",
     "PROPERTIES",
+    "QUIESCENT_RULES",
     "STRUCTURE_PROPERTY",
     "STRUCTURE_RULES",
     "BHSchedulingMonitor",
@@ -62,6 +70,7 @@ __all__ = [
     "PlatformView",
     "ProgressMonitor",
     "PropertyViolation",
+    "StateMonitor",
     "Violation",
     "default_monitors",
     "liveness",
@@ -71,5 +80,6 @@ __all__ = [
     "p3",
     "pool_violations",
     "progress",
+    "quiescent_violations",
     "structure_violations",
 ]

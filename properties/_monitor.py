@@ -11,7 +11,7 @@ after (or during) a run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -88,18 +88,24 @@ class Monitor:
         self.violations.append(Violation(self.prop, rule, message, idx, ev))
 
 
-def default_monitors(view: PlatformView | None = None) -> list[Monitor]:
+def default_monitors(
+    view: PlatformView | None = None, watched: Sequence[object] | None = None
+) -> list[Monitor]:
     """One fresh monitor per rule set: P1, P2, P3, liveness and the loop oracles (LIVE).
 
     ``view``: the platform's clocks and fd readiness (a controlled platform); without it
     the loop oracles check only what holds on real threads (see
-    :mod:`aioctx_verify.properties._progress`).
+    :mod:`aioctx_verify.properties._progress`).  ``watched``: the contexts and devices a
+    harness registered with a controlled platform, whose representation invariants are
+    checked whenever every thread is blocked
+    (:class:`~aioctx_verify.properties.StateMonitor`).
     """
     from ._liveness import LivenessMonitor
     from ._p1_nested_acquire import NestedAcquireMonitor
     from ._p2_bh_scheduling import BHSchedulingMonitor
     from ._p3_mutual_exclusion import MutualExclusionMonitor
     from ._progress import ProgressMonitor
+    from ._structure import StateMonitor
 
     return [
         NestedAcquireMonitor(),
@@ -107,7 +113,7 @@ def default_monitors(view: PlatformView | None = None) -> list[Monitor]:
         MutualExclusionMonitor(),
         LivenessMonitor(),
         ProgressMonitor(view),
-    ]
+    ] + ([] if watched is None else [StateMonitor(watched)])
 
 
 class MonitorSet:

@@ -28,11 +28,15 @@ its loop (no longer counted, its thread possibly still alive: phase ``exited``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from aioctx_verify.vocab import PropertyName
+from aioctx_verify.vocab import PropertyName, TraceEvent
 
-__all__ = ["POOL_RULES", "STRUCTURE_PROPERTY", "STRUCTURE_RULES", "pool_violations",
+from ._monitor import Monitor, Violation
+
+__all__ = ["POOL_RULES", "QUIESCENT_RULES", "STRUCTURE_PROPERTY", "STRUCTURE_RULES",
+           "LOCK_RULES", "StateMonitor", "pool_violations", "quiescent_violations",
            "structure_violations"]
 
 #: The invariants, by rule name (each violation message starts with its rule).
@@ -60,7 +64,21 @@ STRUCTURE_RULES: dict[str, str] = {
     "counted",
     "pool-wakeup": "a request queued while a worker idles wakes it: no request waits until "
     "an idle worker's wait runs out (half its idle timeout or more)",
+    "ring-kicked": "a started dataplane device with requests on its available ring has its "
+    "host notifier set (each request was kicked after the last batch was taken, and only the "
+    "handler, before it takes a batch, clears the notifier)",
 }
+
+#: The rules that hold whenever every thread of a run is blocked, not only at rest: each
+#: guards state changed under a lock that no thread holds while it blocks (the BH list's,
+#: a timer list's, the pool's, the ring's) or by atomic counters, so no blocked thread can
+#: be half-way through a change.  The walk counters, the lock and the reclamation rules
+#: are not among them: a thread may sleep inside a walk (a nested ``aio_poll`` of a
+#: callback) or hold the context while it waits.
+QUIESCENT_RULES: tuple[str, ...] = (
+    "deletions-counted", "counters-sane", "timers-sorted", "pool-counts",
+    "pool-workers-counted", "pool-idle-counted", "pool-wakeup", "ring-kicked",
+)
 
 #: The rules :func:`pool_violations` checks (a subset of :data:`STRUCTURE_RULES`).
 POOL_RULES: tuple[str, ...] = (
@@ -76,7 +94,7 @@ STRUCTURE_PROPERTY: dict[str, PropertyName] = {
     "handlers-clean": "LIVE", "lock-free": "P1", "counters-sane": "LIVE",
     "timers-sorted": "LIVE", "pool-counts": "LIVE", "pool-workers-counted": "LIVE",
     "pool-idle-counted": "LIVE", "pool-shutdown-prompt": "LIVE", "pool-shutdown-drained": "LIVE",
-    "pool-wakeup": "LIVE",
+    "pool-wakeup": "LIVE", "ring-kicked": "LIVE",
 }
 
 
@@ -89,17 +107,20 @@ def structure_violations(ctx: Any) -> list[str]:
     """Every representation invariant :data:`STRUCTURE_RULES` names that ``ctx`` (an
     :class:`~aioctx_verify.impl.AioContext` nobody is using right now) breaks, one line
     each, ``rule: what``."""
+    return _context_violations(ctx, locked=True)
+
+
+def _context_violations(ctx: Any, *, locked: bool) -> list[str]:
+    """:func:`structure_violations`; ``locked``: read a timer list and the pool under
+    their mutex (else raw: the caller guarantees that no thread can run)."""
     out: list[str] = []
     name = getattr(ctx, "name", "ctx")
     if ctx._walking_bh != 0 or ctx._walking_handlers != 0:
         out.append(f"walks-ended: {name}: BH walk counter {ctx._walking_bh}, handler walk "
                    f"counter {ctx._walking_handlers}, with no walk under way")
-    bhs = list(ctx._bhs)
-    listed_deleted = sum(1 for bh in bhs if bh.deleted)
+    out += _deletions(ctx)
+    listed_deleted = sum(1 for bh in ctx._bhs if bh.deleted)
     pending = _raw(ctx._bh_deleted_cell)
-    if pending != listed_deleted:
-        out.append(f"deletions-counted: {name}: {pending} deletion(s) pending for "
-                   f"{listed_deleted} deleted BH(s) listed")
     if pending == 0 and listed_deleted:
         out.append(f"deleted-reclaimed: {name}: {listed_deleted} deleted BH(s) listed with "
                    "no deletion pending")
@@ -116,21 +137,39 @@ def structure_violations(ctx: Any) -> list[str]:
     if ext < 0 or ref < 0:
         out.append(f"counters-sane: {name}: external-disable count {ext}, references {ref}")
     for tl in ctx.tlg.lists:
-        with tl._mutex:  # a clock's control may still notify the list
-            active = list(tl._active)
-        keys = [(t.expire_time, t._seq) for t in active]
-        if (any(k[0] < 0 for k in keys) or keys != sorted(keys)
-                or len({id(t) for t in active}) != len(active)
-                or any(t.timer_list is not tl for t in active)):
-            out.append(f"timers-sorted: {name}: {tl.clock.name} list holds "
-                       f"{[k[0] for k in keys]}")
+        if locked:
+            with tl._mutex:  # a clock's control may still notify the list
+                out += _timer_list(name, tl)
+        else:
+            out += _timer_list(name, tl)
     pool = ctx._pool
     if pool is not None:
-        out += pool_violations(pool)
+        out += pool_violations(pool, locked=locked)
     return out
 
 
-def pool_violations(pool: Any) -> list[str]:
+def _deletions(ctx: Any) -> list[str]:
+    """``deletions-counted`` (guarded by the context's BH-list lock)."""
+    listed_deleted = sum(1 for bh in ctx._bhs if bh.deleted)
+    pending = _raw(ctx._bh_deleted_cell)
+    if pending == listed_deleted:
+        return []
+    return [f"deletions-counted: {getattr(ctx, 'name', 'ctx')}: {pending} deletion(s) "
+            f"pending for {listed_deleted} deleted BH(s) listed"]
+
+
+def _timer_list(name: str, tl: Any) -> list[str]:
+    """``timers-sorted`` for one timer list (guarded by its mutex)."""
+    active = list(tl._active)
+    keys = [(t.expire_time, t._seq) for t in active]
+    if (any(k[0] < 0 for k in keys) or keys != sorted(keys)
+            or len({id(t) for t in active}) != len(active)
+            or any(t.timer_list is not tl for t in active)):
+        return [f"timers-sorted: {name}: {tl.clock.name} list holds {[k[0] for k in keys]}"]
+    return []
+
+
+def pool_violations(pool: Any, *, locked: bool = True) -> list[str]:
     """Every rule of :data:`POOL_RULES` that ``pool`` (an
     :class:`~aioctx_verify.impl.ThreadPool`, its context open or closed) breaks, one line
     each, ``rule: what``.
@@ -141,17 +180,29 @@ def pool_violations(pool: Any) -> list[str]:
     is a safety net (the default 10 s), not a bound too short for woken idle workers to
     exit; a timeout of 0 (do not wait) is not judged.
     """
-    out: list[str] = []
     name = getattr(pool.ctx, "name", "ctx")
-    with pool._mutex:  # its idle workers outlive the loop's quiescence
-        cur, idle = pool._cur_threads, pool._idle_threads
-        live = {id(r) for r in pool._live}
-        bad_queue = any(id(r) not in live or r.state.name != "QUEUED" for r in pool._queue)
-        queued = len(pool._queue)
-        records = [(w.phase, w.alive(), repr(w)) for w in pool._workers]
-        end = pool.shutdown_end
-        late = pool.late_starts
-    if not (0 <= idle <= cur <= pool.max_threads) or bad_queue:
+    if locked:
+        with pool._mutex:  # its idle workers outlive the loop's quiescence
+            snap = _pool_snapshot(pool)
+    else:
+        snap = _pool_snapshot(pool)
+    return _pool_rules(name, pool.max_threads, *snap)
+
+
+def _pool_snapshot(pool: Any) -> tuple[Any, ...]:
+    live = {id(r) for r in pool._live}
+    bad_queue = any(id(r) not in live or r.state.name != "QUEUED" for r in pool._queue)
+    records = [(w.phase, w.alive(), repr(w)) for w in pool._workers]
+    return (pool._cur_threads, pool._idle_threads, bad_queue, len(pool._queue), records,
+            pool.shutdown_end, pool.late_starts)
+
+
+def _pool_rules(
+    name: str, max_threads: int, cur: int, idle: int, bad_queue: bool, queued: int,
+    records: list[tuple[str, bool, str]], end: Any, late: int,
+) -> list[str]:
+    out: list[str] = []
+    if not (0 <= idle <= cur <= max_threads) or bad_queue:
         out.append(f"pool-counts: {name}: {cur} thread(s), {idle} idle, {queued} queued")
     counted = [(phase, alive, what) for phase, alive, what in records if phase != "exited"]
     dead = [what for _phase, alive, what in counted if not alive]
@@ -181,3 +232,127 @@ def pool_violations(pool: Any) -> list[str]:
             out.append(f"pool-shutdown-drained: {name}: the shutdown returned before its "
                        f"deadline with {end.threads} thread(s) still counted")
     return out
+
+
+def quiescent_violations(obj: Any) -> list[str]:
+    """The rules of :data:`QUIESCENT_RULES` that ``obj`` breaks, one line each,
+    ``rule: what``: ``obj`` is an open context (a closed one is judged at the end, by
+    :func:`structure_violations` and :func:`pool_violations`) or a dataplane device.
+
+    Call it only while every thread is blocked (a controlled platform's quiescent point):
+    it reads impl's fields raw, taking no lock and adding no scheduling point."""
+    if hasattr(obj, "host_notifier") and hasattr(obj, "_avail"):
+        return _ring_violations(obj)
+    if getattr(obj, "_closed", False):
+        return []
+    return [line for line in _context_violations(obj, locked=False)
+            if line.split(":", 1)[0] in QUIESCENT_RULES]
+
+
+def _ring_violations(dev: Any) -> list[str]:
+    """``ring-kicked``: read from the ring and the notifier themselves, not from the trace
+    events impl emits, so a handler that claims a batch it did not take is judged too."""
+    if not dev.started or dev._transition:
+        return []
+    notifier = dev.host_notifier
+    kicked = getattr(notifier._raw, "value", None)  # a controlled notifier's state
+    if kicked is None or kicked or notifier.closed:
+        return []
+    n = len(dev._avail)
+    if not n:
+        return []
+    return [f"ring-kicked: dataplane device {notifier.id}: {n} request(s) on its available "
+            "ring and its host notifier clear: no handler run will take them until the guest "
+            "kicks again"]
+
+
+#: The rules checked at each release of the mutex that guards their state (see
+#: :class:`StateMonitor`): a lock's invariant holds whenever the lock is free.
+LOCK_RULES: tuple[str, ...] = (
+    "deletions-counted", "timers-sorted", "pool-counts", "pool-workers-counted",
+    "pool-idle-counted", "pool-wakeup",
+)
+
+
+class StateMonitor(Monitor):
+    """The representation invariants while a controlled run goes on, on the contexts and
+    devices a harness registered (the platform's ``watched``):
+
+    * at each release of a mutex (an unlock, or a condition wait letting it go), the rules
+      of :data:`LOCK_RULES` whose state that mutex guards: the BH-list lock's pending
+      count, a timer list's order, the pool's counts.  A lock's invariant holds whenever
+      the lock is free (Hoare's monitor invariant), so a write moved out of its critical
+      section, or a critical section split in two, breaks it at the first release, in any
+      schedule, not only where a second thread happens to interleave;
+    * whenever every thread is blocked, :data:`QUIESCENT_RULES` (which adds the
+      dataplane ring's kick): a count a race left wrong, or a ring left unkicked, is seen
+      while the run goes on, not only if it is still wrong at the end (a later walk may
+      mend the count, the end phase restarts the device).
+
+    Each rule is reported once per object.  The checks read impl's fields raw and add no
+    scheduling point."""
+
+    prop: ClassVar[PropertyName] = "LIVE"  # each violation carries its rule's property
+
+    def __init__(self, watched: Sequence[object]) -> None:
+        super().__init__()
+        self._watched = watched
+        self._seen: set[tuple[str, int]] = set()
+        # mutex id -> (mutex, what it guards: ("bh", ctx) / ("timers", ctx, list) /
+        # ("pool", pool)); mutexes that guard nothing watched are remembered too (the
+        # mutex objects are kept, so an id is never reused while mapped).
+        self._guards: dict[int, tuple[object, tuple[Any, ...]]] = {}
+        self._unguarded: dict[int, object] = {}
+
+    def on_event(self, ev: TraceEvent) -> None:
+        return None
+
+    def _report(self, obj: object, lines: list[str], when: str) -> None:
+        for line in lines:
+            rule, _, what = line.partition(": ")
+            if (rule, id(obj)) in self._seen:
+                continue
+            self._seen.add((rule, id(obj)))
+            self.violations.append(Violation(
+                STRUCTURE_PROPERTY.get(rule, "LIVE"), rule, f"{when}: {what}",
+                self._index, self._event,
+            ))
+
+    def quiescent(self) -> None:
+        for obj in list(self._watched):
+            self._report(obj, quiescent_violations(obj), "while every thread is blocked")
+
+    def _map(self) -> None:
+        for obj in list(self._watched):
+            if not hasattr(obj, "_bh_lock"):
+                continue
+            self._guards[id(obj._bh_lock)] = (obj._bh_lock, ("bh", obj))
+            for tl in obj.tlg.lists:
+                self._guards[id(tl._mutex)] = (tl._mutex, ("timers", obj, tl))
+            pool = obj._pool
+            if pool is not None:
+                self._guards[id(pool._mutex)] = (pool._mutex, ("pool", pool))
+
+    def unlocked(self, mutex: object) -> None:
+        """``mutex`` was just released (the platform's ``on_unlock``)."""
+        key = id(mutex)
+        got = self._guards.get(key)
+        if got is None:
+            if key in self._unguarded:
+                return
+            self._map()  # a context or pool registered or created since
+            got = self._guards.get(key)
+            if got is None:
+                self._unguarded[key] = mutex
+                return
+        what = got[1]
+        when = "when a thread released the lock that guards it"
+        if what[0] == "bh":
+            self._report(what[1], _deletions(what[1]), when)
+        elif what[0] == "timers":
+            self._report(what[2], _timer_list(getattr(what[1], "name", "ctx"), what[2]), when)
+        else:
+            pool = what[1]
+            lines = _pool_rules(getattr(pool.ctx, "name", "ctx"), pool.max_threads,
+                                *_pool_snapshot(pool))
+            self._report(pool, [x for x in lines if x.split(":", 1)[0] in LOCK_RULES], when)

@@ -462,6 +462,20 @@ class ControlledPlatform:
         # Per-object access chains feed the DFS state fingerprint; other strategies skip them.
         self._track_chains = bool(getattr(strategy, "needs_fingerprint", False))
         self._trace_hash = 0
+        #: Objects whose representation invariants the state oracle checks whenever every
+        #: thread is blocked (:meth:`watch_state`).
+        self.watched: list[object] = []
+        #: Called with a mutex each time a thread releases it (an unlock, or a condition
+        #: wait letting it go), at that instant; the state oracle checks the invariants the
+        #: mutex guards.  Not called while a failed run unwinds.
+        self.on_unlock: Callable[[object], None] | None = None
+
+    def watch_state(self, obj: object) -> None:
+        """Have ``obj`` (an impl context or dataplane device of this run) checked by the
+        quiescent state oracle (:func:`aioctx_verify.properties.quiescent_violations`) each
+        time every thread is blocked, when the run is monitored; a harness registers what
+        it creates.  Reads no state here and adds no scheduling point."""
+        self.watched.append(obj)
 
     # ------------------------------------------------------------------------------------
     # Running
@@ -1235,6 +1249,9 @@ class _CMutex:
         if p._race is not None:
             p._race.mutex_released(me.idx, self.oid)
         self.owner = None
+        hook = p.on_unlock
+        if hook is not None and not p._aborting:
+            hook(self)
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -1269,6 +1286,9 @@ class _CCond:
             p._race.mutex_released(me.idx, m.oid)
         m.owner = None
         p._touch(me, "unlock", m.oid)
+        hook = p.on_unlock
+        if hook is not None and not p._aborting:
+            hook(m)
         deadline = None if timeout is None else p._now + max(0, int(timeout * 1e9))
         try:
             ok = p._block(me, f"wait {self._label()}", lambda: slot[0], deadline)

@@ -251,10 +251,10 @@ def run_schedule(
         return ControlledPlatform(
             strategy, memory=mem, max_steps=steps, drop_fences=program.drop_fences
         ).run(program.fn)
-    from aioctx_verify.properties import MonitorSet, default_monitors
+    from aioctx_verify.properties import MonitorSet, StateMonitor, default_monitors
 
     plat = _ObservedPlatform(strategy, memory=mem, max_steps=steps, drop_fences=program.drop_fences)
-    ms = MonitorSet(default_monitors(_ControlledView(plat)))
+    ms = MonitorSet(default_monitors(_ControlledView(plat), plat.watched))
 
     def tracer(ev: TraceEvent) -> None:
         if not plat._aborting:
@@ -262,11 +262,14 @@ def run_schedule(
 
     plat.tracer = tracer
     plat.on_quiescent = ms.quiescent
+    state = next((m for m in ms.monitors if isinstance(m, StateMonitor)), None)
+    plat.on_unlock = None if state is None else state.unlocked
     try:
         out = plat.run(program.fn)
     finally:
         plat.tracer = None
         plat.on_quiescent = None
+        plat.on_unlock = None
     return _judge(out, ms)
 
 

@@ -868,6 +868,14 @@ class ProgramRun:
             self.dev = DataplaneDevice(self.its[0], self.vm, backend=self._dp_backend)
             self.dev.start()
             main.set_event_notifier(self.dev.guest_notifier, self._guest_irq)
+        # The quiescent state oracle (a controlled run's monitors) checks these whenever
+        # every thread is blocked.
+        watch = getattr(p, "watch_state", None)
+        if watch is not None:
+            for ctx in self.ctxs.values():
+                watch(ctx)
+            if self.dev is not None:
+                watch(self.dev)
 
     @contextlib.contextmanager
     def _acquired(self, c: int) -> Iterator[None]:
@@ -1119,6 +1127,9 @@ class ProgramRun:
             self.x_its.append(it)
         self._log("xs", x)
         ctx = qemu.iothread_get_aio_context(it) if q else it.ctx
+        watch = getattr(self.p, "watch_state", None)
+        if watch is not None:
+            watch(ctx)
         if misuse:
             self._refused_unref(ctx, f"the context of started IOThread x{x}", q)
         if q:
