@@ -284,6 +284,9 @@ class StateMonitor(Monitor):
       the lock is free (Hoare's monitor invariant), so a write moved out of its critical
       section, or a critical section split in two, breaks it at the first release, in any
       schedule, not only where a second thread happens to interleave;
+    * when an iteration of a context ends normally, ``deleted-reclaimed`` exactly: every
+      BH deleted before it began and not scheduled is gone (its top-level walk reclaimed
+      it; the end-of-run form of the rule can only check that a count is pending);
     * whenever every thread is blocked, :data:`QUIESCENT_RULES` (which adds the
       dataplane ring's kick): a count a race left wrong, or a ring left unkicked, is seen
       while the run goes on, not only if it is still wrong at the end (a later walk may
@@ -303,9 +306,40 @@ class StateMonitor(Monitor):
         # mutex objects are kept, so an id is never reused while mapped).
         self._guards: dict[int, tuple[object, tuple[Any, ...]]] = {}
         self._unguarded: dict[int, object] = {}
+        self._deleted_at: dict[int, int] = {}  # BH id -> event index of its qemu_bh_delete
+        self._polls: dict[tuple[int, int], list[int]] = {}  # (thread, ctx) -> begin indices
 
     def on_event(self, ev: TraceEvent) -> None:
-        return None
+        kind = ev.kind
+        if kind == "bh_delete":
+            self._deleted_at.setdefault(ev.obj, self._index)
+        elif kind == "poll_begin":
+            self._polls.setdefault((ev.thread, ev.ctx), []).append(self._index)
+        elif kind == "poll_end":
+            begins = self._polls.get((ev.thread, ev.ctx))
+            if begins:
+                begin = begins.pop()
+                if ev.detail == "":  # the iteration ended normally
+                    self._walk_ended(ev.ctx, begin)
+
+    def _walk_ended(self, ctx_id: int, begin: int) -> None:
+        """``deleted-reclaimed``, exactly: an iteration that began after a BH's
+        ``qemu_bh_delete`` walked the BH list at top level and reclaimed it, so it is no
+        longer listed when the iteration ends (unless scheduled again, which is misuse that
+        P2's deleted-never-runs reports when it runs)."""
+        ctx = next((c for c in self._watched
+                    if getattr(c, "id", None) == ctx_id and hasattr(c, "_bhs")), None)
+        if ctx is None or ctx._walking_bh != 0:  # a nested iteration: the outer walk reclaims
+            return
+        stale = [bh.id for bh in ctx._bhs
+                 if bh.deleted and not _raw(bh.scheduled)
+                 and self._deleted_at.get(bh.id, begin) < begin]
+        if stale:
+            self._report(ctx, [
+                f"deleted-reclaimed: {getattr(ctx, 'name', 'ctx')}: BH(s) {stale} deleted "
+                f"before the iteration that began at event {begin} are still listed when it "
+                "ended (its top-level BH walk did not reclaim them)"
+            ], "when an iteration ended")
 
     def _report(self, obj: object, lines: list[str], when: str) -> None:
         for line in lines:

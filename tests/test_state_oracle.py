@@ -4,9 +4,9 @@ releases, the quiescent rules (and a dataplane ring's kick) whenever every threa
 blocked.
 
 * Each rule can fail: a write moved out of the BH-list lock's critical section, a pool
-  count updated after its mutex is let go, a timer list left unsorted, and a dataplane
-  handler that claims more than it took (the trace-based kick oracle believes the claim;
-  the ring does not).
+  count updated after its mutex is let go, a timer list left unsorted, a BH walk that
+  never reclaims (seen when an iteration ends), and a dataplane handler that claims more
+  than it took (the trace-based kick oracle believes the claim; the ring does not).
 * None fires on the correct impl: the same programs under random, PCT and DFS.
 
 Every bound is work (schedules); nothing reads the wall clock.
@@ -226,6 +226,16 @@ def timer_insert_unsorted() -> AbstractContextManager[None]:
     return _patched(TimerList, "mod", mod)
 
 
+def walk_never_reclaims() -> AbstractContextManager[None]:
+    """The end of a top-level BH walk never reclaims deleted BHs (a leak: the pending
+    count stays right, so only the exact rule at an iteration's end sees it)."""
+
+    def keep(self: AioContext) -> None:
+        return None
+
+    return _patched(AioContext, "_reclaim_bhs", keep)
+
+
 class OnePerKickDevice(DataplaneDevice):
     """A handler that takes one request per notification, yet traces (claims) that it
     took every request submitted so far: two kicks that coalesce into one notification
@@ -264,6 +274,10 @@ BROKEN: dict[str, tuple[Program, Callable[[], AbstractContextManager[None]], str
     "timer list unsorted": (
         PROGRAMS["state_timers"], timer_insert_unsorted, "pct", "timers-sorted",
         "when a thread released the lock",
+    ),
+    "walk never reclaims": (
+        PROGRAMS["state_bh"], walk_never_reclaims, "random", "deleted-reclaimed",
+        "when an iteration ended",
     ),
     "handler takes one request per kick": (
         _program("dataplane_one_per_kick", dataplane_program(OnePerKickDevice)), _nothing,
