@@ -118,6 +118,7 @@ class Env:
         it = IOThread(self.p, name=name)
         self.iothreads.append(it)
         self.contexts.append(it.ctx)
+        self._watch(it.ctx)
         try:
             return it.start()
         except IOThreadStateError:
@@ -130,7 +131,14 @@ class Env:
         """A context whose home is the calling thread."""
         ctx = AioContext(self.p, name=name)
         self.contexts.append(ctx)
+        self._watch(ctx)
         return ctx
+
+    def _watch(self, ctx: AioContext) -> None:
+        """A controlled run's state oracle checks ``ctx`` while the probe runs."""
+        watch = getattr(self.p, "watch_state", None)
+        if watch is not None:
+            watch(ctx)
 
     def spawn(self, fn: Callable[[], None], name: str) -> None:
         """Start a thread.  On real threads its exception is kept and re-raised by
