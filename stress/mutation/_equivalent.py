@@ -43,6 +43,21 @@ _LEFT_ZERO = (
 )
 
 
+_IDLE_WMB = "ctx._p.fence(Fence.WMB) # idle (and the callback's inputs) before scheduled"
+_IDLE_RELEASE = (
+    "the exchange that publishes scheduled is a release RMW: it orders the idle store (and "
+    "every earlier access) for whoever acquires it, before or after the fence alike"
+)
+_ENTER = (
+    "if lock._owner == lock._me() and lock._nesting > 0 and self._p.tracer is None:"
+)
+_OWNER_DEPTH = (
+    "the two tests differ only at depth 0 with the owner cell naming the reader, a state "
+    "only the owner's own unlock passes through (depth 0, then owner None, under _mutex), "
+    "and the owner is the only thread whose id the cell can hold when it reads it"
+)
+
+
 def _key(op: str, file: str, function: str, variant: str, before: str, after: str) -> str:
     return f"{op}:impl/{file}:{function}:{variant}: {before} -> {after}"
 
@@ -270,5 +285,37 @@ EQUIVALENT: dict[str, str] = {
         "a reference is taken only by a thread that already holds one or was handed the "
         "context with happens-before, so the count cannot reach zero meanwhile; an increment "
         "orders nothing (std::shared_ptr's is relaxed), only the finalising decrement must"
+    ),
+    # BH.schedule_idle: where the release fence sits does not matter either.
+    _swap("_context.py", "BH.schedule_idle", "self.idle.store(True, _RELAXED)", _IDLE_WMB): (
+        _IDLE_RELEASE
+    ),
+    _swap("_context.py", "BH.schedule_idle", _IDLE_WMB,
+          "self.scheduled.exchange(True, _RELEASE)"): _IDLE_RELEASE,
+    # The nested fast path of `with ctx:` (taken only untraced).
+    _key("off-by-one", "_context.py", "AioContext.__enter__", "boundary", _ENTER,
+         _ENTER.replace("_nesting > 0", "_nesting >= 0")): _OWNER_DEPTH,
+    _key("off-by-one", "_context.py", "AioContext.__enter__", "minus1", _ENTER,
+         _ENTER.replace("_nesting > 0", "_nesting > -1")): _OWNER_DEPTH,
+    _key("off-by-one", "_context.py", "AioContext.__enter__", "plus1", _ENTER,
+         _ENTER.replace("_nesting > 0", "_nesting > 1")): (
+        "at depth 1 the owner now takes the slow path, lock(), which nests the same way "
+        "(owner == me: depth + 1, no wait, no trace since the fast path runs untraced only): "
+        "the same state, by a longer path"
+    ),
+    _swap("_context.py", "AioContext._reclaim_bhs", "self._bhs = keep",
+          "self._bh_deleted = pending"): (
+        "both stores are in one _bh_lock critical section; every other reader of either takes "
+        "_bh_lock (one-shot scheduling, statistics) or is the context's holder, which is the "
+        "thread running this reclaim"
+    ),
+    _swap("_context.py", "AioContext._add_handler", "node.is_ctx_notifier = own",
+          "self._handlers.append(node)"): _HANDLER,
+    _key("order-relax", "_context.py", "AioContext.aio_notify", "relaxed",
+         "self.notified.exchange(True, _SEQ)", "self.notified.exchange(True, _RELAXED)"): (
+        "the notifier's set just before it is a system call and so a full fence "
+        "(impl._platform.RawNotifier): fence then relaxed RMW synchronises with the accept's "
+        "seq_cst exchange that reads it as the seq_cst RMW would, and only accept reads "
+        "notified"
     ),
 }
