@@ -448,8 +448,7 @@ def _raise_if_failed(
     if failure is not None:
         schedule, trace, names = failure.schedule, failure.trace, failure.thread_names
         kind, message, prop = failure.kind, failure.message, failure.prop or out.prop
-        shrunk = (f"shrunk to {failure.preemptions} preemption(s), {failure.steps} step(s) "
-                  f"(found with {failure.original_preemptions} / {failure.original_steps})")
+        shrunk = failure.shrink_summary
     else:
         schedule = replayed or str(Schedule(program_name(item), memory,
                                             tuple(c.token for c in out.decisions)))

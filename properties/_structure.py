@@ -327,8 +327,8 @@ class StateMonitor(Monitor):
         ``qemu_bh_delete`` walked the BH list at top level and reclaimed it, so it is no
         longer listed when the iteration ends (unless scheduled again, which is misuse that
         P2's deleted-never-runs reports when it runs)."""
-        ctx = next((c for c in self._watched
-                    if getattr(c, "id", None) == ctx_id and hasattr(c, "_bhs")), None)
+        ctx: Any = next((c for c in self._watched
+                         if getattr(c, "id", None) == ctx_id and hasattr(c, "_bhs")), None)
         if ctx is None or ctx._walking_bh != 0:  # a nested iteration: the outer walk reclaims
             return
         stale = [bh.id for bh in ctx._bhs
@@ -357,7 +357,8 @@ class StateMonitor(Monitor):
             self._report(obj, quiescent_violations(obj), "while every thread is blocked")
 
     def _map(self) -> None:
-        for obj in list(self._watched):
+        for watched in list(self._watched):
+            obj: Any = watched
             if not hasattr(obj, "_bh_lock"):
                 continue
             self._guards[id(obj._bh_lock)] = (obj._bh_lock, ("bh", obj))

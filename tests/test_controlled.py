@@ -95,6 +95,69 @@ def test_lost_update_found_and_shrunk_to_one_preemption(strategy: str) -> None:
     assert "Thread 1 (inc0)" in r.failure.report()
 
 
+# -- (b2) shrinking reaches the proven minimum of preemptions ------------------------------
+def _noisy_notify(p: ControlledPlatform) -> None:
+    """The notify handshake with the waker's steps swapped, padded with work on a third
+    cell by all three threads: random schedules fail with dozens of preemptions, while one
+    suffices (the waker reads notify_me before the sleeper publishes it)."""
+    notify_me = p.atomic(0, "notify_me")
+    work = p.atomic(0, "work")
+    noise = p.atomic(0, "noise")
+    slept: list[bool] = []
+    kicked: list[bool] = []
+
+    def pad(n: int) -> None:
+        for _ in range(n):
+            noise.fetch_add(1)
+
+    def sleeper() -> None:
+        pad(5)
+        notify_me.store(1)
+        pad(5)
+        if not work.load():
+            slept.append(True)
+
+    def waker() -> None:
+        pad(5)
+        if notify_me.load():
+            kicked.append(True)
+        pad(5)
+        work.store(1)
+
+    ts = [p.start_thread(sleeper, "sleeper"), p.start_thread(waker, "waker"),
+          p.start_thread(lambda: pad(30), "busy")]
+    for t in ts:
+        t.join()
+    assert not (slept and not kicked), "lost wake-up: the sleeper slept and nobody kicked it"
+
+
+NOISY_NOTIFY = Program("noisy_notify", _noisy_notify, "bug", "sc", "padded notify order")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shrink_reaches_the_proven_minimum_of_preemptions(seed: int) -> None:
+    r = explore(NOISY_NOTIFY, strategy="random", budget=Budget(2000, 3600), seed=seed)
+    assert r.failure is not None, r.summary()
+    f = r.failure
+    assert f.original_preemptions > 5  # random search fails with many
+    assert (f.preemptions, f.minimal) == (1, True), f.report()
+    assert "no schedule with fewer preemptions fails (searched exhaustively)" in f.report()
+    again = replay(f.schedule, {"noisy_notify": NOISY_NOTIFY})
+    assert (again.verdict, again.message, again.preemptions) == ("fail", f.message, 1)
+
+
+def test_shrink_claims_no_minimum_it_did_not_search() -> None:
+    from aioctx_verify.stress.explore._explore import shrink
+
+    r = explore(NOISY_NOTIFY, strategy="random", budget=Budget(2000, 3600), seed=0,
+                do_shrink=False)
+    assert r.failure is not None
+    found = run_schedule(NOISY_NOTIFY, ReplayStrategy(Schedule.parse(r.failure.schedule).tokens),
+                         "sc")
+    f = shrink(NOISY_NOTIFY, found, "sc", search_runs=0)
+    assert f.preemptions >= 1 and not f.minimal, f.report()
+
+
 # -- (c) a notify handshake with its fence removed: tso/pso find it, sc cannot ----------
 @pytest.mark.parametrize("memory", ["tso", "pso"])
 @pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])

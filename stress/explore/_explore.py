@@ -8,6 +8,7 @@ figures.  ``replay(schedule)`` re-runs one schedule exactly.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import select
 import sys
 import time
@@ -91,6 +92,18 @@ class Failure:
     original_preemptions: int
     original_steps: int
     prop: str = ""  # P1/P2/P3/LIVE when known (monitor violation, deadlock, lost wake-up)
+    #: The preemption count is proven minimal: an exhaustive search of every bound below it
+    #: found no failure of this kind (see :func:`shrink`).
+    minimal: bool = False
+
+    @property
+    def shrink_summary(self) -> str:
+        """``shrunk to P preemption(s), S step(s) (found with ...)``, and whether P is proven
+        the fewest any failing schedule of this kind needs."""
+        proof = ("; no schedule with fewer preemptions fails (searched exhaustively)"
+                 if self.minimal else "")
+        return (f"shrunk to {self.preemptions} preemption(s), {self.steps} step(s) "
+                f"(found with {self.original_preemptions} / {self.original_steps}){proof}")
 
     def replay_command(self, mutant: str | None = None) -> str:
         """The replay line (``mutant``: the mutant applied when the failure was found)."""
@@ -101,8 +114,7 @@ class Failure:
             f"{self.kind}: {self.message}",
             f"schedule: {self.schedule}",
             f"replay:   {self.replay_command()}",
-            f"shrunk to {self.preemptions} preemption(s), {self.steps} step(s) "
-            f"(found with {self.original_preemptions} / {self.original_steps})",
+            self.shrink_summary,
             format_trace(self.trace, self.thread_names),
         ]
         return "\n".join(lines)
@@ -358,7 +370,9 @@ def explore(
     return res
 
 
-def _failure(program: Program, memory: str, out: RunOutcome, original: RunOutcome) -> Failure:
+def _failure(
+    program: Program, memory: str, out: RunOutcome, original: RunOutcome, minimal: bool = False
+) -> Failure:
     return Failure(
         kind=out.kind,
         message=out.message,
@@ -371,6 +385,7 @@ def _failure(program: Program, memory: str, out: RunOutcome, original: RunOutcom
         original_preemptions=original.preemptions,
         original_steps=original.steps,
         prop=out.prop,
+        minimal=minimal,
     )
 
 
@@ -379,8 +394,8 @@ def shrink(
     found: RunOutcome,
     memory: str,
     *,
-    max_replays: int = 2000,
-    search_runs: int = 300,
+    max_replays: int = 3000,
+    search_runs: int = 1500,
     seconds: float | None = None,
 ) -> Failure:
     """Reduce a failing schedule toward the fewest preemptions, then the fewest steps.
@@ -389,9 +404,14 @@ def shrink(
     to the non-preempting choice) and keep it when the run still fails the same way; the
     kept run's own decisions become the new schedule, so the result replays exactly.  The
     passes: (1) the shortest failing prefix (the rest runs without preemption), (2) single
-    preemptions dropped, (3) when those stall, a preemption-bounded DFS (bound = current -
-    1, at most ``search_runs`` runs; 0 skips it) for a failure of the same kind with fewer
-    preemptions; repeated while something improves.
+    preemptions dropped, (3) the fewest preemptions by iterative deepening: a
+    preemption-bounded DFS at bound 0, 1, ... below the best count so far, each run to
+    exhaustion, until one finds a failure of the same kind (whose count is then the
+    minimum: every smaller bound was exhausted without one) or every bound below the best
+    is exhausted (the best is the minimum); the passes are repeated while something
+    improves.  When the DFS's exhaustiveness holds (memory ``sc``, ``tso`` or ``pso``) and
+    the search ran to its end, the failure says it is minimal.  ``search_runs`` bounds the
+    DFS runs in all (0 skips pass 3).
 
     Bounded in work and, optionally, in time: at most ``max_replays`` runs in all (every
     candidate and every run of the DFS counts one), and none starts after ``seconds`` (a
@@ -401,6 +421,9 @@ def shrink(
     best = found
     replays = 0
     deadline = None if seconds is None else time.perf_counter() + seconds
+    searched = 0  # DFS runs spent
+    exhausted_below = 0  # every bound below this was searched to exhaustion, no failure
+    minimal = False
 
     def budget_left() -> bool:
         return replays < max_replays and (deadline is None or time.perf_counter() <= deadline)
@@ -419,6 +442,27 @@ def shrink(
     def better(out: RunOutcome) -> bool:
         return (out.preemptions, out.steps) < (best.preemptions, best.steps)
 
+    def deepen() -> RunOutcome | None:
+        """Pass 3: bounds from ``exhausted_below`` up to the best count minus one."""
+        nonlocal replays, searched, exhausted_below, minimal
+        while exhausted_below < best.preemptions:
+            dfs = DFSStrategy(exhausted_below)
+            while True:
+                if searched >= search_runs or not budget_left():
+                    return None
+                if not dfs.next_run():
+                    break
+                searched += 1
+                replays += 1
+                out = run_schedule(program, dfs, memory)
+                if same_failure(out):
+                    minimal = dfs_sound and out.preemptions == exhausted_below
+                    return out
+            exhausted_below += 1  # this bound holds no failure of the kind
+        minimal = dfs_sound
+        return None
+
+    dfs_sound = memory in ("sc", "tso", "pso")
     improved = True
     while improved and budget_left():
         improved = False
@@ -444,18 +488,31 @@ def shrink(
                 tokens = [c.token for c in best.decisions]
                 continue
             i += 1
-        # 3. a bounded systematic search for a failure with fewer preemptions
-        if best.preemptions > 0 and search_runs > 0 and budget_left():
-            dfs = DFSStrategy(best.preemptions - 1)
-            runs = 0
-            while runs < search_runs and budget_left() and dfs.next_run():
-                runs += 1
-                replays += 1
-                out = run_schedule(program, dfs, memory)
-                if same_failure(out):
+        # 2b. drop two decisions at once (a switch away and the switch back often only go
+        # together), when single drops found nothing
+        if not improved:
+            tokens = [c.token for c in best.decisions]
+            # switch points: a decision unlike the one before it, a flush or a stale read
+            cut = [i for i, t in enumerate(tokens)
+                   if i and (t != tokens[i - 1] or not t[0].isdigit())]
+            pairs: list[tuple[int, int]] = (
+                list(itertools.combinations(cut, 2)) if len(cut) <= 16
+                else list(itertools.pairwise(cut))
+            )
+            for a, b in pairs:
+                if not budget_left():
+                    break
+                out = probe([t for i, t in enumerate(tokens) if i not in (a, b)])
+                if out is not None and better(out):
                     best, improved = out, True
                     break
-    return _failure(program, memory, best, found)
+        # 3. the fewest preemptions, by iterative deepening below the best count
+        if not minimal and best.preemptions > exhausted_below and budget_left():
+            out = deepen()
+            if out is not None and better(out):
+                best, improved = out, True
+    proven = best.preemptions == 0 or (minimal and best.preemptions == exhausted_below)
+    return _failure(program, memory, best, found, proven)
 
 
 def replay(schedule: str | Schedule, programs: dict[str, Program]) -> RunOutcome:

@@ -104,8 +104,7 @@ class GenFailure(Failure):
             f"{self.program.size} ops / {self.program.threads} threads",
             f"schedule: {self.schedule}",
             f"replay:   {self.replay_command()}",
-            f"shrunk to {self.preemptions} preemption(s), {self.steps} step(s) "
-            f"(found with {self.original_preemptions} / {self.original_steps})",
+            self.shrink_summary,
             format_trace(self.trace, self.thread_names),
         ])
 
@@ -235,7 +234,8 @@ def finish_failure(
     program = generated_program(small, memory, raised)
     f = shrink(program, out, memory, seconds=max(1.0, shrink_seconds * 0.3), search_runs=100)
     final = _reproduce(program, f.schedule)
-    return _gen_failure(small, program, final, found, raised, origin=prog, strategy=strategy)
+    gf = _gen_failure(small, program, final, found, raised, origin=prog, strategy=strategy)
+    return dataclasses.replace(gf, minimal=f.minimal)
 
 
 def _gen_failure(
