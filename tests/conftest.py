@@ -4,7 +4,8 @@ by pytest-timeout (``timeout_method = thread`` dumps every thread's stack)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -30,6 +31,36 @@ settings.load_profile(
 
 #: Upper bound for any single wait in a test (seconds); generous for loaded CI machines.
 WAIT = 10.0
+
+
+def late_starting_platform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[type[RealPlatform], list[threading.Thread], threading.Event]:
+    """A real platform whose threads the "OS" runs only after an IOThread's start has given
+    up waiting for its thread (``IOThread._note_start_wait_ran_out``, patched for the test),
+    the list its threads are put on (so the test can join them), and the event set when a
+    start gave up."""
+    gave_up = threading.Event()
+    real_note = IOThread._note_start_wait_ran_out
+    late: list[threading.Thread] = []
+
+    def note(self: IOThread) -> None:
+        real_note(self)
+        gave_up.set()
+
+    class LateStarts(RealPlatform):
+        def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+            def body() -> None:
+                gave_up.wait(60)  # the OS runs it only once its start has given up
+                target()
+
+            t = super().start_thread(body, name)
+            assert isinstance(t, threading.Thread)
+            late.append(t)
+            return t
+
+    monkeypatch.setattr(IOThread, "_note_start_wait_ran_out", note)
+    return LateStarts, late, gave_up
 
 
 @pytest.fixture(params=["eventfd", "pipe"])

@@ -7,7 +7,7 @@ Broken impls are patched in with ``unittest.mock.patch`` for one test only.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from unittest import mock
 
 import pytest
@@ -35,7 +35,7 @@ from aioctx_verify.stress.stateful._multi import (
     search,
 )
 
-from .conftest import WAIT
+from .conftest import WAIT, late_starting_platform
 
 
 # -- broken impls ----------------------------------------------------------------------------
@@ -287,32 +287,9 @@ def test_real_threads_an_iothread_started_late_is_inconclusive(
 ) -> None:
     """The OS runs an IOThread's thread only after its start gave up: the machine's delay,
     so the run is inconclusive, not a failure (and the late thread ends at once)."""
-    import threading
-
-    from aioctx_verify.impl import IOThread
-
-    gave_up = threading.Event()
-    real_note = IOThread._note_start_wait_ran_out
-    late: list[threading.Thread] = []
-
-    def note(self: IOThread) -> None:
-        real_note(self)
-        gave_up.set()
-
-    class LateStarts(RealPlatform):
-        def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
-            def body() -> None:
-                gave_up.wait(60)
-                target()
-
-            t = super().start_thread(body, name)
-            assert isinstance(t, threading.Thread)
-            late.append(t)
-            return t
-
-    monkeypatch.setattr(IOThread, "_note_start_wait_ran_out", note)
+    late_starts, late, _gave_up = late_starting_platform(monkeypatch)
     r = run_real(Scenario.parse("sm1-S0.I1.C0_O0.N0_T0d0.T1d1"), timeout=0.05,
-                 platform=LateStarts())
+                 platform=late_starts())
     assert r.verdict == "inconclusive", r.report()
     assert "did not start" in r.message
     for t in late:

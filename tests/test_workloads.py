@@ -14,7 +14,7 @@ import select
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -46,7 +46,7 @@ from aioctx_verify.stress.real._workloads import (
     _load_verdict,
     _token,
 )
-from tests.conftest import WAIT
+from tests.conftest import WAIT, late_starting_platform
 
 A, INTERESTING, F = Grade.ACCEPTABLE, Grade.ACCEPTABLE_INTERESTING, Grade.FORBIDDEN
 SMALL_THREADS, SMALL_ROUNDS = 2, 10
@@ -295,23 +295,8 @@ def test_an_iothread_the_os_starts_late_makes_the_trial_inconclusive(
     exception; the thread, started afterwards, is still stopped and joined."""
     from aioctx_verify.stress.real import _runner
 
-    gave_up = threading.Event()
-    real_note = IOThread._note_start_wait_ran_out
-
-    def note(self: IOThread) -> None:
-        real_note(self)
-        gave_up.set()
-
-    class LateStarts(RealPlatform):
-        def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
-            def late() -> None:
-                gave_up.wait(60)  # the OS runs it only once its start has given up
-                target()
-
-            return super().start_thread(late, name)  # type: ignore[return-value]
-
-    monkeypatch.setattr(IOThread, "_note_start_wait_ran_out", note)
-    monkeypatch.setattr(_runner, "RealPlatform", LateStarts)
+    late_starts, _late, gave_up = late_starting_platform(monkeypatch)
+    monkeypatch.setattr(_runner, "RealPlatform", late_starts)
     its: list[IOThread] = []
 
     def run(trial: Trial) -> str:
