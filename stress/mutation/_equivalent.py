@@ -318,4 +318,22 @@ EQUIVALENT: dict[str, str] = {
         "seq_cst exchange that reads it as the seq_cst RMW would, and only accept reads "
         "notified"
     ),
+    _key("off-by-one", "_context.py", "AioContext.set_fd_handler", "minus1",
+         "if fd < 0 or not self._p.fd_is_open(fd):",
+         "if fd < -1 or not self._p.fd_is_open(fd):"): (
+        "the tests differ only at fd == -1, which no platform reports open (Platform."
+        "fd_is_open: no descriptor -1), so the same single raise is taken"
+    ),
+    _key("lock-move-out", "_timers.py", "TimerList.run_timers", "last",
+         "[16] cb, opaque = t.cb, t.opaque", "[12] cb, opaque = t.cb, t.opaque"): (
+        "a timer's cb and opaque are written once, in QEMUTimer.__init__, before the timer "
+        "can be on any list; read inside or outside the mutex they are the same values"
+    ),
+    _key("lock-move-out", "_lock.py", "RFifoLock.lock", "last",
+         "[12] if self._platform.tracer is not None:; [16] self._trace(\"acquire\", me, 1)",
+         "[8] if self._platform.tracer is not None:; [12] self._trace(\"acquire\", me, 1)"): (
+        "only the trace call moves: the grant (owner, depth) and every wake-up stay under "
+        "the mutex, so the lock behaves the same; the trace feeds the monitors, it is not "
+        "the lock's behaviour"
+    ),
 }
