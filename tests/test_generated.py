@@ -593,3 +593,29 @@ def test_a_small_scope_program_runs_under_every_strategy(monkeypatch: pytest.Mon
     asked.clear()
     search_generated(0, budget, indices=[swarm], do_shrink=False)
     assert len(seen) == 4 and len({s for s, _ in seen}) == 1 and asked == [1] * 4
+
+
+def test_an_external_disabled_query_synchronises_with_the_disables_it_observes() -> None:
+    """c11: a thread that reads external_disabled from the write of another thread's
+    disable (or a later one) must be guaranteed to see what that thread wrote before the
+    disable (the count's writes are all seq_cst RMWs, a release sequence, and the query is
+    a seq_cst load).  A relaxed query load breaks it: the publication check fails within a
+    few schedules of a program where a query follows another thread's disable, and the
+    correct impl passes them all."""
+    from aioctx_verify.impl import Ordering
+
+    prog = generate(0, 283)
+    assert any(o.kind is OpKind.EXT for o in prog.ops())
+    assert any(o.kind is OpKind.QUERY and o.b == Query.EXTERNAL for o in prog.ops())
+
+    def search() -> Any:
+        return explore_program(generated_program(prog, "c11"), strategy="random",
+                               budget=Budget(40, UNBOUNDED), seed=0, do_shrink=False)
+
+    r = search()
+    assert r.verdict == "pass", r.failure and r.failure.message
+    relaxed = property(lambda self: bool(self._external_disable_cnt.load(Ordering.RELAXED)))
+    with mock.patch.object(AioContext, "external_disabled", relaxed):
+        r = search()
+    assert r.verdict == "fail" and r.failure is not None
+    assert "P3 external-publishes" in r.failure.message, r.failure.message

@@ -470,6 +470,16 @@ class ControlledPlatform:
         #: mutex guards.  Not called while a failed run unwinds.
         self.on_unlock: Callable[[object], None] | None = None
 
+    def c11_position(self, cell: object) -> int | None:
+        """Under ``c11``, the index in ``cell``'s modification order of the newest write the
+        calling thread has seen of it: right after a load, the write that load read; right
+        after the thread's own write or RMW, that write.  None under other models (or for
+        a cell this platform did not make).  Reads nothing shared, adds no scheduling
+        point: what an oracle needs to tell which write a query observed."""
+        if self.memory is not Memory.C11 or not isinstance(cell, _CCell):
+            return None
+        return self._me().view.get(cell.oid, 0)
+
     def watch_state(self, obj: object) -> None:
         """Have ``obj`` (an impl context or dataplane device of this run) checked by the
         quiescent state oracle (:func:`aioctx_verify.properties.quiescent_violations`) each

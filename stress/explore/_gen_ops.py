@@ -98,8 +98,10 @@ __all__ = [
 ]
 
 #: The generator's version: part of every program name, so that a replay line printed by
-#: another version is refused instead of replaying a different program.
-GENERATOR_VERSION = 5
+#: another version is refused instead of replaying a different program (or the same program
+#: with other scheduling points: 6 draws the programs of 5, but its external_disabled query
+#: always reads the count, and c11 runs publish around every disable and enable).
+GENERATOR_VERSION = 6
 #: Threads of a program (thread 0 included), drawn from this, and the deepest nesting.
 THREADS = (2, 2, 3, 3, 4)
 MAX_DEPTH = 3

@@ -98,7 +98,7 @@ from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 from ..controlled import ControlledPlatform
 from ._explore import Program
 from ._gen_ops import GenProgram, Op, OpKind, Query
-from ._publish import Publication
+from ._publish import ExternalPublication, Publication
 
 __all__ = ["MAX_STEPS", "Finding", "OracleFailure", "ProgramRun", "classify", "generated_program"]
 
@@ -228,6 +228,7 @@ class ProgramRun:
         self.kidx: dict[ThreadId, int] = {self.t0: 0}  # thread -> its script's number
         #: c11 runs: what scripts publish before a qemu_bh_schedule, and what runs read.
         self.pub: Publication | None = None
+        self.ext_pub: ExternalPublication | None = None
         # References and disables a thread holds now (what its queries must see).
         self.myrefs: dict[tuple[ThreadId, int], int] = {}
         self.ext_depth: dict[tuple[ThreadId, int], int] = {}
@@ -634,10 +635,12 @@ class ProgramRun:
         name = st.ctx_name(a)
         depth = self._holds(a)
         if w is Query.EXTERNAL:
-            if self.ext_depth.get((me, a), 0) and not ctx.external_disabled:
+            disabled = ctx.external_disabled
+            if self.ext_depth.get((me, a), 0) and not disabled:
                 self.fail("P3", "query-state",
                           f"{name}.external_disabled is False inside {who}'s own "
                           "aio_disable_external")
+            self._external_published(a, who)
             return
         if w in (Query.POOL, Query.PENDING):
             got: ThreadPool | None
@@ -853,6 +856,9 @@ class ProgramRun:
         if getattr(getattr(p, "memory", None), "value", None) == "c11":
             shared = [j for j in self.bhs if st.bhs[j].owner is None]
             self.pub = Publication(p, shared, len(self.prog.scripts))
+            if any(o.kind is OpKind.EXT for o in self.prog.ops()):
+                self.ext_pub = ExternalPublication(p, sorted(self.ctxs),
+                                                   len(self.prog.scripts))
         for j in sorted(used.timers):
             t = st.timers[j]
             self.timers[j] = qemu.aio_timer_new(self.ctxs[t.ctx], t.clock, t.scale,
@@ -1071,17 +1077,52 @@ class ProgramRun:
     def _external(self, op: Op) -> None:
         ctx = self.ctxs[op.a]
         key = (self._me(), op.a)
+        pub = self.ext_pub
+        k = self.kidx.get(self._me()) if pub is not None else None
+        n = 0
+        if pub is not None and k is not None:
+            n = pub.before(op.a, k)
         if op.q:
             qemu.aio_disable_external(ctx)
         else:
             ctx.disable_external()
+        if pub is not None and k is not None:
+            pub.after(op.a, k, n, self._c11_position(ctx._external_disable_cnt))
         self.ext_depth[key] = self.ext_depth.get(key, 0) + 1
         self._script(op.body)
         self.ext_depth[key] -= 1
+        if pub is not None and k is not None:
+            n = pub.before(op.a, k)
         if op.q:
             qemu.aio_enable_external(ctx)
         else:
             ctx.enable_external()
+        if pub is not None and k is not None:
+            pub.after(op.a, k, n, self._c11_position(ctx._external_disable_cnt))
+
+    def _c11_position(self, cell: object) -> int | None:
+        where = getattr(self.p, "c11_position", None)
+        return None if where is None else where(cell)
+
+    def _external_published(self, a: int, who: str) -> None:
+        """c11: after an ``external_disabled`` query, the querying thread sees what every
+        disable and enable it synchronised with published (:class:`ExternalPublication`)."""
+        pub = self.ext_pub
+        if pub is None:
+            return
+        pos = self._c11_position(self.ctxs[a]._external_disable_cnt)
+        if pos is None:
+            return
+        for k, n in sorted(pub.required(a, pos).items()):
+            got = pub.visible(a, k, self._c11_position)
+            if got is not None and got < n:
+                self.fail(
+                    "P3", "external-publishes",
+                    f"{who} read {self.st.ctx_name(a)}.external_disabled from a write that "
+                    f"follows T{k}'s disable / enable #{n} of it, yet may still read {got} "
+                    f"of what T{k} wrote before that call: the query does not synchronise "
+                    "with it",
+                )
 
     def _locked(self, op: Op) -> None:
         ctx = self.ctxs[op.a]

@@ -29,12 +29,12 @@ inputs to no particular run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aioctx_verify.impl import Ordering
 
-__all__ = ["Publication"]
+__all__ = ["ExternalPublication", "Publication"]
 
 _RELAXED = Ordering.RELAXED
 
@@ -98,3 +98,66 @@ class Publication:
             if got < n:
                 out.append((j, k, n, got))
         return out
+
+
+class ExternalPublication:
+    """The same message-passing check through ``aio_disable_external`` /
+    ``aio_enable_external`` and ``external_disabled``.
+
+    The external-disable count is written only by seq_cst RMWs (a disable's fetch_add, an
+    enable's compare-exchange), so every write to it continues the release sequence of every
+    earlier one, and ``external_disabled``, a seq_cst load, acquires: a thread that reads
+    the count from the write at position ``i`` of its modification order has synchronised
+    with every disable and enable at ``i`` or before, and sees what each of their threads
+    wrote before it.  So under ``c11`` each script thread writes a per-(context, thread)
+    relaxed cell (its ``n``-th disable or enable of that context) right before each disable
+    and enable, the position of the write that RMW made is recorded
+    (``ControlledPlatform.c11_position``), and after every ``external_disabled`` query the
+    querying thread must be guaranteed to see, in each cell of that context, at least the
+    number published before every disable and enable at or before the position it read:
+    its view of the cell (the newest write it can no longer read past) must reach that
+    number.  A relaxed RMW or a relaxed query load breaks the chain, and a stale number is
+    then readable; the check needs no load, so one run that reaches the query decides it
+    (the explorer need not also pick the stale read).
+
+    Args:
+        p: the platform (thread 0 makes the cells before any script starts).
+        ctxs: the contexts' indices.
+        scripts: how many script threads there are.
+    """
+
+    def __init__(self, p: Any, ctxs: Iterable[int], scripts: int) -> None:
+        self.cells = {
+            (c, k): p.atomic(0, f"pub.ext{c}.T{k}") for c in ctxs for k in range(scripts)
+        }
+        self._n: dict[tuple[int, int], int] = {}
+        #: ctx -> (position of the RMW's write, script, number published before it).
+        self.done: dict[int, list[tuple[int, int, int]]] = {}
+
+    def before(self, c: int, k: int) -> int:
+        """Script ``k`` is about to disable or enable context ``c``: publish its number."""
+        n = self._n.get((c, k), 0) + 1
+        self._n[(c, k)] = n
+        self.cells[(c, k)].store(n, _RELAXED)
+        return n
+
+    def after(self, c: int, k: int, n: int, position: int | None) -> None:
+        """That disable or enable wrote the count at ``position`` (None: not ``c11``)."""
+        if position is not None:
+            self.done.setdefault(c, []).append((position, k, n))
+
+    def required(self, c: int, position: int) -> dict[int, int]:
+        """Script -> the least number a reader of the count's write at ``position`` must
+        see in that script's cell."""
+        need: dict[int, int] = {}
+        for pos, k, n in self.done.get(c, ()):
+            if pos <= position and n > need.get(k, 0):
+                need[k] = n
+        return need
+
+    def visible(self, c: int, k: int, position: Callable[[Any], int | None]) -> int | None:
+        """The newest number of script ``k``'s cell for ``c`` that the calling thread is
+        guaranteed to read (``position``: the platform's ``c11_position``; the cell's
+        ``n``-th write is its number ``n``): any older one is still readable by a relaxed
+        load when this is below what is required."""
+        return position(self.cells[(c, k)])
