@@ -619,3 +619,25 @@ def test_an_external_disabled_query_synchronises_with_the_disables_it_observes()
         r = search()
     assert r.verdict == "fail" and r.failure is not None
     assert "P3 external-publishes" in r.failure.message, r.failure.message
+
+
+def test_an_is_scheduled_query_synchronises_with_the_schedule_it_observes() -> None:
+    """c11: a thread that reads a BH's flag with is_scheduled from a write in the release
+    sequence of another thread's qemu_bh_schedule must be guaranteed to see what that
+    thread published before the schedule.  A relaxed is_scheduled load breaks it."""
+    from aioctx_verify.impl import BH, Ordering
+
+    prog = generate(0, 1)
+    assert any(o.kind is OpKind.QUERY and o.b == Query.BH for o in prog.ops())
+
+    def search() -> Any:
+        return explore_program(generated_program(prog, "c11"), strategy="random",
+                               budget=Budget(60, UNBOUNDED), seed=0, do_shrink=False)
+
+    r = search()
+    assert r.verdict == "pass", r.failure and r.failure.message
+    relaxed = property(lambda self: bool(self.scheduled.load(Ordering.RELAXED)))
+    with mock.patch.object(BH, "is_scheduled", relaxed):
+        r = search()
+    assert r.verdict == "fail" and r.failure is not None
+    assert "P2 schedule-publishes" in r.failure.message, r.failure.message

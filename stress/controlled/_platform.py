@@ -480,6 +480,14 @@ class ControlledPlatform:
             return None
         return self._me().view.get(cell.oid, 0)
 
+    def c11_rmw_chain(self, cell: object, first: int, last: int) -> bool:
+        """Under ``c11``, whether every write of ``cell`` after position ``first`` up to
+        ``last`` was an RMW's: then a release write at ``first`` heads a release sequence
+        that reaches ``last``, and an acquire reading ``last`` synchronises with it."""
+        if self.memory is not Memory.C11 or not isinstance(cell, _CCell):
+            return False
+        return all(cell.rmw[first + 1:last + 1])
+
     def watch_state(self, obj: object) -> None:
         """Have ``obj`` (an impl context or dataplane device of this run) checked by the
         quiescent state oracle (:func:`aioctx_verify.properties.quiescent_violations`) each
@@ -906,6 +914,7 @@ class ControlledPlatform:
             _join(msg, base)  # an RMW continues the release sequence it extends
         msg[cell.oid] = ts
         cell.hist.append((value, msg))
+        cell.rmw.append(base is not None)
         if order is Ordering.SEQ_CST:
             cell.sc_ts = ts
         cell.value = value
@@ -1100,7 +1109,7 @@ class _CHandle:
 
 
 class _CCell(Generic[T]):
-    __slots__ = ("_p", "hist", "lbl", "name", "oid", "sc_ts", "value")
+    __slots__ = ("_p", "hist", "lbl", "name", "oid", "rmw", "sc_ts", "value")
 
     def __init__(self, p: ControlledPlatform, value: T, name: str) -> None:
         self._p = p
@@ -1112,10 +1121,12 @@ class _CCell(Generic[T]):
         # The initial value's message carries its creator's view (a fresh cell reaches
         # other threads through a publication the platform does not see).
         self.hist: list[tuple[Any, dict[int, int]]] = []
+        self.rmw: list[bool] = []  # c11: whether each write of hist was an RMW's
         self.sc_ts = 0
         if p.memory is Memory.C11:
             t = p._by_g.get(getcurrent())
             self.hist.append((value, dict(t.view) if t is not None else {}))
+            self.rmw.append(False)
 
     def __repr__(self) -> str:
         return f"<cell {self.name}={self.value!r}>"

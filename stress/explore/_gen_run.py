@@ -359,6 +359,7 @@ class ProgramRun:
         """Schedule BH ``j`` (``q``: through impl.qemu; None, from a callback: by parity)."""
         begin = self._log("bs", j)
         bh = self.bhs[j]
+        k = None
         if self.pub is not None and not idle and q is not None:  # a script's schedule
             k = self.kidx.get(self._me())
             if k is not None:
@@ -373,6 +374,8 @@ class ProgramRun:
             qemu.qemu_bh_schedule(bh)
         else:
             bh.schedule()
+        if self.pub is not None and k is not None:
+            self.pub.after_schedule(j, k, self._c11_position(bh.scheduled))
         with self._lock:
             self.done_begin[j] = max(self.done_begin.get(j, -1), begin)
 
@@ -597,7 +600,9 @@ class ProgramRun:
         who = self._who(me)
         if w is Query.BH:
             bh = self.bhs[a]
-            if not isinstance(bh.is_scheduled, bool) or f"BH {bh.id} " not in repr(bh):
+            sched = bh.is_scheduled
+            self._flag_published(a, who)
+            if not isinstance(sched, bool) or f"BH {bh.id} " not in repr(bh):
                 self.fail("P2", "query-state", f"bh{a}: is_scheduled / repr malformed")
             return
         if w is Query.QUEUED:
@@ -1103,6 +1108,28 @@ class ProgramRun:
     def _c11_position(self, cell: object) -> int | None:
         where = getattr(self.p, "c11_position", None)
         return None if where is None else where(cell)
+
+    def _flag_published(self, j: int, who: str) -> None:
+        """c11: right after ``is_scheduled``, the querying thread sees what each script
+        published before a schedule it synchronised with (:mod:`._publish`)."""
+        pub = self.pub
+        if pub is None:
+            return
+        flag = self.bhs[j].scheduled
+        pos = self._c11_position(flag)
+        chain = getattr(self.p, "c11_rmw_chain", None)
+        if pos is None or chain is None:
+            return
+        need = pub.query_required(j, pos, lambda lo, hi: bool(chain(flag, lo, hi)))
+        for k, n in sorted(need.items()):
+            got = pub.visible(j, k, self._c11_position)
+            if got is not None and got < n:
+                self.fail(
+                    "P2", "schedule-publishes",
+                    f"{who} read bh{j}.is_scheduled from a write in the release sequence of "
+                    f"T{k}'s schedule #{n} of it, yet may still read {got} of what T{k} "
+                    "published before that schedule: the query does not synchronise with it",
+                )
 
     def _external_published(self, a: int, who: str) -> None:
         """c11: after an ``external_disabled`` query, the querying thread sees what every

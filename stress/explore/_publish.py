@@ -20,6 +20,12 @@ since, and its flag is clear at the end, so no later claim is pending) happens-b
 BH's last run, directly or through earlier runs of the same context (serialised by its
 lock): the last run must have read that schedule's number or a later one.
 
+The same holds for a thread that observes the flag with ``is_scheduled`` (a seq_cst load):
+having read it from a write that a script's schedule's exchange heads the release sequence
+of (only RMWs since: a BH run's claim, another schedule; a cancel's or delete's plain store
+ends it), it must be guaranteed to see what that script published before the schedule.
+That is checked on the querying thread's view right after the query (no load needed).
+
 Prior art: the message-passing (MP) litmus shape, and the bh_data probe that checks it on
 one producer; this oracle checks it for every shared BH of a generated program.
 ``qemu_bh_schedule_idle`` is left out: when it finds the BH already scheduled it returns
@@ -58,6 +64,8 @@ class Publication:
         self.last: dict[tuple[int, int], tuple[int, int]] = {}
         #: bh -> script -> the number the BH's latest run read.
         self.seen: dict[int, dict[int, int]] = {}
+        #: bh -> (position of a script's schedule's write of the flag, script, number).
+        self.flag_writes: dict[int, list[tuple[int, int, int]]] = {}
 
     def before_schedule(self, j: int, k: int, begin: int) -> None:
         """Script ``k`` is about to ``qemu_bh_schedule`` BH ``j`` (log index ``begin``)."""
@@ -67,6 +75,32 @@ class Publication:
         n = self.last.get((j, k), (0, -1))[0] + 1
         cell.store(n, _RELAXED)
         self.last[(j, k)] = (n, begin)
+
+    def after_schedule(self, j: int, k: int, position: int | None) -> None:
+        """Script ``k``'s schedule of BH ``j`` wrote the flag at ``position`` (c11)."""
+        last = self.last.get((j, k))
+        if position is not None and last is not None:
+            self.flag_writes.setdefault(j, []).append((position, k, last[0]))
+
+    def query_required(
+        self, j: int, position: int, chain: Callable[[int, int], bool]
+    ) -> dict[int, int]:
+        """Script -> the least number a thread that read BH ``j``'s flag from the write at
+        ``position`` with ``is_scheduled`` (a seq_cst load) must be guaranteed to see:
+        every script schedule whose exchange (a release RMW) heads a release sequence
+        reaching that write (``chain(first, last)``: every write after ``first`` up to
+        ``last`` is an RMW; a cancel's or delete's plain store ends the sequence)."""
+        need: dict[int, int] = {}
+        for pos, k, n in self.flag_writes.get(j, ()):
+            if pos <= position and n > need.get(k, 0) and chain(pos, position):
+                need[k] = n
+        return need
+
+    def visible(self, j: int, k: int, position: Callable[[Any], int | None]) -> int | None:
+        """The newest number of script ``k``'s cell for BH ``j`` the calling thread is
+        guaranteed to read (the cell's ``n``-th write is its number ``n``)."""
+        cell = self.cells.get((j, k))
+        return None if cell is None else position(cell)
 
     def on_run(self, j: int) -> None:
         """A run of BH ``j`` starts its callback: read every script's cell for it."""
