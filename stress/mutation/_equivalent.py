@@ -336,4 +336,16 @@ EQUIVALENT: dict[str, str] = {
         "the mutex, so the lock behaves the same; the trace feeds the monitors, it is not "
         "the lock's behaviour"
     ),
+    _key("lock-move-out", "_lock.py", "RFifoLock.unlock", "first",
+         "with self._mutex:; self._nesting = 0", "self._nesting = 0; with self._mutex:"): (
+        "the owner zeroes its own depth just before taking the mutex instead of just after: "
+        "it still owns the lock then (the owner cell is cleared under the mutex, and only "
+        "then can a waiter be granted and write the depth), and any other thread reads the "
+        "depth only as owner or under the mutex, after this release"
+    ),
+    _swap("_iothread.py", "IOThread.join", "self._running = False", "self._joined = True"): (
+        "two plain stores by the joining thread with nothing between them: a reader ordered "
+        "after the join (happens-before) sees both, and one that is not is a data race on "
+        "either field with or without the swap"
+    ),
 }
