@@ -120,7 +120,9 @@ class Mutex(Protocol):
 
 
 class Condition(Protocol):
-    """A condition variable bound to one :class:`Mutex` (``QemuCond``)."""
+    """A condition variable bound to one :class:`Mutex` (``QemuCond``).  ``wait`` and
+    ``notify`` / ``notify_all`` are called with that mutex held (as ``threading.Condition``
+    requires; every platform raises ``RuntimeError`` otherwise)."""
 
     def wait(self, timeout: float | None = None) -> bool: ...
 

@@ -464,3 +464,22 @@ def test_a_clock_change_notifies_the_same_contexts_whatever_the_collector_did() 
 
     out = run_schedule(Program("clock_lists", program), RandomStrategy(0), "sc")
     assert out.verdict == "pass", out.message
+
+
+def test_notify_without_the_mutex_raises_as_on_real_threads() -> None:
+    """The seam's contract: a condition is notified with its mutex held.  The real platform
+    (threading.Condition) raises RuntimeError otherwise, and so does a controlled run, so
+    that a notify moved out of its critical section fails under either."""
+    from aioctx_verify.impl import RealPlatform
+
+    real = RealPlatform()
+    rc = real.condition(real.mutex("m"))
+    with pytest.raises(RuntimeError):
+        rc.notify()
+
+    def program(p: ControlledPlatform) -> None:
+        c = p.condition(p.mutex("m"))
+        c.notify_all()
+
+    out = run_schedule(Program("notify_unlocked", program), RandomStrategy(0), "sc")
+    assert out.verdict == "fail" and "without holding its mutex" in out.message, out.message

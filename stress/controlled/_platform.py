@@ -1325,6 +1325,10 @@ class _CCond:
     def notify(self, n: int = 1) -> None:
         p = self._p
         me = p._me()
+        if self._mutex.owner is not me:  # as threading.Condition, the real platform's
+            raise RuntimeError(
+                f"thread {me.idx} notified {self._label()} without holding its mutex"
+            )
         p._point(me, "notify", self.oid, self._label())
         if p._race is not None:
             p._race.signalled(me.idx, self._waiters[:n])
