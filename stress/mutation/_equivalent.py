@@ -348,4 +348,15 @@ EQUIVALENT: dict[str, str] = {
         "after the join (happens-before) sees both, and one that is not is a data race on "
         "either field with or without the swap"
     ),
+    _key("off-by-one", "_context.py", "AioContext._poll_locked", "minus1",
+         "if tr is not None and timeout != 0:", "if tr is not None and timeout != -1:"): (
+        "only which iterations emit the poll_wait trace event changes (it is emitted only "
+        "with a tracer attached): the poll, its timeout and every state change are the same; "
+        "the trace feeds the monitors, it is not the loop's behaviour"
+    ),
+    _swap("_threadpool.py", "ThreadPool.shutdown", "self._stopping = True",
+          "self._queue.clear()"): (
+        "both in one pool-mutex critical section, and _stopping and the queue are read only "
+        "under the mutex: no thread sees one change without the other"
+    ),
 }
