@@ -237,13 +237,6 @@ EQUIVALENT: dict[str, str] = {
         "around the iteration and releases it after, where the loop's own pair would; only "
         "the iterations counter (its own, allow-listed) moves outside the lock"
     ),
-    _key("rmw-split", "_context.py", "BH.schedule_idle", "load-store",
-         "self.scheduled.exchange(True, _RELEASE)",
-         "_split_exchange(self.scheduled, True, _RELEASE)"): (
-        "the exchange's result is unused and it stores a constant: a run of load-then-store "
-        "is a run of the exchange placed at the store, which still releases (QEMU 2.4 stores "
-        "here: bh->scheduled = 1 after smp_wmb); the load orders nothing the caller reads"
-    ),
     _swap("_dataplane.py", "DataplaneDevice.guest_submit", "self._avail.append(req)",
           "self._submitted += 1"): (
         "both in one _vq critical section, and the ring and the count are read only under _vq "
