@@ -58,6 +58,13 @@ _OWNER_DEPTH = (
 )
 
 
+_LATE_WITNESS = (
+    "a witness of a missed wake-up: it runs only when an idle worker's wait ran out with a "
+    "request queued half its idle timeout ago, and every submit notifies a waiting worker "
+    "under the mutex, so impl never reaches it; the oracle reads it only to be zero"
+)
+
+
 def _key(op: str, file: str, function: str, variant: str, before: str, after: str) -> str:
     return f"{op}:impl/{file}:{function}:{variant}: {before} -> {after}"
 
@@ -351,5 +358,30 @@ EQUIVALENT: dict[str, str] = {
           "self._queue.clear()"): (
         "both in one pool-mutex critical section, and _stopping and the queue are read only "
         "under the mutex: no thread sees one change without the other"
+    ),
+    # The pool's late-start witness: its body runs only after a missed wake-up.
+    _key("off-by-one", "_threadpool.py", "ThreadPool._note_idle_end", "boundary",
+         "if 2 * waited >= int(self.idle_timeout * 1e9):",
+         "if 2 * waited > int(self.idle_timeout * 1e9):"): _LATE_WITNESS,
+    _key("off-by-one", "_threadpool.py", "ThreadPool._note_idle_end", "plus1",
+         "self.late_starts += 1", "self.late_starts += 2"): _LATE_WITNESS,
+    _key("off-by-one", "_threadpool.py", "ThreadPool._note_idle_end", "minus1",
+         "self.late_starts += 1", "self.late_starts += 0"): _LATE_WITNESS,
+    _swap("_timers.py", "Clocks.start_virtual",
+          "self._virtual_offset = frozen - self._p.monotonic_ns()",
+          "self._virtual_frozen = None"): (
+        "both in one clocks-mutex critical section, and every reader of the offset and the "
+        "frozen value (get_ns, stop_virtual, advance_virtual, virtual_running) takes it"
+    ),
+    _swap("_timers.py", "QEMUTimer.free", "self.timer_list.remove(self)",
+          "self.freed = True"): (
+        "the freeing thread's two steps: freed is a plain flag read only by the timer's own "
+        "API calls, which a program may not make concurrently with timer_free (that is a "
+        "data race on the flag either way); the list removal takes the list mutex alike"
+    ),
+    _swap("_timers.py", "TimerList.remove", "self._active.remove(t)",
+          "t.expire_time = -1"): (
+        "both in one list-mutex critical section; expire_time is read only under the mutex, "
+        "and the unlocked emptiness pre-checks of _active do not read expire_time"
     ),
 }
