@@ -58,6 +58,11 @@ _OWNER_DEPTH = (
 )
 
 
+_DP_COMPLETE = (
+    "plain writes by the context's holder (the completion BH) before it puts the request on "
+    "the used ring under _vq: inflight is read by stop() holding the context, ret and "
+    "completed by whoever takes the request off the ring under _vq, or after the run"
+)
 _LATE_WITNESS = (
     "a witness of a missed wake-up: it runs only when an idle worker's wait ran out with a "
     "request queued half its idle timeout ago, and every submit notifies a waiting worker "
@@ -384,4 +389,28 @@ EQUIVALENT: dict[str, str] = {
         "both in one list-mutex critical section; expire_time is read only under the mutex, "
         "and the unlocked emptiness pre-checks of _active do not read expire_time"
     ),
+    _key("lock-move-out", "_timers.py", "TimerList.deadline_ns", "first",
+         "with self._mutex:; active = self._active", "active = self._active; with self._mutex:"): (
+        "only the load of _active moves out: the field is assigned once in __init__ before the "
+        "list is published; every access to its items stays under _mutex"
+    ),
+    _key("off-by-one", "_timers.py", "TimerListGroup.deadline_ns", "plus1",
+         "if d > 0 and (best < 0 or d < best):",
+         "if d > 0 and (best < 1 or d < best):"): (
+        "best is -1 or a d > 0 it took, an int: best < 1 and best < 0 are the same test"
+    ),
+    _key("off-by-one", "_timers.py", "TimerListGroup.deadline_ns", "boundary",
+         "if d > 0 and (best < 0 or d < best):",
+         "if d > 0 and (best < 0 or d <= best):"): (
+        "at d == best the assignment stores the value best already holds"
+    ),
+    _swap("_dataplane.py", "DataplaneDevice.start",
+          "self.host_notifier.set() # requests queued while stopped", "self.started = True"): (
+        "started is read only by start and stop, which a device's one control thread calls "
+        "(the transition flag turns away the other); the handler and the guest never read it"
+    ),
+    _swap("_dataplane.py", "DataplaneDevice._complete", "self.inflight -= 1",
+          "self.completed += 1"): _DP_COMPLETE,
+    _swap("_dataplane.py", "DataplaneDevice._complete", "self.completed += 1",
+          "req.ret = ret"): _DP_COMPLETE,
 }
