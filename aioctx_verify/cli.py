@@ -162,7 +162,7 @@ def bench(
         click.echo(f"bench: wrote {json_path}", err=True)
 
 
-STRATEGIES = ("random", "pct", "dfs", "hypothesis")
+STRATEGIES = ("random", "pct", "dfs", "conflict", "hypothesis")
 
 
 def _csv(choices: tuple[str, ...]) -> Any:
@@ -186,7 +186,7 @@ def _csv(choices: tuple[str, ...]) -> Any:
     default="random,pct,dfs",
     show_default=True,
     callback=_csv(STRATEGIES),
-    help="Comma-separated: random, pct, dfs, hypothesis.",
+    help="Comma-separated: random, pct, dfs, conflict, hypothesis.",
 )
 @click.option(
     "--program",

@@ -15,7 +15,8 @@ Installed with the package (entry point ``pytest11``), nothing to add to a conft
   without a marker is explored with the marker's defaults.
 * ``@pytest.mark.explore(strategy="pct", runs=100, memory="sc", seed=0,
   max_preemptions=2, depth=3)``: the body runs once per schedule on the controlled platform
-  (``random``, ``pct`` or ``dfs``; ``max_preemptions`` bounds DFS, ``depth`` is PCT's).  A
+  (``random``, ``pct``, ``dfs`` or ``conflict``, which brings two threads' accesses to one
+  shared object together; ``max_preemptions`` bounds DFS, ``depth`` is PCT's).  A
   failing run fails the test with the shrunk schedule, the per-thread listing, the property
   that broke and the command that replays it; the schedule and seed go into the JUnit XML
   properties.
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Aioctx", "ExploreSettings"]
 
-_STRATEGIES = ("random", "pct", "dfs")
+_STRATEGIES = ("random", "pct", "dfs", "conflict")
 _MEMORIES = ("sc", "tso", "pso", "c11")
 #: Fraction of pytest-timeout's bound after which the plugin ends an exploration itself.
 _TIMEOUT_SHARE = 0.9

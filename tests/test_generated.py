@@ -269,7 +269,7 @@ def test_generated_programs_run_on_real_threads_without_misuse() -> None:
     assert "pass" in verdicts, verdicts
 
 
-@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs", "conflict"])
 def test_the_correct_impl_passes_under_every_memory_model(strategy: str) -> None:
     budget = GenBudget(programs=6, schedules=2, seconds=UNBOUNDED)
     r = search_generated(21, budget, strategies=(strategy,), do_shrink=False)
@@ -473,28 +473,28 @@ def test_a_real_run_given_no_time_is_inconclusive_not_a_failure() -> None:
 
 def test_a_budget_of_combos_takes_the_combinations_in_turn() -> None:
     """``GenBudget.combos``: each swarm program runs ``combos`` of the strategy x memory
-    combinations, the program of the next index the next ones, so three consecutive
-    programs of four cover all twelve (the smoke budget's trade: more programs in the same
+    combinations, the program of the next index the next ones, so four consecutive
+    programs of four cover all sixteen (the smoke budget's trade: more programs in the same
     time).  Small-scope programs run under every strategy instead (tested apart)."""
     import sys
 
     from aioctx_verify.stress.explore import MEMORIES, STRATEGIES
 
     first = next(a for a in range(200)
-                 if all(generate(21, a + d).setup.focus is None for d in range(3)))
-    budget = GenBudget(programs=3, schedules=1, seconds=UNBOUNDED, combos=4)
+                 if all(generate(21, a + d).setup.focus is None for d in range(4)))
+    budget = GenBudget(programs=4, schedules=1, seconds=UNBOUNDED, combos=4)
     gen = sys.modules[search_generated.__module__]
     real_explore = gen.explore
     seen: list[tuple[str, str]] = []
 
     def spy(program: object, **kw: object) -> object:
-        seen.append((str(kw["strategy"]), str(kw["memory"])))
+        seen.append((str(getattr(kw["strategy"], "name", kw["strategy"])), str(kw["memory"])))
         return real_explore(program, **kw)
 
     with mock.patch.object(gen, "explore", spy):
         r = search_generated(21, budget, first=first, do_shrink=False)
-    assert r.verdict == "pass" and r.programs == 3 and r.complete == 3
-    assert len(seen) == 12
+    assert r.verdict == "pass" and r.programs == 4 and r.complete == 4
+    assert len(seen) == 16
     assert set(seen) == {(s, m) for s in STRATEGIES for m in MEMORIES}
 
 
@@ -578,7 +578,7 @@ def test_a_small_scope_program_runs_under_every_strategy(monkeypatch: pytest.Mon
     real = _generated.explore
 
     def spy(program: Any, **kw: Any) -> Any:
-        seen.append((kw["strategy"], kw["memory"]))
+        seen.append((getattr(kw["strategy"], "name", kw["strategy"]), kw["memory"]))
         asked.append(kw["budget"].schedules)
         return real(program, **kw)
 
@@ -587,8 +587,8 @@ def test_a_small_scope_program_runs_under_every_strategy(monkeypatch: pytest.Mon
     swarm = next(i for i in range(50) if generate(0, i).setup.focus is None)
     budget = GenBudget(programs=1, schedules=1, seconds=UNBOUNDED, combos=4)
     search_generated(0, budget, indices=[small], do_shrink=False)
-    assert [s for s, _ in seen] == ["random", "pct", "dfs"] and len({m for _, m in seen}) == 3
-    assert asked == [_generated.SMALL_SCHEDULES] * 3  # cheap runs: more schedules each
+    assert [s for s, _ in seen] == list(_generated.STRATEGIES) and len({m for _, m in seen}) == 4
+    assert asked == [_generated.SMALL_SCHEDULES] * 4  # cheap runs: more schedules each
     seen.clear()
     asked.clear()
     search_generated(0, budget, indices=[swarm], do_shrink=False)

@@ -451,7 +451,7 @@ def test_every_oracle_has_a_broken_variant() -> None:
 # ---------------------------------------------------------------------------------------
 # The correct impl: no false alarm
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs", "conflict"])
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_correct_impl_programs_pass(name: str, strategy: str) -> None:
     r = explore(
@@ -461,7 +461,7 @@ def test_correct_impl_programs_pass(name: str, strategy: str) -> None:
     assert r.schedules >= 1
 
 
-@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs", "conflict"])
 def test_correct_impl_corpus_passes(strategy: str) -> None:
     safe = [p for p in CORPUS if p.expected == "safe" and p.monitors]
     assert any(p.name == "timer_virtual_time" for p in safe)

@@ -321,7 +321,7 @@ def test_the_ring_sees_what_the_trace_based_kick_oracle_believes() -> None:
     assert r.verdict == "pass", r.summary()
 
 
-@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs", "conflict"])
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_correct_impl_passes(name: str, strategy: str) -> None:
     r = explore(PROGRAMS[name], strategy=strategy, budget=Budget(SCHEDULES, NO_TIME_LIMIT),

@@ -35,6 +35,7 @@ from ._schedule import (
     encode_tokens,
 )
 from ._strategies import (
+    ConflictStrategy,
     DataStrategy,
     DFSStrategy,
     PCTStrategy,
@@ -52,6 +53,7 @@ __all__ = [
     "Benign",
     "Choice",
     "ControlledPlatform",
+    "ConflictStrategy",
     "DFSStrategy",
     "DataStrategy",
     "Decision",

@@ -179,6 +179,9 @@ class Decision:
     preemptions: int  # preemptions so far in this run
     fingerprint_fn: Callable[[], int]  # computed on demand: only DFS caching needs it
     yielding: bool = False  # ``current`` yields: its own option is left out
+    #: thread index -> (operation, object id) it performs when chosen (only
+    #: conflict-directed search reads it)
+    pending_fn: Callable[[int], tuple[str, int]] | None = None
 
     @property
     def fingerprint(self) -> int:
@@ -436,6 +439,10 @@ class ControlledPlatform:
                 "reads the newest write); run it with memory sc, tso or pso"
             )
         self._strategy = strategy
+        # A strategy that learns from every operation run (conflict-directed search) has
+        # an ``observe(thread, op, obj, code, line)``.
+        self._observe: Callable[[int, str, int, CodeType | None, int], None] | None = getattr(
+            strategy, "observe", None)
         self._max_steps = max_steps
         self._drop_fences = drop_fences
         self._threads: list[_CThread] = []
@@ -703,6 +710,8 @@ class ControlledPlatform:
         # Granted: the operation executes now, so this is its place in the trace.
         self._trace.append(Step(len(self._trace) + 1, me.idx, op, label, me.code, me.line))
         self._trace_hash = hash((self._trace_hash, me.idx, op, obj))
+        if self._observe is not None:
+            self._observe(me.idx, op, obj, me.code, me.line)
         if self._track_chains:
             chains = self._chains
             chains[obj] = hash((chains.get(obj, 0), me.idx, op))
@@ -715,6 +724,10 @@ class ControlledPlatform:
         if self._track_chains:
             chains = self._chains
             chains[obj] = hash((chains.get(obj, 0), t.idx, op))
+
+    def _pending_of(self, idx: int) -> tuple[str, int]:
+        """What thread ``idx`` does when next chosen: its operation and the object's id."""
+        return self._threads[idx].pending
 
     def _fingerprint(self) -> int:
         """The DFS state key.
@@ -939,6 +952,7 @@ class ControlledPlatform:
             preemptions=self._preemptions,
             fingerprint_fn=self._fingerprint,
             yielding=yielding,
+            pending_fn=self._pending_of,
         )
         try:
             pick = self._strategy.choose(d)

@@ -7,14 +7,18 @@ strategy, replay is just another strategy).
 
 from __future__ import annotations
 
+import os
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 from ._platform import Decision, _Failure
 
 __all__ = [
+    "ConflictStrategy",
     "DFSStrategy",
     "DataStrategy",
     "PCTStrategy",
@@ -27,7 +31,7 @@ __all__ = [
 
 def make_strategy(
     strategy: str | Any, seed: int, bound: int = 2, depth: int = 3, *,
-    known: str = "random, pct or dfs",
+    known: str = "random, pct, dfs or conflict",
 ) -> Any:
     """The strategy named ``strategy`` (random, pct, dfs), or ``strategy`` itself when it is
     already a strategy object.
@@ -43,6 +47,8 @@ def make_strategy(
         return PCTStrategy(seed, depth=depth)
     if strategy == "dfs":
         return DFSStrategy(bound)
+    if strategy == "conflict":
+        return ConflictStrategy(seed)
     raise ValueError(f"unknown strategy {strategy!r}; use {known}")
 
 
@@ -116,6 +122,135 @@ class PCTStrategy:
         keys = [(o.kind, o.thread, o.slot) for o in d.options]
         best = max(range(len(keys)), key=lambda i: (self._priority(keys[i]), -i))
         return best
+
+
+def _impl_file(filename: str) -> str:
+    """``impl/_context.py`` for any path of that file, a mutated copy's included (a mutant's
+    code is compiled under ``impl/[operator@line:col:variant]_context.py``)."""
+    base = os.path.basename(filename)
+    if base.startswith("["):
+        base = base[base.find("]") + 1:]
+    return f"{os.path.basename(os.path.dirname(filename))}/{base}"
+
+
+class ConflictStrategy:
+    """Conflict-directed random search: each run brings two threads' accesses to one shared
+    object together, in a random order (race-directed random testing: RaceFuzzer, Sen,
+    PLDI 2008; CTrigger and Maple steer toward an interleaving the same way).
+
+    A random walk rarely puts a write of one thread right before another thread's access to
+    the same object when either sits many operations into its thread: a lost update, a
+    stale read through a broken release/acquire pair or a check-then-act needs exactly
+    that.  So every run picks a *target*, an object that earlier runs saw accessed by two
+    threads, one of them writing (an atomic cell's store or RMW, a lock, a notifier; loads
+    only read), least-targeted first so that a budget covers the objects in turn.  A thread
+    about to access the target is postponed while another thread can run (another thread,
+    not a store-buffer flush); once two threads are about to access it, one of them, drawn
+    at random, goes first.  A run steers a random number of such meetings (one with
+    probability 1/2, two with 1/4, ...: the write that matters may be a thread's second
+    access), then goes on unsteered (postponing every later access of the target would keep
+    a reader from overtaking a buffered store's flush).  Every
+    other choice is uniform, as in :class:`RandomStrategy`, and a run that has postponed
+    for ``patience`` decisions goes on unsteered (a thread spinning on the postponed one
+    must not starve).
+
+    ``focus`` (an impl file as ``impl/_x.py`` and lines) prefers objects accessed from those
+    lines (±2), as when a patch is under test; any conflicting object otherwise.  Run
+    ``i`` uses seed ``(seed, i)``; the first run, with nothing seen yet, is a random walk.
+    """
+
+    name = "conflict"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        focus: tuple[str, tuple[int, ...]] | None = None,
+        patience: int = 5000,
+    ) -> None:
+        self.seed = seed
+        self.patience = patience
+        self._focus = focus
+        self._focus_lines = (
+            frozenset(k for n in focus[1] for k in range(n - 2, n + 3)) if focus else frozenset()
+        )
+        self._run = -1
+        self._rng = random.Random(0)
+        self._threads: dict[int, set[int]] = {}  # object -> threads seen about to access it
+        self._written: set[int] = set()  # objects some thread was about to write
+        self._focused: set[int] = set()  # objects accessed from a focus line
+        self._targeted: Counter[int] = Counter()
+        self.target: int | None = None
+        self._postponed = 0
+        self.hits = 0  # meetings steered: two threads about to access the target
+        self._meetings = 0
+
+    def conflicts(self) -> list[int]:
+        """Objects seen accessed by two threads, one writing (the candidate targets)."""
+        return sorted(o for o, ts in self._threads.items() if len(ts) > 1 and o in self._written)
+
+    def observe(self, thread: int, op: str, obj: int, code: CodeType | None, line: int) -> None:
+        """The platform ran ``op`` on ``obj`` in ``thread``, called from ``code`` at ``line``."""
+        if obj <= 0:  # fences, the clock, thread starts and ends: no shared object
+            return
+        ts = self._threads.get(obj)
+        if ts is None:
+            self._threads[obj] = {thread}
+        elif thread not in ts:
+            ts.add(thread)
+        if op != "load":
+            self._written.add(obj)
+        if (code is not None and line in self._focus_lines and self._focus is not None
+                and _impl_file(code.co_filename) == self._focus[0]):
+            self._focused.add(obj)
+
+    def next_run(self) -> bool:
+        self._run += 1
+        self._rng = random.Random(f"{self.seed}:{self._run}")
+        found = self.conflicts()
+        near = [o for o in found if o in self._focused]
+        pool = near or found
+        self.target = None
+        if pool:
+            least = min(self._targeted[o] for o in pool)
+            self.target = self._rng.choice([o for o in pool if self._targeted[o] == least])
+            self._targeted[self.target] += 1
+        self._postponed = 0
+        # Meetings to steer this run: 1 with probability 1/2, 2 with 1/4, ... (at most 8): a
+        # write that matters may be a thread's second access of the target, not its first.
+        self._meetings = 1
+        while self._meetings < 8 and self._rng.random() < 0.5:
+            self._meetings += 1
+        return True
+
+    def choose(self, d: Decision) -> int:
+        rng = self._rng
+        n = len(d.options)
+        target = self.target
+        pending = d.pending_fn
+        if (target is None or pending is None or not self._meetings
+                or self._postponed >= self.patience):
+            return rng.randrange(n)
+        at: list[int] = []
+        writes = False
+        for i, o in enumerate(d.options):
+            if o.kind == "run":
+                op, obj = pending(o.thread)
+                if obj == target:
+                    at.append(i)
+                    writes = writes or op != "load"
+        if not at:
+            return rng.randrange(n)
+        if len(at) > 1 and writes:
+            self._meetings -= 1
+            self.hits += 1
+            return rng.choice(at)
+        # Postponed: another thread moves (a buffered store reaching memory is no thread's
+        # progress, and flushing early would hide every store-buffer bug of the target).
+        others = [i for i, o in enumerate(d.options) if o.kind == "run" and i not in at]
+        if not others:
+            return rng.randrange(n)
+        self._postponed += 1
+        return rng.choice(others)
 
 
 @dataclass

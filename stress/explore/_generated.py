@@ -1,8 +1,8 @@
 """Generated programs over impl's whole public API: search, shrinking, replay, real threads.
 
 :func:`search_generated` draws programs with :func:`~._gen_ops.generate` (seed, index)
-and explores each under every strategy (random, PCT, DFS) and memory model (sc, tso, pso, c11)
-on the controlled platform, with every runtime monitor on (through
+and explores each under every strategy (random, PCT, DFS, conflict-directed) and memory
+model (sc, tso, pso, c11) on the controlled platform, with every runtime monitor on (through
 :func:`~._explore.run_schedule`, the corpus' own path, so monitors added to the default set
 are picked up) and the program-level oracles of :mod:`~._gen_run`; it stops at the first
 failure.  The failure is shrunk to a minimal program (:func:`shrink_program`: whole threads,
@@ -26,11 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aioctx_verify.impl import RealPlatform
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ..controlled import (
+    ConflictStrategy,
     InvalidScheduleError,
     PrefixStrategy,
     ReplayStrategy,
@@ -70,7 +72,7 @@ __all__ = [
 ]
 
 #: Strategies and memory models every program is explored under.
-STRATEGIES = ("random", "pct", "dfs")
+STRATEGIES = ("random", "pct", "dfs", "conflict")
 MEMORIES = ("sc", "tso", "pso", "c11")
 
 
@@ -338,10 +340,12 @@ def search_generated(
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, GenSearchResult], None] | None = None,
     indices: Sequence[int] | None = None,
+    focus: tuple[str, tuple[int, ...]] | None = None,
 ) -> GenSearchResult:
     """Generate programs ``first, first + 1, ...`` of ``seed`` (or exactly ``indices``, in
     that order) and explore each under every strategy and memory model until a failure or
-    the budget.
+    the budget.  ``focus`` (an impl file as ``impl/_x.py`` and lines, as of a patch under
+    test) steers the ``conflict`` strategy toward the objects those lines access.
 
     Deterministic given its arguments, except where the wall-time bound cuts it short.
     """
@@ -379,7 +383,9 @@ def search_generated(
             program = generated_program(prog, memory, raised)
             run_seed = (seed * 1_000_003 + i) * 16 + j
             schedules = budget.schedules * (SMALL_SCHEDULES if prog.setup.focus else 1)
-            r = explore(program, strategy=strategy, budget=Budget(schedules, left),
+            strat: Any = (ConflictStrategy(run_seed, focus=focus) if strategy == "conflict"
+                          else strategy)
+            r = explore(program, strategy=strat, budget=Budget(schedules, left),
                         memory=memory, seed=run_seed, do_shrink=False)
             res.runs += r.schedules + r.pruned
             res.steps += r.steps

@@ -291,6 +291,13 @@ EQUIVALENT: dict[str, str] = {
         "context with happens-before, so the count cannot reach zero meanwhile; an increment "
         "orders nothing (std::shared_ptr's is relaxed), only the finalising decrement must"
     ),
+    _key("order-relax", "_context.py", "AioContext.enable_external", "relaxed-default",
+         "old = cnt.load()", "old = cnt.load(_RELAXED)"): (
+        "the load only proposes the compare-exchange's expected value: the seq_cst exchange "
+        "reads the newest count and synchronises as the load would (a stale guess fails it "
+        "and loops), and coherence keeps the load from reading below the caller's own "
+        "disable or any disable that happens-before the call, so the misuse check sees the same"
+    ),
     # BH.schedule_idle: where the release fence sits does not matter either.
     _swap("_context.py", "BH.schedule_idle", "self.idle.store(True, _RELAXED)", _IDLE_WMB): (
         _IDLE_RELEASE

@@ -570,8 +570,10 @@ def _model_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
 def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
     """Generated programs over the whole API (:mod:`aioctx_verify.stress.explore`), not the
     mutant's probes: what a bug outside the catalogue meets; a generated mutant gets the
-    programs whose run executes its lines first.  Work: one unit per run, a
-    program being explored 2 schedules x every strategy x memory model (24 runs)."""
+    programs whose run executes its lines first, and conflict-directed search steered to
+    the objects its lines access.  Work: one unit per run, a program being explored for 24
+    runs (2 schedules x 3 strategies x 4 memory models; a generated mutant's, 3 x 2 x 4, or
+    6 x 2 x 2 for a change of ordering, under c11 and pso alone)."""
     from ..explore import MEMORIES, STRATEGIES, GenBudget, search_generated
 
     cell = CellBudget.of(budget)
@@ -582,8 +584,14 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
     # read the explorer has to choose).
     weak = mutant.name.split(":", 1)[0] in WEAK_MEMORY_OPERATORS
     memories = ("c11", "pso") if weak else MEMORIES
-    schedules = 2 * len(MEMORIES) // len(memories)
-    per_program = schedules * len(STRATEGIES) * len(memories)
+    # A generated mutant's changed lines steer the conflict-directed strategy (as a patch
+    # under test would), which takes the random walk's and DFS's shares (a DFS of a few
+    # schedules only varies a run's last decisions); a catalogue mutant, with no site,
+    # keeps the unsteered strategies.  Either way a program gets 24 runs.
+    strategies = CELL_STRATEGIES if mutant.site is not None else tuple(
+        s for s in STRATEGIES if s != "conflict")
+    per_program = 24
+    schedules = per_program // (len(strategies) * len(memories))
     programs = 10**6 if runs is None else max(1, runs // per_program)
     t0 = time.perf_counter()
     # A generated mutant gets the programs that execute its lines first (coverage).
@@ -593,8 +601,10 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
             seed,
             GenBudget(programs=programs, schedules=schedules, seconds=cell.seconds,
                       shrink_seconds=shrink_seconds(cell.nominal_seconds)),
+            strategies=strategies,
             memories=memories,
             indices=chosen,
+            focus=mutant.site,
         )
     elapsed = time.perf_counter() - t0
     f = r.failure
@@ -615,6 +625,10 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
         )
     return CheckOutcome.survived(elapsed, f"generated: {r.programs} programs, {r.runs} runs")
 
+
+#: The strategies of a generated mutant's cell: conflict-directed search focused on its
+#: lines (a run without a target is a random walk) and PCT.
+CELL_STRATEGIES = ("conflict", "pct")
 
 #: Operators (generated mutants' name prefix) whose change is of an ordering or an RMW.
 WEAK_MEMORY_OPERATORS = frozenset({"fence-drop", "fence-weaken", "order-relax", "rmw-split"})
