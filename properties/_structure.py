@@ -118,9 +118,8 @@ def _context_violations(ctx: Any, *, locked: bool) -> list[str]:
     if ctx._walking_bh != 0 or ctx._walking_handlers != 0:
         out.append(f"walks-ended: {name}: BH walk counter {ctx._walking_bh}, handler walk "
                    f"counter {ctx._walking_handlers}, with no walk under way")
-    out += _deletions(ctx)
-    listed_deleted = sum(1 for bh in ctx._bhs if bh.deleted)
-    pending = _raw(ctx._bh_deleted_cell)
+    listed_deleted, pending = _deletion_counts(ctx)
+    out += _deletions(ctx, listed_deleted, pending)
     if pending == 0 and listed_deleted:
         out.append(f"deleted-reclaimed: {name}: {listed_deleted} deleted BH(s) listed with "
                    "no deletion pending")
@@ -133,6 +132,14 @@ def _context_violations(ctx: Any, *, locked: bool) -> list[str]:
     if lock._nesting != 0 or owner is not None or waiting > 0:
         out.append(f"lock-free: {name}: depth {lock._nesting}, owner {owner}, "
                    f"{waiting} waiter(s)")
+    return out + _quiescent_context(ctx, locked=locked)
+
+
+def _quiescent_context(ctx: Any, *, locked: bool) -> list[str]:
+    """The context rules that hold whenever every thread is blocked (the
+    :data:`QUIESCENT_RULES` of a context but ``deletions-counted``)."""
+    out: list[str] = []
+    name = getattr(ctx, "name", "ctx")
     ext, ref = _raw(ctx._external_disable_cnt), _raw(ctx._refcnt)
     if ext < 0 or ref < 0:
         out.append(f"counters-sane: {name}: external-disable count {ext}, references {ref}")
@@ -144,14 +151,20 @@ def _context_violations(ctx: Any, *, locked: bool) -> list[str]:
             out += _timer_list(name, tl)
     pool = ctx._pool
     if pool is not None:
-        out += pool_violations(pool, locked=locked)
+        lines = pool_violations(pool, locked=locked)
+        out += lines if locked else [x for x in lines if x.split(":", 1)[0] in QUIESCENT_RULES]
     return out
 
 
-def _deletions(ctx: Any) -> list[str]:
+def _deletion_counts(ctx: Any) -> tuple[int, int]:
+    """(deleted BHs still listed, the pending-deletion count)."""
+    return sum(1 for bh in ctx._bhs if bh.deleted), _raw(ctx._bh_deleted_cell)
+
+
+def _deletions(ctx: Any, listed_deleted: int | None = None, pending: int = 0) -> list[str]:
     """``deletions-counted`` (guarded by the context's BH-list lock)."""
-    listed_deleted = sum(1 for bh in ctx._bhs if bh.deleted)
-    pending = _raw(ctx._bh_deleted_cell)
+    if listed_deleted is None:
+        listed_deleted, pending = _deletion_counts(ctx)
     if pending == listed_deleted:
         return []
     return [f"deletions-counted: {getattr(ctx, 'name', 'ctx')}: {pending} deletion(s) "
@@ -245,8 +258,7 @@ def quiescent_violations(obj: Any) -> list[str]:
         return _ring_violations(obj)
     if getattr(obj, "_closed", False):
         return []
-    return [line for line in _context_violations(obj, locked=False)
-            if line.split(":", 1)[0] in QUIESCENT_RULES]
+    return _deletions(obj) + _quiescent_context(obj, locked=False)
 
 
 def _ring_violations(dev: Any) -> list[str]:
@@ -306,6 +318,7 @@ class StateMonitor(Monitor):
         # mutex objects are kept, so an id is never reused while mapped).
         self._guards: dict[int, tuple[object, tuple[Any, ...]]] = {}
         self._unguarded: dict[int, object] = {}
+        self._contexts: dict[int, Any] = {}  # context id -> watched context
         self._deleted_at: dict[int, int] = {}  # BH id -> event index of its qemu_bh_delete
         self._polls: dict[tuple[int, int], list[int]] = {}  # (thread, ctx) -> begin indices
 
@@ -327,8 +340,10 @@ class StateMonitor(Monitor):
         ``qemu_bh_delete`` walked the BH list at top level and reclaimed it, so it is no
         longer listed when the iteration ends (unless scheduled again, which is misuse that
         P2's deleted-never-runs reports when it runs)."""
-        ctx: Any = next((c for c in self._watched
-                         if getattr(c, "id", None) == ctx_id and hasattr(c, "_bhs")), None)
+        ctx: Any = self._contexts.get(ctx_id)
+        if ctx is None:
+            self._map()  # a context registered since
+            ctx = self._contexts.get(ctx_id)
         if ctx is None or ctx._walking_bh != 0:  # a nested iteration: the outer walk reclaims
             return
         stale = [bh.id for bh in ctx._bhs
@@ -361,6 +376,7 @@ class StateMonitor(Monitor):
             obj: Any = watched
             if not hasattr(obj, "_bh_lock"):
                 continue
+            self._contexts[obj.id] = obj
             self._guards[id(obj._bh_lock)] = (obj._bh_lock, ("bh", obj))
             for tl in obj.tlg.lists:
                 self._guards[id(tl._mutex)] = (tl._mutex, ("timers", obj, tl))

@@ -8,11 +8,22 @@ import inspect
 
 import pytest
 
-from aioctx_verify.stress.controlled import ConflictStrategy, RandomStrategy, make_strategy
+from aioctx_verify.stress.controlled import (
+    Conflicts,
+    ConflictStrategy,
+    RandomStrategy,
+    make_strategy,
+)
 from aioctx_verify.stress.controlled._platform import ControlledPlatform
 from aioctx_verify.stress.controlled._schedule import Schedule
 from aioctx_verify.stress.explore._corpus import CORPUS, corpus_by_name
-from aioctx_verify.stress.explore._explore import Budget, Program, explore, replay
+from aioctx_verify.stress.explore._explore import (
+    Budget,
+    Program,
+    explore,
+    replay,
+    run_schedule,
+)
 
 DECOYS = 12
 
@@ -83,6 +94,15 @@ def test_a_focus_on_the_changed_line_steers_the_target() -> None:
     # focused: the first targeted run picks the flag; unfocused: the 13 objects in turn
     assert counts["focused"] <= 5 * 4, counts
     assert counts["focused"] < counts["unfocused"], counts
+
+
+def test_what_one_search_learned_steers_the_next_from_its_first_run() -> None:
+    first = ConflictStrategy(0)
+    assert first.next_run() and first.target is None  # nothing seen yet: a random walk
+    run_schedule(LATE, first)
+    second = ConflictStrategy(1, learned=first.learned)
+    assert second.next_run() and second.target in first.conflicts()
+    assert isinstance(second.learned, Conflicts) and second.learned is first.learned
 
 
 def test_patience_ends_the_steering() -> None:

@@ -595,49 +595,67 @@ def test_a_small_scope_program_runs_under_every_strategy(monkeypatch: pytest.Mon
     assert len(seen) == 4 and len({s for s, _ in seen}) == 1 and asked == [1] * 4
 
 
-def test_an_external_disabled_query_synchronises_with_the_disables_it_observes() -> None:
-    """c11: a thread that reads external_disabled from the write of another thread's
-    disable (or a later one) must be guaranteed to see what that thread wrote before the
-    disable (the count's writes are all seq_cst RMWs, a release sequence, and the query is
-    a seq_cst load).  A relaxed query load breaks it: the publication check fails within a
-    few schedules of a program where a query follows another thread's disable, and the
-    correct impl passes them all."""
+def _relaxed_external() -> tuple[type, str, Any]:
     from aioctx_verify.impl import Ordering
 
-    prog = generate(0, 283)
-    assert any(o.kind is OpKind.EXT for o in prog.ops())
-    assert any(o.kind is OpKind.QUERY and o.b == Query.EXTERNAL for o in prog.ops())
-
-    def search() -> Any:
-        return explore_program(generated_program(prog, "c11"), strategy="random",
-                               budget=Budget(40, UNBOUNDED), seed=0, do_shrink=False)
-
-    r = search()
-    assert r.verdict == "pass", r.failure and r.failure.message
-    relaxed = property(lambda self: bool(self._external_disable_cnt.load(Ordering.RELAXED)))
-    with mock.patch.object(AioContext, "external_disabled", relaxed):
-        r = search()
-    assert r.verdict == "fail" and r.failure is not None
-    assert "P3 external-publishes" in r.failure.message, r.failure.message
+    return AioContext, "external_disabled", property(
+        lambda self: bool(self._external_disable_cnt.load(Ordering.RELAXED)))
 
 
-def test_an_is_scheduled_query_synchronises_with_the_schedule_it_observes() -> None:
-    """c11: a thread that reads a BH's flag with is_scheduled from a write in the release
-    sequence of another thread's qemu_bh_schedule must be guaranteed to see what that
-    thread published before the schedule.  A relaxed is_scheduled load breaks it."""
+def _relaxed_is_scheduled() -> tuple[type, str, Any]:
     from aioctx_verify.impl import BH, Ordering
 
-    prog = generate(0, 1)
-    assert any(o.kind is OpKind.QUERY and o.b == Query.BH for o in prog.ops())
+    return BH, "is_scheduled", property(lambda self: bool(self.scheduled.load(Ordering.RELAXED)))
+
+
+def _relaxed_handler_view() -> tuple[type, str, Any]:
+    from aioctx_verify.impl import Ordering
+
+    def publish(self: Any) -> None:
+        view = tuple((n.fd, n.io_read is not None, n.is_external) for n in self._handlers
+                     if not n.deleted and not n.is_ctx_notifier)
+        self._handler_view.store(view, Ordering.RELAXED)
+
+    return AioContext, "_publish_handlers", publish
+
+
+@pytest.mark.parametrize(
+    ("index", "kind", "query", "broken", "strategy", "schedules", "rule"),
+    [
+        # a thread that reads external_disabled from the write of another thread's disable
+        # (or a later one: the count's writes are all seq_cst RMWs, one release sequence,
+        # and the query is a seq_cst load) sees what that thread wrote before the disable
+        (283, OpKind.EXT, Query.EXTERNAL, _relaxed_external, "random", 40,
+         "P3 external-publishes"),
+        # a thread that reads a BH's flag with is_scheduled from a write in the release
+        # sequence of another thread's qemu_bh_schedule sees what it published before
+        (1, None, Query.BH, _relaxed_is_scheduled, "random", 60, "P2 schedule-publishes"),
+        # a thread whose statistics() read the handler view another thread's handler change
+        # stored (a release store; the query's load acquires) sees what it wrote before
+        (36, OpKind.HADD, Query.STATS, _relaxed_handler_view, "random", 60,
+         "P3 handlers-publish"),
+    ],
+    ids=["external_disabled", "is_scheduled", "handler-view"],
+)
+def test_a_query_synchronises_with_the_publication_it_observes(
+    index: int, kind: OpKind | None, query: Query, broken: Callable[[], tuple[type, str, Any]],
+    strategy: str, schedules: int, rule: str,
+) -> None:
+    """c11 message passing through impl's seq_cst and acquire queries: the correct impl
+    passes a search of a program where the query may follow another thread's publishing
+    call; the same search with the query's load (or the publishing store) relaxed fails
+    the publication check."""
+    prog = generate(0, index)
+    assert kind is None or any(o.kind is kind for o in prog.ops())
+    assert any(o.kind is OpKind.QUERY and o.b == query for o in prog.ops())
 
     def search() -> Any:
-        return explore_program(generated_program(prog, "c11"), strategy="random",
-                               budget=Budget(60, UNBOUNDED), seed=0, do_shrink=False)
+        return explore_program(generated_program(prog, "c11"), strategy=strategy,
+                               budget=Budget(schedules, UNBOUNDED), seed=0, do_shrink=False)
 
     r = search()
     assert r.verdict == "pass", r.failure and r.failure.message
-    relaxed = property(lambda self: bool(self.scheduled.load(Ordering.RELAXED)))
-    with mock.patch.object(BH, "is_scheduled", relaxed):
+    with mock.patch.object(*broken()):
         r = search()
     assert r.verdict == "fail" and r.failure is not None
-    assert "P2 schedule-publishes" in r.failure.message, r.failure.message
+    assert rule in r.failure.message, r.failure.message

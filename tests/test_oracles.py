@@ -148,13 +148,23 @@ def pool_program(p: Platform) -> None:
     it.join()
 
 
-def dataplane_program(device: type[DataplaneDevice]) -> Callable[[Platform], None]:
+def dataplane_program(
+    device: type[DataplaneDevice], *, watch: bool = False
+) -> Callable[[Platform], None]:
+    """``watch``: register the context and the device with the controlled platform's state
+    oracle (``watch_state``)."""
+
     def program(p: Platform) -> None:
         """A guest thread kicks a started device twice; the program collects completions
         from the guest notifier (timed polls), then stops the device."""
         it = IOThread(p, name="io").start()
         dev = device(it)
         dev.start()
+        if watch:
+            register = getattr(p, "watch_state", None)
+            assert register is not None, "a watched program runs on the controlled platform"
+            register(it.ctx)
+            register(dev)
         reqs = [BlockRequest(i, data=b"x" * i) for i in (1, 2)]
 
         def guest() -> None:

@@ -25,7 +25,6 @@ from aioctx_verify.impl import (
     BH,
     SCALE_MS,
     AioContext,
-    BlockRequest,
     ClockType,
     DataplaneDevice,
     EventNotifier,
@@ -33,7 +32,7 @@ from aioctx_verify.impl import (
     ThreadPool,
     TraceEvent,
 )
-from aioctx_verify.impl._platform import POLLIN, Platform
+from aioctx_verify.impl._platform import Platform
 from aioctx_verify.impl._timers import TimerList
 from aioctx_verify.properties import (
     LOCK_RULES,
@@ -44,6 +43,7 @@ from aioctx_verify.properties import (
     quiescent_violations,
 )
 from aioctx_verify.stress.explore import Budget, Program, explore, replay
+from tests.test_oracles import dataplane_program
 
 NO_TIME_LIMIT = 3600.0
 SCHEDULES = 120
@@ -128,36 +128,6 @@ def timer_program(p: Platform) -> None:
     it.join()
 
 
-def dataplane_program(device: type[DataplaneDevice]) -> Callable[[Platform], None]:
-    def program(p: Platform) -> None:
-        """A guest thread submits two requests to a started device; the program collects
-        completions with bounded timed polls, then stops the device."""
-        it = IOThread(p, name="io").start()
-        dev = device(it)
-        dev.start()
-        _watch(p, it.ctx, dev)
-        reqs = [BlockRequest(i, data=b"x" * i) for i in (1, 2)]
-
-        def guest() -> None:
-            for r in reqs:
-                dev.guest_submit(r)
-
-        g = p.start_thread(guest, "guest")
-        irq = p.poller()
-        irq.register(dev.guest_notifier.fd, POLLIN)
-        got: list[BlockRequest] = []
-        for _ in range(3):
-            got += dev.guest_collect()
-            if len(got) == len(reqs):
-                break
-            irq.poll(1_000_000_000)
-        g.join()
-        dev.close()
-        it.join()
-
-    return program
-
-
 def _program(name: str, fn: Callable[[Platform], None]) -> Program:
     return Program(f"state_{name}", fn, "safe", "sc", fn.__doc__ or name, max_steps=8000)
 
@@ -168,7 +138,7 @@ PROGRAMS: dict[str, Program] = {
         _program("bh", bh_program),
         _program("pool", pool_program),
         _program("timers", timer_program),
-        _program("dataplane", dataplane_program(DataplaneDevice)),
+        _program("dataplane", dataplane_program(DataplaneDevice, watch=True)),
     )
 }
 
@@ -280,8 +250,8 @@ BROKEN: dict[str, tuple[Program, Callable[[], AbstractContextManager[None]], str
         "when an iteration ended",
     ),
     "handler takes one request per kick": (
-        _program("dataplane_one_per_kick", dataplane_program(OnePerKickDevice)), _nothing,
-        "random", "ring-kicked", "while every thread is blocked",
+        _program("dataplane_one_per_kick", dataplane_program(OnePerKickDevice, watch=True)),
+        _nothing, "random", "ring-kicked", "while every thread is blocked",
     ),
 }
 
@@ -304,18 +274,8 @@ def test_the_ring_sees_what_the_trace_based_kick_oracle_believes() -> None:
     """Without the device registered, the one-request-per-kick handler passes every
     schedule that the registered run fails: its trace claims every kick processed."""
     program, _broken, strategy, _rule, _when = BROKEN["handler takes one request per kick"]
-
-    def unwatched(p: Platform) -> None:
-        cp: Any = p
-        watch = cp.watch_state
-        cp.watch_state = lambda obj: None
-        try:
-            program.fn(p)
-        finally:
-            cp.watch_state = watch
-
-    blind = Program("state_dataplane_unwatched", unwatched, "safe", "sc", "unwatched",
-                    max_steps=program.max_steps)
+    blind = Program("state_dataplane_unwatched", dataplane_program(OnePerKickDevice), "safe",
+                    "sc", "unwatched", max_steps=program.max_steps)
     r = explore(blind, strategy=strategy, budget=Budget(SCHEDULES, NO_TIME_LIMIT), seed=0,
                 do_shrink=False)
     assert r.verdict == "pass", r.summary()

@@ -35,6 +35,7 @@ from ._schedule import (
     encode_tokens,
 )
 from ._strategies import (
+    Conflicts,
     ConflictStrategy,
     DataStrategy,
     DFSStrategy,
@@ -54,6 +55,7 @@ __all__ = [
     "Choice",
     "ControlledPlatform",
     "ConflictStrategy",
+    "Conflicts",
     "DFSStrategy",
     "DataStrategy",
     "Decision",

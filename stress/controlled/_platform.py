@@ -495,6 +495,17 @@ class ControlledPlatform:
             return False
         return all(cell.rmw[first + 1:last + 1])
 
+    def c11_writer(self, cell: object, position: int) -> int | None:
+        """Under ``c11``, the index of the thread whose write is at ``position`` of
+        ``cell``'s modification order (None: the cell's initial value, another model, or a
+        cell this platform did not make)."""
+        if self.memory is not Memory.C11 or not isinstance(cell, _CCell):
+            return None
+        if not 0 <= position < len(cell.writers):
+            return None
+        who = cell.writers[position]
+        return None if who < 0 else who
+
     def watch_state(self, obj: object) -> None:
         """Have ``obj`` (an impl context or dataplane device of this run) checked by the
         quiescent state oracle (:func:`aioctx_verify.properties.quiescent_violations`) each
@@ -928,6 +939,7 @@ class ControlledPlatform:
         msg[cell.oid] = ts
         cell.hist.append((value, msg))
         cell.rmw.append(base is not None)
+        cell.writers.append(me.idx)
         if order is Ordering.SEQ_CST:
             cell.sc_ts = ts
         cell.value = value
@@ -1123,7 +1135,7 @@ class _CHandle:
 
 
 class _CCell(Generic[T]):
-    __slots__ = ("_p", "hist", "lbl", "name", "oid", "rmw", "sc_ts", "value")
+    __slots__ = ("_p", "hist", "lbl", "name", "oid", "rmw", "sc_ts", "value", "writers")
 
     def __init__(self, p: ControlledPlatform, value: T, name: str) -> None:
         self._p = p
@@ -1136,11 +1148,13 @@ class _CCell(Generic[T]):
         # other threads through a publication the platform does not see).
         self.hist: list[tuple[Any, dict[int, int]]] = []
         self.rmw: list[bool] = []  # c11: whether each write of hist was an RMW's
+        self.writers: list[int] = []  # c11: the thread that made each write (-1: creation)
         self.sc_ts = 0
         if p.memory is Memory.C11:
             t = p._by_g.get(getcurrent())
             self.hist.append((value, dict(t.view) if t is not None else {}))
             self.rmw.append(False)
+            self.writers.append(-1)
 
     def __repr__(self) -> str:
         return f"<cell {self.name}={self.value!r}>"

@@ -11,7 +11,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
@@ -19,6 +19,7 @@ from ._platform import Decision, _Failure
 
 __all__ = [
     "ConflictStrategy",
+    "Conflicts",
     "DFSStrategy",
     "DataStrategy",
     "PCTStrategy",
@@ -133,6 +134,18 @@ def _impl_file(filename: str) -> str:
     return f"{os.path.basename(os.path.dirname(filename))}/{base}"
 
 
+@dataclass
+class Conflicts:
+    """What conflict-directed search learned of a program: shared by the searches of one
+    program under several memory models (the objects a program makes before its threads
+    start get the same ids in every run), so only the first run of the first is blind."""
+
+    threads: dict[int, set[int]] = field(default_factory=dict)  # object -> threads
+    written: set[int] = field(default_factory=set)  # objects some thread wrote
+    focused: set[int] = field(default_factory=set)  # objects accessed from a focus line
+    targeted: Counter[int] = field(default_factory=Counter)  # object -> runs it was target
+
+
 class ConflictStrategy:
     """Conflict-directed random search: each run brings two threads' accesses to one shared
     object together, in a random order (race-directed random testing: RaceFuzzer, Sen,
@@ -156,7 +169,8 @@ class ConflictStrategy:
 
     ``focus`` (an impl file as ``impl/_x.py`` and lines) prefers objects accessed from those
     lines (±2), as when a patch is under test; any conflicting object otherwise.  Run
-    ``i`` uses seed ``(seed, i)``; the first run, with nothing seen yet, is a random walk.
+    ``i`` uses seed ``(seed, i)``; the first run, with nothing seen yet, is a random walk
+    (``learned``: what searches of the same program found before, :class:`Conflicts`).
     """
 
     name = "conflict"
@@ -166,6 +180,7 @@ class ConflictStrategy:
         seed: int = 0,
         focus: tuple[str, tuple[int, ...]] | None = None,
         patience: int = 5000,
+        learned: Conflicts | None = None,
     ) -> None:
         self.seed = seed
         self.patience = patience
@@ -175,10 +190,12 @@ class ConflictStrategy:
         )
         self._run = -1
         self._rng = random.Random(0)
-        self._threads: dict[int, set[int]] = {}  # object -> threads seen about to access it
-        self._written: set[int] = set()  # objects some thread was about to write
-        self._focused: set[int] = set()  # objects accessed from a focus line
-        self._targeted: Counter[int] = Counter()
+        seen = learned if learned is not None else Conflicts()
+        self.learned = seen
+        self._threads = seen.threads
+        self._written = seen.written
+        self._focused = seen.focused
+        self._targeted = seen.targeted
         self.target: int | None = None
         self._postponed = 0
         self.hits = 0  # meetings steered: two threads about to access the target

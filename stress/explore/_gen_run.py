@@ -98,7 +98,7 @@ from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 from ..controlled import ControlledPlatform
 from ._explore import Program
 from ._gen_ops import GenProgram, Op, OpKind, Query
-from ._publish import ExternalPublication, Publication
+from ._publish import ExternalPublication, HandlerPublication, Publication
 
 __all__ = ["MAX_STEPS", "Finding", "OracleFailure", "ProgramRun", "classify", "generated_program"]
 
@@ -229,6 +229,7 @@ class ProgramRun:
         #: c11 runs: what scripts publish before a qemu_bh_schedule, and what runs read.
         self.pub: Publication | None = None
         self.ext_pub: ExternalPublication | None = None
+        self.h_pub: HandlerPublication | None = None
         # References and disables a thread holds now (what its queries must see).
         self.myrefs: dict[tuple[ThreadId, int], int] = {}
         self.ext_depth: dict[tuple[ThreadId, int], int] = {}
@@ -696,6 +697,8 @@ class ProgramRun:
                 self.fail("P3", "query-state",
                           f"{name}.debug_snapshot() in {who}, which holds it, shows a poller")
             handlers = len(snap.read_fds)
+        self._handlers_published(a, who, "statistics()" if w is Query.STATS
+                                 else "debug_snapshot()")
         if depth and (owner != me or got_depth != depth):
             self.fail("P1", "query-lock",
                       f"{name}'s lock statistics in {who}, which holds it at depth {depth}: "
@@ -864,6 +867,8 @@ class ProgramRun:
             if any(o.kind is OpKind.EXT for o in self.prog.ops()):
                 self.ext_pub = ExternalPublication(p, sorted(self.ctxs),
                                                    len(self.prog.scripts))
+            if any(o.kind in (OpKind.HADD, OpKind.HDEL) for o in self.prog.ops()):
+                self.h_pub = HandlerPublication(p, sorted(self.ctxs), len(self.prog.scripts))
         for j in sorted(used.timers):
             t = st.timers[j]
             self.timers[j] = qemu.aio_timer_new(self.ctxs[t.ctx], t.clock, t.scale,
@@ -1028,10 +1033,22 @@ class ProgramRun:
                 qemu.aio_poll(ctx, False)
             else:
                 ctx.aio_poll(False)
-        elif k is OpKind.HADD:
-            self._register(a, q)
-        elif k is OpKind.HDEL:
-            self._unregister(a, q)
+        elif k in (OpKind.HADD, OpKind.HDEL):
+            c = self.st.notifiers[a].ctx
+            pub = self.h_pub
+            who = self.kidx.get(self._me()) if pub is not None else None
+            n = pub.before(c, who) if pub is not None and who is not None else 0
+            if k is OpKind.HADD:
+                self._register(a, q)
+            else:
+                self._unregister(a, q)
+            if pub is not None and who is not None:
+                view = self.ctxs[c]._handler_view
+                pos = self._c11_position(view)
+                writer = getattr(self.p, "c11_writer", None)
+                own = (pos is not None and writer is not None
+                       and writer(view, pos) == int(self._me()))
+                pub.after(c, who, n, pos, own)
         elif k is OpKind.SUBMIT:
             self._submit(a, bool(b), q)
         elif k is OpKind.RCANCEL:
@@ -1109,47 +1126,69 @@ class ProgramRun:
         where = getattr(self.p, "c11_position", None)
         return None if where is None else where(cell)
 
+    def _published(
+        self, need: dict[int, int], visible: Callable[[int], int | None], prop: PropertyName,
+        rule: str, text: Callable[[int, int, int], str],
+    ) -> None:
+        """c11 message passing (:mod:`._publish`): for each script ``k`` whose number ``n``
+        the querying thread must be guaranteed to see (``need``), its view of ``k``'s cell
+        (``visible(k)``) reaches ``n``; else ``prop``/``rule`` fails with ``text(k, n, got)``."""
+        for k, n in sorted(need.items()):
+            got = visible(k)
+            if got is not None and got < n:
+                self.fail(prop, rule, text(k, n, got))
+
     def _flag_published(self, j: int, who: str) -> None:
         """c11: right after ``is_scheduled``, the querying thread sees what each script
-        published before a schedule it synchronised with (:mod:`._publish`)."""
+        published before a schedule it synchronised with (:class:`Publication`)."""
         pub = self.pub
-        if pub is None:
-            return
         flag = self.bhs[j].scheduled
         pos = self._c11_position(flag)
         chain = getattr(self.p, "c11_rmw_chain", None)
-        if pos is None or chain is None:
+        if pub is None or pos is None or chain is None:
             return
-        need = pub.query_required(j, pos, lambda lo, hi: bool(chain(flag, lo, hi)))
-        for k, n in sorted(need.items()):
-            got = pub.visible(j, k, self._c11_position)
-            if got is not None and got < n:
-                self.fail(
-                    "P2", "schedule-publishes",
-                    f"{who} read bh{j}.is_scheduled from a write in the release sequence of "
-                    f"T{k}'s schedule #{n} of it, yet may still read {got} of what T{k} "
-                    "published before that schedule: the query does not synchronise with it",
-                )
+        self._published(
+            pub.query_required(j, pos, lambda lo, hi: bool(chain(flag, lo, hi))),
+            lambda k: pub.visible(j, k, self._c11_position), "P2", "schedule-publishes",
+            lambda k, n, got: (
+                f"{who} read bh{j}.is_scheduled from a write in the release sequence of "
+                f"T{k}'s schedule #{n} of it, yet may still read {got} of what T{k} "
+                "published before that schedule: the query does not synchronise with it"),
+        )
 
     def _external_published(self, a: int, who: str) -> None:
         """c11: after an ``external_disabled`` query, the querying thread sees what every
         disable and enable it synchronised with published (:class:`ExternalPublication`)."""
         pub = self.ext_pub
-        if pub is None:
-            return
         pos = self._c11_position(self.ctxs[a]._external_disable_cnt)
-        if pos is None:
+        if pub is None or pos is None:
             return
-        for k, n in sorted(pub.required(a, pos).items()):
-            got = pub.visible(a, k, self._c11_position)
-            if got is not None and got < n:
-                self.fail(
-                    "P3", "external-publishes",
-                    f"{who} read {self.st.ctx_name(a)}.external_disabled from a write that "
-                    f"follows T{k}'s disable / enable #{n} of it, yet may still read {got} "
-                    f"of what T{k} wrote before that call: the query does not synchronise "
-                    "with it",
-                )
+        self._published(
+            pub.required(a, pos), lambda k: pub.visible(a, k, self._c11_position),
+            "P3", "external-publishes",
+            lambda k, n, got: (
+                f"{who} read {self.st.ctx_name(a)}.external_disabled from a write that "
+                f"follows T{k}'s disable / enable #{n} of it, yet may still read {got} "
+                f"of what T{k} wrote before that call: the query does not synchronise "
+                "with it"),
+        )
+
+    def _handlers_published(self, a: int, who: str, query: str) -> None:
+        """c11: after ``statistics()`` or ``debug_snapshot()``, the querying thread sees what
+        the script whose handler change stored the view it read published before that
+        change (:class:`HandlerPublication`)."""
+        pub = self.h_pub
+        pos = self._c11_position(self.ctxs[a]._handler_view)
+        if pub is None or pos is None:
+            return
+        self._published(
+            pub.required(a, pos), lambda k: pub.visible(a, k, self._c11_position),
+            "P3", "handlers-publish",
+            lambda k, n, got: (
+                f"{who}'s {self.st.ctx_name(a)}.{query} read the handler view T{k}'s "
+                f"handler change #{n} stored, yet may still read {got} of what T{k} wrote "
+                "before that change: the query does not synchronise with it"),
+        )
 
     def _locked(self, op: Op) -> None:
         ctx = self.ctxs[op.a]

@@ -32,6 +32,7 @@ from aioctx_verify.impl import RealPlatform
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ..controlled import (
+    Conflicts,
     ConflictStrategy,
     InvalidScheduleError,
     PrefixStrategy,
@@ -364,6 +365,7 @@ def search_generated(
         res.programs += 1
         res.ops += prog.size
         whole = True  # every combination ran its schedules (or exhausted, or failed)
+        learned = Conflicts()  # what conflict-directed search learns, across memory models
         mine = list(enumerate(combos))
         if budget.combos is not None and budget.combos < len(combos):
             k = max(1, budget.combos)
@@ -383,8 +385,8 @@ def search_generated(
             program = generated_program(prog, memory, raised)
             run_seed = (seed * 1_000_003 + i) * 16 + j
             schedules = budget.schedules * (SMALL_SCHEDULES if prog.setup.focus else 1)
-            strat: Any = (ConflictStrategy(run_seed, focus=focus) if strategy == "conflict"
-                          else strategy)
+            strat: Any = (ConflictStrategy(run_seed, focus=focus, learned=learned)
+                          if strategy == "conflict" else strategy)
             r = explore(program, strategy=strat, budget=Budget(schedules, left),
                         memory=memory, seed=run_seed, do_shrink=False)
             res.runs += r.schedules + r.pruned

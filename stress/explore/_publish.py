@@ -26,6 +26,10 @@ of (only RMWs since: a BH run's claim, another schedule; a cancel's or delete's 
 ends it), it must be guaranteed to see what that script published before the schedule.
 That is checked on the querying thread's view right after the query (no load needed).
 
+The same for ``external_disabled`` (:class:`ExternalPublication`: the count's seq_cst RMWs)
+and for ``statistics()`` / ``debug_snapshot()`` (:class:`HandlerPublication`: the handler
+view's release stores and the queries' acquire loads).
+
 Prior art: the message-passing (MP) litmus shape, and the bh_data probe that checks it on
 one producer; this oracle checks it for every shared BH of a generated program.
 ``qemu_bh_schedule_idle`` is left out: when it finds the BH already scheduled it returns
@@ -40,12 +44,26 @@ from typing import Any
 
 from aioctx_verify.impl import Ordering
 
-__all__ = ["ExternalPublication", "Publication"]
+__all__ = ["ExternalPublication", "HandlerPublication", "Publication"]
 
 _RELAXED = Ordering.RELAXED
 
 
-class Publication:
+class _Cells:
+    """Per-(key, script) relaxed cells a script writes its ``n``-th number to before its
+    ``n``-th publishing call (the cell's ``n``-th write is its number ``n``)."""
+
+    cells: dict[tuple[int, int], Any]
+
+    def visible(self, key: int, k: int, position: Callable[[Any], int | None]) -> int | None:
+        """The newest number of script ``k``'s cell for ``key`` that the calling thread is
+        guaranteed to read (``position``: the platform's ``c11_position``): any older one
+        is still readable by a relaxed load when this is below what is required."""
+        cell = self.cells.get((key, k))
+        return None if cell is None else position(cell)
+
+
+class Publication(_Cells):
     """The cells, the numbers written and the values each BH's latest run read.
 
     Args:
@@ -96,12 +114,6 @@ class Publication:
                 need[k] = n
         return need
 
-    def visible(self, j: int, k: int, position: Callable[[Any], int | None]) -> int | None:
-        """The newest number of script ``k``'s cell for BH ``j`` the calling thread is
-        guaranteed to read (the cell's ``n``-th write is its number ``n``)."""
-        cell = self.cells.get((j, k))
-        return None if cell is None else position(cell)
-
     def on_run(self, j: int) -> None:
         """A run of BH ``j`` starts its callback: read every script's cell for it."""
         self.seen[j] = {
@@ -134,7 +146,7 @@ class Publication:
         return out
 
 
-class ExternalPublication:
+class ExternalPublication(_Cells):
     """The same message-passing check through ``aio_disable_external`` /
     ``aio_enable_external`` and ``external_disabled``.
 
@@ -189,9 +201,51 @@ class ExternalPublication:
                 need[k] = n
         return need
 
-    def visible(self, c: int, k: int, position: Callable[[Any], int | None]) -> int | None:
-        """The newest number of script ``k``'s cell for ``c`` that the calling thread is
-        guaranteed to read (``position``: the platform's ``c11_position``; the cell's
-        ``n``-th write is its number ``n``): any older one is still readable by a relaxed
-        load when this is below what is required."""
-        return position(self.cells[(c, k)])
+
+
+class HandlerPublication(_Cells):
+    """The same check through a context's published handler view: ``statistics()`` and
+    ``debug_snapshot()`` read it with one acquire load, and every handler change stores it
+    with a release store, under the context (``_publish_handlers``).  Those are plain
+    stores, not RMWs, so a reader synchronises with exactly the change whose store it read
+    (a later store of another thread continues no release sequence): a thread that read the
+    view a script's ``aio_set_fd_handler`` / ``aio_set_event_notifier`` stored must be
+    guaranteed to see what that script wrote before the call.  A relaxed store or a relaxed
+    query load breaks it.  A call that stored nothing (removing a handler that is not
+    there) records nothing: the caller says whether the position it sees is its own write.
+
+    Args:
+        p: the platform (thread 0 makes the cells before any script starts).
+        ctxs: the contexts' indices.
+        scripts: how many script threads there are.
+    """
+
+    def __init__(self, p: Any, ctxs: Iterable[int], scripts: int) -> None:
+        self.cells = {
+            (c, k): p.atomic(0, f"pub.handlers{c}.T{k}") for c in ctxs for k in range(scripts)
+        }
+        self._n: dict[tuple[int, int], int] = {}
+        #: ctx -> position of a script's store of the view -> (script, number before it).
+        self.stores: dict[int, dict[int, tuple[int, int]]] = {}
+
+    def before(self, c: int, k: int) -> int:
+        """Script ``k`` is about to change context ``c``'s handlers: publish its number."""
+        n = self._n.get((c, k), 0) + 1
+        self._n[(c, k)] = n
+        self.cells[(c, k)].store(n, _RELAXED)
+        return n
+
+    def after(self, c: int, k: int, n: int, position: int | None, own: bool) -> None:
+        """That change left the script's view of the handler view at ``position``; ``own``:
+        the write there is the script's (a change that stored nothing leaves it at an
+        earlier write, possibly an earlier one of its own, which must not be claimed)."""
+        if position is None or not own:
+            return
+        mine = self.stores.setdefault(c, {})
+        if position not in mine:
+            mine[position] = (k, n)
+
+    def required(self, c: int, position: int) -> dict[int, int]:
+        """Script -> the least number a reader of the view's write at ``position`` must see."""
+        got = self.stores.get(c, {}).get(position)
+        return {} if got is None else {got[0]: got[1]}

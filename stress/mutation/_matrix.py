@@ -590,7 +590,7 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
     # keeps the unsteered strategies.  Either way a program gets 24 runs.
     strategies = CELL_STRATEGIES if mutant.site is not None else tuple(
         s for s in STRATEGIES if s != "conflict")
-    per_program = 24
+    per_program = CELL_RUNS_PER_PROGRAM
     schedules = per_program // (len(strategies) * len(memories))
     programs = 10**6 if runs is None else max(1, runs // per_program)
     t0 = time.perf_counter()
@@ -629,6 +629,9 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
 #: The strategies of a generated mutant's cell: conflict-directed search focused on its
 #: lines (a run without a target is a random walk) and PCT.
 CELL_STRATEGIES = ("conflict", "pct")
+
+#: Runs per generated program in that cell.
+CELL_RUNS_PER_PROGRAM = 24
 
 #: Operators (generated mutants' name prefix) whose change is of an ordering or an RMW.
 WEAK_MEMORY_OPERATORS = frozenset({"fence-drop", "fence-weaken", "order-relax", "rmw-split"})
