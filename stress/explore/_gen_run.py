@@ -1034,21 +1034,21 @@ class ProgramRun:
             else:
                 ctx.aio_poll(False)
         elif k in (OpKind.HADD, OpKind.HDEL):
-            c = self.st.notifiers[a].ctx
+            hc = self.st.notifiers[a].ctx
             pub = self.h_pub
             who = self.kidx.get(self._me()) if pub is not None else None
-            n = pub.before(c, who) if pub is not None and who is not None else 0
+            n = pub.before(hc, who) if pub is not None and who is not None else 0
             if k is OpKind.HADD:
                 self._register(a, q)
             else:
                 self._unregister(a, q)
             if pub is not None and who is not None:
-                view = self.ctxs[c]._handler_view
+                view = self.ctxs[hc]._handler_view
                 pos = self._c11_position(view)
                 writer = getattr(self.p, "c11_writer", None)
                 own = (pos is not None and writer is not None
                        and writer(view, pos) == int(self._me()))
-                pub.after(c, who, n, pos, own)
+                pub.after(hc, who, n, pos, own)
         elif k is OpKind.SUBMIT:
             self._submit(a, bool(b), q)
         elif k is OpKind.RCANCEL:
