@@ -7,11 +7,11 @@ A campaign runs, in order, each *step* it was given a share of the budget for:
   code on the controlled platform, monitors on), coverage counted, failures shrunk;
 * ``generated`` - seeded generated programs over impl's whole public API (2-4 threads of
   BH, timer, handler, external, thread-pool, dataplane, IOThread and stop-the-world
-  operations, well-formed by construction) under the same strategies and every memory
-  model, monitors and program-level oracles on; a failure is shrunk to a minimal program
-  and schedule with a ``gen:`` replay line.  Searching impl as it is, it gets the largest
+  operations, well-formed by construction) under the same strategies, conflict-directed
+  search too, and every memory model, monitors and program-level oracles on; a failure is
+  shrunk to a minimal program and schedule with a ``gen:`` replay line.  Searching impl as it is, it gets the largest
   share of the exploration budget;
-* ``races`` - the safe corpus and generated programs under the same strategies with the race
+* ``races`` - the safe corpus and generated programs under every strategy with the race
   detector on: a plain field of impl shared between threads without ordering breaks the
   seam's rule (reported under P3: the accesses are not mutually excluded);
 * ``hypothesis`` - impl against the single-thread reference in lockstep, then the
@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from aioctx_verify.stress import Failure
     from aioctx_verify.stress.mutation import MatrixBudget
 
-__all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "CampaignPlan", "plan_campaign", "run_campaign"]
+__all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "STRATEGIES", "CampaignPlan", "plan_campaign",
+           "run_campaign"]
 
 PROPERTIES: tuple[PropertyName, ...] = PROPERTY_NAMES
 #: Step names, in the order they run.
@@ -130,6 +131,11 @@ _COVERS: dict[str, tuple[PropertyName, ...]] = {
 }
 
 
+#: The controlled scheduler's strategies (``--strategy``): random, PCT and DFS also explore
+#: the corpus as steps of their own; all four explore the generated and races steps.
+STRATEGIES: tuple[str, ...] = ("random", "pct", "dfs", "conflict")
+
+
 @dataclass(frozen=True)
 class CampaignPlan:
     """What to run: budget label, total seconds, schedules per program, steps, properties."""
@@ -140,7 +146,7 @@ class CampaignPlan:
     steps: tuple[str, ...]
     properties: tuple[PropertyName, ...]
     seed: int
-    strategies: tuple[str, ...] = ("random", "pct", "dfs")
+    strategies: tuple[str, ...] = STRATEGIES
     jobs: int = 1
 
     def model_configs(self) -> list[ModelSize]:
@@ -172,7 +178,9 @@ def plan_campaign(
         seed: everything but real-thread timing is a function of it.
         checkers: steps to run (default: all of :data:`CHECKERS`).
         properties: properties to report (default: all of :data:`PROPERTIES`).
-        strategies: which of random / pct / dfs the controlled explorer runs.
+        strategies: which of random / pct / dfs / conflict the controlled explorer runs
+            (the first three are also corpus steps of their own; conflict-directed search
+            runs in the generated and races steps).
         jobs: worker processes for the kill matrix (default: the CPU count, at most 4).
 
     Raises:
@@ -181,7 +189,7 @@ def plan_campaign(
     for what, given, known in (
         ("checker", checkers, CHECKERS),
         ("property", properties, PROPERTIES),
-        ("strategy", strategies, ("random", "pct", "dfs")),
+        ("strategy", strategies, STRATEGIES),
     ):
         bad = [g for g in (given or ()) if g not in known]
         if bad:
@@ -213,7 +221,7 @@ def plan_campaign(
         steps = tuple(c for c in CHECKERS if c not in _NOT_BY_DEFAULT.get(label, ()))
     else:
         steps = tuple(c for c in CHECKERS if c in checkers)
-    strats = strategies or ("random", "pct", "dfs")
+    strats = strategies or STRATEGIES
     steps = tuple(s for s in steps if s not in ("random", "pct", "dfs") or s in strats)
     if not steps:
         raise ValueError(

@@ -33,6 +33,7 @@ from aioctx_verify._campaign import (
     BUDGETS,
     CHECKERS,
     PROPERTIES,
+    STRATEGIES,
     CampaignPlan,
     plan_campaign,
     run_campaign,
@@ -48,7 +49,7 @@ from aioctx_verify.reports import (
 __all__ = ["EXIT_INTERRUPTED", "run_cmd"]
 
 EXIT_INTERRUPTED = 130
-_STRATEGIES = ("random", "pct", "dfs")
+_STRATEGIES = STRATEGIES
 
 
 class _InputError(click.ClickException):
@@ -242,7 +243,8 @@ def _exit_status(result: CampaignResult) -> int:
     "--strategy",
     "strategies",
     callback=_csv(_STRATEGIES, "strategy"),
-    help="Controlled-scheduler strategies, comma-separated subset of random,pct,dfs.",
+    help="Controlled-scheduler strategies, comma-separated subset of random,pct,dfs,conflict"
+    " (random, pct and dfs also explore the corpus; all explore generated programs).",
 )
 @click.option(
     "--out",

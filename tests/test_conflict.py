@@ -136,3 +136,17 @@ def test_conflict_search_finds_every_corpus_bug(name: str) -> None:
 def test_conflict_search_passes_every_safe_corpus_program(name: str) -> None:
     r = explore(PROGRAMS[name], strategy="conflict", budget=Budget(60, 120), do_shrink=False)
     assert r.verdict == "pass", r.summary()
+
+
+def test_the_campaign_runs_conflict_search_by_default() -> None:
+    from aioctx_verify._campaign import STRATEGIES, plan_campaign
+
+    assert "conflict" in STRATEGIES
+    assert plan_campaign().strategies == STRATEGIES
+    # conflict alone: the corpus steps of the other strategies leave; generated and races
+    # (which run every chosen strategy) stay
+    only = plan_campaign(strategies=("conflict",))
+    assert {"generated", "races"} <= set(only.steps)
+    assert not {"random", "pct", "dfs"} & set(only.steps)
+    with pytest.raises(ValueError, match="conflict"):
+        plan_campaign(strategies=("bogus",))
