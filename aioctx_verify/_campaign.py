@@ -9,8 +9,8 @@ A campaign runs, in order, each *step* it was given a share of the budget for:
   BH, timer, handler, external, thread-pool, dataplane, IOThread and stop-the-world
   operations, well-formed by construction) under the same strategies, conflict-directed
   search too, and every memory model, monitors and program-level oracles on; a failure is
-  shrunk to a minimal program and schedule with a ``gen:`` replay line.  Searching impl as it is, it gets the largest
-  share of the exploration budget;
+  shrunk to a minimal program and schedule with a ``gen:`` replay line.  Searching impl
+  as it is, it gets the largest share of the exploration budget;
 * ``races`` - the safe corpus and generated programs under every strategy with the race
   detector on: a plain field of impl shared between threads without ordering breaks the
   seam's rule (reported under P3: the accesses are not mutually excluded);
