@@ -248,7 +248,9 @@ class _Acc:
     benchmarks: list[Benchmark] = field(default_factory=list)
 
     def verdict(self, plan: CampaignPlan, checker: str, failed: dict[PropertyName, str],
-                runs: int, seconds: float, *, inconclusive: str = "") -> None:
+                runs: int, seconds: float, *, inconclusive: str = "", note: str = "") -> None:
+        """``note``: the detail of a pass (what the step covered, when it is short of its
+        work)."""
         for prop in plan.properties:
             if prop not in _COVERS.get(checker, PROPERTIES):
                 continue
@@ -258,7 +260,7 @@ class _Acc:
             elif inconclusive:
                 v, detail = "inconclusive", inconclusive
             else:
-                v, detail = "pass", ""
+                v, detail = "pass", note
             self.verdicts[(prop, checker)] = Verdict(
                 property=prop, checker=checker, verdict=v, runs=runs,
                 seconds=round(seconds, 3), detail=detail[:300],
@@ -501,7 +503,13 @@ def _step_generated(
             r.failure, property=prop, checker="generated", seed=plan.seed,
         ))
     unsure = "stopped early" if stop() else r.reason if r.verdict == "inconclusive" else ""
-    acc.verdict(plan, "generated", failed, r.runs, time.perf_counter() - t0, inconclusive=unsure)
+    # A pass says how much of its work the step explored when its time share ran out first
+    # (a loaded machine explores fewer programs: the pass covers less).
+    short = "" if r.complete >= budget.programs else (
+        f"explored {r.complete} of {budget.programs} programs whole within its "
+        f"{seconds:.0f} s share")
+    acc.verdict(plan, "generated", failed, r.runs, time.perf_counter() - t0, inconclusive=unsure,
+                note=short)
 
 
 #: Generated programs the races step searches after the corpus, by budget tier.

@@ -126,6 +126,16 @@ def test_campaign_plan_is_deterministic_and_rejects_nonsense() -> None:
         plan_campaign(checkers=("random",), strategies=("pct",))
 
 
+def test_a_generated_step_cut_by_its_time_share_says_how_much_it_explored() -> None:
+    # Two seconds cannot hold the smoke tier's 120 programs (each runs several schedules
+    # under four strategy / memory combinations): the pass names what it covered.
+    r = run_campaign(plan_campaign(2, checkers=("generated",)))
+    gen = [v for v in r.verdicts if v.checker == "generated"]
+    assert gen and {v.verdict for v in gen} == {"pass"}, gen
+    assert all(v.detail.startswith("explored ") and " of 120 programs" in v.detail
+               for v in gen), gen
+
+
 def test_should_stop_ends_the_campaign_early_and_marks_it_incomplete() -> None:
     calls = []
 
