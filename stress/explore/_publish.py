@@ -63,6 +63,24 @@ class _Cells:
         return None if cell is None else position(cell)
 
 
+class _ContextCells(_Cells):
+    """Cells per (context, script), for a publication a script makes before its calls on a
+    context; the script's ``n``-th such call publishes ``n``."""
+
+    def __init__(self, p: Any, ctxs: Iterable[int], scripts: int, label: str) -> None:
+        self.cells = {
+            (c, k): p.atomic(0, f"pub.{label}{c}.T{k}") for c in ctxs for k in range(scripts)
+        }
+        self._n: dict[tuple[int, int], int] = {}
+
+    def before(self, c: int, k: int) -> int:
+        """Script ``k`` is about to make such a call on context ``c``: publish its number."""
+        n = self._n.get((c, k), 0) + 1
+        self._n[(c, k)] = n
+        self.cells[(c, k)].store(n, _RELAXED)
+        return n
+
+
 class Publication(_Cells):
     """The cells, the numbers written and the values each BH's latest run read.
 
@@ -146,7 +164,7 @@ class Publication(_Cells):
         return out
 
 
-class ExternalPublication(_Cells):
+class ExternalPublication(_ContextCells):
     """The same message-passing check through ``aio_disable_external`` /
     ``aio_enable_external`` and ``external_disabled``.
 
@@ -173,19 +191,9 @@ class ExternalPublication(_Cells):
     """
 
     def __init__(self, p: Any, ctxs: Iterable[int], scripts: int) -> None:
-        self.cells = {
-            (c, k): p.atomic(0, f"pub.ext{c}.T{k}") for c in ctxs for k in range(scripts)
-        }
-        self._n: dict[tuple[int, int], int] = {}
+        super().__init__(p, ctxs, scripts, "ext")
         #: ctx -> (position of the RMW's write, script, number published before it).
         self.done: dict[int, list[tuple[int, int, int]]] = {}
-
-    def before(self, c: int, k: int) -> int:
-        """Script ``k`` is about to disable or enable context ``c``: publish its number."""
-        n = self._n.get((c, k), 0) + 1
-        self._n[(c, k)] = n
-        self.cells[(c, k)].store(n, _RELAXED)
-        return n
 
     def after(self, c: int, k: int, n: int, position: int | None) -> None:
         """That disable or enable wrote the count at ``position`` (None: not ``c11``)."""
@@ -202,8 +210,7 @@ class ExternalPublication(_Cells):
         return need
 
 
-
-class HandlerPublication(_Cells):
+class HandlerPublication(_ContextCells):
     """The same check through a context's published handler view: ``statistics()`` and
     ``debug_snapshot()`` read it with one acquire load, and every handler change stores it
     with a release store, under the context (``_publish_handlers``).  Those are plain
@@ -221,19 +228,9 @@ class HandlerPublication(_Cells):
     """
 
     def __init__(self, p: Any, ctxs: Iterable[int], scripts: int) -> None:
-        self.cells = {
-            (c, k): p.atomic(0, f"pub.handlers{c}.T{k}") for c in ctxs for k in range(scripts)
-        }
-        self._n: dict[tuple[int, int], int] = {}
+        super().__init__(p, ctxs, scripts, "handlers")
         #: ctx -> position of a script's store of the view -> (script, number before it).
         self.stores: dict[int, dict[int, tuple[int, int]]] = {}
-
-    def before(self, c: int, k: int) -> int:
-        """Script ``k`` is about to change context ``c``'s handlers: publish its number."""
-        n = self._n.get((c, k), 0) + 1
-        self._n[(c, k)] = n
-        self.cells[(c, k)].store(n, _RELAXED)
-        return n
 
     def after(self, c: int, k: int, n: int, position: int | None, own: bool) -> None:
         """That change left the script's view of the handler view at ``position``; ``own``:

@@ -587,8 +587,8 @@ def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) ->
     memories = ("c11", "pso") if weak else MEMORIES
     # A generated mutant's changed lines steer the conflict-directed strategy (as a patch
     # under test would), which takes the random walk's and DFS's shares (a DFS of a few
-    # schedules only varies a run's last decisions); a catalogue mutant, with no site,
-    # keeps the unsteered strategies.  Either way a program gets 24 runs.
+    # schedules only varies a run's last decisions), and its first programs get more runs;
+    # a catalogue mutant, with no site, keeps the unsteered strategies and 24 runs each.
     strategies = CELL_STRATEGIES if mutant.site is not None else tuple(
         s for s in STRATEGIES if s != "conflict")
     per_program = CELL_RUNS_PER_PROGRAM if mutant.site is not None else 24
