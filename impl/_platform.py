@@ -266,7 +266,8 @@ def _state(platform: object) -> dict[str, object]:
 def per_platform(platform: object, key: str, make: Callable[[], T]) -> T:
     """The state ``key`` of ``platform`` (impl's clocks, the IOThread registry), made by
     ``make`` on first use, safe from any thread (``dict.setdefault``: the first one made
-    wins).
+    wins).  A platform with a ``published(state, made)`` method hears of every use: made
+    by this call (a release of what ``make`` wrote) or found (an acquire of it).
 
     Kept on the platform object itself, not in a module-level weak dictionary keyed by
     platform: the state holds the platform's own mutexes and cells, which refer back to
@@ -276,8 +277,16 @@ def per_platform(platform: object, key: str, make: Callable[[], T]) -> T:
     """
     d = _state(platform)
     got = d.get(key)
+    made = False
     if got is None:
-        got = d.setdefault(key, make())
+        mine = make()
+        got = d.setdefault(key, mine)
+        made = got is mine
+    # The dictionary publishes the state whole (a single atomic operation, as an RCU
+    # pointer store would); a platform that tracks happens-before is told so.
+    published = getattr(platform, "published", None)
+    if published is not None:
+        published(got, made)
     return got  # type: ignore[return-value]
 
 

@@ -454,7 +454,10 @@ def test_each_checker_maps_work_to_its_own_unit() -> None:
     (cached repeats do not run), real-thread trials (schedules: see the worker-pool test)."""
     single = run_checker("stateful_single", NO_MUTANT, 0, CellBudget(PROGRAM_WORK * 5, 600.0))
     assert single.verdict == "survived", single
-    assert "no failure in 5 lockstep programs" in single.detail
+    # Five examples; Hypothesis may also start a program it then drops (an overrun of its
+    # data buffer is no example), which the count includes.
+    ran = int(re.search(r"no failure in (\d+) lockstep programs", single.detail).group(1))  # type: ignore[union-attr]
+    assert 5 <= ran <= 7, single.detail
     multi = run_checker("stateful_multi", NO_MUTANT, 0, CellBudget(12, 600.0))
     assert multi.verdict == "survived", multi
     runs = int(re.search(r"no failure in (\d+) runs", multi.detail).group(1))  # type: ignore[union-attr]

@@ -408,3 +408,28 @@ def test_generated_programs_are_ranked_by_the_threads_at_the_mutants_site(
     assert threads(chosen[0]) == best
     assert len(set(chosen)) == 8 and all(threads(i) >= 1 for i in chosen)
     assert _generated_for(g.as_mutant(), 0, 8) == chosen  # deterministic
+
+
+def test_a_moved_or_unlocked_block_covers_every_line_of_it(
+    mutants: list[GeneratedMutant],
+) -> None:
+    """A compound statement moved out of its lock, or a body whose lock is dropped, runs
+    unlocked on every line: all of them are the mutant's site (coverage, program choice,
+    the conflict-directed focus), not only the first, which may touch nothing shared."""
+    (moved,) = [m for m in mutants if m.operator == "lock-move-out" and m.variant == "last"
+                and m.function == "Clocks.start_virtual"]
+    assert moved.cover == tuple(range(moved.line, moved.line + 3)), moved.cover  # if + body
+    (dropped,) = [m for m in mutants if m.operator == "acqrel-drop"
+                  and m.function == "Clocks.virtual_running"]
+    assert dropped.cover == (dropped.line, dropped.line + 1), dropped.cover  # with + body
+
+
+def test_a_timer_scale_below_one_is_refused_in_lockstep_with_the_reference() -> None:
+    """The single-thread lockstep makes timers of several scales and tries scales the API
+    refuses (zero, negative): an impl that accepts a zero scale differs from the reference,
+    which refuses it."""
+    names = [m.name for m in generate_mutants() if m.operator == "off-by-one"
+             and m.function == "QEMUTimer.__init__" and m.variant == "boundary"]
+    assert len(names) == 1
+    r = run_mutation("smoke", names=names, checkers=["stateful_single"], control=False)
+    assert [x.status for x in r.runs] == ["killed"], r.format()

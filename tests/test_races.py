@@ -721,3 +721,61 @@ def test_a_generated_programs_race_replays_from_its_line() -> None:
     assert clean.exit_code == 0, clean.output
     old = CliRunner().invoke(main, ["replay", "race:v1:gen0.s0.i1:sc:0"])
     assert old.exit_code == 2 and "generator version 0" in old.output, old.output
+
+
+# -- suspects: an order only a mutex gave, confirmed by postponing a thread ------------------
+def hidden(p: ControlledPlatform) -> None:
+    """main reads a field outside the mutex the writer writes it under, then takes the
+    mutex; the writer gets there only after a dozen steps of its own.  A schedule shows the
+    race only if the writer overtakes main's one step: about 2^-13 for a random walk."""
+    box = Box()
+    m = p.mutex("m")
+    steps = p.atomic(0, "steps")
+
+    def writer() -> None:
+        for i in range(12):
+            steps.store(i, RELAXED)
+        with m:
+            box.value = 1
+
+    t = p.start_thread(writer, "writer")
+    seen = box.value  # unlocked: the bug
+    with m:
+        pass
+    t.join()
+    assert seen in (0, 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_race_only_a_mutex_order_hid_is_confirmed_and_replays(seed: int) -> None:
+    blind = _search(hidden, "hidden", schedules=3, seed=seed, confirm=0)
+    assert blind.races == [] and blind.suspects == 0, blind.summary()
+    r = _search(hidden, "hidden", schedules=3, seed=seed)
+    assert _fields(r) == {"Box.value"}, r.summary()
+    assert r.suspects >= 1 and r.confirmations >= 1
+    race = r.races[0]
+    det = replay_races(race.schedule, {"hidden": Program("hidden", hidden)}, track=(Box,))
+    assert [x.key for x in det.races] == [race.key]
+
+
+@pytest.mark.parametrize("fn", [locked, start_join, notified])
+def test_orders_a_confirmation_cannot_undo_raise_no_suspect_and_no_race(
+    fn: ProgramFn,
+) -> None:
+    """A common mutex, a thread start or join, a notifier: no suspect, so no schedule is
+    spent confirming, and a confirmation could not report a race that is not one."""
+    r = _search(fn, fn.__name__, strategy="random", schedules=40, seed=3)
+    assert r.races == [] and r.suspects == 0 and r.confirmations == 0, r.summary()
+
+
+def test_field_accesses_name_the_threads_lines_and_steps_of_each_field() -> None:
+    from aioctx_verify.stress.controlled import field_accesses
+
+    prog = corpus_by_name()["iothread_acquire"]
+    acc = field_accesses(prog, seed=0)
+    assert acc == field_accesses(prog, seed=0)  # a function of the seed
+    nesting = {(t, w) for label, t, w, *_ in acc if label == "RFifoLock._nesting"}
+    assert {t for t, _ in nesting} >= {0, 1} and any(w for _, w in nesting), sorted(nesting)
+    lock_py = RFifoLock.lock.__code__.co_filename
+    assert any(f == lock_py and label == "RFifoLock._nesting" for label, _t, _w, f, *_ in acc)
+    assert all(line > 0 and steps for *_, line, steps in acc)

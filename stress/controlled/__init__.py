@@ -23,8 +23,10 @@ from ._race import (
 )
 from ._race_hooks import impl_classes
 from ._race_search import (
+    FieldAccess,
     RaceProgram,
     RaceResult,
+    field_accesses,
     find_races,
     replay_races,
 )
@@ -40,6 +42,7 @@ from ._strategies import (
     DataStrategy,
     DFSStrategy,
     PCTStrategy,
+    PostponeStrategy,
     PrefixStrategy,
     RandomStrategy,
     ReplayStrategy,
@@ -56,11 +59,13 @@ __all__ = [
     "ControlledPlatform",
     "ConflictStrategy",
     "Conflicts",
+    "FieldAccess",
     "DFSStrategy",
     "DataStrategy",
     "Decision",
     "InvalidScheduleError",
     "PCTStrategy",
+    "PostponeStrategy",
     "PrefixStrategy",
     "Race",
     "RaceDetector",
@@ -74,6 +79,7 @@ __all__ = [
     "Strategy",
     "decode_tokens",
     "encode_tokens",
+    "field_accesses",
     "find_races",
     "impl_classes",
     "replay_races",

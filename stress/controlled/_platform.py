@@ -1037,6 +1037,14 @@ class ControlledPlatform:
             raise Abort
         return _CHandle(self, t)
 
+    def published(self, state: object, made: bool) -> None:
+        """impl's per-platform state (:func:`~aioctx_verify.impl._platform.per_platform`)
+        was ``made`` and published by the calling thread, or found: for the race detector
+        a release by its maker and an acquire by each finder (the dictionary publishes it
+        whole, like an RCU pointer).  No scheduling point."""
+        if self._race is not None and not self._aborting:
+            self._race.published(self._me().idx, id(state), made)
+
     def current_thread(self) -> ThreadId:
         return ThreadId(self._me().idx)
 

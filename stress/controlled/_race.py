@@ -18,6 +18,20 @@ thread's later relaxed stores, an acquire fence takes the clocks its thread's ea
 relaxed loads read).  The detector adds no scheduling point: a run makes the same decisions
 with it on or off, so schedule strings are shared with the explorers.
 
+Races a schedule hid (suspects).  Happens-before is exact for the schedule run: two
+accesses a mutex happened to order are no race there, although another schedule leaves
+them unordered (a statement moved out of its lock races only when the other thread's
+critical section comes between it and its thread's next release).  So a run also records
+*suspects*: two threads' accesses to one field, one writing, that the run ordered only
+through mutex edges (not by a thread start or join, a condition wake-up, a notifier, an
+atomic or a fence: a clock without the mutex edges tells) and with no mutex in common
+held at both (Eraser's lockset rule, Savage et al., TOCS 1997; impl's context lock
+counts as held from its grant to its last release).  A suspect is a hypothesis, never a
+report: :func:`find_races` reruns the schedule up to the earlier access and holds that
+thread back while another can run (RaceFuzzer's confirmation, Sen, PLDI 2008); a race
+that run shows is an ordinary one, with that run's schedule, so nothing is reported that
+no run showed.
+
 Use::
 
     from aioctx_verify.stress import CORPUS
@@ -239,6 +253,7 @@ LOCKFREE_READS: dict[str, tuple[frozenset[str], str]] = {
 # The detector
 # ---------------------------------------------------------------------------------------
 _Stack = tuple[tuple[CodeType, int], ...]
+_LastAccess = tuple[bool, frozenset[int], int, int, int]
 #: A conflict as recorded: field, earlier access (thread, kind, stack, step), later access.
 _Conflict = tuple[str, int, str, _Stack, int, int, bool, _Stack, int]
 
@@ -341,11 +356,36 @@ class RaceDetector:
         self.accesses = 0
         #: The :data:`LOCKFREE_READS` entries whose reads this run skipped.
         self.lockfree_reads: set[str] = set()
+        #: When a dict: every field access of the run, racing or not, as (field, thread,
+        #: write, (code, instruction offset) of the innermost watched frame) -> the platform
+        #: steps it happened at (the first 16), for
+        #: :func:`~aioctx_verify.stress.controlled.field_accesses` (where two threads meet).
+        self.profile: dict[tuple[str, int, bool, tuple[CodeType, int]], list[int]] | None = None
+        #: When a list: *suspects*, pairs of accesses to one field by two threads, one
+        #: writing, that this run ordered by happens-before although the two threads held
+        #: no platform mutex in common (Eraser's lockset condition, Savage et al., TOCS
+        #: 1997): only the order this schedule happened to take protects them.  Each is
+        #: (field, earlier thread, decisions made before its access, its step, later
+        #: thread, its step); :func:`find_races` reruns the schedule to the earlier access
+        #: and postpones that thread (RaceFuzzer's confirmation, Sen, PLDI 2008), so a
+        #: suspect is reported only when a real run shows the race.
+        self.suspects: list[tuple[str, int, int, int, int, int]] | None = None
+        #: The decision tokens of the run (set when it ends).
+        self.tokens: tuple[str, ...] = ()
+        self._held: dict[int, set[int]] = {}  # thread -> platform mutexes it holds
+        # thread -> its clock without the mutex edges (the other edges: thread start and
+        # join, condition wake-ups, atomics, fences, notifiers), kept for suspects only
+        self._hard: dict[int, VC] = {}
+        # (object id, field) -> thread -> its last access: (write, locks held, decisions
+        # made before it, step, epoch)
+        self._last: dict[tuple[int, str], dict[int, _LastAccess]] = {}
+        self._suspected: set[tuple[str, int, int]] = set()
         self.active = False
         self._p: ControlledPlatform | None = None
         self._C: list[VC] = [[1]]
         self._sync: dict[int, VC | None] = {}  # mutex / cell / notifier oid -> clock
         self._slots: dict[int, VC] = {}  # id(condition waiter slot) -> notifier's clock
+        self._pub: dict[int, VC] = {}  # id(per-platform state) -> its maker's clock
         self._f_rel: dict[int, VC] = {}  # thread -> clock of its last release fence
         self._f_acq: dict[int, VC] = {}  # thread -> clocks its relaxed loads read
         self._pending: dict[tuple[int, int], deque[VC | None]] = {}  # buffered store clocks
@@ -373,7 +413,8 @@ class RaceDetector:
         _HOOKS.remove(self.classes)
         p = self._p
         assert p is not None
-        sched = str(Schedule(self.program, p.memory.value, tuple(c.token for c in p._decisions)))
+        self.tokens = tuple(c.token for c in p._decisions)
+        sched = str(Schedule(self.program, p.memory.value, self.tokens))
         for label, a, b in self._raw:
             race = Race(label, a, b, sched)
             why = next((e.reason for e in self.allow if e.matches(race)), "")
@@ -422,15 +463,35 @@ class RaceDetector:
             c.extend([0] * (child + 1 - len(c)))
         c[child] = max(c[child], 1)
         self._C[child] = c
+        if self.suspects is not None:
+            self._hard[child] = c.copy()
 
     def joined(self, me: int, child: int) -> None:
         _join(self._clock(me), self._C[child])
+        self._hard_join(me, self._C[child])
+
+    def published(self, me: int, key: int, made: bool) -> None:
+        """Per-platform state ``key`` made and published by ``me`` (a release), or found
+        by ``me`` (an acquire of its publication)."""
+        if made:
+            self._pub[key] = self._release(me)
+            return
+        src = self._pub.get(key)
+        _join(self._clock(me), src)
+        self._hard_join(me, src)
+
+    def _hard_join(self, me: int, other: VC | None) -> None:
+        """The edge also orders by more than a mutex (see :meth:`_suspect`)."""
+        if self.suspects is not None and other is not None:
+            _join(self._hard.setdefault(me, []), other)
 
     def mutex_acquired(self, me: int, oid: int) -> None:
         _join(self._clock(me), self._sync.get(oid))
+        self._held.setdefault(me, set()).add(oid)
 
     def mutex_released(self, me: int, oid: int) -> None:
         self._sync[oid] = self._release(me)
+        self._held.get(me, set()).discard(oid)
 
     def signalled(self, me: int, slots: list[list[bool]]) -> None:
         if slots:
@@ -439,7 +500,9 @@ class RaceDetector:
                 self._slots[id(s)] = snap
 
     def woken(self, me: int, slot: list[bool]) -> None:
-        _join(self._clock(me), self._slots.pop(id(slot), None))
+        src = self._slots.pop(id(slot), None)
+        _join(self._clock(me), src)
+        self._hard_join(me, src)
 
     def cell_created(self, me: int, oid: int) -> None:
         self._sync[oid] = self._release(me)
@@ -469,6 +532,7 @@ class RaceDetector:
             return
         if order in _ACQUIRING:
             _join(self._clock(me), src)
+            self._hard_join(me, src)
         else:
             _join(self._f_acq.setdefault(me, []), src)
 
@@ -476,6 +540,7 @@ class RaceDetector:
         old = self._sync.get(oid)
         if order in _ACQUIRING:
             _join(self._clock(me), old)
+            self._hard_join(me, old)
         else:
             _join(self._f_acq.setdefault(me, []), old)
         if not wrote:
@@ -490,6 +555,7 @@ class RaceDetector:
     def fenced(self, me: int, kind: Fence) -> None:
         if kind is not Fence.WMB:  # acquire half (smp_rmb, smp_mb)
             _join(self._clock(me), self._f_acq.get(me))
+            self._hard_join(me, self._f_acq.get(me))
         if kind is not Fence.RMB:  # release half (smp_wmb, smp_mb)
             self._f_rel[me] = self._release(me)
 
@@ -503,6 +569,7 @@ class RaceDetector:
 
     def notifier_read(self, me: int, oid: int, clear: bool) -> None:
         _join(self._clock(me), self._sync.get(oid))
+        self._hard_join(me, self._sync.get(oid))
         if clear:
             self._sync[oid] = None
 
@@ -518,10 +585,18 @@ class RaceDetector:
         if type(value) is MethodType and type(value.__self__) in PLATFORM_TYPES:
             return  # a bound method of the platform (``self._me = p.current_thread``)
         self.accesses += 1
+        if self.profile is not None:
+            top = _stack(3)
+            if top:
+                steps = self.profile.setdefault((label, t, write, top[0]), [])
+                if len(steps) < 16:
+                    steps.append(0 if self._p is None else self._p._steps)
         key = (id(obj), label)
         sh = self._shadow.get(key)
         clock = self._clock(t)
         now = clock[t]
+        if self.suspects is not None:
+            self._suspect(key, t, write, clock, obj, value)
         if sh is None:
             sh = self._shadow[key] = _Shadow()
             self._keep[id(obj)] = obj
@@ -561,6 +636,41 @@ class RaceDetector:
         sh.w_step = step
         sh.w_ctor = ctor
 
+    def _suspect(
+        self, key: tuple[int, str], t: int, write: bool, clock: VC, obj: object, value: object
+    ) -> None:
+        """Record a suspect (see :attr:`suspects`) where this access meets another
+        thread's last access of the field."""
+        p = self._p
+        assert p is not None and self.suspects is not None
+        if label_is_depth(key[1]) and write:
+            # impl's context lock (RFifoLock): its owner sets the depth to 1 on a grant
+            # and to 0 on its last release; held, it protects like a mutex.
+            rf = self._held.setdefault(t, set())
+            if isinstance(value, int) and value > 0:
+                rf.add(-1 - id(obj))
+            else:
+                rf.discard(-1 - id(obj))
+        held = self._held.get(t)
+        locks = frozenset(held) if held else frozenset()
+        last = self._last.setdefault(key, {})
+        label = key[1]
+        for u, (uw, ulocks, uk, ustep, uepoch) in last.items():
+            if (
+                u != t
+                and (uw or write)
+                and not (ulocks & locks)
+                and _covers(clock, u, uepoch)  # unordered ones are races already
+                and not _covers(self._hard.get(t, []), u, uepoch)  # a mutex alone orders
+                and (label, u, t) not in self._suspected
+                and len(self.suspects) < 64
+            ):
+                self._suspected.add((label, u, t))
+                self.suspects.append((label, u, uk, ustep, t, p._steps))
+        if write and _in_constructor(obj):
+            return  # a constructor's write is published with its object
+        last[t] = (write, locks, len(p._decisions), p._steps, clock[t])
+
     def _found(self, c: _Conflict) -> None:
         label, u, ukind, ustack, ustep, t, write, stack, step = c
         a = Access(u, self._name(u), ukind, _format(ustack), ustep)
@@ -576,6 +686,12 @@ class RaceDetector:
         if p is not None and t < len(p._threads):
             return p._threads[t].name
         return f"thread {t}"
+
+
+def label_is_depth(label: str) -> bool:
+    """Whether ``label`` is the nesting depth of impl's context lock (see
+    :meth:`RaceDetector._suspect`)."""
+    return label == "RFifoLock._nesting"
 
 
 def _in_constructor(obj: object) -> bool:

@@ -9,17 +9,25 @@ schedule strings; :func:`replay_races` reruns one schedule with the detector on.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._platform import ControlledPlatform, Strategy
-from ._race import BENIGN, Benign, Race, RaceDetector
+from ._race import BENIGN, Benign, Race, RaceDetector, _line
 from ._race_hooks import impl_classes, tracking
 from ._schedule import InvalidScheduleError, Schedule
-from ._strategies import PrefixStrategy, ReplayStrategy, make_strategy
+from ._strategies import PostponeStrategy, PrefixStrategy, ReplayStrategy, make_strategy
 
-__all__ = ["RaceProgram", "RaceResult", "find_races", "replay_races"]
+__all__ = [
+    "FieldAccess",
+    "RaceProgram",
+    "RaceResult",
+    "field_accesses",
+    "find_races",
+    "replay_races",
+]
 
 
 class RaceProgram(Protocol):
@@ -55,6 +63,10 @@ class RaceResult:
     accesses: int = 0
     seconds: float = 0.0
     exhausted: bool = False
+    #: Of :attr:`schedules`, the confirmation runs of suspects (see ``confirm``), and how
+    #: many suspects a run of the strategy raised.
+    confirmations: int = 0
+    suspects: int = 0
 
     @property
     def verdict(self) -> str:
@@ -74,14 +86,51 @@ class RaceResult:
         return "\n".join([s, *(r.report() for r in self.races)])
 
 
+#: One watched field access of a run: (field, thread, write, file, line), the file as the
+#: code object names it, and the platform steps it happened at (its first 16).
+FieldAccess = tuple[str, int, bool, str, int, tuple[int, ...]]
+
+
+def field_accesses(
+    program: RaceProgram, *, seed: int = 0, memory: str | None = None
+) -> tuple[FieldAccess, ...]:
+    """Every access to a watched field (impl's plain fields and containers' contents) in
+    one seeded random run of ``program``, racing or not: which threads meet at which
+    fields, from which lines and when.  A mutant that moves a line out of its lock races
+    only where another thread accesses the fields that line accesses; this tells a checker
+    which programs bring such a thread, and how close the two came (conflict coverage,
+    after the interleaving coverage of Maple, Yu, Narayanasamy, Pereira and Pokam, OOPSLA
+    2012)."""
+    det = RaceDetector(program=program.name)
+    det.profile = {}
+    strat = make_strategy("random", seed)
+    strat.next_run()
+    plat = ControlledPlatform(
+        strat,
+        memory=memory or program.memory,
+        max_steps=program.max_steps,
+        drop_fences=program.drop_fences,
+        races=det,
+    )
+    with tracking(impl_classes()):
+        plat.run(program.fn)
+    return tuple(sorted(
+        (label, t, write, code.co_filename, _line(code, lasti), tuple(steps))
+        for (label, t, write, (code, lasti)), steps in det.profile.items()
+    ))
+
+
 def _run(
     program: RaceProgram,
     strategy: Any,
     memory: str,
     track: tuple[type, ...],
     allow: tuple[Benign, ...],
+    suspects: bool = False,
 ) -> tuple[RaceDetector, str]:
     det = RaceDetector(track, program=program.name, allow=allow)
+    if suspects:
+        det.suspects = []
     plat = ControlledPlatform(
         strategy,
         memory=memory,
@@ -105,12 +154,23 @@ def find_races(
     depth: int = 3,
     track: Iterable[type] = (),
     allow: Iterable[Benign] = BENIGN,
+    confirm: int = 2,
 ) -> RaceResult:
     """Run ``program`` up to ``schedules`` times under ``strategy`` with the detector on.
 
     Every distinct race (field, two code locations) is reported once, with the schedule of
     the first run that showed it; the result is a function of ``seed`` unless ``seconds``
     (a wall-time cap, for campaigns) cuts the search short.
+
+    Besides the races a run shows, it raises *suspects*: two threads' accesses to one
+    field, one writing, with no platform mutex held by both, that the run happened to
+    order (see :attr:`RaceDetector.suspects`).  Up to ``confirm`` new suspects of each run
+    (the two accesses closest in steps first) get a confirmation run, counted among the
+    ``schedules``: the run is replayed to the earlier access and its thread held back
+    while any other can run (:class:`PostponeStrategy`).  A race that run shows is an
+    ordinary race, with the confirmation run's schedule; a suspect nothing confirms is
+    never reported.  ``confirm=0`` turns this off; a DFS never confirms (its schedules
+    are its exhaustive search).
     """
     mem = memory or program.memory
     strat = make_strategy(strategy, seed, bound, depth)
@@ -119,14 +179,32 @@ def find_races(
     rules = tuple(allow)
     seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
     t0 = time.perf_counter()
+    predict = confirm > 0 and getattr(strat, "name", "") != "dfs"
+    waiting: deque[tuple[tuple[str, ...], int]] = deque()
+    tried: set[tuple[str, int, int]] = set()
     with tracking(impl_classes() + tracked):
         while res.schedules + res.pruned < schedules:
             if seconds is not None and time.perf_counter() - t0 > seconds:
                 break
-            if not strat.next_run():
-                res.exhausted = True
-                break
-            det, verdict = _run(program, strat, mem, tracked, rules)
+            if waiting:
+                tokens, victim = waiting.popleft()
+                post = PostponeStrategy(tokens, victim, seed)
+                post.next_run()
+                det, verdict = _run(program, post, mem, tracked, rules)
+                res.confirmations += 1
+            else:
+                if not strat.next_run():
+                    res.exhausted = True
+                    break
+                det, verdict = _run(program, strat, mem, tracked, rules, suspects=predict)
+                new = sorted(
+                    (s for s in det.suspects or () if (s[0], s[1], s[4]) not in tried),
+                    key=lambda s: (s[5] - s[3], s[0], s[1], s[4]),
+                )
+                res.suspects += len(new)
+                for label, u, before, _ustep, t, _step in new[:confirm]:
+                    tried.add((label, u, t))
+                    waiting.append((det.tokens[:before], u))
             res.accesses += det.accesses
             if verdict == "pruned":
                 res.pruned += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = [
     "DFSStrategy",
     "DataStrategy",
     "PCTStrategy",
+    "PostponeStrategy",
     "PrefixStrategy",
     "RandomStrategy",
     "ReplayStrategy",
@@ -416,6 +417,50 @@ class PrefixStrategy:
             if self.tokens[pos] in avail:
                 return avail.index(self.tokens[pos])
         return d.default
+
+
+class PostponeStrategy:
+    """Replays a prefix leniently, then keeps one thread (``victim``) waiting while any
+    other thread can run, for at most ``patience`` decisions, choosing among the others at
+    random; then a random walk.  The confirmation run of a race suspect: replayed to just
+    after one thread's access, that thread is held back so the other thread's access comes
+    before whatever synchronisation ordered the two in the suspect's run (RaceFuzzer's
+    postponement, Sen, PLDI 2008)."""
+
+    name = "postpone"
+
+    def __init__(
+        self, tokens: Sequence[str], victim: int, seed: int = 0, patience: int = 5000
+    ) -> None:
+        self.tokens = tuple(tokens)
+        self.victim = victim
+        self.seed = seed
+        self.patience = patience
+        self._pos = 0
+        self._left = patience
+        self._rng = random.Random(0)
+
+    def next_run(self) -> bool:
+        self._pos = 0
+        self._left = self.patience
+        self._rng = random.Random(f"{self.seed}:postpone:{self.victim}:{len(self.tokens)}")
+        return True
+
+    def choose(self, d: Decision) -> int:
+        pos = self._pos
+        self._pos += 1
+        if pos < len(self.tokens):
+            avail = [o.token for o in d.options]
+            if self.tokens[pos] in avail:
+                return avail.index(self.tokens[pos])
+            return d.default
+        if self._left > 0:
+            others = [i for i, o in enumerate(d.options)
+                      if o.kind == "run" and o.thread != self.victim]
+            if others:
+                self._left -= 1
+                return self._rng.choice(others)
+        return self._rng.randrange(len(d.options))
 
 
 class DataStrategy:

@@ -101,7 +101,10 @@ __all__ = [
 #: another version is refused instead of replaying a different program (or the same program
 #: with other scheduling points: 6 draws the programs of 5, but its external_disabled query
 #: always reads the count, and c11 runs publish around every disable and enable).
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
+#: A program whose index is a multiple of this begins with a concurrent first use of the
+#: main context (:attr:`GenProgram.first_use`).
+FIRST_USE_EVERY = 4
 #: Threads of a program (thread 0 included), drawn from this, and the deepest nesting.
 THREADS = (2, 2, 3, 3, 4)
 MAX_DEPTH = 3
@@ -326,6 +329,14 @@ class GenProgram:
         """Threads that run a script (thread 0 always runs: it is the main loop)."""
         return 1 + sum(1 for s in self.scripts[1:] if s)
 
+    @property
+    def first_use(self) -> bool:
+        """Whether the run begins with a concurrent first use of the main context: thread
+        0 and a helper thread both call ``qemu_get_aio_context`` on the fresh platform,
+        which makes it once, and both must get that one (every fourth program, by index:
+        the program's operations do not change)."""
+        return self.index % FIRST_USE_EVERY == 0
+
     def without(self, uids: frozenset[int] | set[int]) -> GenProgram:
         """This program with the operations ``uids`` (and their bodies) dropped."""
         kept = frozenset(op.uid for op in self.ops()) - frozenset(uids)
@@ -436,6 +447,9 @@ class GenProgram:
         for k, s in enumerate(self.scripts):
             if s or k == 0:
                 lines.append(f"  T{k}: " + ("; ".join(_describe(op, st) for op in s) or "-"))
+        if self.first_use:
+            lines.insert(1, "  first: T0 and a helper thread both ask for the main context "
+                            "(qemu_get_aio_context) on the fresh platform; both get one")
         lines.append(
             "  then: T0 runs the main loop until every thread is done; clocks, VM and "
             "dataplane restored; every owed callback served; IOThreads joined; oracles"

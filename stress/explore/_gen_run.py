@@ -672,7 +672,7 @@ class ProgramRun:
         owner = None
         if w is Query.STATS:
             s = ctx.statistics()
-            owner, got_depth = s.lock.owner, s.lock.depth
+            lock = s.lock
             if s.refcount < self._min_refs(a):
                 self.fail("P3", "closed-while-referenced",
                           f"{name}.statistics() in {who} counts {s.refcount} references; "
@@ -688,7 +688,7 @@ class ProgramRun:
             handlers = s.handlers
         else:
             snap = ctx.debug_snapshot()
-            owner, got_depth = snap.lock.owner, snap.lock.depth
+            lock = snap.lock
             if snap.closed:
                 self.fail("P3", "closed-while-referenced",
                           f"{name}.debug_snapshot() in {who}, which holds a reference, says "
@@ -697,6 +697,13 @@ class ProgramRun:
                 self.fail("P3", "query-state",
                           f"{name}.debug_snapshot() in {who}, which holds it, shows a poller")
             handlers = len(snap.read_fds)
+        owner, got_depth = lock.owner, lock.depth
+        if lock.waiters < 0 or lock.served < 0 or lock.depth < 0:
+            # Each field is read under the lock's mutex, where every ticket drawn is served,
+            # abandoned, held or waiting: no count can go below zero however racy the call.
+            self.fail("P1", "query-lock",
+                      f"{name}'s lock statistics in {who}: waiters {lock.waiters}, "
+                      f"served {lock.served}, depth {lock.depth} (a count below zero)")
         self._handlers_published(a, who, "statistics()" if w is Query.STATS
                                  else "debug_snapshot()")
         if depth and (owner != me or got_depth != depth):
@@ -830,11 +837,26 @@ class ProgramRun:
         self._log("xr", x)
 
     # -- setup -------------------------------------------------------------------------------
+    def _first_use(self) -> AioContext:
+        """Thread 0 and a helper ask for the main context at once, on a platform that has
+        none yet: the registry makes one, under its mutex, and both get it."""
+        p = self.p
+        got: list[AioContext] = []
+        helper = p.start_thread(lambda: got.append(qemu.qemu_get_aio_context(p)), "first-use")
+        mine = main_context(p)
+        helper.join()
+        if got and got[0] is not mine:
+            self.fail("P3", "query-state",
+                      f"the first uses of the main context made two: {mine.name} (context "
+                      f"{mine.id}) in T0 and context {got[0].id} in a thread asking at the "
+                      "same time; qemu_get_aio_context must make one")
+        return mine
+
     def _setup(self) -> None:
         p, st = self.p, self.st
         used = self.prog.used()
         if self.t0 == p.main_thread():  # the platform's main loop (qemu_get_aio_context)
-            main = main_context(p)
+            main = self._first_use() if self.prog.first_use else main_context(p)
             self.main_is_platform = True
         else:
             main = AioContext(p, name="main")

@@ -43,6 +43,15 @@ _LEFT_ZERO = (
 )
 
 
+_SHUTDOWN_LEFT_ZERO = (
+    "left is an int of ns: the two tests differ only at left == 0, the deadline itself, "
+    "where the mutant waits wait(0) once more before the same give-up (left < 0 next); a "
+    "worker that exits in that instant is recorded as not timed out, as the original records "
+    "one that exits a step before the deadline: the same outcomes, the deadline a closed "
+    "rather than an open bound"
+)
+
+
 _IDLE_WMB = "ctx._p.fence(Fence.WMB) # idle (and the callback's inputs) before scheduled"
 _IDLE_RELEASE = (
     "the exchange that publishes scheduled is a release RMW: it orders the idle store (and "
@@ -420,4 +429,19 @@ EQUIVALENT: dict[str, str] = {
           "self.completed += 1"): _DP_COMPLETE,
     _swap("_dataplane.py", "DataplaneDevice._complete", "self.completed += 1",
           "req.ret = ret"): _DP_COMPLETE,
+    _key("lock-move-out", "_iothread.py", "IOThread.start", "last",
+         "[12] if self.thread_id is None:; [16] raise IOThreadStateError(f\"IOThread "
+         "{self.name} did not start within {timeout} s\")",
+         "[8] if self.thread_id is None:; [12] raise IOThreadStateError(f\"IOThread "
+         "{self.name} did not start within {timeout} s\")"): (
+        "thread_id is written once, by the new thread under the init mutex before it "
+        "notifies; after a wait that saw it the re-check reads the same value in or out of "
+        "the mutex, and only when the wait ran out can the thread write it in between: then "
+        "the mutant returns the thread that did start, as the original does for one that "
+        "starts a step before the deadline (a closed rather than an open bound)"
+    ),
+    _key("off-by-one", "_threadpool.py", "ThreadPool.shutdown", "boundary",
+         "if left <= 0:", "if left < 0:"): _SHUTDOWN_LEFT_ZERO,
+    _key("off-by-one", "_threadpool.py", "ThreadPool.shutdown", "minus1",
+         "if left <= 0:", "if left <= -1:"): _SHUTDOWN_LEFT_ZERO,
 }

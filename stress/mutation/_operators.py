@@ -97,6 +97,7 @@ __all__ = [
     "generate_mutants",
     "generated_mutant",
     "ordered_checkers",
+    "generated_conflicts",
     "generated_coverage",
     "probe_coverage",
     "probe_limit",
@@ -770,7 +771,10 @@ class _Finder:
             # acqrel-drop (with): the header becomes blank lines, the body moves out.
             body = _dedent_lines(self.lines[first_body.lineno - 1 : rng[1]], by)
             unwrap = self.replace_lines(w.lineno, rng[1], ["\n"] * len(header) + body)
-            yield self.site("acqrel-drop", "with", w, [unwrap], [w.lineno])
+            # Its lines: the header and every line of the body (which now runs unlocked:
+            # what it accesses is where it can race).
+            yield self.site("acqrel-drop", "with", w, [unwrap],
+                            range(w.lineno, rng[1] + 1))
             if len(w.body) < 2:
                 continue
             # lock-move-out (first): the first statement runs before the lock is taken.
@@ -781,7 +785,7 @@ class _Finder:
             if _touches_shared(s):
                 moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
                 edit = self.replace_lines(w.lineno, s_last, [*moved, *header])
-                yield self.site("lock-move-out", "first", w, [edit], [s.lineno])
+                yield self.site("lock-move-out", "first", w, [edit], range(s_first, s_last + 1))
             # lock-move-out (last): the last statement runs after the lock is released (the
             # mutant is named after that statement, the first line it changes).
             s = w.body[-1]
@@ -790,7 +794,7 @@ class _Finder:
                 continue
             moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
             edit = self.replace_lines(s_first, s_last, moved)
-            yield self.site("lock-move-out", "last", s, [edit], [s.lineno])
+            yield self.site("lock-move-out", "last", s, [edit], range(s_first, s_last + 1))
 
     def pairs(self) -> Iterator[_Site | None]:
         """Explicit ``x.acquire() ... x.release()`` statements, matched per receiver in
@@ -1395,6 +1399,52 @@ def generated_threads(
     wanted = list(indices)
     _gen_traced(seed, wanted)
     return {i: _GEN_THREADS[(seed, i)] for i in wanted}
+
+
+_Field = tuple[str, int, bool, str, int, tuple[int, ...]]
+#: Per generated program: the watched-field accesses of one race-detected run, impl's only
+#: (field, thread, write, "impl/file.py", line, steps); see :func:`generated_conflicts`.
+_GEN_FIELDS: dict[tuple[int, int], tuple[_Field, ...]] = {}
+
+
+def generated_conflicts(
+    seed: int, index: int, file: str, lines: Iterable[int]
+) -> tuple[int, int]:
+    """Where generated program ``(seed, index)`` can race at ``lines`` of ``file``
+    (``impl/x.py``): the number of impl fields (plain fields, containers' contents) it
+    accesses there in one thread while another thread accesses them too, one of the two
+    writing (the places where a change of those lines, a statement moved out of its lock
+    or a lock dropped, can race), and the fewest platform steps between two such accesses
+    (the closer they came, the likelier a reordering brings them together).  From one
+    seeded race-detected run of the unmutated impl, cached per process."""
+    from ..controlled import field_accesses
+    from ..explore import generate, generated_program
+
+    key = (seed, index)
+    got = _GEN_FIELDS.get(key)
+    if got is None:
+        base = _impl_dir() + os.sep
+        got = _GEN_FIELDS[key] = tuple(
+            (label, t, w, f"impl/{path[len(base):]}", line, steps)
+            for label, t, w, path, line, steps in field_accesses(
+                generated_program(generate(seed, index)), seed=index)
+            if path.startswith(base)
+        )
+    at = set(lines)
+    by_field: dict[str, list[tuple[int, bool, tuple[int, ...]]]] = {}
+    for label, t, w, _f, _line, steps in got:
+        by_field.setdefault(label, []).append((t, w, steps))
+    count, closest = 0, 10**9
+    for label in sorted({a[0] for a in got if a[3] == file and a[4] in at}):
+        mine = [(t, w, st) for lb, t, w, f, ln, st in got if lb == label and f == file and ln in at]
+        met = False
+        for t, w, st in mine:
+            for u, w2, st2 in by_field[label]:
+                if u != t and (w or w2):
+                    met = True
+                    closest = min(closest, min(abs(a - b) for a in st for b in st2))
+        count += met
+    return count, closest
 
 
 def _gen_traced(seed: int, indices: Iterable[int]) -> None:

@@ -370,6 +370,7 @@ class Lockstep(RuleBasedStateMachine):
         self.ref_notifiers: list[int] = []
         self.timers: list[QEMUTimer] = []
         self.ref_timers: list[int] = []
+        self.timer_scales: list[int] = []
         self.log: list[tuple[Any, ...]] = []
         self.ref_log: list[tuple[Any, ...]] = []
         # One-shot BHs are named by a per-side counter: equal sequences of calls give
@@ -704,24 +705,36 @@ class Lockstep(RuleBasedStateMachine):
 
     # -- timers and the virtual clock ----------------------------------------------------------
     @precondition(lambda self: len(self.timers) < MAX_TIMERS)
-    @rule(prog=effects, qemu=st.booleans())
+    @rule(prog=effects, qemu=st.booleans(),
+          scale=st.sampled_from([q.SCALE_NS, q.SCALE_NS, 2, 3, 7, 0, -1, -q.SCALE_MS]))
     @_step(None)
-    def timer_new(self, prog: Effects, qemu: bool) -> None:
+    def timer_new(self, prog: Effects, qemu: bool, scale: int) -> None:
+        """A timer of any scale (any positive int is one: expiries are in its units); a
+        scale of zero or below is refused by both, and leaves nothing behind."""
         k = len(self.timers)
         cb = self._impl_timer(k, prog)
-        if qemu:
-            t = q.aio_timer_new(self.ctx, q.QEMU_CLOCK_VIRTUAL, q.SCALE_NS, cb, None)
-        else:
-            t = self.ctx.timer_new(q.QEMU_CLOCK_VIRTUAL, q.SCALE_NS, cb)
-        self.timers.append(t)
-        self.ref_timers.append(self.ref.timer_new(self._ref_timer(k, prog)))
+
+        def make() -> QEMUTimer:
+            if qemu:
+                return q.aio_timer_new(self.ctx, q.QEMU_CLOCK_VIRTUAL, scale, cb, None)
+            return self.ctx.timer_new(q.QEMU_CLOCK_VIRTUAL, scale, cb)
+
+        if scale <= 0:
+            _expect_raises(UsageError, make, None, f"aio_timer_new with scale {scale}")
+            _expect_raises(SequentialUsageError,
+                           lambda: self.ref.timer_new(self._ref_timer(k, prog), scale), None,
+                           "reference timer_new")
+            return
+        self.timers.append(make())
+        self.timer_scales.append(scale)
+        self.ref_timers.append(self.ref.timer_new(self._ref_timer(k, prog), scale))
 
     @precondition(lambda self: self.timers)
     @rule(data=st.data(), delta=st.integers(-20, 60), qemu=st.booleans())
     @_step(None)
     def timer_mod(self, data: st.DataObject, delta: int, qemu: bool) -> None:
         k = data.draw(st.integers(0, len(self.timers) - 1), label="timer")
-        expire = self.ref.clock_ns + delta
+        expire = self.ref.clock_ns // self.timer_scales[k] + delta  # in the timer's units
         if qemu:
             q.timer_mod(self.timers[k], expire)
         else:
