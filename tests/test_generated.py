@@ -691,3 +691,23 @@ def test_a_lock_snapshot_with_a_count_below_zero_fails(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(RFifoLock, "statistics", off_by_one)
     assert search() == "fail"
+
+
+#: A schedule of program 234 under c11 where T0's qemu_bh_schedule of bh0 wrote the flag,
+#: then fenced in aio_notify and so saw a later plain store of the flag by another thread
+#: (a cancel); the oracle took that store for T0's own write and required a reader past
+#: it to see T0's publication, a false alarm on the correct impl.
+_I234 = (
+    "1*6,0*3,1*7,0*4,2,0*2,2*3,0,2*2,0*2,2*2,0,2,0,2,0*2,2,0,2*5,0*2,2,0*4,2,0*4,2*2,0*4,"
+    "4,2,0,3,2,0,2,0,2*2,3,0*2,3,0*3,2,4,2,0,3,2,3,0,3,4,3,0*2,3*2,0,1,0,2,4*2,2,1*2,2,1,"
+    "0,4,1,0,1,2,0*3,3*2,R3.2,3*2,R3.1,3*12,0*25,1*21,2,R2.2,2*7,R2.2,2*7,R2.4,2*16,0*123"
+    ",1*36,2*35,3*15,4*17,1*39,3*15,4*34,0*41,1*13,3*3,0*34,3*20,0*33,1*31,2*25,3*16,0*35"
+    ",1*37,3*30,0*39,1*27,2*19,0*56,1*38,0*12,1*38,0*12,2*26,0*3,2*26,0*2,2*8,0*17,1*23,0"
+    "*19"
+)
+
+
+def test_a_schedule_publication_is_headed_by_the_schedulers_own_write() -> None:
+    spec = f"gen:seed=0,index=234;v1:gen{GENERATOR_VERSION}.s0.i234:c11:{_I234}"
+    r = replay_generated(spec)
+    assert r.outcome.verdict == "pass", r.outcome

@@ -376,7 +376,7 @@ class ProgramRun:
         else:
             bh.schedule()
         if self.pub is not None and k is not None:
-            self.pub.after_schedule(j, k, self._c11_position(bh.scheduled))
+            self.pub.after_schedule(j, k, self._own_write(bh.scheduled))
         with self._lock:
             self.done_begin[j] = max(self.done_begin.get(j, -1), begin)
 
@@ -1147,6 +1147,20 @@ class ProgramRun:
     def _c11_position(self, cell: object) -> int | None:
         where = getattr(self.p, "c11_position", None)
         return None if where is None else where(cell)
+
+    def _own_write(self, cell: object) -> int | None:
+        """c11: the position of the calling thread's newest write of ``cell`` (None: it
+        has none, or another model).  Not its view of the cell: a call that wrote it and
+        then fenced (``aio_notify``'s ``smp_mb``) may have seen later writes of others, and
+        a release sequence is headed by the thread's own write, not by one of those."""
+        pos = self._c11_position(cell)
+        writer = getattr(self.p, "c11_writer", None)
+        if pos is None or writer is None:
+            return None
+        me = int(self._me())
+        while pos >= 0 and writer(cell, pos) != me:
+            pos -= 1
+        return pos if pos >= 0 else None
 
     def _published(
         self, need: dict[int, int], visible: Callable[[int], int | None], prop: PropertyName,
