@@ -762,6 +762,9 @@ def _races_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
         units.append((prog, want))
     units += [(generated_program(generate(seed, i)), want)
               for i, want in _race_programs(mutant, seed, n_gen * per_gen, per_gen)]
+    # Each unit's share of what is left of the wall-time cap is its share of the work left
+    # (a probe's hundreds of schedules must not get the time of a generated program's few).
+    costs = [want * (1 if k < len(probes) else GEN_RACE_COST) for k, (_, want) in enumerate(units)]
     t0 = time.perf_counter()
     unfinished: list[str] = []
     total = 0
@@ -772,7 +775,7 @@ def _races_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
             break
         with mutant.apply():
             r = find_races(prog, strategy="random", schedules=want,
-                           seconds=left if work is None else left / (len(units) - i),
+                           seconds=left if work is None else left * costs[i] / sum(costs[i:]),
                            seed=seed)
         total += r.schedules
         if r.races:
