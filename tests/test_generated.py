@@ -711,3 +711,26 @@ def test_a_schedule_publication_is_headed_by_the_schedulers_own_write() -> None:
     spec = f"gen:seed=0,index=234;v1:gen{GENERATOR_VERSION}.s0.i234:c11:{_I234}"
     r = replay_generated(spec)
     assert r.outcome.verdict == "pass", r.outcome
+
+
+def test_every_fourth_program_begins_with_a_concurrent_first_use_of_the_main_context() -> None:
+    """Thread 0 and a helper ask for the main context at once on a fresh platform; the
+    registry makes one.  Without its mutex (a generated mutant) both threads make one, and
+    the program fails with the two names; the listing says what the program does first."""
+    from aioctx_verify.stress.explore._gen_ops import FIRST_USE_EVERY
+    from aioctx_verify.stress.mutation._operators import generated_mutant
+
+    prog = generate(0, 4 * FIRST_USE_EVERY)
+    assert prog.first_use and not generate(0, 4 * FIRST_USE_EVERY + 1).first_use
+    assert "first: T0 and a helper thread both ask for the main context" in prog.listing()
+
+    def search() -> Any:
+        return explore_program(generated_program(prog), strategy="random",
+                               budget=Budget(30, UNBOUNDED), seed=0, do_shrink=False)
+
+    r = search()
+    assert r.verdict == "pass", r.failure and r.failure.message
+    with generated_mutant("acqrel-drop:impl/_iothread.py:53:4:with").apply():
+        r = search()
+    assert r.verdict == "fail" and r.failure is not None
+    assert "the first uses of the main context made two" in r.failure.message
