@@ -254,6 +254,9 @@ LOCKFREE_READS: dict[str, tuple[frozenset[str], str]] = {
 # ---------------------------------------------------------------------------------------
 _Stack = tuple[tuple[CodeType, int], ...]
 _LastAccess = tuple[bool, frozenset[int], int, int, int]
+#: The nesting depth of impl's context lock: written 1 on a grant, 0 on the last release
+#: (see :meth:`RaceDetector._suspect`).
+_CONTEXT_LOCK_DEPTH = "RFifoLock._nesting"
 #: A conflict as recorded: field, earlier access (thread, kind, stack, step), later access.
 _Conflict = tuple[str, int, str, _Stack, int, int, bool, _Stack, int]
 
@@ -643,7 +646,7 @@ class RaceDetector:
         thread's last access of the field."""
         p = self._p
         assert p is not None and self.suspects is not None
-        if label_is_depth(key[1]) and write:
+        if key[1] == _CONTEXT_LOCK_DEPTH and write:
             # impl's context lock (RFifoLock): its owner sets the depth to 1 on a grant
             # and to 0 on its last release; held, it protects like a mutex.
             rf = self._held.setdefault(t, set())
@@ -686,12 +689,6 @@ class RaceDetector:
         if p is not None and t < len(p._threads):
             return p._threads[t].name
         return f"thread {t}"
-
-
-def label_is_depth(label: str) -> bool:
-    """Whether ``label`` is the nesting depth of impl's context lock (see
-    :meth:`RaceDetector._suspect`)."""
-    return label == "RFifoLock._nesting"
 
 
 def _in_constructor(obj: object) -> bool:

@@ -101,19 +101,11 @@ def field_accesses(
     which programs bring such a thread, and how close the two came (conflict coverage,
     after the interleaving coverage of Maple, Yu, Narayanasamy, Pereira and Pokam, OOPSLA
     2012)."""
-    det = RaceDetector(program=program.name)
-    det.profile = {}
     strat = make_strategy("random", seed)
     strat.next_run()
-    plat = ControlledPlatform(
-        strat,
-        memory=memory or program.memory,
-        max_steps=program.max_steps,
-        drop_fences=program.drop_fences,
-        races=det,
-    )
     with tracking(impl_classes()):
-        plat.run(program.fn)
+        det, _ = _run(program, strat, memory or program.memory, (), BENIGN, profile=True)
+    assert det.profile is not None
     return tuple(sorted(
         (label, t, write, code.co_filename, _line(code, lasti), tuple(steps))
         for (label, t, write, (code, lasti)), steps in det.profile.items()
@@ -127,10 +119,13 @@ def _run(
     track: tuple[type, ...],
     allow: tuple[Benign, ...],
     suspects: bool = False,
+    profile: bool = False,
 ) -> tuple[RaceDetector, str]:
     det = RaceDetector(track, program=program.name, allow=allow)
     if suspects:
         det.suspects = []
+    if profile:
+        det.profile = {}
     plat = ControlledPlatform(
         strategy,
         memory=memory,

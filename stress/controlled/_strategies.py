@@ -410,16 +410,21 @@ class PrefixStrategy:
         return True
 
     def choose(self, d: Decision) -> int:
+        got = self._replay(d)
+        return d.default if got is None else got
+
+    def _replay(self, d: Decision) -> int | None:
+        """The prefix's choice at ``d`` (its default where the token is missing), or None
+        past the prefix."""
         pos = self._pos
         self._pos += 1
-        if pos < len(self.tokens):
-            avail = [o.token for o in d.options]
-            if self.tokens[pos] in avail:
-                return avail.index(self.tokens[pos])
-        return d.default
+        if pos >= len(self.tokens):
+            return None
+        avail = [o.token for o in d.options]
+        return avail.index(self.tokens[pos]) if self.tokens[pos] in avail else d.default
 
 
-class PostponeStrategy:
+class PostponeStrategy(PrefixStrategy):
     """Replays a prefix leniently, then keeps one thread (``victim``) waiting while any
     other thread can run, for at most ``patience`` decisions, choosing among the others at
     random; then a random walk.  The confirmation run of a race suspect: replayed to just
@@ -432,28 +437,22 @@ class PostponeStrategy:
     def __init__(
         self, tokens: Sequence[str], victim: int, seed: int = 0, patience: int = 5000
     ) -> None:
-        self.tokens = tuple(tokens)
+        super().__init__(tuple(tokens))
         self.victim = victim
         self.seed = seed
         self.patience = patience
-        self._pos = 0
         self._left = patience
         self._rng = random.Random(0)
 
     def next_run(self) -> bool:
-        self._pos = 0
         self._left = self.patience
         self._rng = random.Random(f"{self.seed}:postpone:{self.victim}:{len(self.tokens)}")
-        return True
+        return super().next_run()
 
     def choose(self, d: Decision) -> int:
-        pos = self._pos
-        self._pos += 1
-        if pos < len(self.tokens):
-            avail = [o.token for o in d.options]
-            if self.tokens[pos] in avail:
-                return avail.index(self.tokens[pos])
-            return d.default
+        got = self._replay(d)
+        if got is not None:
+            return got
         if self._left > 0:
             others = [i for i, o in enumerate(d.options)
                       if o.kind == "run" and o.thread != self.victim]

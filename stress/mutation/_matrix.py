@@ -722,7 +722,7 @@ def _race_programs(
     for i in ranked:
         if left < RACE_SCHEDULES_AT_CONFLICT:
             break
-        if i < GEN_POOL and generated_conflicts(seed, i, file, lines)[0]:
+        if i < GEN_POOL and generated_conflicts(seed, i, file, lines):
             out.append((i, RACE_SCHEDULES_AT_CONFLICT))
             left -= RACE_SCHEDULES_AT_CONFLICT
     taken = {i for i, _ in out}

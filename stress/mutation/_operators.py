@@ -1401,22 +1401,19 @@ def generated_threads(
     return {i: _GEN_THREADS[(seed, i)] for i in wanted}
 
 
-_Field = tuple[str, int, bool, str, int, tuple[int, ...]]
+_Field = tuple[str, int, bool, str, int]
 #: Per generated program: the watched-field accesses of one race-detected run, impl's only
-#: (field, thread, write, "impl/file.py", line, steps); see :func:`generated_conflicts`.
-_GEN_FIELDS: dict[tuple[int, int], tuple[_Field, ...]] = {}
+#: (field, thread, write, "impl/file.py", line); see :func:`generated_conflicts`.
+_GEN_FIELDS: dict[tuple[int, int], frozenset[_Field]] = {}
 
 
-def generated_conflicts(
-    seed: int, index: int, file: str, lines: Iterable[int]
-) -> tuple[int, int]:
+def generated_conflicts(seed: int, index: int, file: str, lines: Iterable[int]) -> int:
     """Where generated program ``(seed, index)`` can race at ``lines`` of ``file``
     (``impl/x.py``): the number of impl fields (plain fields, containers' contents) it
     accesses there in one thread while another thread accesses them too, one of the two
     writing (the places where a change of those lines, a statement moved out of its lock
-    or a lock dropped, can race), and the fewest platform steps between two such accesses
-    (the closer they came, the likelier a reordering brings them together).  From one
-    seeded race-detected run of the unmutated impl, cached per process."""
+    or a lock dropped, can race).  From one seeded race-detected run of the unmutated
+    impl, cached per process."""
     from ..controlled import field_accesses
     from ..explore import generate, generated_program
 
@@ -1424,27 +1421,24 @@ def generated_conflicts(
     got = _GEN_FIELDS.get(key)
     if got is None:
         base = _impl_dir() + os.sep
-        got = _GEN_FIELDS[key] = tuple(
-            (label, t, w, f"impl/{path[len(base):]}", line, steps)
-            for label, t, w, path, line, steps in field_accesses(
+        got = _GEN_FIELDS[key] = frozenset(
+            (label, t, w, f"impl/{path[len(base):]}", line)
+            for label, t, w, path, line, _steps in field_accesses(
                 generated_program(generate(seed, index)), seed=index)
             if path.startswith(base)
         )
     at = set(lines)
-    by_field: dict[str, list[tuple[int, bool, tuple[int, ...]]]] = {}
-    for label, t, w, _f, _line, steps in got:
-        by_field.setdefault(label, []).append((t, w, steps))
-    count, closest = 0, 10**9
-    for label in sorted({a[0] for a in got if a[3] == file and a[4] in at}):
-        mine = [(t, w, st) for lb, t, w, f, ln, st in got if lb == label and f == file and ln in at]
-        met = False
-        for t, w, st in mine:
-            for u, w2, st2 in by_field[label]:
-                if u != t and (w or w2):
-                    met = True
-                    closest = min(closest, min(abs(a - b) for a in st for b in st2))
-        count += met
-    return count, closest
+    by_field: dict[str, set[tuple[int, bool]]] = {}
+    for label, t, w, _f, _line in got:
+        by_field.setdefault(label, set()).add((t, w))
+    mine: dict[str, set[tuple[int, bool]]] = {}
+    for label, t, w, f, line in got:
+        if f == file and line in at:
+            mine.setdefault(label, set()).add((t, w))
+    return sum(
+        any(u != t and (w or w2) for t, w in here for u, w2 in by_field[label])
+        for label, here in mine.items()
+    )
 
 
 def _gen_traced(seed: int, indices: Iterable[int]) -> None:
