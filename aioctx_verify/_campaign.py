@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from aioctx_verify.reports import (
+    BarrierRow,
     Benchmark,
     CampaignBudget,
     CampaignResult,
@@ -48,6 +49,7 @@ from aioctx_verify.reports import (
     KillMatrix,
     Machine,
     Mutant,
+    ProofRow,
     ThreadStack,
     TraceStep,
     Verdict,
@@ -121,7 +123,7 @@ _MODEL_TIERS: dict[str, tuple[ModelSize, ...]] = {
 #: Properties each step checks (a step never "passes" a property it cannot see).
 _COVERS: dict[str, tuple[PropertyName, ...]] = {
     "model": PROPERTIES,
-    "prove": ("P1", "P2", "P3"),  # z3 proofs of the safety properties (LIVE needs paths)
+    "prove": ("P1", "P2", "P3", "LIVE"),  # z3: safety proofs, bounded liveness search
     "random": PROPERTIES,
     "pct": PROPERTIES,
     "dfs": PROPERTIES,
@@ -246,6 +248,8 @@ class _Acc:
     steps: int = 0
     explore_seconds: float = 0.0
     benchmarks: list[Benchmark] = field(default_factory=list)
+    proofs: list[ProofRow] = field(default_factory=list)
+    barriers: list[BarrierRow] = field(default_factory=list)
 
     def verdict(self, plan: CampaignPlan, checker: str, failed: dict[PropertyName, str],
                 runs: int, seconds: float, *, inconclusive: str = "", note: str = "") -> None:
@@ -370,11 +374,18 @@ def _step_model(
     acc.verdict(plan, "model", failed, states, time.perf_counter() - t0, inconclusive=incomplete)
 
 
-#: z3 proofs per budget: how many of the model step's configurations (None: all), and the
-#: bounded model checking depth for a property induction does not prove.
-_PROVE_SIZES: dict[str, tuple[int | None, int]] = {
-    "smoke": (1, 10), "pr": (4, 20), "nightly": (None, 40),
+#: z3 proofs per budget: how many of the model step's configurations (None: all), the
+#: bounded model checking depth for a property induction does not prove, and the depth of
+#: the search for liveness witnesses (deadlocks, weakly fair lassos).
+_PROVE_SIZES: dict[str, tuple[int | None, int, int]] = {
+    "smoke": (1, 10, 4), "pr": (4, 20, 8), "nightly": (None, 40, 16),
 }
+
+
+#: The barrier audit's budget per campaign (None: no audit; ``aioctx-verify prove
+#: --barriers`` runs it on demand): the ``default`` budget (preemption bound 2, minutes)
+#: nightly; ``small`` (bound 1, about 15 s) decides too little to print in a pr report.
+_PROVE_BARRIERS: dict[str, str | None] = {"smoke": None, "pr": None, "nightly": "default"}
 
 
 def _step_prove(
@@ -392,7 +403,7 @@ def _step_prove(
 
     label = plan.label if plan.label in _PROVE_SIZES else (
         "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
-    count, depth = _PROVE_SIZES[label]
+    count, depth, live_depth = _PROVE_SIZES[label]
     sizes = plan.model_configs()[:count]
     t0 = time.perf_counter()
     failed: dict[PropertyName, str] = {}
@@ -402,11 +413,19 @@ def _step_prove(
             unsure = f"budget spent after {i} of {len(sizes)} configurations"
             break
         spec = ConfigSpec(sizes=tuple(sorted((k, int(str(v))) for k, v in size.items())))
-        pc = prove_one(spec, depth, 3)
+        pc = prove_one(spec, depth, 3, live_depth)
         verdicts = ", ".join(f"{r['property']} {r['verdict']}" for r in pc.rows)
         progress(f"prove {pc.model}: {verdicts}", (i + 1) / len(sizes))
         for row in pc.rows:
-            if row["verdict"] == "bounded" and not unsure:
+            acc.proofs.append(ProofRow(
+                model=row["model"], memory=row["memory"], property=row["property"],
+                verdict=row["verdict"], depth=row["depth"], seconds=row["seconds"],
+                counterexample_steps=row["counterexample_steps"],
+                detail=row.get("witness") or "",
+            ))
+            # The lasso search cannot close: LIVE bounded is its verdict when it finds
+            # nothing, not a step left undecided.
+            if row["verdict"] == "bounded" and row["property"] != "LIVE" and not unsure:
                 unsure = f"{pc.model}: {row['property']} holds to depth {row['depth']} only"
         for prop_name, path in pc.paths:
             prop = _prop_of(prop_name)
@@ -423,6 +442,13 @@ def _step_prove(
                     for j, (t, role, action, events) in enumerate(path)
                 ),
             ))
+    audit = _PROVE_BARRIERS.get(label)
+    if audit is not None and not stop():
+        from aioctx_verify._prove_cmd import barrier_rows
+
+        progress(f"prove: barrier audit ({audit} budget)", 1.0)
+        for row in barrier_rows(audit, plan.jobs):
+            acc.barriers.append(BarrierRow(**row))
     acc.verdict(plan, "prove", failed, len(sizes), time.perf_counter() - t0,
                 inconclusive=unsure)
 
@@ -814,6 +840,8 @@ def run_campaign(
         coverage=coverage,
         benchmarks=tuple(acc.benchmarks),
         stacks=tuple(acc.stacks),
+        proofs=tuple(acc.proofs),
+        barriers=tuple(acc.barriers),
     )
 
 

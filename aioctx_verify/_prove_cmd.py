@@ -6,7 +6,10 @@ For each model configuration: the strengthening invariants of
 bounded model checking to ``--depth`` decides the properties not proven (a counterexample is
 a shortest path, printed like the model search's), and k-induction up to ``--max-k`` tries
 to close the rest.  Verdicts: ``proven`` (every depth), ``bounded`` (no violation within the
-depth, induction not closed), ``refuted`` (with the counterexample's length).
+depth, induction not closed), ``refuted`` (with the counterexample's length).  ``LIVE``: a
+search to ``--live-depth`` steps for a deadlock or a weakly fair lasso
+(:mod:`aioctx_verify.model._z3_live`): ``refuted`` with the shortest witness, else
+``bounded`` (that search cannot close).
 
 ``--config`` takes a budget tier (``smoke``, ``pr``, ``nightly``: the configurations the
 campaign's model step searches), ``bug=<flag>`` (a mutant of the model in its smallest
@@ -21,8 +24,9 @@ property is part of the inductive invariant) or the depth bounded model checking
 strengthening invariants proven and those dropped, with the reason.
 
 Exit status: 0 when every verdict is as expected (no property refuted in a correct
-configuration; in a mutant's configuration, the property the mutant breaks refuted when it
-is a safety property), 1 otherwise, 2 for a usage error.
+configuration; in a mutant's configuration, the property the mutant breaks refuted: for a
+liveness mutant, when its witness lies within ``--live-depth``), 1 otherwise, 2 for a usage
+error.
 """
 
 from __future__ import annotations
@@ -43,8 +47,12 @@ from aioctx_verify._paths import check_json_path
 
 __all__ = ["ConfigSpec", "ProvedConfig", "parse_config", "prove_cmd", "prove_one"]
 
-#: The properties the prover decides (LIVE needs paths: a lasso search, not a state formula).
+#: The safety properties the prover decides (Houdini, BMC, k-induction), and liveness,
+#: decided by a bounded search for deadlocks and weakly fair lassos.
 PROVED = ("P1", "P2", "P3")
+LIVE = "LIVE"
+#: The lasso search's default depth (it cannot close, so its verdict is ``bounded``).
+LIVE_DEPTH = 8
 _FIELDS = ("threads", "bhs", "max_depth", "ops", "handlers", "timers")
 _SIZE = re.compile(r"^((?:[a-z_]+=\d+)(?:,[a-z_]+=\d+)*)$")
 
@@ -88,7 +96,8 @@ class ProvedConfig:
         if self.bug is None:
             return not refuted
         want = BUG_PROPERTY.get(self.bug)
-        return want not in PROVED or want in refuted
+        checked = {r["property"] for r in self.rows}
+        return want not in checked or want in refuted
 
 
 def _sized(make: Any, sizes: dict[str, int]) -> Any:
@@ -143,14 +152,18 @@ def parse_config(text: str) -> list[ConfigSpec]:
     return [ConfigSpec(sizes=tuple(sorted(sizes.items())))]
 
 
-def prove_one(spec: ConfigSpec, depth: int, max_k: int) -> ProvedConfig:
-    """Prove P1, P2, P3 at one configuration (runs in a worker process with ``--jobs``)."""
+def prove_one(spec: ConfigSpec, depth: int, max_k: int, live_depth: int = LIVE_DEPTH
+              ) -> ProvedConfig:
+    """Prove P1, P2, P3 at one configuration and search liveness witnesses to
+    ``live_depth`` steps (0: no liveness search); runs in a worker process with
+    ``--jobs``."""
     from aioctx_verify.model import prove
     from aioctx_verify.properties import PROPERTIES
 
     cfg = spec.config()
     props = {p: PROPERTIES[p].z3_formula for p in PROVED}
-    rep = prove(cfg, props, depth=depth, max_k=max_k)
+    live = (LIVE, PROPERTIES[LIVE].z3_formula, live_depth) if live_depth > 0 else None
+    rep = prove(cfg, props, depth=depth, max_k=max_k, liveness=live)
     rows = tuple(
         {
             "model": cfg.label(),
@@ -160,6 +173,9 @@ def prove_one(spec: ConfigSpec, depth: int, max_k: int) -> ProvedConfig:
             "depth": r.depth,
             "seconds": round(r.seconds, 3),
             "counterexample_steps": r.counterexample_steps,
+            # LIVE's witness: a deadlock, or a lasso that loops back to the state after
+            # step N (None: no witness, or a safety property's counterexample).
+            "witness": _witness(r.counterexample),
         }
         for r in rep.results
     )
@@ -184,6 +200,35 @@ def prove_one(spec: ConfigSpec, depth: int, max_k: int) -> ProvedConfig:
     )
 
 
+def barrier_rows(budget: str, jobs: int = 1,
+                 progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The barrier audit (:func:`aioctx_verify.stress.mutation._barriers.audit_barriers`)
+    as plain rows: site, change, verdict, memory, detail (the reason, and the replay line
+    of a necessary barrier's counterexample)."""
+    from aioctx_verify.stress.mutation._barriers import audit_barriers
+
+    rows = []
+    for v in audit_barriers(budget, jobs=jobs, progress=progress):
+        detail = v.reason
+        if v.counterexample is not None:
+            detail += f" | {v.counterexample.replay}"
+        rows.append({
+            "site": f"{Path(v.file).name}:{v.line} ({v.function})",
+            "change": f"{v.kind}: {v.change}",
+            "verdict": v.verdict,
+            "memory": v.memory,
+            "detail": detail,
+        })
+    return rows
+
+
+def _witness(cex: Any) -> str | None:
+    loop = getattr(cex, "loop", -1)
+    if cex is None or loop == -1:
+        return None
+    return "deadlock" if loop is None else f"lasso from step {loop}"
+
+
 def prove_all(
     specs: Sequence[ConfigSpec],
     depth: int,
@@ -191,17 +236,18 @@ def prove_all(
     *,
     jobs: int = 1,
     done: Callable[[ProvedConfig], None] | None = None,
+    live_depth: int = LIVE_DEPTH,
 ) -> list[ProvedConfig]:
     """Every configuration of ``specs``, in order (``jobs`` worker processes)."""
     report = done or (lambda _: None)
     if jobs <= 1 or len(specs) <= 1:
         out = []
         for spec in specs:
-            out.append(prove_one(spec, depth, max_k))
+            out.append(prove_one(spec, depth, max_k, live_depth))
             report(out[-1])
         return out
     with ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
-        futures = [pool.submit(prove_one, spec, depth, max_k) for spec in specs]
+        futures = [pool.submit(prove_one, spec, depth, max_k, live_depth) for spec in specs]
         results = []
         for f in futures:
             results.append(f.result())
@@ -227,16 +273,27 @@ def _row_line(row: dict[str, Any]) -> str:
               help="Bounded model checking depth for properties induction does not prove.")
 @click.option("--max-k", type=click.IntRange(1, 20), default=3, show_default=True,
               help="Largest k tried by k-induction after bounded model checking.")
+@click.option("--live-depth", type=click.IntRange(0, 200), default=LIVE_DEPTH,
+              show_default=True,
+              help="Steps of the search for deadlocks and weakly fair lassos (LIVE); 0: "
+                   "no liveness search.")
+@click.option("--barriers", "barrier_budget", type=click.Choice(["small", "default"]),
+              default=None,
+              help="Also audit every fence and non-relaxed ordering of impl (drop or weaken "
+                   "each, search the programs that reach it exhaustively under sc, tso, "
+                   "pso, and c11 for counterexamples); small: minutes less, decides less.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes (one configuration each).")
+              help="Worker processes (one configuration each; the barrier audit's pool).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               callback=check_json_path,
               help='Also write {"results": [...]} to this file (atomically).')
 @click.option("--verbose", "-v", is_flag=True,
               help="Print every configuration's strengthening invariants, proven and dropped.")
-def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, jobs: int,
-              json_path: Path | None, verbose: bool) -> None:
-    """Prove P1, P2, P3 over the model with z3 (Houdini, BMC, k-induction)."""
+def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
+              barrier_budget: str | None, jobs: int, json_path: Path | None,
+              verbose: bool) -> None:
+    """Prove P1, P2, P3 over the model with z3 (Houdini, BMC, k-induction); search
+    liveness witnesses (deadlocks, weakly fair lassos)."""
     from aioctx_verify.files import atomic_write_text
     from aioctx_verify.model._z3_invariants import STATED
 
@@ -253,7 +310,7 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, jobs: int,
         if verbose:
             click.echo("  " + pc.strengthening.replace("\n", "\n  "))
 
-    results = prove_all(specs, depth, max_k, jobs=jobs, done=show)
+    results = prove_all(specs, depth, max_k, jobs=jobs, done=show, live_depth=live_depth)
     for pc in results:
         for prop, text in pc.counterexamples:
             click.echo(f"\nshortest counterexample to {prop} at {pc.model}:\n{text}")
@@ -266,6 +323,13 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, jobs: int,
     for pc in results:
         dropped = ", ".join(name for name, _ in pc.dropped) or "none"
         click.echo(f"  {pc.model}: {len(pc.kept)} proven; dropped: {dropped}")
+    barriers: list[dict[str, Any]] = []
+    if barrier_budget is not None:
+        click.echo(f"\nbarrier audit ({barrier_budget} budget):")
+        barriers = barrier_rows(barrier_budget, jobs)
+        for b in barriers:
+            click.echo(f"  {b['site']:<40} {b['change']:<34} {b['verdict']:<24} "
+                       f"{b['memory'] or '-':<5} {b['detail'][:160]}")
     wrong = [pc for pc in results if not pc.as_expected]
     click.echo(f"\n{len(results) - len(wrong)} of {len(results)} configurations as expected, "
                f"{time.perf_counter() - t0:.1f} s")
@@ -277,6 +341,7 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, jobs: int,
                            "dropped": [{"name": n, "why": w} for n, w in pc.dropped]}
                 for pc in results
             },
+            "barriers": barriers,
         }
         try:
             atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")

@@ -46,6 +46,7 @@ from ._actions import Action, format_path, replay
 from ._state import ModelConfig, ModelError, State, initial
 from ._symbolic import WIDTH, Encoding, Selector, SymState
 from ._z3_invariants import Invariant, candidate_invariants
+from ._z3_live import LivenessWitness, lasso_search
 
 __all__ = [
     "Formula",
@@ -108,7 +109,7 @@ class PropertyProof:
     verdict: ProofVerdict
     depth: int
     seconds: float
-    counterexample: Counterexample | None = None
+    counterexample: Counterexample | LivenessWitness | None = None
 
     @builtins.property
     def counterexample_steps(self) -> int | None:
@@ -318,6 +319,7 @@ def prove(
     encoding: Encoding | None = None,
     strengthen: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    liveness: tuple[str, Formula, int] | None = None,
 ) -> ProofReport:
     """Verdicts of ``props`` at ``config``: strengthening (Houdini over the stated
     invariants and the properties), bounded model checking to ``depth`` for the properties
@@ -325,6 +327,11 @@ def prove(
 
     ``strengthen=False`` leaves the stated invariants out (the properties alone are the
     candidates): what plain k-induction can do.
+
+    ``liveness``: ``(name, no_deadlock, depth)``: also search for a deadlock or a weakly
+    fair lasso within ``depth`` steps (:func:`model._z3_live.lasso_search`, assuming the
+    proven strengthening invariants); its verdict is ``refuted`` (the shortest witness) or
+    ``bounded`` (the search cannot close, see that module).
     """
     t0 = time.perf_counter()
     enc = encoding or Encoding(config)
@@ -365,9 +372,20 @@ def prove(
                 name, verdict, k_closed,
                 round(t_h + spent + time.perf_counter() - t2, 3),
             )
+    order = list(props)
+    if liveness is not None:
+        name, no_deadlock, live_depth = liveness
+        t3 = time.perf_counter()
+        witness, searched = lasso_search(enc, no_deadlock, live_depth, assume=strength.kept)
+        spent = round(t_h + time.perf_counter() - t3, 3)
+        results[name] = (
+            PropertyProof(name, "bounded", searched, spent) if witness is None
+            else PropertyProof(name, "refuted", len(witness.path), spent, witness)
+        )
+        order.append(name)
     return ProofReport(
         config=config,
-        results=tuple(results[n] for n in props),
+        results=tuple(results[n] for n in order),
         strengthening=strength,
         bmc_depth=reached,
         seconds=time.perf_counter() - t0,

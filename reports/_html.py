@@ -358,6 +358,53 @@ def _benchmarks(r: CampaignResult) -> str:
     )
 
 
+_PROOF_CLASS = {"proven": "k-yes", "bounded": "k-none", "refuted": "k-no",
+                "necessary": "k-yes", "not-needed-at-this-size": "k-none", "undecided": "k-none"}
+
+
+def _proofs(r: CampaignResult) -> str:
+    if not r.proofs and not r.barriers:
+        return ""
+    parts = ['<section id="proofs"><h2>Proofs (z3)</h2>']
+    if r.proofs:
+        rows = "".join(
+            f"<tr><td>{esc(p.model)}</td><td>{esc(p.memory)}</td><td>{esc(p.property)}</td>"
+            f'<td class="{_PROOF_CLASS[p.verdict]}">{esc(p.verdict)}</td>'
+            f'<td class="num">{p.depth}</td><td class="num">{p.seconds:.2f}</td>'
+            f'<td class="num">{"" if p.counterexample_steps is None else p.counterexample_steps}'
+            f"</td><td>{esc(p.detail)}</td></tr>"
+            for p in r.proofs
+        )
+        parts.append(
+            "<table><thead><tr><th>model</th><th>memory</th><th>property</th><th>verdict</th>"
+            '<th class="num">depth</th><th class="num">seconds</th><th class="num">cex steps'
+            f"</th><th>detail</th></tr></thead><tbody>{rows}</tbody></table>"
+            '<p class="note">proven: at every depth (depth: the k of the induction that '
+            "closed); bounded: no violation within depth steps; refuted: a shortest "
+            "counterexample of that many steps (its swimlane is under Counterexamples). "
+            "Liveness is a search for deadlocks and weakly fair lassos: it is bounded or "
+            "refuted.</p>"
+        )
+    if r.barriers:
+        rows = "".join(
+            f"<tr><td><code>{esc(b.site)}</code></td><td>{esc(b.change)}</td>"
+            f'<td class="{_PROOF_CLASS[b.verdict]}">{esc(b.verdict)}</td>'
+            f"<td>{esc(b.memory or '')}</td><td>{esc(b.detail)}</td></tr>"
+            for b in r.barriers
+        )
+        parts.append(
+            '<h3 id="barriers">Barrier audit</h3><table><thead><tr><th>site</th><th>change'
+            "</th><th>verdict</th><th>memory</th><th>detail</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            '<p class="note">Every fence and non-relaxed ordering of impl, found in its '
+            "source, dropped or weakened in turn: necessary when a program then fails "
+            "(under that memory model), not needed at this size when the exhaustive search "
+            "of the programs that reach it finds nothing.</p>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def _stacks(r: CampaignResult) -> str:
     if not r.stacks:
         return ""
@@ -387,6 +434,7 @@ def render_html(
         _counterexamples(r, cex_anchor),
         _histograms(r),
         _kill_matrix(r.kill_matrix) if r.kill_matrix is not None else "",
+        _proofs(r),
         _coverage(r),
         _trends(r, trends, history_error),
         _benchmarks(r),
@@ -398,6 +446,7 @@ def render_html(
         "counterexamples": "Counterexamples",
         "histograms": "Outcomes",
         "kill-matrix": "Kill matrix",
+        "proofs": "Proofs",
         "coverage": "Coverage",
         "trends": "Trends",
         "benchmarks": "Benchmarks",

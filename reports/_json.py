@@ -17,6 +17,7 @@ from ._errors import InvalidResultError, ResultFormatError
 from ._result import (
     FORMAT,
     SCHEMA_VERSION,
+    BarrierRow,
     Benchmark,
     CampaignBudget,
     CampaignResult,
@@ -28,6 +29,7 @@ from ._result import (
     KillMatrix,
     Machine,
     Mutant,
+    ProofRow,
     PropertyName,
     ThreadStack,
     TraceStep,
@@ -100,6 +102,24 @@ def result_to_dict(r: CampaignResult) -> Json:
             for x in r.benchmarks
         ],
         "stacks": [{"thread": s.thread, "ident": s.ident, "stack": s.stack} for s in r.stacks],
+        "proofs": [
+            {
+                "model": x.model,
+                "memory": x.memory,
+                "property": x.property,
+                "verdict": x.verdict,
+                "depth": x.depth,
+                "seconds": x.seconds,
+                "counterexample_steps": x.counterexample_steps,
+                "detail": x.detail,
+            }
+            for x in r.proofs
+        ],
+        "barriers": [
+            {"site": x.site, "change": x.change, "verdict": x.verdict, "memory": x.memory,
+             "detail": x.detail}
+            for x in r.barriers
+        ],
     }
 
 
@@ -336,6 +356,21 @@ def _build(d: Json) -> CampaignResult:
         stacks=tuple(
             ThreadStack(_s(s, "thread"), _opt_int(s["ident"]), _s(s, "stack"))
             for s in _a(d, "stacks")
+        ),
+        proofs=tuple(
+            ProofRow(
+                _s(x, "model"), _s(x, "memory"), _s(x, "property"), _s(x, "verdict"),
+                _int(x["depth"]), cast(float, x["seconds"]),
+                _opt_int(x["counterexample_steps"]), _s(x, "detail"),
+            )
+            for x in _a(d, "proofs")
+        ),
+        barriers=tuple(
+            BarrierRow(
+                _s(x, "site"), _s(x, "change"), _s(x, "verdict"),
+                None if x["memory"] is None else _s(x, "memory"), _s(x, "detail"),
+            )
+            for x in _a(d, "barriers")
         ),
     )
 

@@ -44,7 +44,9 @@ __all__ = [
     "PROPERTY_TITLES",
     "SCHEMA_VERSION",
     "VERDICTS",
+    "BarrierRow",
     "Benchmark",
+    "ProofRow",
     "CampaignBudget",
     "CampaignResult",
     "Counterexample",
@@ -395,6 +397,59 @@ class Benchmark:
             raise _fail("Benchmark", "met", f"must be a bool, not {_r(self.met)}")
 
 
+#: A proof verdict (see :func:`aioctx_verify.model.prove`).
+PROOF_VERDICTS = ("proven", "bounded", "refuted")
+#: A barrier audit verdict (see :mod:`aioctx_verify.stress.mutation._barriers`).
+BARRIER_VERDICTS = ("necessary", "not-needed-at-this-size", "undecided")
+
+
+@dataclass(frozen=True, slots=True)
+class ProofRow:
+    """One z3 verdict: a property of a model (the event-loop model at a configuration, or
+    one of QEMU's aio_notify protocols) under a memory model."""
+
+    model: str
+    memory: str  # "sc", "tso", "pso"
+    property: str
+    verdict: str  # one of PROOF_VERDICTS
+    depth: int  # cex length (refuted), k (proven), depth reached (bounded)
+    seconds: float
+    counterexample_steps: int | None = None
+    detail: str = ""  # e.g. "lasso from step 3", "deadlock"
+
+    def __post_init__(self) -> None:
+        for name in ("model", "memory", "property", "detail"):
+            _str("ProofRow", name, getattr(self, name))
+        if self.verdict not in PROOF_VERDICTS:
+            raise _fail("ProofRow", "verdict", f"must be one of {PROOF_VERDICTS}, not "
+                                               f"{_r(self.verdict)}")
+        _nonneg_int("ProofRow", "depth", self.depth)
+        _nonneg_float("ProofRow", "seconds", self.seconds)
+        _nonneg_int("ProofRow", "counterexample_steps", self.counterexample_steps,
+                    optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierRow:
+    """One barrier of impl's lock-free paths with one change (drop, weaken, relax): is it
+    necessary (the changed impl fails, under ``memory``), or not at the audited size?"""
+
+    site: str  # file:line (function)
+    change: str
+    verdict: str  # one of BARRIER_VERDICTS
+    memory: str | None  # the memory model of the counterexample (necessary)
+    detail: str  # the counterexample's property and replay line, or the search's size
+
+    def __post_init__(self) -> None:
+        for name in ("site", "change", "detail"):
+            _str("BarrierRow", name, getattr(self, name))
+        if self.verdict not in BARRIER_VERDICTS:
+            raise _fail("BarrierRow", "verdict", f"must be one of {BARRIER_VERDICTS}, not "
+                                                 f"{_r(self.verdict)}")
+        if self.memory is not None:
+            _str("BarrierRow", "memory", self.memory)
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadStack:
     """One thread's stack as a watchdog dumped it when a run hung."""
@@ -441,6 +496,8 @@ class CampaignResult:
     coverage: Coverage | None = None
     benchmarks: tuple[Benchmark, ...] = ()
     stacks: tuple[ThreadStack, ...] = ()
+    proofs: tuple[ProofRow, ...] = ()
+    barriers: tuple[BarrierRow, ...] = ()
 
     def __post_init__(self) -> None:
         cls = "CampaignResult"
@@ -468,6 +525,8 @@ class CampaignResult:
         if self.coverage is not None and not isinstance(self.coverage, Coverage):
             raise _fail(cls, "coverage", "must be a Coverage or None")
         _tuple_of(cls, "benchmarks", self.benchmarks, Benchmark)
+        _tuple_of(cls, "proofs", self.proofs, ProofRow)
+        _tuple_of(cls, "barriers", self.barriers, BarrierRow)
         _tuple_of(cls, "stacks", self.stacks, ThreadStack)
         seen: set[tuple[str, str]] = set()
         for v in self.verdicts:

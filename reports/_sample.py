@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from ._result import (
+    BarrierRow,
     Benchmark,
     CampaignBudget,
     CampaignResult,
@@ -21,6 +22,7 @@ from ._result import (
     KillMatrix,
     Machine,
     Mutant,
+    ProofRow,
     ThreadStack,
     TraceStep,
     Verdict,
@@ -151,4 +153,16 @@ def sample_result(*, failing: bool = True, started_at: datetime | None = None) -
         )
         if failing
         else (),
+        proofs=(
+            ProofRow("io+client/1bh/d1/ops2", "sc", "P1", "proven", 1, 2.4),
+            ProofRow("io+client/1bh/d1/ops2", "sc", "LIVE", "bounded", 8, 9.1),
+            ProofRow("io+client/1bh/d2/ops2/no-contention-callback", "sc", "LIVE", "refuted",
+                     4, 3.2, 4, "deadlock"),
+        ),
+        barriers=(
+            BarrierRow("_context.py:587 (aio_notify)", "fence MB: drop", "necessary", "c11",
+                       "lost wake-up in 35 steps"),
+            BarrierRow("_context.py:1003 (_poll_locked)", "fetch_add release: relax",
+                       "not-needed-at-this-size", None, "sc, tso, pso exhausted"),
+        ),
     )

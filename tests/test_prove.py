@@ -133,15 +133,17 @@ def test_prove_command_writes_the_verdicts(tmp_path: Path) -> None:
     out = tmp_path / "prove.json"
     res = CliRunner().invoke(main, [
         "prove", "--config", "threads=2,bhs=1", "--config", "bug=schedule-takes-lock",
-        "--depth", "4", "--json", str(out),
+        "--depth", "4", "--live-depth", "2", "--json", str(out),
     ])
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     rows = {(r["model"], r["property"]): r for r in doc["results"]}
     keys = {"model", "memory", "property", "verdict", "depth", "seconds",
-            "counterexample_steps"}
+            "counterexample_steps", "witness"}
     assert all(set(r) == keys and r["memory"] == "sc" for r in doc["results"])
     assert rows[("io+client/1bh/d2/ops2", "P1")]["verdict"] == "proven"
+    live = rows[("io+client/1bh/d2/ops2", "LIVE")]
+    assert (live["verdict"], live["depth"], live["witness"]) == ("bounded", 2, None)
     bad = rows[("io+client/1bh/d2/ops2/schedule-takes-lock", "P2")]
     assert (bad["verdict"], bad["depth"], bad["counterexample_steps"]) == ("refuted", 2, 2)
     assert "shortest counterexample to P2" in res.output
@@ -180,7 +182,7 @@ def test_a_campaign_refutation_prints_a_model_replay_line(monkeypatch: pytest.Mo
     import aioctx_verify._prove_cmd as prove_cmd
     from aioctx_verify._campaign import plan_campaign, run_campaign
 
-    def refuted(spec: object, depth: int, jobs: int) -> object:
+    def refuted(spec: object, depth: int, jobs: int, live_depth: int) -> object:
         return types.SimpleNamespace(
             model="m", rows=[], paths=[("P1", [(0, "io", "acquire()", "acquire:1")])]
         )

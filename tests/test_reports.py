@@ -164,7 +164,9 @@ def test_result_schema_version_matches_the_code() -> None:
     assert f"result-v{SCHEMA_VERSION}.json" == reports.SCHEMA_FILE
     assert schema["properties"]["schema_version"] == {"const": SCHEMA_VERSION}
     assert schema["properties"]["format"]["const"] == reports.FORMAT
-    assert set(schema["required"]) | {"benchmarks", "stacks"} == set(schema["properties"])
+    assert set(schema["required"]) | {"benchmarks", "stacks", "proofs", "barriers"} == set(
+        schema["properties"]
+    )
     # Every field the writer emits is in the schema, and every enum matches the code.
     assert set(sample_result().to_dict()) == set(schema["properties"])
     assert schema["$defs"]["property"]["enum"] == list(PROPERTIES)
@@ -530,9 +532,13 @@ def test_html_has_the_key_elements() -> None:
     page = render_html(sample_result())
     assert page.startswith("<!DOCTYPE html>")
     assert '<header class="banner fail" id="summary"><h1>\u2717 P2 fails</h1>' in page
-    for section in ("verdicts", "counterexamples", "histograms", "kill-matrix", "coverage",
-                    "trends", "benchmarks", "stacks"):
+    for section in ("verdicts", "counterexamples", "histograms", "kill-matrix", "proofs",
+                    "coverage", "trends", "benchmarks", "stacks"):
         assert f'<section id="{section}"' in page, section
+    # the prover's verdicts and the barrier audit
+    assert '<td>LIVE</td><td class="k-no">refuted</td>' in page and "deadlock" in page
+    assert '<h3 id="barriers">Barrier audit</h3>' in page
+    assert '<td class="k-yes">necessary</td><td>c11</td>' in page
     # swimlanes: a grid with one column per thread (plus the step column), the broken step
     assert "grid-template-columns:3.5em repeat(3, minmax(15em, 1fr))" in page
     assert page.count('class="head"') == 4

@@ -44,6 +44,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
 import math
@@ -567,6 +568,79 @@ def _model_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
     )
 
 
+#: The prover's cell: work units per step of bounded model checking (which only runs for
+#: the properties Houdini does not prove) and per step of the lasso search (the costly
+#: part): a pr cell searches 25 and 5 steps, a control run or a nightly cell 30 and 8.
+PROVE_WORK_PER_STEP = 20
+PROVE_WORK_PER_LIVE_STEP = 100
+
+
+def _prove_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
+    """The z3 prover (:func:`model.prove`: Houdini, bounded model checking, k-induction,
+    and the search for deadlocks and weakly fair lassos) on the mutant's model
+    counterpart in its smallest exhibiting configuration; the control proves a small
+    correct configuration (two threads, one BH, nesting depth 1).  Any property refuted
+    kills.
+
+    Work: the depths (:data:`PROVE_WORK_PER_STEP`, :data:`PROVE_WORK_PER_LIVE_STEP` units
+    per step).  The depths decide the verdict, never the machine's speed: a z3 query is
+    not cut short, so the cell runs to its end (the cap does not apply).
+    """
+    cell = CellBudget.of(budget)
+    try:
+        from aioctx_verify import model
+    except ImportError:
+        return _na("the prover (z3-solver) is not installed")
+    work = cell.work if cell.work is not None else _work(cell.seconds)
+    depth = min(30, max(8, work // PROVE_WORK_PER_STEP))
+    live_depth = min(8, max(4, work // PROVE_WORK_PER_LIVE_STEP))
+    if mutant is NO_MUTANT:
+        flag = None
+    elif mutant.model_bug is None or mutant.model_bug not in model.MODEL_BUGS:
+        return _na(f"the model has no counterpart of {mutant.name}")
+    else:
+        flag = mutant.model_bug
+    t0 = time.perf_counter()
+    prop, steps = _prove_cell(flag, depth, live_depth)
+    elapsed = time.perf_counter() - t0
+    spec = f"bug={flag}" if flag else "threads=2,bhs=1,max_depth=1"
+    if prop is None:
+        return CheckOutcome.survived(
+            elapsed, f"prove: nothing refuted (bmc depth {depth}, lasso depth {live_depth})"
+        )
+    return CheckOutcome.kill(
+        elapsed,
+        f"prove: {prop} refuted, shortest counterexample {steps} step(s)"
+        f" | {replay_line(f'model:{spec}', mutant.name)}",
+        as_property(prop),
+        "model",
+        steps=steps,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _prove_cell(flag: str | None, depth: int, live_depth: int) -> tuple[str | None, int]:
+    """The prover's answer for one model configuration (a pure function of its arguments,
+    the seed plays no part: cached, so control runs over many seeds prove once): the
+    refuted property with the shortest counterexample and its length, or (None, 0)."""
+    from aioctx_verify import model
+    from aioctx_verify.properties import PROPERTIES
+
+    cfg = model.ModelConfig(threads=2, bhs=1, max_depth=1) if flag is None else (
+        model.bug_config(flag))
+    safety = {p: PROPERTIES[p].z3_formula for p in ("P1", "P2", "P3")}
+    results = list(model.prove(cfg, safety, depth=depth).results)
+    if not any(r.verdict == "refuted" for r in results):
+        live = model.prove(cfg, {}, depth=0,
+                           liveness=("LIVE", PROPERTIES["LIVE"].z3_formula, live_depth))
+        results += live.results
+    refuted = [r for r in results if r.verdict == "refuted"]
+    if not refuted:
+        return None, 0
+    r = min(refuted, key=lambda x: x.depth)
+    return r.property, r.depth
+
+
 def _generated_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
     """Generated programs over the whole API (:mod:`aioctx_verify.stress.explore`), not the
     mutant's probes: what a bug outside the catalogue meets; a generated mutant gets the
@@ -800,6 +874,7 @@ def _races_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
 
 for _name, _fn in (
     ("model", _model_checker),
+    ("prove", _prove_checker),
     ("explore_random", _explorer("random")),
     ("explore_pct", _explorer("pct")),
     ("explore_dfs", _explorer("dfs")),

@@ -1,0 +1,333 @@
+"""Liveness with z3: a bounded search for deadlocks and weakly fair lassos.
+
+Why it exists: P1-P3 are state properties, which bounded model checking and k-induction
+decide (:mod:`model._z3_prove`).  Liveness (no lost wake-up, no starvation of an acquirer,
+no busy loop) is a property of infinite paths.  Its statement over the model, as an LTL
+formula under weak fairness: *every weakly fair run ends in a rest state* (every client
+finished, every poller asleep with nothing due, :func:`model.invariants.is_rest`).  Weak
+fairness is per thread: a thread that is enabled from some point on takes a step again
+(an IOThread may loop for ever while a client is blocked behind it, but not while the
+client could move).
+
+A violation has one of two finite shapes, each a path from the initial state:
+
+* a **deadlock**: the path ends in a state where no action is enabled and that is no
+  proper end (the single-state witness, the ``LIVE`` z3 form of
+  :mod:`aioctx_verify.properties._z3`);
+* a **lasso**: the path's last state equals an earlier one (state ``l``), and the loop
+  from ``l`` back to it is weakly fair: every thread either moves in the loop or is
+  disabled at some state of it.  Repeating the loop for ever is a fair run that never
+  rests.  (Weak fairness is monotone in the loop's states and steps, so a loop that
+  satisfies it at the end of a path is a real fair run; Biere, Artho and Schuppan 2002,
+  "Liveness checking as safety checking", for the loop-back encoding.)
+
+The search unrolls the transition relation depth by depth and asks, at each depth ``k``,
+for a deadlock at state ``k`` and for a fair loop closing at state ``k``; the first
+witness found is a shortest one (in steps).  It is decoded into explicit actions, replayed
+on the explicit model, and checked there (no action enabled and not at rest; or the loop's
+states equal and every thread moving or disabled in the loop) before it is reported: like
+the refutations of :mod:`model._z3_prove`, it never rests on the encoding alone.
+
+Verdicts: ``refuted`` (a witness), ``bounded`` (no deadlock and no fair lasso within the
+depth).  A loop-free search cannot close: the correct model's IOThreads loop for ever, so
+its paths are unbounded and a completeness threshold would be its recurrence diameter.
+``tests/test_symbolic.py`` holds the lasso search to an explicit oracle
+(:func:`fair_cycle_states`: Tarjan's strongly connected components, each checked for weak
+fairness) on small configurations, correct and mutant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from ._actions import Action, format_path, replay, successors
+from ._state import ModelConfig, ModelError, State, initial
+from ._symbolic import Encoding, Selector, SymState
+from ._z3_invariants import Invariant
+
+__all__ = ["LivenessWitness", "fair_cycle_states", "lasso_search"]
+
+Term = Any  # z3 terms (z3 ships no type stubs)
+Formula = Callable[[Encoding, SymState], Term]
+
+
+@dataclass(frozen=True)
+class LivenessWitness:
+    """A shortest witness that liveness fails: a path to a deadlock, or a lasso.
+
+    ``loop`` is the index of the state the path's last state equals (the loop is
+    ``path[loop:]``, repeated for ever), or None for a deadlock.
+    """
+
+    path: tuple[Action, ...]
+    states: tuple[State, ...]
+    loop: int | None
+
+    @property
+    def kind(self) -> str:
+        return "deadlock" if self.loop is None else "lasso"
+
+    def format(self, config: ModelConfig) -> str:
+        text = format_path(self.path, config)
+        if self.loop is None:
+            return text + "\n(deadlock: no action is enabled and this is no proper end)"
+        steps = len(self.path) - self.loop
+        return (text + f"\n(lasso: the last {steps} step(s) return to the state after step "
+                f"{self.loop} and repeat for ever; every thread moves in the loop or is "
+                "disabled at some state of it, so the run is weakly fair and never rests)")
+
+
+def _conj(enc: Encoding, s: SymState, invs: Sequence[Invariant]) -> Term:
+    return z3.And(*(i.formula(enc, s) for i in invs)) if invs else z3.BoolVal(True)
+
+
+def _thread_enabled(enc: Encoding) -> list[Term]:
+    """Per thread, "some action of this thread is enabled", over :attr:`Encoding.base`."""
+    out = []
+    for t in range(enc.config.threads):
+        guards = [tp.guard for tp in enc.templates if tp.thread == t]
+        out.append(z3.Or(*guards) if guards else z3.BoolVal(False))
+    return out
+
+
+def _same(enc: Encoding, a: SymState, b: SymState) -> Term:
+    return z3.And(*(a.vals[n] == b.vals[n] for n in enc.names()))
+
+
+def lasso_search(
+    enc: Encoding,
+    no_deadlock: Formula,
+    depth: int,
+    *,
+    assume: Sequence[Invariant] = (),
+) -> tuple[LivenessWitness | None, int]:
+    """A shortest deadlock or weakly fair lasso within ``depth`` steps, or None.
+
+    ``no_deadlock`` is the single-state form of liveness (some action enabled, or a proper
+    end).  ``assume``: invariants proven to hold in every reachable state (sound to assume
+    at every state of the unrolling).  Returns the witness (replayed and checked on the
+    explicit model) and the depth searched.
+
+    One unrolling of ``depth`` steps, in which a state where nothing is enabled may halt
+    (repeat itself), so that every path of at most ``depth`` steps extends to exactly
+    ``depth``; "a witness within ``d`` steps" is then one query over it, asked first for
+    ``depth`` (the common answer, no witness, costs one query, not one per depth) and,
+    when there is one, again by bisection for the smallest ``d``.
+    """
+    enabled = _thread_enabled(enc)
+    none_enabled = z3.Not(enc.enabled(enc.base))
+    n_threads = enc.config.threads
+    states = [enc.state("l0")]
+    sels: list[Selector] = []
+    halts: list[Term] = []
+    #: fair[i][t]: in step i, thread t moved or was disabled in state i
+    fair: list[list[Term]] = []
+    dead = [z3.Not(no_deadlock(enc, states[0]))]
+    # loops[(lo, k)]: state k equals state lo, and the real steps between are weakly fair.
+    loops: dict[tuple[int, int], Term] = {}
+    solver = z3.SolverFor("QF_FD")
+    solver.add(enc.initial(states[0]))
+    solver.add(_conj(enc, states[0], assume))
+
+    def extend(to: int) -> None:
+        for k in range(len(sels), to):
+            nxt = enc.state(f"l{k + 1}")
+            sel = enc.selector(f"l{k}")
+            halt = z3.Bool(f"l{k}.halt")
+            solver.add(z3.If(
+                halt,
+                z3.And(enc.over(states[k], none_enabled), _same(enc, states[k], nxt)),
+                enc.relation(states[k], nxt, sel),
+            ))
+            solver.add(_conj(enc, nxt, assume))
+            fair.append([
+                z3.Or(sel.who[t], z3.Not(enc.over(states[k], enabled[t])))
+                for t in range(n_threads)
+            ])
+            states.append(nxt)
+            sels.append(sel)
+            halts.append(halt)
+            dead.append(z3.Not(no_deadlock(enc, nxt)))
+            for lo in range(k + 1):
+                just = [z3.Or(*(fair[i][t] for i in range(lo, k + 1)))
+                        for t in range(n_threads)]
+                real = [z3.Not(halts[i]) for i in range(lo, k + 1)]
+                loops[(lo, k + 1)] = z3.And(_same(enc, states[lo], nxt), *real, *just)
+
+    def check(d: int) -> bool:
+        """Is there a witness within ``d`` steps?"""
+        extend(d)
+        within = z3.Or(*dead[: d + 1], *(t for (_, k), t in loops.items() if k <= d))
+        res = solver.check(within)
+        if res == z3.unknown:
+            raise ModelError(f"lasso search: z3 returned unknown ({solver.reason_unknown()})")
+        return bool(res == z3.sat)
+
+    # Doubling, then bisection: a short witness costs short queries; no witness costs
+    # about one query at the full depth.
+    lo_d, hi_d = 0, min(depth, 4)
+    while not check(hi_d):
+        if hi_d == depth:
+            return None, depth
+        lo_d, hi_d = hi_d + 1, min(depth, 2 * hi_d)
+    while lo_d < hi_d:  # a witness within hi_d steps, none within lo_d - 1
+        mid = (lo_d + hi_d) // 2
+        if check(mid):
+            hi_d = mid
+        else:
+            lo_d = mid + 1
+    if not check(hi_d):  # leave the model of the shortest depth in the solver
+        raise ModelError("lasso search: the witness vanished on a repeated query")
+    m = solver.model()
+
+    def true(t: Term) -> bool:
+        return bool(z3.is_true(m.eval(t, model_completion=True)))
+
+    for i in range(hi_d + 1):
+        if true(dead[i]):
+            return _decode(enc, m, states[: i + 1], sels[:i], None), hi_d
+    lo = next(lo for (lo, k), t in loops.items() if k == hi_d and true(t))
+    return _decode(enc, m, states[: hi_d + 1], sels[:hi_d], lo), hi_d
+
+
+def _decode(enc: Encoding, m: Any, states: Sequence[SymState], sels: Sequence[Selector],
+            loop: int | None) -> LivenessWitness:
+    """The model's witness as explicit actions, replayed and checked on the explicit model."""
+    from .invariants import is_rest
+
+    k = len(sels)
+    path: list[Action] = []
+    for i in range(k):
+        vals = enc.read(m, states[i])
+        tp = enc.fired(m, states[i], sels[i])
+        path.append(tp.action(int(vals[f"t{tp.thread}.arg"])))
+    try:
+        explicit = replay(enc.config, path)
+    except ModelError as e:
+        raise ModelError(f"the symbolic liveness witness does not replay: {e}") from None
+    decoded = [enc.decode(enc.read(m, s)) for s in states[: k + 1]]
+    if explicit != decoded:
+        raise ModelError("the symbolic liveness witness's states differ from the explicit "
+                         "model's along the same actions (encoding drift)")
+    last = explicit[-1]
+    if loop is None:
+        if successors(last) or is_rest(last, terminal=True):
+            raise ModelError("the symbolic deadlock is no deadlock of the explicit model")
+    elif explicit[loop] != last or not _fair(explicit[loop:], path[loop:], enc.config):
+        raise ModelError("the symbolic lasso is no weakly fair loop of the explicit model")
+    steps: list[Action] = []
+    for st, a in zip(explicit, path, strict=False):
+        steps.append(next(b for b, _ in successors(st) if b == a))
+    return LivenessWitness(tuple(steps), tuple(explicit), loop)
+
+
+def _fair(loop_states: Sequence[State], loop_path: Sequence[Action], config: ModelConfig
+          ) -> bool:
+    """Every thread moves in the loop or is disabled at one of its states."""
+    moved = {a.thread for a in loop_path}
+    for t in range(config.threads):
+        if t in moved:
+            continue
+        if all(any(a.thread == t for a, _ in successors(s)) for s in loop_states[:-1]):
+            return False
+    return True
+
+
+def fair_cycle_states(config: ModelConfig, max_states: int = 500_000
+                      ) -> tuple[int, int, int]:
+    """The explicit oracle: (reachable states, deadlock states, states in weakly fair
+    strongly connected components), by Tarjan's algorithm over the whole state graph.
+
+    A strongly connected component holds a weakly fair cycle iff the cycle through all its
+    states and edges is fair (fairness is monotone in both), so each component is checked
+    once: every thread moves on one of its edges or is disabled at one of its states.
+
+    Raises:
+        ModelError: more than ``max_states`` states.
+    """
+    from .invariants import is_rest
+
+    init = initial(config)
+    index = {init: 0}
+    states = [init]
+    succ: list[list[tuple[int, int]]] = []
+    i = 0
+    while i < len(states):
+        out = []
+        for a, s2 in successors(states[i]):
+            j = index.get(s2)
+            if j is None:
+                if len(states) >= max_states:
+                    raise ModelError(f"fair_cycle_states: more than {max_states} states")
+                j = len(states)
+                index[s2] = j
+                states.append(s2)
+            out.append((j, a.thread))
+        succ.append(out)
+        i += 1
+    dead = sum(1 for j, s in enumerate(states) if not succ[j] and not is_rest(s, terminal=True))
+    fair = 0
+    for comp in _sccs([[j for j, _ in out] for out in succ]):
+        members = set(comp)
+        edges = [(t) for v in comp for (w, t) in succ[v] if w in members]
+        if not edges:
+            continue
+        moved = set(edges)
+        if all(
+            t in moved or any(all(tt != t for _, tt in succ[v]) for v in comp)
+            for t in range(config.threads)
+        ):
+            fair += len(comp)
+    return len(states), dead, fair
+
+
+def _sccs(succ: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Tarjan's strongly connected components, iteratively."""
+    n = len(succ)
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on[root] = True
+        while work:
+            v, k = work[-1]
+            if k < len(succ[v]):
+                work[-1] = (v, k + 1)
+                w = succ[v][k]
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on[w] = True
+                    work.append((w, 0))
+                elif on[w]:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(comp)
+    return out
+
