@@ -382,6 +382,12 @@ _PROVE_SIZES: dict[str, tuple[int | None, int, int]] = {
 }
 
 
+#: QEMU's aio_notify protocols per campaign (``aioctx-verify prove --protocols``): smoke
+#: checks today's protocol (aio_notify_accept) under sc, tso and pso, pr and nightly every
+#: protocol QEMU shipped; the bug variants are the prover's self-test (tests, ``--protocols
+#: all``), not the campaign's subject.
+_PROVE_PROTOCOLS: dict[str, str] = {"smoke": "smoke", "pr": "fixed", "nightly": "fixed"}
+
 #: The barrier audit's budget per campaign (None: no audit; ``aioctx-verify prove
 #: --barriers`` runs it on demand): the ``default`` budget (preemption bound 2, minutes)
 #: nightly; ``small`` (bound 1, about 15 s) decides too little to print in a pr report.
@@ -442,6 +448,21 @@ def _step_prove(
                     for j, (t, role, action, events) in enumerate(path)
                 ),
             ))
+    if not stop():
+        from aioctx_verify._prove_cmd import protocol_rows, protocols_as_expected
+
+        rows = protocol_rows(_PROVE_PROTOCOLS[label], z3_budget=None)
+        progress(f"prove: {len(rows)} verdicts of QEMU's aio_notify protocols", 1.0)
+        for row in rows:
+            acc.proofs.append(ProofRow(
+                model=row["model"], memory=row["memory"], property=row["property"],
+                verdict=row["verdict"], depth=row["depth"], seconds=row["seconds"],
+                counterexample_steps=row["counterexample_steps"],
+            ))
+        for proto in protocols_as_expected(rows):
+            failed.setdefault("LIVE", f"QEMU's {proto} protocol refuted: "
+                              + next(r["counterexample"][:200] for r in rows
+                                     if r["protocol"] == proto and r["verdict"] == "refuted"))
     audit = _PROVE_BARRIERS.get(label)
     if audit is not None and not stop():
         from aioctx_verify._prove_cmd import barrier_rows

@@ -86,6 +86,9 @@ class ProvedConfig:
     seconds: float
     #: per counterexample: (property, steps as (thread, role, action, trace events)).
     paths: tuple[tuple[str, tuple[tuple[int, str, str, str], ...]], ...] = ()
+    #: a mutant's counterexamples replayed on impl (stress/explore/_from_model.py):
+    #: (property, verdict, text: the replay line or why not)
+    impl: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def as_expected(self) -> bool:
@@ -93,6 +96,8 @@ class ProvedConfig:
         from aioctx_verify.model import BUG_PROPERTY
 
         refuted = {r["property"] for r in self.rows if r["verdict"] == "refuted"}
+        if any(verdict == "false alarm" for _, verdict, _ in self.impl):
+            return False  # the correct impl failed along the model's path: a bug of ours
         if self.bug is None:
             return not refuted
         want = BUG_PROPERTY.get(self.bug)
@@ -191,13 +196,35 @@ def prove_one(spec: ConfigSpec, depth: int, max_k: int, live_depth: int = LIVE_D
         ))
         for r in rep.results if r.counterexample is not None
     )
+    impl = tuple(
+        (r.property, *_on_impl(spec.bug, r.counterexample.path))
+        for r in rep.results
+        if spec.bug is not None and r.counterexample is not None
+    )
     st = rep.strengthening
     return ProvedConfig(
         model=cfg.label(), bug=spec.bug, rows=rows,
         kept=tuple(i.name for i in st.kept),
         dropped=tuple((i.name, why) for i, why in st.dropped),
         strengthening=st.summary(), counterexamples=cex, seconds=rep.seconds, paths=paths,
+        impl=impl,
     )
+
+
+def _on_impl(flag: str, path: Any) -> tuple[str, str]:
+    """A model counterexample of mutant ``flag`` guided through impl with the catalogue
+    mutant applied (the same property must fail) and without it (nothing may fail):
+    (verdict, the replay line or why not)."""
+    from aioctx_verify.stress.explore import FromModelError, replay_model_path
+
+    try:
+        r = replay_model_path(flag, path)
+    except FromModelError as e:
+        return "not mirrored", str(e)
+    if r.verdict == "reproduced":
+        left = "" if r.complete else f" (after {r.matched} of {r.path_length} steps guided)"
+        return r.verdict, f"{r.expected} on impl{left}, correct impl clean | {r.replay}"
+    return r.verdict, r.reason
 
 
 def barrier_rows(budget: str, jobs: int = 1,
@@ -205,7 +232,7 @@ def barrier_rows(budget: str, jobs: int = 1,
     """The barrier audit (:func:`aioctx_verify.stress.mutation._barriers.audit_barriers`)
     as plain rows: site, change, verdict, memory, detail (the reason, and the replay line
     of a necessary barrier's counterexample)."""
-    from aioctx_verify.stress.mutation._barriers import audit_barriers
+    from aioctx_verify.stress.mutation import audit_barriers
 
     rows = []
     for v in audit_barriers(budget, jobs=jobs, progress=progress):
@@ -220,6 +247,50 @@ def barrier_rows(budget: str, jobs: int = 1,
             "detail": detail,
         })
     return rows
+
+
+#: QEMU's aio_notify protocols (model/_notify.py) the prover checks: ``fixed`` (the
+#: protocols QEMU ships), ``all`` (their bug variants too), per campaign budget ``smoke``
+#: (the protocol of today's QEMU only).
+PROTOCOL_SETS = ("none", "smoke", "fixed", "all")
+
+
+def protocol_rows(which: str, z3_budget: float | None = 20.0) -> list[dict[str, Any]]:
+    """Verdicts of QEMU's aio_notify protocols under sc, tso and pso, as rows of the
+    ``prove`` JSON plus ``expected`` (a fixed protocol holds; a bug variant is refuted for
+    some property and memory model, checked per variant by :func:`protocols_as_expected`)
+    and ``counterexample`` (its text)."""
+    from aioctx_verify.model._notify import MEMORY_MODELS, PROPERTIES, PROTOCOLS, check_protocol
+
+    if which == "none":
+        return []
+    chosen = [p for p in PROTOCOLS if which == "all" or "/" not in p]
+    if which == "smoke":
+        chosen = ["aio_notify_accept"]
+    rows = []
+    for proto in chosen:
+        for prop in PROPERTIES[proto.split("/")[0]]:
+            for mem in MEMORY_MODELS:
+                v = check_protocol(proto, mem, prop, z3_budget=z3_budget)
+                rows.append({
+                    "model": v.model, "memory": mem, "property": v.property,
+                    "verdict": v.verdict, "depth": v.depth, "seconds": round(v.seconds, 3),
+                    "counterexample_steps": v.counterexample_steps, "witness": None,
+                    "protocol": proto, "counterexample": v.counterexample,
+                })
+    return rows
+
+
+def protocols_as_expected(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The protocols whose verdicts are not as Spin's: a fixed one refuted, or a bug
+    variant refuted nowhere."""
+    wrong = []
+    for proto in dict.fromkeys(r["protocol"] for r in rows):
+        mine = [r for r in rows if r["protocol"] == proto]
+        refuted = any(r["verdict"] == "refuted" for r in mine)
+        if refuted != ("/" in proto):
+            wrong.append(proto)
+    return wrong
 
 
 def _witness(cex: Any) -> str | None:
@@ -277,6 +348,11 @@ def _row_line(row: dict[str, Any]) -> str:
               show_default=True,
               help="Steps of the search for deadlocks and weakly fair lassos (LIVE); 0: "
                    "no liveness search.")
+@click.option("--protocols", type=click.Choice(PROTOCOL_SETS), default="fixed",
+              show_default=True,
+              help="QEMU's aio_notify protocols under sc, tso and pso: fixed (as QEMU ships "
+                   "them), all (with the bug variants of its Spin models), smoke (the "
+                   "aio_notify_accept protocol only), none.")
 @click.option("--barriers", "barrier_budget", type=click.Choice(["small", "default"]),
               default=None,
               help="Also audit every fence and non-relaxed ordering of impl (drop or weaken "
@@ -290,7 +366,7 @@ def _row_line(row: dict[str, Any]) -> str:
 @click.option("--verbose", "-v", is_flag=True,
               help="Print every configuration's strengthening invariants, proven and dropped.")
 def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
-              barrier_budget: str | None, jobs: int, json_path: Path | None,
+              protocols: str, barrier_budget: str | None, jobs: int, json_path: Path | None,
               verbose: bool) -> None:
     """Prove P1, P2, P3 over the model with z3 (Houdini, BMC, k-induction); search
     liveness witnesses (deadlocks, weakly fair lassos)."""
@@ -314,6 +390,9 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
     for pc in results:
         for prop, text in pc.counterexamples:
             click.echo(f"\nshortest counterexample to {prop} at {pc.model}:\n{text}")
+            for p, verdict, why in pc.impl:
+                if p == prop:
+                    click.echo(f"on impl (mutant {pc.bug} applied): {verdict}: {why}")
     click.echo("\nstrengthening invariants (stated in model/_z3_invariants.py; each proven "
                "inductive per configuration, or dropped):")
     for inv in STATED:
@@ -323,6 +402,17 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
     for pc in results:
         dropped = ", ".join(name for name, _ in pc.dropped) or "none"
         click.echo(f"  {pc.model}: {len(pc.kept)} proven; dropped: {dropped}")
+    proto_rows = protocol_rows(protocols)
+    if proto_rows:
+        click.echo("\nQEMU's aio_notify protocols (model/_notify.py; store buffers of "
+                   "2 entries):")
+        for row in proto_rows:
+            click.echo(_row_line(row))
+        for row in proto_rows:
+            if row["verdict"] == "refuted":
+                click.echo(f"\nshortest counterexample to {row['property']} of "
+                           f"{row['protocol']} under {row['memory']}:\n{row['counterexample']}")
+    wrong_protocols = protocols_as_expected(proto_rows)
     barriers: list[dict[str, Any]] = []
     if barrier_budget is not None:
         click.echo(f"\nbarrier audit ({barrier_budget} budget):")
@@ -331,11 +421,15 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
             click.echo(f"  {b['site']:<40} {b['change']:<34} {b['verdict']:<24} "
                        f"{b['memory'] or '-':<5} {b['detail'][:160]}")
     wrong = [pc for pc in results if not pc.as_expected]
+    if wrong_protocols:
+        click.echo(f"\nprotocols not as Spin found them: {', '.join(wrong_protocols)}")
     click.echo(f"\n{len(results) - len(wrong)} of {len(results)} configurations as expected, "
                f"{time.perf_counter() - t0:.1f} s")
     if json_path is not None:
         doc = {
-            "results": [row for pc in results for row in pc.rows],
+            "results": [row for pc in results for row in pc.rows] + [
+                {k: v for k, v in row.items() if k != "counterexample"} for row in proto_rows
+            ],
             "invariants": {
                 pc.model: {"proven": list(pc.kept),
                            "dropped": [{"name": n, "why": w} for n, w in pc.dropped]}
@@ -347,4 +441,4 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
             atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")
         except OSError as e:
             raise _ProveJsonError(f"cannot write --json file {json_path}: {e.strerror}") from None
-    sys.exit(1 if wrong else 0)
+    sys.exit(1 if wrong or wrong_protocols else 0)

@@ -99,6 +99,15 @@ def replay_cmd(mutant: str | None, attempts: int, seconds: float, spec: str) -> 
         prop, via = (out.prop or None), None
     elif parsed.program.startswith("sm"):
         sys.exit(_multi(parsed, m))
+    elif parsed.program.startswith("model."):
+        # A model counterexample mirrored on impl (stress/explore/_from_model.py).
+        from aioctx_verify.stress.explore import replay_model_schedule
+
+        try:
+            out = replay_model_schedule(parsed, mutant)
+        except InvalidScheduleError as e:
+            raise _ReplayError(str(e)) from None
+        prop, via = (out.prop or None), None
     else:
         from aioctx_verify.stress.mutation import PROBES, replay_probe
 

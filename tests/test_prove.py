@@ -133,7 +133,7 @@ def test_prove_command_writes_the_verdicts(tmp_path: Path) -> None:
     out = tmp_path / "prove.json"
     res = CliRunner().invoke(main, [
         "prove", "--config", "threads=2,bhs=1", "--config", "bug=schedule-takes-lock",
-        "--depth", "4", "--live-depth", "2", "--json", str(out),
+        "--depth", "4", "--live-depth", "2", "--protocols", "none", "--json", str(out),
     ])
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
@@ -194,3 +194,38 @@ def test_a_campaign_refutation_prints_a_model_replay_line(monkeypatch: pytest.Mo
     assert cx.replay_command == "aioctx-verify replay 'model:" + ",".join(
         f"{k}={v}" for k, v in size.items()
     ) + "'"
+
+
+def test_prove_checks_qemus_aio_notify_protocols_and_replays_on_impl(tmp_path: Path) -> None:
+    out = tmp_path / "prove.json"
+    res = CliRunner().invoke(main, [
+        "prove", "--config", "bug=lock-no-fifo", "--live-depth", "0", "--protocols", "smoke",
+        "--json", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["results"]
+    notify = [r for r in rows if r.get("protocol") == "aio_notify_accept"]
+    assert {(r["property"], r["memory"]) for r in notify} == {
+        (p, m) for p in ("event_toggles", "req_cleared") for m in ("sc", "tso", "pso")
+    }
+    assert all(r["verdict"] == "proven" for r in notify)
+    # The model's counterexample, guided through impl: the mutant fails the same way, the
+    # correct impl does not, and the printed line replays it.
+    line = next(x for x in res.output.splitlines() if x.startswith("on impl"))
+    assert "reproduced: P1 on impl, correct impl clean" in line
+    replay = line.split(" | ", 1)[1]
+    assert replay.startswith("aioctx-verify replay --mutant lock-no-fifo 'v1:model.lock-no-fifo")
+    spec = replay.split("'")[1]
+    again = CliRunner().invoke(main, ["replay", "--mutant", "lock-no-fifo", spec])
+    assert again.exit_code == 1 and "property: P1" in again.output, again.output
+
+
+def test_a_protocol_off_spins_verdict_fails_the_command() -> None:
+    from aioctx_verify._prove_cmd import protocols_as_expected
+
+    row = {"protocol": "aio_notify", "verdict": "refuted"}
+    assert protocols_as_expected([row]) == ["aio_notify"]
+    assert protocols_as_expected([{**row, "protocol": "aio_notify/BUG"}]) == []
+    assert protocols_as_expected([{"protocol": "aio_notify/BUG", "verdict": "proven"}]) == [
+        "aio_notify/BUG"
+    ]

@@ -21,6 +21,15 @@ from ._explore import (
     run_schedule,
     shrink,
 )
+from ._from_model import (
+    FromModelError,
+    ModelReplay,
+    NotMirroredError,
+    guided_strategy,
+    program_for,
+    replay_model_path,
+    replay_model_schedule,
+)
 from ._gen_ops import GenProgram, OpKind, generate
 from ._gen_run import OracleFailure, generated_program
 from ._generated import (
@@ -49,11 +58,14 @@ __all__ = [
     "GEN_BUDGETS",
     "MEMORIES",
     "STRATEGIES",
+    "FromModelError",
     "GenBudget",
     "GenFailure",
     "GenProgram",
     "GenReplay",
     "GenSearchResult",
+    "ModelReplay",
+    "NotMirroredError",
     "OpKind",
     "OracleFailure",
     "RealRunReport",
@@ -67,6 +79,10 @@ __all__ = [
     "explore",
     "format_trace",
     "generate",
+    "guided_strategy",
+    "program_for",
+    "replay_model_path",
+    "replay_model_schedule",
     "generated_program",
     "parse_gen_spec",
     "program_by_name",

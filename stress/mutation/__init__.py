@@ -148,3 +148,21 @@ __all__ += [
     "stale_functions",
     "stop_on_sigint",
 ]
+
+from ._barriers import (  # noqa: E402 - the barrier audit builds on the operators above
+    AUDIT_BUDGETS,
+    AuditBudget,
+    BarrierVerdict,
+    audit_barriers,
+    audit_summary,
+    format_audit,
+)
+
+__all__ += [
+    "AUDIT_BUDGETS",
+    "AuditBudget",
+    "BarrierVerdict",
+    "audit_barriers",
+    "audit_summary",
+    "format_audit",
+]
