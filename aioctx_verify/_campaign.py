@@ -451,7 +451,7 @@ def _step_prove(
     if not stop():
         from aioctx_verify._prove_cmd import protocol_rows, protocols_as_expected
 
-        rows = protocol_rows(_PROVE_PROTOCOLS[label], z3_budget=None)
+        rows = protocol_rows(_PROVE_PROTOCOLS[label])
         progress(f"prove: {len(rows)} verdicts of QEMU's aio_notify protocols", 1.0)
         for row in rows:
             acc.proofs.append(ProofRow(

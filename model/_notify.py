@@ -1220,9 +1220,11 @@ def check_program(p: Program, memory: str, *, protocol: str = "", prop: str = ""
     semantics) or, when the property holds, confirms that none exists within
     ``confirm_depth`` moves.  Without ``complete``: z3 alone, to ``depth``, giving
     ``refuted`` or ``bounded``.  A disagreement raises :class:`AssertionError`.
-    ``z3_budget`` (seconds) stops z3's deepening: a violation the explicit search found then
-    stays ``refuted`` without a counterexample, and the note says how deep z3 proved that
-    none is shorter.
+    ``z3_budget`` (seconds) stops z3's deepening, and ``depth`` bounds it: a violation the
+    explicit search found beyond either stays ``refuted`` with the explicit search's witness
+    (replayable, not proven shortest), and the note says how deep z3 proved that none is
+    shorter.  Without ``z3_budget`` (as the campaign and ``prove`` call it) the verdict and
+    the counterexample depend on ``depth`` alone, never on the machine's speed.
     """
     _check_memory(memory)
     t0 = time.perf_counter()
@@ -1243,18 +1245,20 @@ def check_program(p: Program, memory: str, *, protocol: str = "", prop: str = ""
                              time.perf_counter() - t0, len(cex.moves), text, "refuted", tz,
                              states, capacity, cex.moves, cex.loop_start)
     if ex is not None and ex.violated:
-        if reached < bound:
-            note = (f"z3 stopped by its {z3_budget} s budget: no counterexample of at most "
-                    f"{reached} moves; the one shown is the explicit search's witness "
-                    f"({len(ex.witness)} moves, not proven shortest)")
-            assert ex.goal is not None
-            wit = _Cex(ex.witness, ex.loop_start, ex.goal)
-            return NotifyVerdict(name, memory, prop, "refuted", reached,
-                                 time.perf_counter() - t0, len(ex.witness),
-                                 _cex_text(p, memory, wit, capacity), "bounded", tz, states,
-                                 capacity, ex.witness, ex.loop_start, notes=(note,))
-        raise AssertionError(f"{p.name}/{memory}: the explicit search finds a violation that "
-                             f"z3 does not within {reached} moves: raise depth")
+        if reached == bound and len(ex.witness) <= reached:
+            raise AssertionError(f"{p.name}/{memory}: the explicit search finds a violation "
+                                 f"of {len(ex.witness)} moves that z3 does not find within "
+                                 f"{reached} moves (encoding drift)")
+        why = (f"z3 stopped by its {z3_budget} s budget" if reached < bound
+               else f"z3 searched to its depth of {bound} moves")
+        note = (f"{why}: no counterexample of at most {reached} moves; the one shown is the "
+                f"explicit search's witness ({len(ex.witness)} moves, not proven shortest)")
+        assert ex.goal is not None
+        wit = _Cex(ex.witness, ex.loop_start, ex.goal)
+        return NotifyVerdict(name, memory, prop, "refuted", reached,
+                             time.perf_counter() - t0, len(ex.witness),
+                             _cex_text(p, memory, wit, capacity), "bounded", tz, states,
+                             capacity, ex.witness, ex.loop_start, notes=(note,))
     verdict: Verdict = "bounded" if ex is None else "proven"
     return NotifyVerdict(name, memory, prop, verdict, reached, time.perf_counter() - t0, None,
                          "", "bounded", tz, states, capacity)
