@@ -394,6 +394,15 @@ _PROVE_PROTOCOLS: dict[str, str] = {"smoke": "smoke", "pr": "fixed", "nightly": 
 _PROVE_BARRIERS: dict[str, str | None] = {"smoke": None, "pr": None, "nightly": "default"}
 
 
+def _proof_row(row: dict[str, Any]) -> ProofRow:
+    """A row of ``aioctx-verify prove``'s JSON (model or protocol) as the report's row."""
+    return ProofRow(
+        model=row["model"], memory=row["memory"], property=row["property"],
+        verdict=row["verdict"], depth=row["depth"], seconds=row["seconds"],
+        counterexample_steps=row["counterexample_steps"], detail=row.get("witness") or "",
+    )
+
+
 def _step_prove(
     plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
 ) -> None:
@@ -423,12 +432,7 @@ def _step_prove(
         verdicts = ", ".join(f"{r['property']} {r['verdict']}" for r in pc.rows)
         progress(f"prove {pc.model}: {verdicts}", (i + 1) / len(sizes))
         for row in pc.rows:
-            acc.proofs.append(ProofRow(
-                model=row["model"], memory=row["memory"], property=row["property"],
-                verdict=row["verdict"], depth=row["depth"], seconds=row["seconds"],
-                counterexample_steps=row["counterexample_steps"],
-                detail=row.get("witness") or "",
-            ))
+            acc.proofs.append(_proof_row(row))
             # The lasso search cannot close: LIVE bounded is its verdict when it finds
             # nothing, not a step left undecided.
             if row["verdict"] == "bounded" and row["property"] != "LIVE" and not unsure:
@@ -454,11 +458,7 @@ def _step_prove(
         rows = protocol_rows(_PROVE_PROTOCOLS[label])
         progress(f"prove: {len(rows)} verdicts of QEMU's aio_notify protocols", 1.0)
         for row in rows:
-            acc.proofs.append(ProofRow(
-                model=row["model"], memory=row["memory"], property=row["property"],
-                verdict=row["verdict"], depth=row["depth"], seconds=row["seconds"],
-                counterexample_steps=row["counterexample_steps"],
-            ))
+            acc.proofs.append(_proof_row(row))
         for proto in protocols_as_expected(rows):
             failed.setdefault("LIVE", f"QEMU's {proto} protocol refuted: "
                               + next(r["counterexample"][:200] for r in rows

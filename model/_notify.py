@@ -60,6 +60,8 @@ from typing import Any, Literal
 
 import z3
 
+from ._graph import cyclic_components
+
 __all__ = [
     "BUFFER_CAPACITY",
     "MEMORY_MODELS",
@@ -636,7 +638,7 @@ def explore(p: Program, memory: str, capacity: int = BUFFER_CAPACITY) -> Explore
         if stuck:
             return Explored(len(states), ntr, True, g, time.perf_counter() - t0, capacity,
                             tuple(stem(stuck[0])))
-        for comp in _sccs(len(states), succ, ok):
+        for comp in cyclic_components([[w for _, w in out] for out in succ], ok):
             if _fair_component(comp, succ, x, states, units):
                 e = min(comp)  # states are numbered in breadth-first order
                 cycle = _fair_cycle(e, set(comp), succ, x, units)
@@ -708,54 +710,6 @@ def _fair_component(comp: list[int], succ: list[list[tuple[int, int]]], x: _Expl
                 met.add(u)
         met.update(u for u in units if u not in enabled)
     return all(u in met for u in units)
-
-
-def _sccs(n: int, succ: list[list[tuple[int, int]]], ok: list[bool]) -> Iterator[list[int]]:
-    """Tarjan's components of the subgraph on ``ok`` states that contain a cycle."""
-    index = [-1] * n
-    low = [0] * n
-    on = [False] * n
-    stack: list[int] = []
-    counter = 0
-    for root in range(n):
-        if not ok[root] or index[root] >= 0:
-            continue
-        work: list[tuple[int, int]] = [(root, 0)]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on[root] = True
-        while work:
-            v, ei = work[-1]
-            edges = succ[v]
-            if ei < len(edges):
-                work[-1] = (v, ei + 1)
-                w = edges[ei][1]
-                if not ok[w]:
-                    continue
-                if index[w] < 0:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on[w] = True
-                    work.append((w, 0))
-                elif on[w]:
-                    low[v] = min(low[v], index[w])
-                continue
-            work.pop()
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] == index[v]:
-                comp: list[int] = []
-                while True:
-                    w = stack.pop()
-                    on[w] = False
-                    comp.append(w)
-                    if w == v:
-                        break
-                if len(comp) > 1 or any(w == v for _, w in succ[v]):
-                    yield comp
 
 
 # ------------------------------------------------------------------------------------------

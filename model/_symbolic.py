@@ -1262,9 +1262,10 @@ class Encoding:
             return body
         return z3.substitute(body, *self._rename(s))
 
-    def enabled(self, s: SymState) -> Term:
-        """Some action is enabled in ``s``."""
-        body = z3.Or(*(tp.guard for tp in self.templates))
+    def enabled(self, s: SymState, thread: int | None = None) -> Term:
+        """Some action (of ``thread``, when given) is enabled in ``s``."""
+        guards = [tp.guard for tp in self.templates if thread is None or tp.thread == thread]
+        body = z3.Or(*guards) if guards else z3.BoolVal(False)
         return body if s is self.base else z3.substitute(body, *self._rename(s))
 
     def over(self, s: SymState, term: Term) -> Term:

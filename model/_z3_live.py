@@ -45,6 +45,7 @@ from typing import Any
 import z3
 
 from ._actions import Action, format_path, replay, successors
+from ._graph import cyclic_components
 from ._state import ModelConfig, ModelError, State, initial
 from ._symbolic import Encoding, Selector, SymState
 from ._z3_invariants import Invariant
@@ -85,15 +86,6 @@ def _conj(enc: Encoding, s: SymState, invs: Sequence[Invariant]) -> Term:
     return z3.And(*(i.formula(enc, s) for i in invs)) if invs else z3.BoolVal(True)
 
 
-def _thread_enabled(enc: Encoding) -> list[Term]:
-    """Per thread, "some action of this thread is enabled", over :attr:`Encoding.base`."""
-    out = []
-    for t in range(enc.config.threads):
-        guards = [tp.guard for tp in enc.templates if tp.thread == t]
-        out.append(z3.Or(*guards) if guards else z3.BoolVal(False))
-    return out
-
-
 def _same(enc: Encoding, a: SymState, b: SymState) -> Term:
     return z3.And(*(a.vals[n] == b.vals[n] for n in enc.names()))
 
@@ -118,7 +110,7 @@ def lasso_search(
     ``depth`` (the common answer, no witness, costs one query, not one per depth) and,
     when there is one, again by bisection for the smallest ``d``.
     """
-    enabled = _thread_enabled(enc)
+    enabled = [enc.enabled(enc.base, t) for t in range(enc.config.threads)]
     none_enabled = z3.Not(enc.enabled(enc.base))
     n_threads = enc.config.threads
     states = [enc.state("l0")]
@@ -271,63 +263,12 @@ def fair_cycle_states(config: ModelConfig, max_states: int = 500_000
         i += 1
     dead = sum(1 for j, s in enumerate(states) if not succ[j] and not is_rest(s, terminal=True))
     fair = 0
-    for comp in _sccs([[j for j, _ in out] for out in succ]):
+    for comp in cyclic_components([[j for j, _ in out] for out in succ]):
         members = set(comp)
-        edges = [(t) for v in comp for (w, t) in succ[v] if w in members]
-        if not edges:
-            continue
-        moved = set(edges)
+        moved = {t for v in comp for (w, t) in succ[v] if w in members}
         if all(
             t in moved or any(all(tt != t for _, tt in succ[v]) for v in comp)
             for t in range(config.threads)
         ):
             fair += len(comp)
     return len(states), dead, fair
-
-
-def _sccs(succ: Sequence[Sequence[int]]) -> list[list[int]]:
-    """Tarjan's strongly connected components, iteratively."""
-    n = len(succ)
-    index = [-1] * n
-    low = [0] * n
-    on = [False] * n
-    stack: list[int] = []
-    out: list[list[int]] = []
-    counter = 0
-    for root in range(n):
-        if index[root] >= 0:
-            continue
-        work = [(root, 0)]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on[root] = True
-        while work:
-            v, k = work[-1]
-            if k < len(succ[v]):
-                work[-1] = (v, k + 1)
-                w = succ[v][k]
-                if index[w] < 0:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on[w] = True
-                    work.append((w, 0))
-                elif on[w]:
-                    low[v] = min(low[v], index[w])
-                continue
-            work.pop()
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] == index[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on[w] = False
-                    comp.append(w)
-                    if w == v:
-                        break
-                out.append(comp)
-    return out
-

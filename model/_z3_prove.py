@@ -320,6 +320,7 @@ def prove(
     strengthen: bool = True,
     should_stop: Callable[[], bool] | None = None,
     liveness: tuple[str, Formula, int] | None = None,
+    strengthening: Strengthening | None = None,
 ) -> ProofReport:
     """Verdicts of ``props`` at ``config``: strengthening (Houdini over the stated
     invariants and the properties), bounded model checking to ``depth`` for the properties
@@ -332,16 +333,21 @@ def prove(
     fair lasso within ``depth`` steps (:func:`model._z3_live.lasso_search`, assuming the
     proven strengthening invariants); its verdict is ``refuted`` (the shortest witness) or
     ``bounded`` (the search cannot close, see that module).
+
+    ``strengthening``: the outcome of an earlier call's Houdini over the same
+    ``encoding`` (what it kept is inductive, so it is reused, not computed again); a
+    property proven there counts as proven here.
     """
     t0 = time.perf_counter()
     enc = encoding or Encoding(config)
     if enc.config != config or enc.config.bugs != config.bugs:
         raise ModelError("the encoding was built for another configuration")
-    cands = candidate_invariants(enc) if strengthen else []
-    as_inv = {
-        name: Invariant(name, f"property {name}", p) for name, p in props.items()
-    }
-    strength = houdini(enc, [*cands, *as_inv.values()])
+    if strengthening is None:
+        cands = candidate_invariants(enc) if strengthen else []
+        as_inv = [Invariant(name, f"property {name}", p) for name, p in props.items()]
+        strength = houdini(enc, [*cands, *as_inv])
+    else:
+        strength = strengthening
     kept = set(strength.names())
     results: dict[str, PropertyProof] = {}
     t_h = time.perf_counter() - t0

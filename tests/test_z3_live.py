@@ -53,7 +53,7 @@ def test_the_correct_protocol_has_cycles_but_no_fair_one() -> None:
     states, dead, fair = fair_cycle_states(TINY)
     assert (dead, fair) == (0, 0) and states == 185
     # It does have cycles: the explicit search finds every state able to repeat.
-    from aioctx_verify.model._z3_live import _sccs
+    from aioctx_verify.model._graph import cyclic_components
 
     init = replay(TINY, ())[0]
     index = {init: 0}
@@ -69,7 +69,7 @@ def test_the_correct_protocol_has_cycles_but_no_fair_one() -> None:
             out.append(index[s2])
         succ.append(out)
         i += 1
-    assert any(len(c) > 1 for c in _sccs(succ))
+    assert any(len(c) > 1 for c in cyclic_components(succ))
     witness, depth = lasso_search(Encoding(TINY), LIVE, 6)
     assert witness is None and depth == 6
 

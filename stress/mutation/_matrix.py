@@ -629,9 +629,13 @@ def _prove_cell(flag: str | None, depth: int, live_depth: int) -> tuple[str | No
     cfg = model.ModelConfig(threads=2, bhs=1, max_depth=1) if flag is None else (
         model.bug_config(flag))
     safety = {p: PROPERTIES[p].z3_formula for p in ("P1", "P2", "P3")}
-    results = list(model.prove(cfg, safety, depth=depth).results)
+    enc = model.Encoding(cfg)
+    rep = model.prove(cfg, safety, depth=depth, encoding=enc)
+    results = list(rep.results)
     if not any(r.verdict == "refuted" for r in results):
-        live = model.prove(cfg, {}, depth=0,
+        # The liveness search only when no safety property fell, on the same encoding and
+        # strengthening (Houdini is not run twice).
+        live = model.prove(cfg, {}, depth=0, encoding=enc, strengthening=rep.strengthening,
                            liveness=("LIVE", PROPERTIES["LIVE"].z3_formula, live_depth))
         results += live.results
     refuted = [r for r in results if r.verdict == "refuted"]
