@@ -375,10 +375,12 @@ def _step_model(
 
 
 #: z3 proofs per budget: how many of the model step's configurations (None: all), the
-#: bounded model checking depth for a property induction does not prove, and the depth of
-#: the search for liveness witnesses (deadlocks, weakly fair lassos).
-_PROVE_SIZES: dict[str, tuple[int | None, int, int]] = {
-    "smoke": (1, 10, 4), "pr": (4, 20, 8), "nightly": (None, 40, 16),
+#: bounded model checking depth for a property induction does not prove, the depth of z3's
+#: search for liveness witnesses (deadlocks, weakly fair lassos that cannot rest), and the
+#: state budget of the exhaustive explicit liveness check (work, not seconds).
+_PROVE_SIZES: dict[str, tuple[int | None, int, int, int]] = {
+    "smoke": (1, 10, 4, 50_000), "pr": (4, 20, 8, 200_000),
+    "nightly": (None, 40, 16, 2_000_000),
 }
 
 
@@ -399,8 +401,16 @@ def _proof_row(row: dict[str, Any]) -> ProofRow:
     return ProofRow(
         model=row["model"], memory=row["memory"], property=row["property"],
         verdict=row["verdict"], depth=row["depth"], seconds=row["seconds"],
-        counterexample_steps=row["counterexample_steps"], detail=row.get("witness") or "",
+        counterexample_steps=row["counterexample_steps"], detail=_proof_detail(row),
     )
+
+
+def _proof_detail(row: dict[str, Any]) -> str:
+    """LIVE's witness kind and the explicit check's coverage; a protocol's states."""
+    parts = [row["witness"]] if row.get("witness") else []
+    if row.get("states") is not None and row["property"] == "LIVE":
+        parts.append(f"explicit check over {row['states']} states")
+    return "; ".join(parts)
 
 
 def _step_prove(
@@ -418,7 +428,7 @@ def _step_prove(
 
     label = plan.label if plan.label in _PROVE_SIZES else (
         "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
-    count, depth, live_depth = _PROVE_SIZES[label]
+    count, depth, live_depth, live_states = _PROVE_SIZES[label]
     sizes = plan.model_configs()[:count]
     t0 = time.perf_counter()
     failed: dict[PropertyName, str] = {}
@@ -428,13 +438,14 @@ def _step_prove(
             unsure = f"budget spent after {i} of {len(sizes)} configurations"
             break
         spec = ConfigSpec(sizes=tuple(sorted((k, int(str(v))) for k, v in size.items())))
-        pc = prove_one(spec, depth, 3, live_depth)
+        pc = prove_one(spec, depth, 3, live_depth, live_states)
         verdicts = ", ".join(f"{r['property']} {r['verdict']}" for r in pc.rows)
         progress(f"prove {pc.model}: {verdicts}", (i + 1) / len(sizes))
         for row in pc.rows:
             acc.proofs.append(_proof_row(row))
             # The lasso search cannot close: LIVE bounded is its verdict when it finds
-            # nothing, not a step left undecided.
+            # nothing and the graph is over the explicit check's budget, not a step left
+            # undecided.
             if row["verdict"] == "bounded" and row["property"] != "LIVE" and not unsure:
                 unsure = f"{pc.model}: {row['property']} holds to depth {row['depth']} only"
         for prop_name, path in pc.paths:

@@ -6,10 +6,12 @@ For each model configuration: the strengthening invariants of
 bounded model checking to ``--depth`` decides the properties not proven (a counterexample is
 a shortest path, printed like the model search's), and k-induction up to ``--max-k`` tries
 to close the rest.  Verdicts: ``proven`` (every depth), ``bounded`` (no violation within the
-depth, induction not closed), ``refuted`` (with the counterexample's length).  ``LIVE``: a
-search to ``--live-depth`` steps for a deadlock or a weakly fair lasso
-(:mod:`aioctx_verify.model._z3_live`): ``refuted`` with the shortest witness, else
-``bounded`` (that search cannot close).
+depth, induction not closed), ``refuted`` (with the counterexample's length).  ``LIVE`` (a
+rest state stays reachable: no lost wake-up, no busy loop): z3 searches ``--live-depth``
+steps for a deadlock or a weakly fair lasso that cannot rest
+(:mod:`aioctx_verify.model._z3_live`), and the exhaustive explicit check covers every
+reachable state when there are at most ``--live-states``: ``refuted`` with the shortest
+witness, ``proven`` (the explicit check found none), else ``bounded``.
 
 ``--config`` takes a budget tier (``smoke``, ``pr``, ``nightly``: the configurations the
 campaign's model step searches), ``bug=<flag>`` (a mutant of the model in its smallest
@@ -25,8 +27,8 @@ strengthening invariants proven and those dropped, with the reason.
 
 Exit status: 0 when every verdict is as expected (no property refuted in a correct
 configuration; in a mutant's configuration, the property the mutant breaks refuted: for a
-liveness mutant, when its witness lies within ``--live-depth``), 1 otherwise, 2 for a usage
-error.
+liveness mutant, when its witness lies within ``--live-depth`` or the explicit check ran),
+1 otherwise, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ __all__ = ["ConfigSpec", "ProvedConfig", "parse_config", "prove_cmd", "prove_one
 #: decided by a bounded search for deadlocks and weakly fair lassos.
 PROVED = ("P1", "P2", "P3")
 LIVE = "LIVE"
-#: The lasso search's default depth (it cannot close, so its verdict is ``bounded``).
+#: The lasso search's default depth (it cannot close; the explicit check can).
 LIVE_DEPTH = 8
+#: The explicit liveness check's default state budget (work, not seconds): above it, LIVE
+#: stays ``bounded`` at ``--live-depth``.
+LIVE_STATES = 200_000
 _FIELDS = ("threads", "bhs", "max_depth", "ops", "handlers", "timers")
 _SIZE = re.compile(r"^((?:[a-z_]+=\d+)(?:,[a-z_]+=\d+)*)$")
 
@@ -157,18 +162,18 @@ def parse_config(text: str) -> list[ConfigSpec]:
     return [ConfigSpec(sizes=tuple(sorted(sizes.items())))]
 
 
-def prove_one(spec: ConfigSpec, depth: int, max_k: int, live_depth: int = LIVE_DEPTH
-              ) -> ProvedConfig:
-    """Prove P1, P2, P3 at one configuration and search liveness witnesses to
-    ``live_depth`` steps (0: no liveness search); runs in a worker process with
-    ``--jobs``."""
+def prove_one(spec: ConfigSpec, depth: int, max_k: int, live_depth: int = LIVE_DEPTH,
+              live_states: int = LIVE_STATES) -> ProvedConfig:
+    """Prove P1, P2, P3 at one configuration, search liveness witnesses to ``live_depth``
+    steps (0: no liveness search) and check liveness over all reachable states when there
+    are at most ``live_states``; runs in a worker process with ``--jobs``."""
     from aioctx_verify.model import prove
     from aioctx_verify.properties import PROPERTIES
 
     cfg = spec.config()
     props = {p: PROPERTIES[p].z3_formula for p in PROVED}
     live = (LIVE, PROPERTIES[LIVE].z3_formula, live_depth) if live_depth > 0 else None
-    rep = prove(cfg, props, depth=depth, max_k=max_k, liveness=live)
+    rep = prove(cfg, props, depth=depth, max_k=max_k, liveness=live, live_states=live_states)
     rows = tuple(
         {
             "model": cfg.label(),
@@ -178,6 +183,8 @@ def prove_one(spec: ConfigSpec, depth: int, max_k: int, live_depth: int = LIVE_D
             "depth": r.depth,
             "seconds": round(r.seconds, 3),
             "counterexample_steps": r.counterexample_steps,
+            # LIVE's exhaustive explicit check: the reachable states it covered
+            "states": r.states,
             # LIVE's witness: a deadlock, or a lasso that loops back to the state after
             # step N (None: no witness, or a safety property's counterexample).
             "witness": _witness(r.counterexample),
@@ -312,17 +319,19 @@ def prove_all(
     jobs: int = 1,
     done: Callable[[ProvedConfig], None] | None = None,
     live_depth: int = LIVE_DEPTH,
+    live_states: int = LIVE_STATES,
 ) -> list[ProvedConfig]:
     """Every configuration of ``specs``, in order (``jobs`` worker processes)."""
     report = done or (lambda _: None)
     if jobs <= 1 or len(specs) <= 1:
         out = []
         for spec in specs:
-            out.append(prove_one(spec, depth, max_k, live_depth))
+            out.append(prove_one(spec, depth, max_k, live_depth, live_states))
             report(out[-1])
         return out
     with ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
-        futures = [pool.submit(prove_one, spec, depth, max_k, live_depth) for spec in specs]
+        futures = [pool.submit(prove_one, spec, depth, max_k, live_depth, live_states)
+                   for spec in specs]
         results = []
         for f in futures:
             results.append(f.result())
@@ -350,8 +359,12 @@ def _row_line(row: dict[str, Any]) -> str:
               help="Largest k tried by k-induction after bounded model checking.")
 @click.option("--live-depth", type=click.IntRange(0, 200), default=LIVE_DEPTH,
               show_default=True,
-              help="Steps of the search for deadlocks and weakly fair lassos (LIVE); 0: "
-                   "no liveness search.")
+              help="Steps of z3's search for deadlocks and weakly fair lassos that cannot "
+                   "rest (LIVE); 0: no liveness search.")
+@click.option("--live-states", type=click.IntRange(0, 10_000_000), default=LIVE_STATES,
+              show_default=True,
+              help="State budget of LIVE's exhaustive explicit check (proven, or the "
+                   "shortest witness at any depth); 0: z3's bounded search alone.")
 @click.option("--protocols", type=click.Choice(PROTOCOL_SETS), default="fixed",
               show_default=True,
               help="QEMU's aio_notify protocols under sc, tso and pso: fixed (as QEMU ships "
@@ -370,8 +383,8 @@ def _row_line(row: dict[str, Any]) -> str:
 @click.option("--verbose", "-v", is_flag=True,
               help="Print every configuration's strengthening invariants, proven and dropped.")
 def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
-              protocols: str, barrier_budget: str | None, jobs: int, json_path: Path | None,
-              verbose: bool) -> None:
+              live_states: int, protocols: str, barrier_budget: str | None, jobs: int,
+              json_path: Path | None, verbose: bool) -> None:
     """Prove P1, P2, P3 over the model with z3 (Houdini, BMC, k-induction); search
     liveness witnesses (deadlocks, weakly fair lassos)."""
     from aioctx_verify.files import atomic_write_text
@@ -390,7 +403,8 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
         if verbose:
             click.echo("  " + pc.strengthening.replace("\n", "\n  "))
 
-    results = prove_all(specs, depth, max_k, jobs=jobs, done=show, live_depth=live_depth)
+    results = prove_all(specs, depth, max_k, jobs=jobs, done=show, live_depth=live_depth,
+                        live_states=live_states if live_depth > 0 else 0)
     for pc in results:
         for prop, text in pc.counterexamples:
             click.echo(f"\nshortest counterexample to {prop} at {pc.model}:\n{text}")

@@ -45,12 +45,12 @@ from typing import Any
 import z3
 
 from ._actions import Action, format_path, replay, successors
-from ._graph import cyclic_components
+from ._graph import cyclic_components, shortest_witness
 from ._state import ModelConfig, ModelError, State, initial
 from ._symbolic import Encoding, Selector, SymState
 from ._z3_invariants import Invariant
 
-__all__ = ["LivenessWitness", "fair_cycle_states", "lasso_search"]
+__all__ = ["LivenessWitness", "explicit_liveness", "fair_cycle_states", "lasso_search"]
 
 Term = Any  # z3 terms (z3 ships no type stubs)
 Formula = Callable[[Encoding, SymState], Term]
@@ -96,6 +96,7 @@ def lasso_search(
     depth: int,
     *,
     assume: Sequence[Invariant] = (),
+    max_blocked: int = 20,
 ) -> tuple[LivenessWitness | None, int]:
     """A shortest deadlock or weakly fair lasso within ``depth`` steps, or None.
 
@@ -109,7 +110,14 @@ def lasso_search(
     ``depth``; "a witness within ``d`` steps" is then one query over it, asked first for
     ``depth`` (the common answer, no witness, costs one query, not one per depth) and,
     when there is one, again by bisection for the smallest ``d``.
+
+    LIVE is "a rest state stays reachable", so a fair lasso is a witness only when its loop
+    cannot reach rest (checked on the explicit model); other fair lassos are excluded and
+    the search resumes (``max_blocked`` times at most; beyond, the depth returned is the
+    last one fully decided).
     """
+    from .invariants import can_reach_rest
+
     enabled = [enc.enabled(enc.base, t) for t in range(enc.config.threads)]
     none_enabled = z3.Not(enc.enabled(enc.base))
     n_threads = enc.config.threads
@@ -150,40 +158,65 @@ def lasso_search(
                 real = [z3.Not(halts[i]) for i in range(lo, k + 1)]
                 loops[(lo, k + 1)] = z3.And(_same(enc, states[lo], nxt), *real, *just)
 
+    #: loop entries excluded: states of a fair loop that can still reach rest
+    banned: set[State] = set()
+
     def check(d: int) -> bool:
         """Is there a witness within ``d`` steps?"""
         extend(d)
-        within = z3.Or(*dead[: d + 1], *(t for (_, k), t in loops.items() if k <= d))
+        within = z3.Or(*dead[: d + 1], *(
+            z3.And(t, *(z3.Not(enc.is_state(states[lo], b)) for b in banned))
+            for (lo, k), t in loops.items() if k <= d
+        ))
         res = solver.check(within)
         if res == z3.unknown:
             raise ModelError(f"lasso search: z3 returned unknown ({solver.reason_unknown()})")
         return bool(res == z3.sat)
 
     # Doubling, then bisection: a short witness costs short queries; no witness costs
-    # about one query at the full depth.
+    # about one query at the full depth.  A lasso whose loop can still reach a rest state is
+    # a fair run that never rests but no LIVE violation (two pollers that keep kicking each
+    # other): its loop states are excluded as loop entries and the search goes on at the
+    # same depth, at most ``max_blocked`` times (then only the depths below are decided).
     lo_d, hi_d = 0, min(depth, 4)
-    while not check(hi_d):
-        if hi_d == depth:
-            return None, depth
-        lo_d, hi_d = hi_d + 1, min(depth, 2 * hi_d)
-    while lo_d < hi_d:  # a witness within hi_d steps, none within lo_d - 1
-        mid = (lo_d + hi_d) // 2
-        if check(mid):
-            hi_d = mid
-        else:
-            lo_d = mid + 1
-    if not check(hi_d):  # leave the model of the shortest depth in the solver
-        raise ModelError("lasso search: the witness vanished on a repeated query")
-    m = solver.model()
+    blocked = 0
+    while True:
+        while not check(hi_d):
+            if hi_d == depth:
+                return None, depth
+            lo_d, hi_d = hi_d + 1, min(depth, 2 * hi_d)
+        while lo_d < hi_d:  # a witness within hi_d steps, none within lo_d - 1
+            mid = (lo_d + hi_d) // 2
+            if check(mid):
+                hi_d = mid
+            else:
+                lo_d = mid + 1
+        if not check(hi_d):  # leave the model of the shortest depth in the solver
+            raise ModelError("lasso search: the witness vanished on a repeated query")
+        witness = _witness(enc, solver.model(), states, sels, dead, loops, hi_d, banned)
+        if witness.loop is None or not can_reach_rest(witness.states[witness.loop]):
+            return witness, hi_d
+        blocked += 1
+        if blocked > max_blocked:
+            return None, hi_d - 1
+        banned.update(witness.states[witness.loop:])
+        lo_d = hi_d
 
+
+def _witness(enc: Encoding, m: Any, states: Sequence[SymState], sels: Sequence[Selector],
+             dead: Sequence[Term], loops: dict[tuple[int, int], Term], d: int,
+             banned: set[State]) -> LivenessWitness:
+    """The witness ``m`` satisfies, at depth ``d``: a deadlock, else a loop closing at
+    ``d`` whose entry is not ``banned``."""
     def true(t: Term) -> bool:
         return bool(z3.is_true(m.eval(t, model_completion=True)))
 
-    for i in range(hi_d + 1):
+    for i in range(d + 1):
         if true(dead[i]):
-            return _decode(enc, m, states[: i + 1], sels[:i], None), hi_d
-    lo = next(lo for (lo, k), t in loops.items() if k == hi_d and true(t))
-    return _decode(enc, m, states[: hi_d + 1], sels[:hi_d], lo), hi_d
+            return _decode(enc, m, states[: i + 1], sels[:i], None)
+    lo = next(lo for (lo, k), t in loops.items() if k == d and true(t)
+              and enc.decode(enc.read(m, states[lo])) not in banned)
+    return _decode(enc, m, states[: d + 1], sels[:d], lo)
 
 
 def _decode(enc: Encoding, m: Any, states: Sequence[SymState], sels: Sequence[Selector],
@@ -229,6 +262,40 @@ def _fair(loop_states: Sequence[State], loop_path: Sequence[Action], config: Mod
     return True
 
 
+def _state_graph(config: ModelConfig, max_states: int
+                 ) -> tuple[list[State], list[list[tuple[int, int]]], list[list[Action]]]:
+    """The explicit model's reachable graph, breadth-first from the initial state:
+    states, ``(target, thread)`` edges per state, and each edge's action.
+
+    Raises:
+        ModelError: more than ``max_states`` states.
+    """
+    init = initial(config)
+    index = {init: 0}
+    states = [init]
+    succ: list[list[tuple[int, int]]] = []
+    acts: list[list[Action]] = []
+    i = 0
+    while i < len(states):
+        out = []
+        labels = []
+        for a, s2 in successors(states[i]):
+            j = index.get(s2)
+            if j is None:
+                if len(states) >= max_states:
+                    raise ModelError(f"the explicit state graph has more than {max_states} "
+                                     "states")
+                j = len(states)
+                index[s2] = j
+                states.append(s2)
+            out.append((j, a.thread))
+            labels.append(a)
+        succ.append(out)
+        acts.append(labels)
+        i += 1
+    return states, succ, acts
+
+
 def fair_cycle_states(config: ModelConfig, max_states: int = 500_000
                       ) -> tuple[int, int, int]:
     """The explicit oracle: (reachable states, deadlock states, states in weakly fair
@@ -243,24 +310,7 @@ def fair_cycle_states(config: ModelConfig, max_states: int = 500_000
     """
     from .invariants import is_rest
 
-    init = initial(config)
-    index = {init: 0}
-    states = [init]
-    succ: list[list[tuple[int, int]]] = []
-    i = 0
-    while i < len(states):
-        out = []
-        for a, s2 in successors(states[i]):
-            j = index.get(s2)
-            if j is None:
-                if len(states) >= max_states:
-                    raise ModelError(f"fair_cycle_states: more than {max_states} states")
-                j = len(states)
-                index[s2] = j
-                states.append(s2)
-            out.append((j, a.thread))
-        succ.append(out)
-        i += 1
+    states, succ, _ = _state_graph(config, max_states)
     dead = sum(1 for j, s in enumerate(states) if not succ[j] and not is_rest(s, terminal=True))
     fair = 0
     for comp in cyclic_components([[j for j, _ in out] for out in succ]):
@@ -272,3 +322,44 @@ def fair_cycle_states(config: ModelConfig, max_states: int = 500_000
         ):
             fair += len(comp)
     return len(states), dead, fair
+
+
+def explicit_liveness(config: ModelConfig, max_states: int
+                      ) -> tuple[int, LivenessWitness | None]:
+    """The exhaustive explicit check of liveness: (reachable states, a shortest witness, or
+    None).  None is a proof at ``config`` that LIVE holds in every reachable state.
+
+    A state is *hopeless* when no rest state is reachable from it (backward reachability
+    from the rest states).  LIVE fails iff a hopeless state is reachable, and then a
+    shortest witness is a path to a deadlock or a weakly fair lasso whose loop stays in
+    hopeless states (the hopeless states are closed under successors, so a bottom component
+    of them is a deadlock or carries a fair cycle): :func:`model._graph.shortest_witness`
+    over every reachable state.
+
+    Raises:
+        ModelError: more than ``max_states`` states (the check is then left undone).
+    """
+    from .invariants import is_rest
+
+    states, succ, acts = _state_graph(config, max_states)
+    n = len(states)
+    rest = [not succ[j] and is_rest(s, terminal=True) for j, s in enumerate(states)]
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for v, out in enumerate(succ):
+        for w, _ in out:
+            preds[w].append(v)
+    hopeful = rest[:]
+    todo = [j for j in range(n) if rest[j]]
+    while todo:
+        w = todo.pop()
+        for v in preds[w]:
+            if not hopeful[v]:
+                hopeful[v] = True
+                todo.append(v)
+    hopeless = [not h for h in hopeful]
+    stuck = [not succ[j] and not rest[j] for j in range(n)]
+    w = shortest_witness(succ, config.threads, stuck=stuck, keep=hopeless)
+    if w is None:
+        return n, None
+    path = tuple(acts[v][e] for v, e in zip(w.nodes, w.edges, strict=False))
+    return n, LivenessWitness(path, tuple(states[v] for v in w.nodes), w.loop)

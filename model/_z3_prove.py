@@ -46,7 +46,7 @@ from ._actions import Action, format_path, replay
 from ._state import ModelConfig, ModelError, State, initial
 from ._symbolic import WIDTH, Encoding, Selector, SymState
 from ._z3_invariants import Invariant, candidate_invariants
-from ._z3_live import LivenessWitness, lasso_search
+from ._z3_live import LivenessWitness, explicit_liveness, lasso_search
 
 __all__ = [
     "Formula",
@@ -102,7 +102,9 @@ class PropertyProof:
 
     ``depth``: for ``refuted`` the counterexample's length, for ``proven`` the k of the
     induction that closed (1: the property is part of the inductive invariant), for
-    ``bounded`` the depth bounded model checking reached without a violation.
+    ``bounded`` the depth bounded model checking reached without a violation; for LIVE, the
+    depth z3's lasso search decided.  ``states``: LIVE's exhaustive explicit check, the
+    reachable states it covered (None: not run, or over its state budget).
     """
 
     property: str
@@ -110,6 +112,7 @@ class PropertyProof:
     depth: int
     seconds: float
     counterexample: Counterexample | LivenessWitness | None = None
+    states: int | None = None
 
     @builtins.property
     def counterexample_steps(self) -> int | None:
@@ -321,6 +324,7 @@ def prove(
     should_stop: Callable[[], bool] | None = None,
     liveness: tuple[str, Formula, int] | None = None,
     strengthening: Strengthening | None = None,
+    live_states: int = 0,
 ) -> ProofReport:
     """Verdicts of ``props`` at ``config``: strengthening (Houdini over the stated
     invariants and the properties), bounded model checking to ``depth`` for the properties
@@ -332,7 +336,12 @@ def prove(
     ``liveness``: ``(name, no_deadlock, depth)``: also search for a deadlock or a weakly
     fair lasso within ``depth`` steps (:func:`model._z3_live.lasso_search`, assuming the
     proven strengthening invariants); its verdict is ``refuted`` (the shortest witness) or
-    ``bounded`` (the search cannot close, see that module).
+    ``bounded`` (the search cannot close, see that module).  ``live_states`` (> 0): also
+    the exhaustive explicit check (:func:`model._z3_live.explicit_liveness`) when the
+    reachable graph has at most that many states, which decides: ``proven`` when it finds
+    no witness, else ``refuted`` with its shortest witness.  The two searches must agree
+    (the same shortest length, or a witness deeper than z3 searched): a disagreement is an
+    encoding drift and raises :class:`ModelError`.
 
     ``strengthening``: the outcome of an earlier call's Houdini over the same
     ``encoding`` (what it kept is inductive, so it is reused, not computed again); a
@@ -383,11 +392,22 @@ def prove(
         name, no_deadlock, live_depth = liveness
         t3 = time.perf_counter()
         witness, searched = lasso_search(enc, no_deadlock, live_depth, assume=strength.kept)
+        states: int | None = None
+        if live_states > 0:
+            try:
+                states, explicit = explicit_liveness(config, live_states)
+            except ModelError:
+                states = None  # over the budget: z3's bounded answer stands
+            else:
+                _agree(witness, explicit, searched)
+                witness = witness if witness is not None else explicit
         spent = round(t_h + time.perf_counter() - t3, 3)
-        results[name] = (
-            PropertyProof(name, "bounded", searched, spent) if witness is None
-            else PropertyProof(name, "refuted", len(witness.path), spent, witness)
-        )
+        if witness is not None:
+            results[name] = PropertyProof(name, "refuted", len(witness.path), spent, witness,
+                                          states)
+        else:
+            results[name] = PropertyProof(name, "bounded" if states is None else "proven",
+                                          searched, spent, None, states)
         order.append(name)
     return ProofReport(
         config=config,
@@ -396,6 +416,23 @@ def prove(
         bmc_depth=reached,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _agree(z3_witness: LivenessWitness | None, explicit: LivenessWitness | None,
+           searched: int) -> None:
+    """z3's lasso search (to ``searched`` steps) and the explicit check find shortest
+    witnesses of one statement, so they agree on the length, or the explicit one lies
+    deeper than z3 searched."""
+    if z3_witness is None:
+        if explicit is not None and len(explicit.path) <= searched:
+            raise ModelError(f"LIVE: the explicit check finds a {explicit.kind} of "
+                             f"{len(explicit.path)} steps that z3 does not find within "
+                             f"{searched} (encoding drift)")
+        return
+    if explicit is None or len(explicit.path) != len(z3_witness.path):
+        found = "none" if explicit is None else f"{len(explicit.path)} steps"
+        raise ModelError(f"LIVE: z3's shortest witness has {len(z3_witness.path)} steps, the "
+                         f"explicit check's {found} (encoding drift)")
 
 
 def shortest_violation(config: ModelConfig, check: Callable[[State], bool],

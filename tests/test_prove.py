@@ -139,11 +139,13 @@ def test_prove_command_writes_the_verdicts(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     rows = {(r["model"], r["property"]): r for r in doc["results"]}
     keys = {"model", "memory", "property", "verdict", "depth", "seconds",
-            "counterexample_steps", "witness"}
+            "counterexample_steps", "witness", "states"}
     assert all(set(r) == keys and r["memory"] == "sc" for r in doc["results"])
     assert rows[("io+client/1bh/d2/ops2", "P1")]["verdict"] == "proven"
     live = rows[("io+client/1bh/d2/ops2", "LIVE")]
-    assert (live["verdict"], live["depth"], live["witness"]) == ("bounded", 2, None)
+    # z3 found nothing within 2 steps; the explicit check covered every reachable state
+    assert (live["verdict"], live["depth"], live["witness"]) == ("proven", 2, None)
+    assert live["states"] > 1000
     bad = rows[("io+client/1bh/d2/ops2/schedule-takes-lock", "P2")]
     assert (bad["verdict"], bad["depth"], bad["counterexample_steps"]) == ("refuted", 2, 2)
     assert "shortest counterexample to P2" in res.output
@@ -182,7 +184,8 @@ def test_a_campaign_refutation_prints_a_model_replay_line(monkeypatch: pytest.Mo
     import aioctx_verify._prove_cmd as prove_cmd
     from aioctx_verify._campaign import plan_campaign, run_campaign
 
-    def refuted(spec: object, depth: int, jobs: int, live_depth: int) -> object:
+    def refuted(spec: object, depth: int, jobs: int, live_depth: int, live_states: int
+                ) -> object:
         return types.SimpleNamespace(
             model="m", rows=[], paths=[("P1", [(0, "io", "acquire()", "acquire:1")])]
         )

@@ -97,12 +97,23 @@ def test_prove_reports_live(tmp_path: Path) -> None:
     assert rows["LIVE"]["counterexample_steps"] == 4
     assert rows["LIVE"]["witness"] == "deadlock"
     assert "(deadlock: no action is enabled" in res.output
-    # Too shallow a search finds nothing: a liveness mutant not refuted is not as expected.
+    # Too shallow a search (and no explicit check) finds nothing: a liveness mutant not
+    # refuted is not as expected.
     res = CliRunner().invoke(main, [
         "prove", "--config", "bug=no-contention-callback", "--live-depth", "3",
+        "--live-states", "0", "--protocols", "none",
     ])
     assert res.exit_code == 1, res.output
     assert "LIVE     bounded" in res.output
+    # The explicit check finds the deadlock beyond z3's depth, and it is the same one.
+    res = CliRunner().invoke(main, [
+        "prove", "--config", "bug=no-contention-callback", "--live-depth", "3",
+        "--protocols", "none", "--json", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    rows = {r["property"]: r for r in json.loads(out.read_text())["results"]}
+    assert rows["LIVE"]["verdict"] == "refuted" and rows["LIVE"]["states"] > 0
+    assert rows["LIVE"]["counterexample_steps"] == 4 and rows["LIVE"]["depth"] == 4
 
 
 def test_the_prover_is_a_kill_matrix_column() -> None:
@@ -123,3 +134,82 @@ def test_the_prover_is_a_kill_matrix_column() -> None:
 
     outside = next(m for m in CATALOGUE if m.model_bug not in MODEL_BUGS)
     assert run_checker("prove", outside, 0, budget).verdict == "n/a"
+
+
+# ------------------------------------------------------------------------------------------
+# The exhaustive explicit check (explicit_liveness): proven, or a shortest witness at any
+# depth, the same statement as the model search's (a rest state stays reachable)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flag", [
+    "no-contention-callback", "nonsticky-kick", "notified-bug1", "notify-clear-late",
+    "lock-no-fifo", "schedule-takes-lock", "bh-nonatomic-test-and-set",
+])
+def test_the_explicit_check_agrees_with_the_model_search(flag: str) -> None:
+    from aioctx_verify.model import BUG_CONFIGS, search
+    from aioctx_verify.model._z3_live import explicit_liveness
+
+    cfg = bug_config(flag)
+    n, witness = explicit_liveness(cfg, 100_000)
+    # The oracle: a forward search from every reachable state for a rest state.
+    assert (witness is not None) == _live_violated(cfg)
+    # The model search stops at safety violations (those states have no successors there),
+    # so its verdict is compared for the liveness mutants only.
+    found = search(cfg)
+    assert n > 0
+    if found.violation == "LIVE":
+        assert witness is not None
+        states = replay(cfg, witness.path)
+        assert list(states) == list(witness.states)
+        if witness.loop is None:
+            assert _deadlocked(states[-1])
+            bfs = shortest_violation(cfg, lambda s: not _deadlocked(s))
+            assert bfs is not None and len(bfs) == len(witness.path)
+        else:  # a busy loop: fair, and no rest state reachable from it
+            assert states[witness.loop] == states[-1]
+            assert not invariants.can_reach_rest(states[witness.loop])
+    # The same configuration without the bug is proven.
+    assert explicit_liveness(BUG_CONFIGS[flag], 100_000)[1] is None
+
+
+def _live_violated(cfg: ModelConfig) -> bool:
+    """Some reachable state cannot reach rest (the model search may stop at a safety
+    violation first)."""
+    from aioctx_verify.model._z3_live import _state_graph
+
+    states, _, _ = _state_graph(cfg, 100_000)
+    return not all(invariants.can_reach_rest(s) for s in states)
+
+
+def test_a_fair_loop_that_can_still_rest_is_no_violation() -> None:
+    """Two pollers of one context (a GSource and an IOThread) can kick each other for ever:
+    a weakly fair run that never rests, though a rest state stays reachable from every
+    state of it.  LIVE (a rest state stays reachable) holds; the plain fair-cycle search
+    sees the loop, so the difference is real and the check can tell."""
+    from aioctx_verify.model import BUG_CONFIGS
+    from aioctx_verify.model._graph import shortest_witness
+    from aioctx_verify.model._z3_live import _state_graph, explicit_liveness
+
+    cfg = BUG_CONFIGS["dispatching-flag-shared"]  # the correct model at that size
+    n, witness = explicit_liveness(cfg, 100_000)
+    assert witness is None and n > 10_000
+    assert fair_cycle_states(cfg, 100_000)[2] > 0
+    states, succ, _ = _state_graph(cfg, 100_000)
+    loop = shortest_witness(succ, cfg.threads, stuck=[False] * len(states))
+    assert loop is not None and loop.loop is not None
+    assert invariants.can_reach_rest(states[loop.nodes[loop.loop]])
+
+
+def test_prove_proves_live_and_finds_deep_witnesses() -> None:
+    """``prove`` with the explicit check: LIVE proven at a correct configuration, and a
+    witness deeper than z3's search (notify-clear-late's deadlock, 17 steps) refuted."""
+    from aioctx_verify.model import prove
+
+    live = ("LIVE", LIVE, 4)
+    r = prove(TINY, {}, liveness=live, live_states=10_000).results[-1]
+    assert (r.verdict, r.depth, r.states) == ("proven", 4, 185)
+    assert prove(TINY, {}, liveness=live).results[-1].verdict == "bounded"
+    cfg = bug_config("notify-clear-late")
+    r = prove(cfg, {}, liveness=live, live_states=100_000).results[-1]
+    bfs = shortest_violation(cfg, lambda s: not _deadlocked(s))
+    assert r.verdict == "refuted" and bfs is not None and r.depth == len(bfs) > 4
+    assert r.counterexample is not None and r.counterexample.kind == "deadlock"

@@ -573,6 +573,9 @@ def _model_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
 #: part): a pr cell searches 25 and 5 steps, a control run or a nightly cell 30 and 8.
 PROVE_WORK_PER_STEP = 20
 PROVE_WORK_PER_LIVE_STEP = 100
+#: States of the exhaustive explicit liveness check per work unit (a pr cell: 200,000,
+#: the largest model mutant's graph has 178,000).
+PROVE_STATES_PER_WORK = 400
 
 
 def _prove_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> CheckOutcome:
@@ -594,6 +597,7 @@ def _prove_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
     work = cell.work if cell.work is not None else _work(cell.seconds)
     depth = min(30, max(8, work // PROVE_WORK_PER_STEP))
     live_depth = min(8, max(4, work // PROVE_WORK_PER_LIVE_STEP))
+    live_states = min(500_000, work * PROVE_STATES_PER_WORK)
     if mutant is NO_MUTANT:
         flag = None
     elif mutant.model_bug is None or mutant.model_bug not in model.MODEL_BUGS:
@@ -601,12 +605,13 @@ def _prove_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
     else:
         flag = mutant.model_bug
     t0 = time.perf_counter()
-    prop, steps = _prove_cell(flag, depth, live_depth)
+    prop, steps = _prove_cell(flag, depth, live_depth, live_states)
     elapsed = time.perf_counter() - t0
     spec = f"bug={flag}" if flag else "threads=2,bhs=1,max_depth=1"
     if prop is None:
         return CheckOutcome.survived(
-            elapsed, f"prove: nothing refuted (bmc depth {depth}, lasso depth {live_depth})"
+            elapsed, f"prove: nothing refuted (bmc depth {depth}, lasso depth {live_depth}, "
+            f"explicit liveness check to {live_states} states)"
         )
     return CheckOutcome.kill(
         elapsed,
@@ -619,7 +624,8 @@ def _prove_checker(mutant: Mutant, seed: int, budget: float | CellBudget) -> Che
 
 
 @functools.lru_cache(maxsize=64)
-def _prove_cell(flag: str | None, depth: int, live_depth: int) -> tuple[str | None, int]:
+def _prove_cell(flag: str | None, depth: int, live_depth: int, live_states: int
+                ) -> tuple[str | None, int]:
     """The prover's answer for one model configuration (a pure function of its arguments,
     the seed plays no part: cached, so control runs over many seeds prove once): the
     refuted property with the shortest counterexample and its length, or (None, 0)."""
@@ -636,7 +642,8 @@ def _prove_cell(flag: str | None, depth: int, live_depth: int) -> tuple[str | No
         # The liveness search only when no safety property fell, on the same encoding and
         # strengthening (Houdini is not run twice).
         live = model.prove(cfg, {}, depth=0, encoding=enc, strengthening=rep.strengthening,
-                           liveness=("LIVE", PROPERTIES["LIVE"].z3_formula, live_depth))
+                           liveness=("LIVE", PROPERTIES["LIVE"].z3_formula, live_depth),
+                           live_states=live_states)
         results += live.results
     refuted = [r for r in results if r.verdict == "refuted"]
     if not refuted:
