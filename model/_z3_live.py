@@ -346,20 +346,20 @@ def explicit_liveness(config: ModelConfig, max_states: int
     rest = [not succ[j] and is_rest(s, terminal=True) for j, s in enumerate(states)]
     preds: list[list[int]] = [[] for _ in range(n)]
     for v, out in enumerate(succ):
-        for w, _ in out:
-            preds[w].append(v)
+        for target, _ in out:
+            preds[target].append(v)
     hopeful = rest[:]
     todo = [j for j in range(n) if rest[j]]
     while todo:
-        w = todo.pop()
-        for v in preds[w]:
+        j = todo.pop()
+        for v in preds[j]:
             if not hopeful[v]:
                 hopeful[v] = True
                 todo.append(v)
     hopeless = [not h for h in hopeful]
     stuck = [not succ[j] and not rest[j] for j in range(n)]
-    w = shortest_witness(succ, config.threads, stuck=stuck, keep=hopeless)
-    if w is None:
+    found = shortest_witness(succ, config.threads, stuck=stuck, keep=hopeless)
+    if found is None:
         return n, None
-    path = tuple(acts[v][e] for v, e in zip(w.nodes, w.edges, strict=False))
-    return n, LivenessWitness(path, tuple(states[v] for v in w.nodes), w.loop)
+    path = tuple(acts[v][e] for v, e in zip(found.nodes, found.edges, strict=False))
+    return n, LivenessWitness(path, tuple(states[v] for v in found.nodes), found.loop)

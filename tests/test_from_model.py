@@ -24,7 +24,9 @@ from aioctx_verify.stress.explore._from_model import (
     replay_model_schedule,
 )
 
-#: Flags whose shortest model counterexample impl reproduces along the whole path.
+#: Flags whose shortest model counterexample impl reproduces along the whole path
+#: (notified-bug1 and rerun-same-iteration only since guidance follows eventless steps by
+#: their platform operation: their paths stop a thread between two such steps).
 MIRRORED = (
     "schedule-takes-lock",
     "non-home-thread-poll",
@@ -32,6 +34,8 @@ MIRRORED = (
     "no-contention-callback",
     "nonsticky-kick",
     "lock-no-fifo",
+    "notified-bug1",
+    "rerun-same-iteration",
 )
 
 
@@ -47,7 +51,7 @@ def test_mutant_shows_the_model_violation_and_correct_impl_is_clean(flag: str) -
     assert r.replay == f"{REPLAY_PREFIX} --mutant {flag} '{r.schedule}'"
 
 
-@pytest.mark.parametrize("flag", ["lock-no-fifo", "nonsticky-kick"])
+@pytest.mark.parametrize("flag", ["lock-no-fifo", "nonsticky-kick", "notified-bug1"])
 def test_schedule_replays_exactly(flag: str) -> None:
     r = replay_model_path(flag)
     sched = Schedule.parse(r.schedule)
@@ -59,6 +63,44 @@ def test_schedule_replays_exactly(flag: str) -> None:
     # threads take other branches); it never shows a violation.
     correct = replay_model_schedule(r.schedule, None)
     assert correct.verdict in ("pass", "inconclusive"), correct.message
+
+
+def test_eventless_steps_are_followed_by_platform_operation() -> None:
+    # notified-bug1: the client stops after reading notify_me (notify.read) and after
+    # publishing notified (notify.notified1), both eventless, while the IOThread decrements
+    # notify_me and accepts; the event is then set with notified clear, and the idle
+    # IOThread spins (LIVE, from the program's busy-loop check, not a deadlock).
+    r = replay_model_path("notified-bug1")
+    assert r.verdict == "reproduced" and r.complete, r.reason
+    assert r.mutated is not None and r.mutated.kind == "exception"
+    assert "busy loop" in r.mutated.message
+    assert r.correct is not None and r.correct.verdict == "pass", r.correct.message
+    assert "--mutant notified-bug1 'v1:model.notified-bug1." in r.replay
+
+
+def test_lasso_witness_is_followed_to_its_loop() -> None:
+    from aioctx_verify.model._z3_live import explicit_liveness
+
+    _, witness = explicit_liveness(model.bug_config("notified-bug1"), 100_000)
+    assert witness is not None
+    r = replay_model_path("notified-bug1", witness.path)
+    assert r.verdict == "reproduced", r.reason
+    assert r.complete and r.matched == len(witness.path), r.mutated
+    assert r.replayed_prop == "LIVE"
+
+
+def test_bh_nonatomic_path_is_followed_past_its_eventless_steps() -> None:
+    # The client is stopped between schedule.xchg (the plain test) and schedule.write (the
+    # store), both eventless, and the IOThread runs bh0 in between.  The model mutant also
+    # clears the flag after the callback (poll.bh_clear); the catalogue mutant changes
+    # qemu_bh_schedule only, so impl's aio_bh_poll has claimed the flag before the run and
+    # the second schedule is "new", not "coalesced": the path leaves impl at that step
+    # (12), and neither run fails.
+    r = replay_model_path("bh-nonatomic-test-and-set")
+    assert r.matched >= 12, r.reason
+    assert r.verdict == "not reproduced"
+    assert "bh_schedule_end" in r.reason
+    assert r.correct is not None and r.correct.verdict == "pass", r.correct.message
 
 
 def test_guided_runs_are_deterministic() -> None:

@@ -182,14 +182,20 @@ def test_z3_outcomes_equal_the_litmus_reference(name: str, memory: str) -> None:
     assert N.final_outcomes(p, memory, observe) == allowed(test, memory)
 
 
-def test_a_depth_bound_gives_the_explicit_witness_deterministically() -> None:
-    """Beyond z3's depth (work, not seconds) a violation is shown by the explicit search's
-    witness, the same on every machine, and the note says how deep z3 ruled out a shorter
-    one."""
+def test_the_explicit_counterexample_is_shortest_at_any_depth() -> None:
+    """The explicit search's counterexample is a shortest one however deep it lies (a
+    breadth-first search over states and fairness units), the same on every run: z3 finds
+    none a move shorter, and a z3 depth bound changes nothing but the note."""
     from aioctx_verify.model._notify import check_protocol
 
-    a = check_protocol("aio_notify_accept/BUG1", "sc", "event_toggles", depth=6, z3_budget=None)
-    b = check_protocol("aio_notify_accept/BUG1", "sc", "event_toggles", depth=6, z3_budget=None)
+    a = check_protocol("aio_notify_bug/BUG", "sc", "req_cleared", confirm_depth=6)
+    b = check_protocol("aio_notify_bug/BUG", "sc", "req_cleared", confirm_depth=2)
     assert a.verdict == b.verdict == "refuted" and a.z3_verdict == "bounded"
-    assert a.moves == b.moves and a.counterexample_steps == len(a.moves) > 6
-    assert "z3 searched to its depth of 6 moves" in a.notes[0]
+    assert a.moves == b.moves and a.counterexample_steps == len(a.moves) == 15
+    assert "z3 confirms none within 6 moves" in a.notes[0]
+    p = N.build("aio_notify_bug/BUG", "req_cleared")
+    cex, reached = N._bmc(p, "sc", 14, N.BUFFER_CAPACITY, None)
+    assert cex is None and reached == 14
+    # where the shortest is within z3's depth, z3 finds one of the same length
+    c = check_protocol("aio_notify/BUG", "tso", confirm_depth=6)
+    assert c.z3_verdict == "refuted" and c.counterexample_steps == 5

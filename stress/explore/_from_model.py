@@ -20,14 +20,21 @@ Three pieces:
 * :func:`replay_model_path` runs both (mutant applied, then the correct impl), and
   returns plain data with the schedule string and its replay line.
 
-Matching is by event, so a model step that emits nothing (``notify.read``) is taken to
-last until its thread blocks or emits its next event: an approximation, reported as such
-through the matched count and the divergence text.  The ``gsource`` role (the main loop's
-GSource) has no impl class, so models that need it are reported "not mirrored".
+Matching is by event and by platform operation: a model step that is one shared-memory
+access (``schedule.xchg``, ``notify.read``, ``poll.accept``...) ends when its impl thread
+performed the matching operation of the controlled platform on the matching object
+(:data:`~aioctx_verify.stress.explore._model_guide.STEP_ACCESS`), so guidance can stop a
+thread between two eventless steps.  A step with neither events nor such an access
+(``finish``) lasts until its thread blocks or emits its next event: an approximation,
+reported as such through the matched count and the divergence text.  A model lasso (a busy
+loop) shows on impl through the program's idle check once the clients ended (LIVE).  The
+``gsource`` role (the main loop's GSource) has no impl class, so models that need it are
+reported "not mirrored".
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +64,7 @@ from ._model_program import (
     _check_config,
     _client_ops,
     model_program_by_name,
+    outcome_prop,
     program_for,
 )
 
@@ -128,10 +136,9 @@ class ModelReplay:
         return self.verdict == "reproduced"
 
 
-def _report(out: RunOutcome, guide: GuidedStrategy | None) -> RunReport:
-    prop = out.prop or ("LIVE" if out.kind in ("deadlock", "lost_wakeup") else None)
+def _report(out: RunOutcome, guide: GuidedStrategy | None, failed: Sequence[str]) -> RunReport:
     return RunReport(
-        out.verdict, out.kind, prop if out.verdict == "fail" else None, out.message,
+        out.verdict, out.kind, outcome_prop(out, failed), out.message,
         guide.matched if guide is not None else 0, guide.divergence if guide is not None else "",
     )
 
@@ -145,13 +152,17 @@ def replay_model_schedule(schedule: str | Schedule, mutant: str | None = None) -
     from ..mutation import resolve_mutant
 
     sched = schedule if isinstance(schedule, Schedule) else Schedule.parse(schedule)
-    program = model_program_by_name(sched.program)
+    failed: list[str] = []
+    program = model_program_by_name(sched.program, failed)
     if program is None:
         raise InvalidScheduleError(
             f"schedule names program {sched.program!r}, not a model.<flag>.<threads> program"
         )
     with resolve_mutant(mutant).apply():
-        return run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
+        out = run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
+    prop = outcome_prop(out, failed)
+    # The program's own check (the busy loop) names its property as the monitors do.
+    return out if prop is None or out.prop else dataclasses.replace(out, prop=prop)
 
 
 def replay_model_path(flag: str, path: Sequence[Action] | None = None) -> ModelReplay:
@@ -189,18 +200,20 @@ def replay_model_path(flag: str, path: Sequence[Action] | None = None) -> ModelR
     except NotMirroredError as e:
         return skipped(str(e))
     guide = guided_strategy(path)
-    program = program_for(config, path, flag=flag, guide=guide)
+    failed: list[str] = []
+    program = program_for(config, path, flag=flag, guide=guide, failed=failed)
     with mutant.apply():
         guide.next_run()
         out = run_schedule(program, guide)
-    mutated = _report(out, guide)
+    mutated = _report(out, guide, failed)
     schedule = str(Schedule(program.name, program.memory, tuple(c.token for c in out.decisions)))
     cguide = guided_strategy(path)
-    cprogram = program_for(config, path, flag=flag, guide=cguide)
+    cfailed: list[str] = []
+    cprogram = program_for(config, path, flag=flag, guide=cguide, failed=cfailed)
     cguide.next_run()
-    correct = _report(run_schedule(cprogram, cguide), cguide)
+    correct = _report(run_schedule(cprogram, cguide), cguide, cfailed)
     rerun = replay_model_schedule(schedule, flag)
-    replayed = _report(rerun, None).prop
+    replayed = _report(rerun, None, ()).prop
     if mutated.prop != expected:
         verdict = "not reproduced"
         reason = (f"the mutated run ended {mutated.verdict} {mutated.kind} "

@@ -32,7 +32,7 @@ from aioctx_verify.model import (
     replay,
 )
 
-from ..controlled import ControlledPlatform, InvalidScheduleError
+from ..controlled import ControlledPlatform, InvalidScheduleError, RunOutcome
 from ._explore import Program
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ def program_for(
     *,
     flag: str = "custom",
     guide: GuidedStrategy | None = None,
+    failed: list[str] | None = None,
 ) -> Program:
     """A controlled-platform program on impl mirroring ``config`` and ``path``.
 
@@ -139,7 +140,8 @@ def program_for(
     and one thread per ``client`` that performs its operations of ``path`` in order (an
     ``aio_poll`` or release the unmutated impl refuses is caught: the model's correct
     protocol never makes it), then releases what it still holds.  Main then joins the
-    clients and stops the IOThread.
+    clients, checks that the IOThread, left with nothing to do, goes to sleep (the busy-loop
+    check, LIVE: see :data:`IDLE_YIELDS`), and stops it.
 
     Args:
         config: the model configuration the path belongs to.
@@ -147,6 +149,8 @@ def program_for(
         flag: the bug flag, for the program's name only.
         guide: a :func:`guided_strategy` to feed impl's trace events to (None: plain run,
             e.g. a replay of the recorded schedule).
+        failed: a list each run empties, then fills with the property of the program's own
+            check that failed it (see :func:`outcome_prop`).
 
     Raises:
         NotMirroredError: a role or operation impl has no counterpart for.
@@ -155,7 +159,58 @@ def program_for(
 
     cfg = _check_config(config)
     ops = _client_ops(cfg, path)
-    return _build(cfg, ops, _program_name(flag, cfg, ops), guide)
+    return _build(cfg, ops, _program_name(flag, cfg, ops), guide, failed)
+
+
+def _oid(obj: object) -> int:
+    """A controlled-platform object's id (-1 for an object without one)."""
+    oid = getattr(obj, "oid", None)
+    return oid if isinstance(oid, int) else -1
+
+
+def _cells(ctx: AioContext, bhs: Sequence[BH], cfg: ModelConfig) -> dict[str, int]:
+    """The platform objects the model's variables live in, by the names of
+    :data:`~aioctx_verify.stress.explore._model_guide.STEP_ACCESS`: ``notify_me``,
+    ``notified``, ``event`` (the context's EventNotifier), ``poller`` and ``bh<b>`` (model
+    BH index ``b``'s ``scheduled`` flag; the dummy BH is index ``cfg.dummy``)."""
+    cells = {
+        "notify_me": _oid(ctx.notify_me),
+        "notified": _oid(ctx.notified),
+        "event": _oid(ctx._raw_notifier),
+        "poller": _oid(ctx._poller),
+    }
+    for b, bh in enumerate(bhs):
+        cells[f"bh{b}"] = _oid(bh.scheduled)
+    cells[f"bh{cfg.dummy}"] = _oid(ctx.notify_dummy_bh.scheduled)
+    return {k: v for k, v in cells.items() if v >= 0}
+
+
+#: The busy-loop check (LIVE) after the clients ended: the main thread yields this many
+#: times, and the IOThread, with nothing left to do, may run at most this many
+#: iterations meanwhile (it finishes the work the path left, then sleeps).  A lasso of
+#: the model that spins for ever (``notified-bug1``: the event stays set with
+#: ``notified`` clear) shows here as one iteration per yield.
+IDLE_YIELDS = 40
+IDLE_ITERATIONS = 4
+
+
+def _idle_check(p: ControlledPlatform, it: IOThread, failed: list[str] | None) -> None:
+    """Raise a LIVE :class:`~aioctx_verify.stress.mutation.PropertyFailure` (recorded in
+    ``failed``) when the idle IOThread ``it`` busy-loops."""
+    before = it.iterations
+    for _ in range(IDLE_YIELDS):
+        p.yield_now()
+    spins = it.iterations - before
+    if spins > IDLE_ITERATIONS:
+        from ..mutation import PropertyFailure
+
+        if failed is not None:
+            failed.append("LIVE")
+        raise PropertyFailure(
+            "LIVE",
+            f"LIVE busy loop: idle IOThread {it.name} ran {spins} aio_poll iterations while "
+            f"the main thread yielded {IDLE_YIELDS} times, with nothing to do",
+        )
 
 
 def _build(
@@ -163,11 +218,16 @@ def _build(
     ops: Ops,
     name: str,
     guide: GuidedStrategy | None,
+    failed: list[str] | None = None,
 ) -> Program:
+    """The program; ``failed`` receives the property of a check of its own that failed
+    the run (the busy-loop check: LIVE), for :func:`outcome_prop`."""
 
     cfg = config
 
     def fn(p: ControlledPlatform) -> None:
+        if failed is not None:
+            failed.clear()
         if guide is not None:
             inner = p.tracer
 
@@ -252,10 +312,11 @@ def _build(
         if guide is not None:
             ids = {cfg.bh_id(b): bhs[b].id for b in range(cfg.bhs)}
             ids[cfg.bh_id(cfg.dummy)] = ctx.notify_dummy_bh.id
-            guide.begin(dict(threads), ids)
+            guide.begin(dict(threads), ids, _cells(ctx, bhs, cfg), cfg.walk_order)
         for h in handles:
             h.join()
         if it is not None:
+            _idle_check(p, it, failed)
             it.stop()
             it.join()
         else:
@@ -264,9 +325,10 @@ def _build(
     return Program(name, fn, expected="bug", description=f"model path mirrored on impl: {name}")
 
 
-def model_program_by_name(name: str) -> Program | None:
+def model_program_by_name(name: str, failed: list[str] | None = None) -> Program | None:
     """The program a ``model.<flag>.<threads>`` schedule names, rebuilt from the flag's
     :data:`model.BUG_CONFIGS` configuration; None when ``name`` is no such program.
+    ``failed`` as for :func:`program_for`.
 
     Raises:
         InvalidScheduleError: the name looks like one but cannot be rebuilt.
@@ -293,5 +355,20 @@ def model_program_by_name(name: str) -> Program | None:
         if "".join(toks) != ("" if text == "-" else text):
             raise InvalidScheduleError(f"bad client operations {text!r} in program {name!r}")
         ops.append(tuple((_TOKEN_OPS[k[0]], int(k[1:]) if k[1:] else -1) for k in toks))
-    return _build(_check_config(config), tuple(ops), name, None)
+    return _build(_check_config(config), tuple(ops), name, None, failed)
+
+
+def outcome_prop(out: RunOutcome, failed: Sequence[str]) -> str | None:
+    """The property a run of a model program broke: the monitors' (``out.prop``), LIVE for
+    a deadlock or lost wake-up, the program's own check's when it raised (``failed``, as
+    filled by the run), else None."""
+    if out.verdict != "fail":
+        return None
+    if out.prop:
+        return out.prop
+    if out.kind in ("deadlock", "lost_wakeup"):
+        return "LIVE"
+    if out.kind == "exception" and failed:
+        return failed[0]
+    return None
 
