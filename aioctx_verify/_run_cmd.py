@@ -226,7 +226,8 @@ def _exit_status(result: CampaignResult) -> int:
     default="smoke",
     show_default=True,
     callback=_budget,
-    help="smoke (<1 min), pr (<5 min), nightly (hours) or seconds for the whole campaign.",
+    help="smoke (<1 min), pr (~7 min on 2 cores), nightly (hours) or seconds for the "
+    "whole campaign.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Campaign seed.")
 @click.option(
