@@ -56,6 +56,7 @@ from aioctx_verify.reports import (
     VerdictValue,
     tool_version,
 )
+from aioctx_verify.stress.controlled import DEFAULT_STRATEGIES
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ _COVERS: dict[str, tuple[PropertyName, ...]] = {
 
 #: The controlled scheduler's strategies (``--strategy``): random, PCT and DFS also explore
 #: the corpus as steps of their own; all four explore the generated and races steps.
-STRATEGIES: tuple[str, ...] = ("random", "pct", "dfs", "conflict")
+STRATEGIES: tuple[str, ...] = DEFAULT_STRATEGIES
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from aioctx_verify.stress import (
     write_json,
 )
 from aioctx_verify.stress.bench import run_explore_benchmarks
+from aioctx_verify.stress.controlled import STRATEGY_NAMES
 
 __all__ = ["main"]
 
@@ -162,7 +163,7 @@ def bench(
         click.echo(f"bench: wrote {json_path}", err=True)
 
 
-STRATEGIES = ("random", "pct", "dfs", "conflict", "hypothesis")
+STRATEGIES = (*STRATEGY_NAMES, "hypothesis")
 
 
 def _csv(choices: tuple[str, ...]) -> Any:
@@ -186,7 +187,9 @@ def _csv(choices: tuple[str, ...]) -> Any:
     default="random,pct,dfs",
     show_default=True,
     callback=_csv(STRATEGIES),
-    help="Comma-separated: random, pct, dfs, conflict, hypothesis.",
+    help="Comma-separated: random, pct, dfs, conflict, pct-auto (PCT with change points at "
+    "shared accesses, depth 1-3 per run), portfolio (all of them, runs shared by how fast "
+    "each finds new traces), hypothesis.",
 )
 @click.option(
     "--program",

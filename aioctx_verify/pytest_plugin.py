@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from aioctx_verify.stress.controlled import STRATEGY_NAMES
+
 if TYPE_CHECKING:
     from aioctx_verify.impl import AioContext, IOThread, Platform, ThreadHandle
     from aioctx_verify.stress.controlled import ControlledPlatform, RunOutcome
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Aioctx", "ExploreSettings"]
 
-_STRATEGIES = ("random", "pct", "dfs", "conflict")
+_STRATEGIES = STRATEGY_NAMES
 _MEMORIES = ("sc", "tso", "pso", "c11")
 #: Fraction of pytest-timeout's bound after which the plugin ends an exploration itself.
 _TIMEOUT_SHARE = 0.9

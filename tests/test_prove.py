@@ -163,7 +163,7 @@ def test_prove_command_exits_1_when_a_verdict_is_unexpected(
                         property(lambda self: not any(
                             r["verdict"] == "refuted" for r in self.rows)))
     res = CliRunner().invoke(main, ["prove", "--config", "bug=non-home-thread-poll",
-                                    "--depth", "2"])
+                                    "--depth", "2", "--live-depth", "0", "--protocols", "none"])
     assert res.exit_code == 1, res.output
     assert "0 of 1 configurations as expected" in res.output
 

@@ -31,6 +31,13 @@ time to the first failure against frontrun's on the same small buggy programs.
   DPOR is deterministic and is simply timed as often); a repetition's figure is their median,
   in milliseconds, and the row the median of the repetitions.
 
+* notes ``strategies``: time and schedules to the first failure of every strategy of
+  :data:`STRATEGY_TTFF` on every buggy program of :data:`STRATEGY_PROGRAMS` (the three
+  above and ``request_wakeup``, a three-thread lost wake-up two preemptions deep written for
+  this table, not taken from the corpus), the median over ``seeds`` searches, each bounded
+  by ``strategy_schedules`` runs (work, not time: a search that ends without the bug counts
+  as not found).  DFS is deterministic and searched once.
+
 The rows are opt-in (``--explore``) so that ``aioctx-verify bench`` keeps its 17 rows.
 
 Not compared: the weak-memory programs (``notify_no_fence_tso``/``_pso``, ``mp_no_wmb_pso``).
@@ -60,6 +67,7 @@ the notes say why.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -99,6 +107,9 @@ __all__ = [
     "FRONTRUN_DRIVER",
     "LOCKED_COUNTER",
     "NOTIFY_ORDER",
+    "REQUEST_WAKEUP",
+    "STRATEGY_PROGRAMS",
+    "STRATEGY_TTFF",
     "TTFF_PROGRAMS",
     "ExploreBench",
     "ExploreSizes",
@@ -112,6 +123,10 @@ __all__ = [
 THROUGHPUT_PROGRAM = "bh_cross_thread"
 #: The buggy programs compared with frontrun, in row order.
 TTFF_PROGRAMS: tuple[str, ...] = ("lost_update", "abba_deadlock", "notify_order")
+#: Every buggy program of the per-strategy table, in order.
+STRATEGY_PROGRAMS: tuple[str, ...] = (*TTFF_PROGRAMS, "request_wakeup")
+#: The strategies of the per-strategy table (``pct`` at its default depth 3).
+STRATEGY_TTFF: tuple[str, ...] = ("random", "pct", "pct-auto", "portfolio", "dfs", "conflict")
 #: frontrun's strategies tried on each program; the faster one is the peer.
 FRONTRUN_STRATEGIES: tuple[str, ...] = ("dpor", "random")
 
@@ -172,6 +187,65 @@ def _locked_counter(p: ControlledPlatform) -> None:
     assert x.load() == 2, f"x == {x.load()} after two locked increments"
 
 
+def _request_wakeup(p: ControlledPlatform) -> None:
+    """A worker serves requests from two clients and sleeps on a condition when it has
+    handled every one queued; a client kicks it only when it saw it idle, and it looks
+    *before* publishing its request, so that the kick can go outside the lock.  A client
+    that looked while the worker was awake, held until the worker has gone back to sleep,
+    publishes its last request and kicks nobody: the worker sleeps forever (two
+    preemptions: the worker is started and asleep before the clients start).  The worker
+    copies each request out field by field, so the window in which a client must be held
+    spans the worker's whole iteration."""
+    fields, rounds = 6, 3
+    m = p.mutex("m")
+    wake = p.condition(m)
+    ready = p.condition(m)
+    started = p.atomic(0, "started")
+    queued = p.atomic(0, "queued")
+    idle = p.atomic(0, "idle")
+    reqs = [p.atomic(0, f"req{i}") for i in range(2)]
+
+    def worker() -> None:
+        with m:
+            started.store(1)
+            ready.notify()
+        handled = 0
+        while handled < 2 * rounds:
+            with m:
+                idle.store(1)
+                if queued.load() == handled:
+                    wake.wait()
+                idle.store(0)
+                now = queued.load()
+            for _ in range(now - handled):  # copy each new request out
+                for f in range(fields):
+                    reqs[f % 2].load()
+            handled = now
+
+    def client(i: int) -> None:
+        for _ in range(rounds):
+            for f in range(fields):  # fill in the request
+                reqs[i].store(f)
+            sleeping = idle.load()  # BUG: looked before publishing
+            queued.fetch_add(1)
+            if sleeping:
+                with m:
+                    wake.notify()
+
+    w = p.start_thread(worker, "worker")
+    with m:
+        while not started.load():
+            ready.wait()
+    clients = [p.start_thread(functools.partial(client, i), f"client{i}") for i in range(2)]
+    for t in (w, *clients):
+        t.join()
+
+
+REQUEST_WAKEUP = Program(
+    "request_wakeup", _request_wakeup, "bug", "sc",
+    "a worker and two clients; a client looks for the idle worker before publishing its "
+    "request (SC lost wake-up, two preemptions deep)",
+)
 NOTIFY_ORDER = Program(
     "notify_order", _notify_order, "bug", "sc",
     "aio_notify handshake, waker checks notify_me before publishing work (SC lost wake-up)",
@@ -188,6 +262,10 @@ def _ttff_programs() -> dict[str, Program]:
         "abba_deadlock": corpus["abba_deadlock"],
         "notify_order": NOTIFY_ORDER,
     }
+
+
+def _strategy_programs() -> dict[str, Program]:
+    return {**_ttff_programs(), "request_wakeup": REQUEST_WAKEUP}
 
 
 # ---------------------------------------------------------------------------------------
@@ -637,6 +715,7 @@ class ExploreSizes:
     seeds: int  # searches per program, side and frontrun strategy, per rep
     budget_schedules: int  # each search's cap on runs (both sides)
     budget_seconds: float  # each search's cap on wall time (both sides)
+    strategy_schedules: int = 5000  # each search's cap on runs, per-strategy table
 
     @classmethod
     def for_mode(
@@ -659,6 +738,7 @@ class ExploreSizes:
             seeds=n(20, 10, 1),
             budget_schedules=1000,
             budget_seconds=20.0 if not quick else 10.0,
+            strategy_schedules=n(5000, 2000, 200),
         )
 
 
@@ -730,6 +810,37 @@ def _ours_ttff(
     r = explore(program, strategy=strategy, budget=budget, seed=seed, do_shrink=shrink)
     dt = time.perf_counter() - t0
     return _Search(dt if r.verdict == "fail" else math.inf, r.schedules)
+
+
+def _strategy_table(
+    sizes: ExploreSizes, say: Callable[[str], None]
+) -> list[str]:
+    """Notes: time and schedules to the first failure of each of :data:`STRATEGY_TTFF` on
+    each of :data:`STRATEGY_PROGRAMS`, medians over ``sizes.seeds`` seeds (see the module)."""
+    progs = _strategy_programs()
+    cap = Budget(sizes.strategy_schedules, 3600.0)
+    say(f"explore: strategies x {len(progs)} buggy programs, {sizes.seeds} seed(s)")
+    width = 18
+    lines = [
+        f"explore: time (schedules) to first failure per strategy, median over "
+        f"{sizes.seeds} seed(s) (dfs: once), at most {cap.schedules} schedules per search",
+        f"  {'program':<16}" + "".join(f"{s:>{width}}" for s in STRATEGY_TTFF),
+    ]
+    for name, prog in progs.items():
+        cells = []
+        for strat in STRATEGY_TTFF:
+            seeds = range(1 if strat == "dfs" else sizes.seeds)
+            runs = [_ours_ttff(prog, strat, sd, cap, False) for sd in seeds]
+            hit = sum(math.isfinite(r.seconds) for r in runs)
+            sched = _median([float(r.schedules) if math.isfinite(r.seconds) else math.inf
+                             for r in runs])
+            t = _median([r.seconds for r in runs])
+            cell = "not found" if math.isinf(t) else f"{_ms(t)} ({sched:.0f})"
+            if hit < len(runs):
+                cell += f" {hit}/{len(runs)}"
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"  {name:<16}" + "".join(cells))
+    return lines
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -969,6 +1080,7 @@ def run_explore_benchmarks(
         "  not compared (frontrun has no weak-memory model; CPython threads are sequentially "
         "consistent): notify_no_fence_tso, notify_no_fence_pso, mp_no_wmb_pso"
     )
+    notes.extend(_strategy_table(sizes, say))
     if not compared:
         notes.append(f"explore: frontrun rows have no peer: {fr_error}")
     elif not sched_ok:

@@ -14,6 +14,7 @@ from ._platform import (
     Step,
     Strategy,
 )
+from ._portfolio import PortfolioStrategy
 from ._race import (
     BENIGN,
     Access,
@@ -37,6 +38,8 @@ from ._schedule import (
     encode_tokens,
 )
 from ._strategies import (
+    DEFAULT_STRATEGIES,
+    STRATEGY_NAMES,
     Conflicts,
     ConflictStrategy,
     DataStrategy,
@@ -51,6 +54,9 @@ from ._strategies import (
 
 __all__ = [
     "make_strategy",
+    "DEFAULT_STRATEGIES",
+    "STRATEGY_NAMES",
+    "PortfolioStrategy",
     "BENIGN",
     "Abort",
     "Access",

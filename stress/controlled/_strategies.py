@@ -1,4 +1,5 @@
-"""Scheduling strategies: random walk, PCT, bounded-preemption DFS, replay, Hypothesis.
+"""Scheduling strategies: random walk, PCT, bounded-preemption DFS, replay, Hypothesis (and,
+in :mod:`._portfolio`, a portfolio of them).
 
 Each one only answers "which option?" at a :class:`~stress.controlled._platform.Decision`; the
 controlled platform does the rest (shuttle's split: tiny scheduler interface, one class per
@@ -18,6 +19,8 @@ from typing import Any
 from ._platform import Decision, _Failure
 
 __all__ = [
+    "DEFAULT_STRATEGIES",
+    "STRATEGY_NAMES",
     "ConflictStrategy",
     "Conflicts",
     "DFSStrategy",
@@ -31,12 +34,20 @@ __all__ = [
 ]
 
 
+#: Every strategy name :func:`make_strategy` builds: the CLI's ``explore --strategy``, the
+#: pytest plugin's marker, generated programs and the campaign take their names from here.
+STRATEGY_NAMES: tuple[str, ...] = ("random", "pct", "dfs", "conflict", "pct-auto", "portfolio")
+#: The strategies a search runs when it is given none (every generated program, a campaign).
+DEFAULT_STRATEGIES: tuple[str, ...] = ("random", "pct", "dfs", "conflict")
+
+
 def make_strategy(
     strategy: str | Any, seed: int, bound: int = 2, depth: int = 3, *,
-    known: str = "random, pct, dfs or conflict",
+    known: str = ", ".join(STRATEGY_NAMES),
 ) -> Any:
-    """The strategy named ``strategy`` (random, pct, dfs), or ``strategy`` itself when it is
-    already a strategy object.
+    """The strategy named ``strategy`` (one of :data:`STRATEGY_NAMES`), or ``strategy``
+    itself when it is already a strategy object.  ``bound`` is DFS's preemption bound (and
+    the portfolio's DFS member's), ``depth`` PCT's; ``pct-auto`` draws its depth per run.
 
     Raises:
         ValueError: an unknown name (``known`` lists the names the caller accepts).
@@ -47,10 +58,16 @@ def make_strategy(
         return RandomStrategy(seed)
     if strategy == "pct":
         return PCTStrategy(seed, depth=depth)
+    if strategy == "pct-auto":
+        return PCTStrategy(seed, depth=None, points="shared")
     if strategy == "dfs":
         return DFSStrategy(bound)
     if strategy == "conflict":
         return ConflictStrategy(seed)
+    if strategy == "portfolio":
+        from ._portfolio import PortfolioStrategy
+
+        return PortfolioStrategy(seed, bound=bound)
     raise ValueError(f"unknown strategy {strategy!r}; use {known}")
 
 
@@ -78,31 +95,95 @@ class PCTStrategy:
 
     Each schedulable entity (a thread, or a thread's store buffer under weak memory) gets a
     random priority above ``d`` when first seen; the highest-priority option always runs;
-    at ``d - 1`` change points drawn uniformly from the first ``k`` decisions the current
-    thread's priority drops below every initial one.  ``k`` starts at an estimate and then
-    is the longest run seen.  A bug of depth ``d`` is found with probability >= 1/(n k^(d-1)).
+    at ``d - 1`` change points drawn uniformly from the first ``k`` change-point candidates
+    the current thread's priority drops below every initial one.  ``k`` starts at an
+    estimate and then is the largest number of candidates a run has had.  A bug of depth
+    ``d`` is found with probability >= 1/(n k^(d-1)).
+
+    ``points`` says which decisions are candidates:
+
+    * ``"all"`` (classic PCT): every decision, so ``k`` is the run's length in decisions;
+    * ``"shared"``: only decisions where the current thread is about to access an object
+      that earlier runs saw two threads access, one of them writing (what
+      :class:`ConflictStrategy` learns, :class:`Conflicts`), and c11 read choices.  Lowering
+      a thread's priority just before a thread-local operation has the effect of lowering it
+      before its next shared one (the local operation commutes with every other thread's),
+      so these are the only places a change point can matter and ``k`` counts real
+      interleaving points, not steps (the same reduction as preempting only at
+      synchronisation points, CHESS, Musuvathi and Qadeer, PLDI 2007).  Until a run has
+      seen a shared object every decision is a candidate.
+
+    ``depth=None`` draws the depth of each run from 1..``max_depth`` with weight
+    ``k^((d-1)/2)`` (at least 10% each): PCT needs about ``n k^(d-1)`` runs for a bug of
+    depth ``d``, and these weights minimise the expected runs over a bug depth unknown and
+    uniform on 1..``max_depth`` (weight ∝ the square root of each depth's cost), so depth
+    follows the measured run length: short runs go deep, long runs keep the shallow depths.
+    Run ``i`` uses seed ``(seed, i)``; with a fixed depth and ``points="all"`` the schedules
+    are the same as they have always been.
     """
 
     name = "pct"
 
-    def __init__(self, seed: int = 0, depth: int = 3, k: int = 10) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        depth: int | None = 3,
+        k: int = 10,
+        *,
+        points: str = "all",
+        max_depth: int = 3,
+        learned: Conflicts | None = None,
+    ) -> None:
+        if points not in ("all", "shared"):
+            raise ValueError(f"PCT points must be 'all' or 'shared', got {points!r}")
+        if (depth is not None and depth < 1) or max_depth < 1:
+            raise ValueError(f"PCT depth must be at least 1, got {depth or max_depth}")
         self.seed = seed
-        self.depth = depth
+        self.auto_depth = depth is None
+        self.max_depth = max_depth
+        self.depth = max_depth if depth is None else depth
         self.k = k
+        self.points = points
+        if points == "shared" or depth is None:
+            self.name = "pct-auto"
+        self.learned = learned if learned is not None else Conflicts()
         self._longest = 0
+        self._recent: list[int] = []  # candidates of the last runs ("shared": k follows them)
         self._run = -1
         self._rng = random.Random(0)
         self._prio: dict[tuple[str, int, int], int] = {}
         self._changes: dict[int, int] = {}
         self._seen = 0
+        self._shared: frozenset[int] = frozenset()
+        self.depths: Counter[int] = Counter()  # runs per depth (auto depth)
+        # The platform calls ``observe`` at every operation when there is one: only the
+        # "shared" points learn from operations (classic PCT costs nothing more).
+        self.observe: Callable[[int, str, int, CodeType | None, int], None] | None = (
+            self._observe if points == "shared" else None)
+
+    def _observe(self, thread: int, op: str, obj: int, code: CodeType | None, line: int) -> None:
+        """Learn which objects two threads access, one writing."""
+        _note_access(self.learned, thread, op, obj)
 
     def next_run(self) -> bool:
         self._run += 1
-        # k tracks the longest run seen (decisions), so change points land inside runs.
-        self._longest = max(self._longest, self._seen)
-        if self._longest:
-            self.k = self._longest
+        if self.points == "all":
+            # k tracks the longest run seen (decisions), so change points land inside runs.
+            self._longest = max(self._longest, self._seen)
+            if self._longest:
+                self.k = self._longest
+        elif self._run:
+            # Candidates grow as objects are learned shared: k follows the recent runs.
+            self._recent.append(self._seen)
+            del self._recent[:-_PCT_WINDOW]
+            self.k = max(1, max(self._recent))
+            c = self.learned
+            self._shared = frozenset(
+                o for o, ts in c.threads.items() if len(ts) > 1 and o in c.written)
         self._rng = random.Random(f"{self.seed}:{self._run}")
+        if self.auto_depth:
+            self.depth = _draw_depth(self._rng, self.k, self.max_depth)
+            self.depths[self.depth] += 1
         self._prio = {}
         points = self._rng.sample(range(1, self.k + 1), min(self.depth - 1, self.k))
         self._changes = {p: self.depth - 1 - i for i, p in enumerate(sorted(points))}
@@ -116,14 +197,55 @@ class PCTStrategy:
             self._prio[key] = p
         return p
 
+    def _candidate(self, d: Decision) -> bool:
+        """Whether ``d`` counts toward k (``points="shared"``: see the class docstring)."""
+        if not self._shared or d.options[0].kind == "read":
+            return True
+        pending = d.pending_fn
+        if pending is None:
+            return True
+        return pending(d.current)[1] in self._shared
+
     def choose(self, d: Decision) -> int:
-        self._seen = d.index + 1
-        low = self._changes.get(d.index + 1)
+        if self.points == "all":
+            self._seen = d.index + 1
+        elif self._candidate(d):
+            self._seen += 1
+        else:
+            return self._best(d)
+        low = self._changes.get(self._seen)
         if low is not None:
             self._prio[("run", d.current, 0)] = low
+        return self._best(d)
+
+    def _best(self, d: Decision) -> int:
         keys = [(o.kind, o.thread, o.slot) for o in d.options]
-        best = max(range(len(keys)), key=lambda i: (self._priority(keys[i]), -i))
-        return best
+        return max(range(len(keys)), key=lambda i: (self._priority(keys[i]), -i))
+
+
+#: Runs whose candidate counts set ``k`` of PCT with ``points="shared"``.
+_PCT_WINDOW = 32
+
+
+def _draw_depth(rng: random.Random, k: int, max_depth: int) -> int:
+    """A depth in 1..``max_depth`` with weight ``k^((d-1)/2)``, each at least 10%."""
+    w = [float(k) ** ((d - 1) / 2) for d in range(1, max_depth + 1)]
+    total = sum(w)
+    w = [max(0.1, x / total) for x in w]
+    return rng.choices(range(1, max_depth + 1), weights=w)[0]
+
+
+def _note_access(c: Conflicts, thread: int, op: str, obj: int) -> None:
+    """Record that ``thread`` ran ``op`` on ``obj`` (objects <= 0 are no shared object)."""
+    if obj <= 0:  # fences, the clock, thread starts and ends: no shared object
+        return
+    ts = c.threads.get(obj)
+    if ts is None:
+        c.threads[obj] = {thread}
+    elif thread not in ts:
+        ts.add(thread)
+    if op != "load":
+        c.written.add(obj)
 
 
 def _impl_file(filename: str) -> str:
@@ -210,13 +332,7 @@ class ConflictStrategy:
         """The platform ran ``op`` on ``obj`` in ``thread``, called from ``code`` at ``line``."""
         if obj <= 0:  # fences, the clock, thread starts and ends: no shared object
             return
-        ts = self._threads.get(obj)
-        if ts is None:
-            self._threads[obj] = {thread}
-        elif thread not in ts:
-            ts.add(thread)
-        if op != "load":
-            self._written.add(obj)
+        _note_access(self.learned, thread, op, obj)
         if (code is not None and line in self._focus_lines and self._focus is not None
                 and _impl_file(code.co_filename) == self._focus[0]):
             self._focused.add(obj)

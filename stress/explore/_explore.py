@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 from aioctx_verify.vocab import TraceEvent
 
 from ..controlled import (
+    STRATEGY_NAMES,
     ControlledPlatform,
     DataStrategy,
     DFSStrategy,
@@ -326,9 +327,7 @@ def explore(
     mem = memory or program.memory
     if strategy == "hypothesis":
         return _explore_hypothesis(program, budget, mem, seed, do_shrink)
-    strat = make_strategy(
-        strategy, seed, bound, depth, known="random, pct, dfs or hypothesis"
-    )
+    strat = make_strategy(strategy, seed, bound, depth, known=_KNOWN)
     res = ExploreResult(program.name, getattr(strat, "name", str(strategy)), mem, "pass")
     t0 = time.perf_counter()
     found: RunOutcome | None = None
@@ -368,6 +367,10 @@ def explore(
         res.verdict = "inconclusive"
         res.reason = "every run hit the step budget"
     return res
+
+
+#: The names :func:`explore` takes, for its error message.
+_KNOWN = ", ".join((*STRATEGY_NAMES, "hypothesis"))
 
 
 def _failure(

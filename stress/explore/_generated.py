@@ -32,6 +32,7 @@ from aioctx_verify.impl import RealPlatform
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
 from ..controlled import (
+    DEFAULT_STRATEGIES,
     Conflicts,
     ConflictStrategy,
     InvalidScheduleError,
@@ -73,7 +74,7 @@ __all__ = [
 ]
 
 #: Strategies and memory models every program is explored under.
-STRATEGIES = ("random", "pct", "dfs", "conflict")
+STRATEGIES = DEFAULT_STRATEGIES  # any of STRATEGY_NAMES may be asked for
 MEMORIES = ("sc", "tso", "pso", "c11")
 
 
