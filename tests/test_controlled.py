@@ -483,3 +483,34 @@ def test_notify_without_the_mutex_raises_as_on_real_threads() -> None:
 
     out = run_schedule(Program("notify_unlocked", program), RandomStrategy(0), "sc")
     assert out.verdict == "fail" and "without holding its mutex" in out.message, out.message
+
+
+def _nested_with_contender(p: ControlledPlatform) -> None:
+    """The owner nests ``with ctx:`` (the untraced fast path) while another thread
+    acquires: the contender is not granted the context while the owner is nested."""
+    from aioctx_verify.impl import AioContext
+
+    ctx = AioContext(p, name="nest")
+    inside = p.atomic(0, "inside")
+
+    def contender() -> None:
+        with ctx:
+            assert inside.load() == 0, "granted while the owner was still nested"
+
+    with ctx:
+        t = p.start_thread(contender, "contender")
+        with ctx:
+            inside.store(1)
+            with ctx:
+                assert ctx._lock.depth == 3
+            inside.store(0)
+        assert ctx._lock.depth == 1
+    t.join()
+    ctx.unref()
+
+
+@pytest.mark.parametrize("memory", ["sc", "tso", "c11"])
+def test_nested_fast_path_under_contention_every_interleaving(memory: str) -> None:
+    prog = Program("nested_with_contender", _nested_with_contender, memory=memory)
+    r = explore(prog, strategy=DFSStrategy(2), budget=Budget(400, 60), do_shrink=False)
+    assert r.verdict == "pass", r

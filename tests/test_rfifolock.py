@@ -431,3 +431,27 @@ def test_mutual_exclusion_under_contention(lock: RFifoLock) -> None:
         w.join()
     assert max_inside == 1
     assert count == 1200
+
+
+def test_contention_while_nested_waits_for_the_last_release(
+    lock: RFifoLock, waiters: Waiters
+) -> None:
+    """Another thread's acquire while the owner is nested: it queues and kicks (callback)
+    once, is granted only at the outermost release, and the owner's nested acquires and
+    releases meanwhile take no mutex and run no callback of their own."""
+    me = threading.get_ident()
+    order: list[str] = []
+    lock.lock()
+    lock.lock()
+    w = Worker(locker(lock, order, "waiter"), "waiter")
+    waiters.wait_for(w.ident)
+    for _ in range(3):  # nest deeper and back while the waiter waits
+        assert lock.lock(SHORT)
+        lock.unlock()
+    assert lock.depth == 2 and lock.statistics().waiters == 1 and order == []
+    assert waiters.count(me) == 0
+    lock.unlock()
+    assert lock.held_by_me() and order == []
+    lock.unlock()
+    w.join()
+    assert order == ["waiter"] and not lock.held_by_me()
