@@ -272,7 +272,13 @@ def protocol_rows(which: str, depth: int = PROTOCOL_Z3_DEPTH) -> list[dict[str, 
     ``prove`` JSON plus ``expected`` (a fixed protocol holds; a bug variant is refuted for
     some property and memory model, checked per variant by :func:`protocols_as_expected`)
     and ``counterexample`` (its text)."""
-    from aioctx_verify.model._notify import MEMORY_MODELS, PROPERTIES, PROTOCOLS, check_protocol
+    from aioctx_verify.model._notify import (
+        MEMORY_MODELS,
+        PROPERTIES,
+        PROTOCOLS,
+        check_protocol,
+        replay_line,
+    )
 
     if which == "none":
         return []
@@ -289,6 +295,7 @@ def protocol_rows(which: str, depth: int = PROTOCOL_Z3_DEPTH) -> list[dict[str, 
                     "verdict": v.verdict, "depth": v.depth, "seconds": round(v.seconds, 3),
                     "counterexample_steps": v.counterexample_steps, "witness": None,
                     "states": v.states,
+                    "replay": replay_line(v) if v.verdict == "refuted" else None,
                     "protocol": proto, "counterexample": v.counterexample,
                 })
     return rows
@@ -432,7 +439,8 @@ def prove_cmd(configs: tuple[str, ...], depth: int, max_k: int, live_depth: int,
         for row in proto_rows:
             if row["verdict"] == "refuted":
                 click.echo(f"\nshortest counterexample to {row['property']} of "
-                           f"{row['protocol']} under {row['memory']}:\n{row['counterexample']}")
+                           f"{row['protocol']} under {row['memory']}:\n{row['counterexample']}"
+                           f"\n{row['replay']}")
     wrong_protocols = protocols_as_expected(proto_rows)
     barriers: list[dict[str, Any]] = []
     if barrier_budget is not None:

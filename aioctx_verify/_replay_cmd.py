@@ -82,6 +82,8 @@ def replay_cmd(mutant: str | None, attempts: int, seconds: float, spec: str) -> 
         sys.exit(_generated(spec, m))
     if spec.startswith("model:"):
         sys.exit(_model(spec))
+    if spec.startswith("protocol:"):
+        sys.exit(_protocol(spec))
     if spec.startswith("race:"):
         sys.exit(_race(spec.removeprefix("race:"), m))
     if spec.startswith("real:"):
@@ -216,6 +218,19 @@ def _model(spec: str) -> int:
         return 0
     click.echo(_prop_line(r.violation, "model"))
     return 1
+
+
+def _protocol(spec: str) -> int:
+    """A counterexample of one of QEMU's aio_notify protocols (``aioctx-verify prove``),
+    replayed on the explicit semantics: 1 when it still violates the property."""
+    from aioctx_verify.model._notify import NotifyError, replay_protocol
+
+    try:
+        bad, text = replay_protocol(spec)
+    except NotifyError as e:
+        raise _ReplayError(str(e)) from None
+    click.echo(text)
+    return 1 if bad else 0
 
 
 def _race(schedule: str, m: MutantLike) -> int:

@@ -64,7 +64,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from ._notify_explicit import Explored, _explicit, _put, explore
+from ._notify_explicit import Explored, _explicit, _put, explore, violated_goal
 from ._notify_explicit import XState as XState
 from ._notify_lang import (
     BUFFER_CAPACITY,
@@ -97,6 +97,8 @@ from ._notify_z3 import _bmc as _bmc
 from ._notify_z3 import _Cex, final_outcomes
 
 __all__ = [
+    "replay_line",
+    "replay_protocol",
     "BUFFER_CAPACITY",
     "MEMORY_MODELS",
     "PROPERTIES",
@@ -398,3 +400,43 @@ def audit_fences(protocols: Iterable[str] = ("aio_notify", "aio_notify_bug", "ai
                     vs.append((mem, v.verdict, v.counterexample_steps))
                 out.append(FenceAudit(proto, prop, names, copies, site, change, tuple(vs)))
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Replay lines of protocol counterexamples
+# ------------------------------------------------------------------------------------------
+def replay_line(v: NotifyVerdict) -> str:
+    """The ``aioctx-verify replay`` line of a refuted verdict's counterexample:
+    ``protocol:<protocol>:<memory>:<property>:<move>,<move>,...[@<loop start>]``."""
+    loop = "" if v.loop_start is None else f"@{v.loop_start}"
+    moves = ",".join(str(k) for k in v.moves)
+    return f"aioctx-verify replay 'protocol:{v.protocol}:{v.memory}:{v.property}:{moves}{loop}'"
+
+
+def replay_protocol(spec: str) -> tuple[bool, str]:
+    """Replay a ``protocol:`` spec: (the run violates the property, its text).
+
+    Raises:
+        NotifyError: a malformed spec, an unknown protocol, memory model or property, or a
+            move that is not enabled.
+    """
+    body = spec.removeprefix("protocol:")
+    parts = body.split(":")
+    if len(parts) != 4:
+        raise NotifyError(f"malformed protocol spec {spec[:80]!r}: expected protocol:<protocol>:"
+                          "<memory>:<property>:<moves>[@<loop start>] as prove printed it")
+    protocol, memory, prop, run = parts
+    _check_memory(memory)
+    p = build(protocol, prop)
+    text, _, loop_text = run.partition("@")
+    try:
+        moves = tuple(int(k) for k in text.split(",")) if text else ()
+        loop = int(loop_text) if loop_text else None
+    except ValueError:
+        raise NotifyError(f"malformed moves {run[:80]!r}: comma-separated integers, then "
+                          "optionally @<loop start>") from None
+    goal = violated_goal(p, memory, moves, loop)
+    if goal is None:
+        return False, f"{protocol} under {memory}: the run of {len(moves)} moves violates no goal"
+    return True, _cex_text(p, memory, _Cex(moves, loop, goal), BUFFER_CAPACITY)
+

@@ -8,7 +8,7 @@ encoding, it can be read (and trusted) on its own, and counterexamples are repla
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from ._notify_lang import (
     Goto,
     Load,
     Move,
+    NotifyError,
     Program,
     Store,
     _check_memory,
@@ -267,3 +268,38 @@ def _units(p: Program, memory: str) -> list[tuple[str, int]]:
 
 def _unit_of(m: Move) -> tuple[str, int]:
     return ("thread" if m.kind == "ins" else "flush", m.tid)
+
+
+def violated_goal(p: Program, memory: str, moves: Sequence[int], loop_start: int | None,
+                  capacity: int = BUFFER_CAPACITY) -> int | None:
+    """The goal a replayed run violates, or None: with ``loop_start`` None, the run ends in
+    a state where nothing can move and the goal holds; else the state after ``loop_start``
+    moves recurs at the end, the goal holds at every state of the loop, and every fairness
+    unit moves in the loop or is disabled at one of its states.  Raises
+    :class:`NotifyError` at a move that is not enabled."""
+    x = _explicit(p, memory, capacity)
+    states = [x.initial()]
+    for i, k in enumerate(moves):
+        if not 0 <= k < len(x.moves):
+            raise NotifyError(f"move {i + 1}: no move {k} in {p.name} under {memory}")
+        n = x.step(states[-1], x.moves[k])
+        if n is None:
+            raise NotifyError(f"move {i + 1} of the run is not enabled")
+        states.append(n)
+    if loop_start is None:
+        if any(True for _ in x.successors(states[-1])):
+            return None
+        return next((g for g, goal in enumerate(p.goals)
+                     if x.ev(goal, states[-1], None, mem_only=True) != 0), None)
+    if not 0 <= loop_start < len(moves) or states[loop_start] != states[-1]:
+        return None
+    loop = states[loop_start:-1]
+    met = {_unit_of(x.moves[k]) for k in moves[loop_start:]}
+    for s in loop:
+        enabled = {_unit_of(x.moves[k]) for k, _ in x.successors(s)}
+        met.update(u for u in _units(p, memory) if u not in enabled)
+    if not all(u in met for u in _units(p, memory)):
+        return None
+    return next((g for g, goal in enumerate(p.goals)
+                 if all(x.ev(goal, s, None, mem_only=True) != 0 for s in loop)), None)
+

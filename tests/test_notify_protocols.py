@@ -199,3 +199,31 @@ def test_the_explicit_counterexample_is_shortest_at_any_depth() -> None:
     # where the shortest is within z3's depth, z3 finds one of the same length
     c = check_protocol("aio_notify/BUG", "tso", confirm_depth=6)
     assert c.z3_verdict == "refuted" and c.counterexample_steps == 5
+
+
+def test_a_protocol_counterexample_prints_a_replay_line_that_reproduces() -> None:
+    """Every failure printed has a line that replays it: a refuted protocol's line replays
+    on the explicit semantics (exit 1, the same text), a run cut before its violation
+    violates nothing (exit 0), and a malformed line is a usage error (exit 2)."""
+    from click.testing import CliRunner
+
+    from aioctx_verify.cli import main
+
+    for proto, mem, prop in (("aio_notify/BUG", "tso", None),
+                             ("aio_notify_accept/BUG1", "sc", "event_toggles")):
+        v = N.check_protocol(proto, mem, prop)
+        line = N.replay_line(v)
+        assert line.startswith("aioctx-verify replay 'protocol:"), line
+        spec = line.split("'")[1]
+        res = CliRunner().invoke(main, ["replay", spec])
+        assert res.exit_code == 1, res.output
+        assert res.output.strip() == v.counterexample.strip()
+        cut = spec.split(":")
+        cut[-1] = ",".join(cut[-1].partition("@")[0].split(",")[:-1])
+        res = CliRunner().invoke(main, ["replay", ":".join(cut)])
+        assert res.exit_code == 0 and "violates no goal" in res.output, res.output
+    for bad in ("protocol:aio_notify/BUG:tso:requests_served", "protocol:nope:sc:x:1",
+                "protocol:aio_notify/BUG:arm:requests_served:1",
+                "protocol:aio_notify/BUG:sc:requests_served:1,x"):
+        res = CliRunner().invoke(main, ["replay", bad])
+        assert res.exit_code == 2 and "Traceback" not in res.output, (bad, res.output)
