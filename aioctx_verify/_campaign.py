@@ -56,8 +56,7 @@ from aioctx_verify.reports import (
     VerdictValue,
     tool_version,
 )
-from aioctx_verify.stress.controlled import DEFAULT_STRATEGIES
-from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
+from aioctx_verify.vocab import DEFAULT_STRATEGIES, PROPERTY_NAMES, PropertyName
 
 if TYPE_CHECKING:
     from aioctx_verify.stress import Failure

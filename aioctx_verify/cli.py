@@ -46,7 +46,7 @@ from aioctx_verify.stress import (
     write_json,
 )
 from aioctx_verify.stress.bench import run_explore_benchmarks
-from aioctx_verify.stress.controlled import STRATEGY_NAMES
+from aioctx_verify.vocab import STRATEGY_NAMES
 
 __all__ = ["main"]
 

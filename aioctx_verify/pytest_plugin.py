@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from aioctx_verify.stress.controlled import STRATEGY_NAMES
+from aioctx_verify.vocab import STRATEGY_NAMES
 
 if TYPE_CHECKING:
     from aioctx_verify.impl import AioContext, IOThread, Platform, ThreadHandle

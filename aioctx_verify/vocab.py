@@ -1,4 +1,5 @@
-"""The words every layer shares: trace events, thread ids, property names, the root error.
+"""The words every layer shares: trace events, thread ids, property names, strategy names,
+the root error.
 
 Why a module of its own: impl emits trace events, the model emits the same events along a
 path, the properties' monitors consume them, and the reports name the properties they
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from typing import Literal, NewType, Protocol, get_args
 
 __all__ = [
+    "DEFAULT_STRATEGIES",
     "PROPERTY_NAMES",
+    "STRATEGY_NAMES",
     "AioCtxError",
     "PropertyName",
     "ThreadId",
@@ -35,6 +38,15 @@ ThreadId = NewType("ThreadId", int)
 PropertyName = Literal["P1", "P2", "P3", "LIVE"]
 #: Every :data:`PropertyName`, in the order reports list them.
 PROPERTY_NAMES: tuple[PropertyName, ...] = get_args(PropertyName)
+
+#: Every scheduling strategy of the controlled scheduler by name
+#: (``stress.controlled.make_strategy`` builds each): the CLI's ``explore --strategy``, the
+#: pytest plugin's marker, generated programs and the campaign take their names from here,
+#: a leaf module, so that naming them (the plugin, at every pytest start) imports no
+#: scheduler.
+STRATEGY_NAMES: tuple[str, ...] = ("random", "pct", "dfs", "conflict", "pct-auto", "portfolio")
+#: The strategies a search runs when it is given none (every generated program, a campaign).
+DEFAULT_STRATEGIES: tuple[str, ...] = ("random", "pct", "dfs", "conflict")
 
 
 class AioCtxError(Exception):

@@ -46,6 +46,7 @@ import z3
 
 from ._actions import Action, format_path, replay, successors
 from ._graph import cyclic_components, shortest_witness
+from ._search import _cannot_rest
 from ._state import ModelConfig, ModelError, State, initial
 from ._symbolic import Encoding, Selector, SymState
 from ._z3_invariants import Invariant
@@ -344,19 +345,10 @@ def explicit_liveness(config: ModelConfig, max_states: int
     states, succ, acts = _state_graph(config, max_states)
     n = len(states)
     rest = [not succ[j] and is_rest(s, terminal=True) for j, s in enumerate(states)]
-    preds: list[list[int]] = [[] for _ in range(n)]
-    for v, out in enumerate(succ):
-        for target, _ in out:
-            preds[target].append(v)
-    hopeful = rest[:]
-    todo = [j for j in range(n) if rest[j]]
-    while todo:
-        j = todo.pop()
-        for v in preds[j]:
-            if not hopeful[v]:
-                hopeful[v] = True
-                todo.append(v)
-    hopeless = [not h for h in hopeful]
+    hopeless = [False] * n
+    for j in _cannot_rest([[t for t, _ in out] for out in succ],
+                          [j for j in range(n) if rest[j]], n):
+        hopeless[j] = True
     stuck = [not succ[j] and not rest[j] for j in range(n)]
     found = shortest_witness(succ, config.threads, stuck=stuck, keep=hopeless)
     if found is None:

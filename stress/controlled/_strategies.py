@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
+from aioctx_verify.vocab import DEFAULT_STRATEGIES, STRATEGY_NAMES
+
 from ._platform import Decision, _Failure
 
 __all__ = [
@@ -34,11 +36,6 @@ __all__ = [
 ]
 
 
-#: Every strategy name :func:`make_strategy` builds: the CLI's ``explore --strategy``, the
-#: pytest plugin's marker, generated programs and the campaign take their names from here.
-STRATEGY_NAMES: tuple[str, ...] = ("random", "pct", "dfs", "conflict", "pct-auto", "portfolio")
-#: The strategies a search runs when it is given none (every generated program, a campaign).
-DEFAULT_STRATEGIES: tuple[str, ...] = ("random", "pct", "dfs", "conflict")
 
 
 def make_strategy(
