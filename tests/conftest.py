@@ -93,8 +93,31 @@ def _runs_the_profile(item: pytest.Item) -> bool:
     return cls is not None and isinstance(getattr(cls, "settings", None), settings)
 
 
+#: ``file::function`` of the tests marked ``slow`` (tests/slow-tests.txt; see its header).
+SLOW_TESTS_FILE = os.path.join(os.path.dirname(__file__), "slow-tests.txt")
+
+
+def slow_tests() -> frozenset[str]:
+    """The ``file::function`` lines of :data:`SLOW_TESTS_FILE`, comments left out."""
+    with open(SLOW_TESTS_FILE, encoding="utf-8") as f:
+        lines = (line.split("#", 1)[0].strip() for line in f)
+        return frozenset(line for line in lines if line)
+
+
+def _mark_slow(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test listed in :data:`SLOW_TESTS_FILE` (all its parameters), so
+    the quick tox environments can leave them out with ``-m "not slow"``."""
+    slow = slow_tests()
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        key = f"{path.replace(os.sep, '/')}::{name.split('[', 1)[0]}"
+        if key in slow:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scale the stuck-test bound of the tests that run the profile's examples.
+    """Mark the slow tests, and scale the stuck-test bound of the tests that run the
+    profile's examples.
 
     pytest-timeout's bound is no verdict, only the stop for a stuck test; it is sized for
     the ci profile.  The nightly profile runs 100 times the examples, and a test that does
@@ -104,6 +127,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     times (examples / 50).  (pytest's faulthandler dump is one ini value for the whole
     session: the nightly tox env turns it off; pytest-timeout dumps every stack itself.)
     """
+    _mark_slow(items)
     profile = settings.default
     scale = max(1.0, (profile.max_examples if profile else 0) / _BASE_EXAMPLES)
     if scale == 1.0:
