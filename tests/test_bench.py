@@ -36,6 +36,7 @@ EXPECTED_NAMES = [
     "bh_batch_1p", "bh_batch_2p", "bh_batch_4p",
     "bh_pingpong", "wake_latency_p50", "wake_latency_p99",
     "nested_acquire_depth1", "nested_acquire_depth3",
+    "bare_oneshot_1p", "bare_pingpong", "bare_nested_acquire_depth1",
     "handoff_latency_p50", "handoff_latency_p99",
     "stop_world_1", "stop_world_4", "stop_world_16",
     "bh_memory",

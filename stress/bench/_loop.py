@@ -26,6 +26,13 @@ stating against something a reader already knows.  The claims and their peers:
   stay flat; the peer of every ``stop_world_N`` is ``stop_world_1`` measured separately in
   the same repetitions (so ``stop_world_1``'s own ratio shows the run's noise).
 * **Memory** per idle BH vs per asyncio ``Handle`` (``tracemalloc``).
+* **The seam's cost** (``bare_*``): the one-shot, ping-pong and nested-acquire figures again,
+  for a *bare loop* written straight on CPython and the OS, with no :class:`Platform`, no
+  atomic cell objects and no tracing (:class:`_BareLoop`, :class:`_BareRLock`), against the
+  same peers and with the same targets.  The bare loop keeps QEMU's ``notify_me`` protocol
+  (a producer writes the eventfd only while the loop is about to sleep), but not the
+  context lock, FIFO hand-over or contention kick; so each ``bare_*`` figure is the most its
+  ``bh_*`` / ``nested_*`` figure could reach if the seam and those duties cost nothing.
 
 Method: every figure is taken ours and peer back to back (their order alternates between
 repetitions; latency samples alternate one by one), repeated, and the median of the
@@ -48,6 +55,7 @@ import json
 import math
 import os
 import re
+import select
 import selectors
 import statistics
 import sys
@@ -56,7 +64,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
@@ -92,6 +100,9 @@ BENCHMARK_NAMES: tuple[str, ...] = (
     "wake_latency_p99",
     "nested_acquire_depth1",
     "nested_acquire_depth3",
+    "bare_oneshot_1p",
+    "bare_pingpong",
+    "bare_nested_acquire_depth1",
     "handoff_latency_p50",
     "handoff_latency_p99",
     *(f"stop_world_{n}" for n in STOP_WORLD_SIZES),
@@ -221,6 +232,13 @@ def _specs() -> dict[str, _Spec]:
         "wake_latency_p99": _Spec("us", Target("<=", 1.5), wake),
         "nested_acquire_depth1": _Spec("ns/op", Target("<=", 3.0), nested),
         "nested_acquire_depth3": _Spec("ns/op", Target("<=", 3.0), nested),
+        # The bare loop (no seam): what the three rows above could reach; same targets.
+        "bare_oneshot_1p": oneshot,
+        "bare_pingpong": _Spec(
+            "round trips/s", Target(">=", 1.5),
+            "asyncio: call_soon_threadsafe + threading.Event, same round trip",
+        ),
+        "bare_nested_acquire_depth1": _Spec("ns/op", Target("<=", 3.0), nested),
         "handoff_latency_p50": _Spec("us", Target("<=", 1.0, "ms"), handoff),
         "handoff_latency_p99": _Spec("us", Target("<=", 1.0, "ms"), handoff),
         **{f"stop_world_{n}": _Spec("us/IOThread", Target("<=", 2.0), world)
@@ -743,6 +761,155 @@ def _handoff(rig: _Rig, samples: int, ours_first: bool) -> list[tuple[float, flo
 
 
 # ---------------------------------------------------------------------------------------
+# The bare loop: the same paths without the seam
+# ---------------------------------------------------------------------------------------
+class _BareLoop:
+    """A one-shot-BH loop written straight on CPython and the OS: a deque of callbacks, an
+    eventfd (a pipe where there is none) and QEMU's ``notify_me`` handshake, no seam.
+
+    Under the GIL every statement here is sequentially consistent, so the handshake is the
+    store-buffering pattern made safe: the loop sets ``notify_me`` and then looks at the
+    queue, a producer appends and then looks at ``notify_me``; at least one of them sees
+    the other's write, so an item is never left behind with the loop asleep.  The poll's
+    timeout only bounds a stop that goes wrong; no figure depends on it.
+    """
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[Callable[[Any], object], Any]] = deque()
+        self.notify_me = False
+        self.stopping = False
+        self.errors: list[BaseException] = []
+        if hasattr(os, "eventfd"):
+            self._rfd = self._wfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:  # pragma: no cover - macOS
+            self._rfd, self._wfd = os.pipe()
+            os.set_blocking(self._rfd, False)
+        self.thread = threading.Thread(target=self._run, name="bench-bare", daemon=True)
+
+    def schedule(self, fn: Callable[[Any], object], arg: Any) -> None:
+        """A one-shot BH: queue the call, and wake the loop only if it may sleep."""
+        self.items.append((fn, arg))
+        if self.notify_me:
+            os.write(self._wfd, b"\x01\0\0\0\0\0\0\0")
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._rfd, select.POLLIN)
+        items, popleft = self.items, self.items.popleft
+        try:
+            while not self.stopping:
+                self.notify_me = True
+                if not items and poller.poll(int(WAIT * 1000)):
+                    with suppress(BlockingIOError):
+                        os.read(self._rfd, 8)
+                self.notify_me = False
+                while items:
+                    fn, arg = popleft()
+                    fn(arg)
+        except BaseException as e:
+            self.errors.append(e)
+
+    def __enter__(self) -> _BareLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stopping = True
+            os.write(self._wfd, b"\x01\0\0\0\0\0\0\0")
+            self.thread.join(WAIT)
+            if self.thread.is_alive():
+                raise BenchError(f"the bare loop did not stop within {WAIT} s")
+            if self.errors:
+                raise BenchError(f"a callback failed in the bare loop: {self.errors[0]!r}")
+        finally:
+            os.close(self._rfd)
+            if self._wfd != self._rfd:
+                os.close(self._wfd)
+
+
+class _BareRLock:
+    """A reentrant lock in plain Python: an owner check for nesting, a ``threading.Lock``
+    for the outermost acquire.  No FIFO queue, no contention callback, no seam."""
+
+    __slots__ = ("_depth", "_lock", "_owner")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return
+        self._lock.acquire()
+        self._owner = me
+        self._depth = 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self._owner = None
+            self._lock.release()
+
+
+def _bare_oneshot(rig: _Rig, items: int, ours_first: bool) -> tuple[float, float]:
+    """``bh_oneshot_1p`` with the bare loop as ours."""
+    loop = rig.aio.loop
+
+    def ours() -> float:
+        sink = _Sink(items)
+
+        def produce() -> None:
+            schedule = bare.schedule
+            for _ in repeat(None, items):
+                schedule(_deliver_one, sink)
+
+        with _BareLoop() as bare:
+            return _deliver([produce], sink, "bare_oneshot_1p (bare loop)")
+
+    def peer() -> float:
+        sink = _Sink(items)
+
+        def produce() -> None:
+            call = loop.call_soon_threadsafe
+            for _ in repeat(None, items):
+                call(_deliver_one, sink)
+
+        return _deliver([produce], sink, "bare_oneshot_1p (asyncio)")
+
+    return _pair(ours, peer, ours_first)
+
+
+def _bare_pingpong(rig: _Rig, rounds: int, ours_first: bool) -> tuple[float, float]:
+    """``bh_pingpong`` with the bare loop as ours.  Both sides run unpinned (the bare
+    loop's thread is started for the figure), so compare it with its own peer only."""
+    loop = rig.aio.loop
+
+    def round_trips(kick: Callable[[], object], ev: threading.Event, what: str) -> float:
+        t0 = time.perf_counter_ns()
+        for _ in repeat(None, rounds):
+            ev.clear()
+            kick()
+            if not ev.wait(WAIT):
+                raise BenchError(f"bare_pingpong ({what}): no reply within {WAIT} s")
+        return rounds / ((time.perf_counter_ns() - t0) / 1e9)
+
+    def ours() -> float:
+        ev = threading.Event()
+        with _BareLoop() as bare:
+            return round_trips(partial(bare.schedule, _set_event, ev), ev, "bare loop")
+
+    def peer() -> float:
+        ev = threading.Event()
+        return round_trips(partial(loop.call_soon_threadsafe, _set_event, ev), ev, "asyncio")
+
+    return _pair(ours, peer, ours_first)
+
+
+# ---------------------------------------------------------------------------------------
 # Nested acquire, stop-the-world, memory
 # ---------------------------------------------------------------------------------------
 def _nest1(lock: AbstractContextManager[object], n: int) -> int:
@@ -772,6 +939,12 @@ def _nested(depth: int, ops: int, ours_first: bool) -> tuple[float, float]:
         )
     finally:
         ctx.unref()
+
+
+def _bare_nested(ops: int, ours_first: bool) -> tuple[float, float]:
+    """``nested_acquire_depth1`` with :class:`_BareRLock` as ours."""
+    bare, rlock = _BareRLock(), threading.RLock()
+    return _pair(lambda: _nest1(bare, ops) / ops, lambda: _nest1(rlock, ops) / ops, ours_first)
 
 
 def _stop_world(rig: _Rig, samples: int) -> dict[int, tuple[float, float]]:
@@ -897,6 +1070,9 @@ def run_benchmarks(
                 raw[f"nested_acquire_depth{depth}"].append(
                     _nested(depth, sizes.nested_ops, first)
                 )
+            raw["bare_oneshot_1p"].append(_bare_oneshot(rig, sizes.items, first))
+            raw["bare_pingpong"].append(_bare_pingpong(rig, sizes.round_trips, first))
+            raw["bare_nested_acquire_depth1"].append(_bare_nested(sizes.nested_ops, first))
             raw["bh_memory"].append(_memory(sizes.memory_objects, first))
             rig.check()
     specs = _specs()
