@@ -221,17 +221,21 @@ def prove_one(spec: ConfigSpec, depth: int, max_k: int, live_depth: int = LIVE_D
 def _on_impl(flag: str, path: Any) -> tuple[str, str]:
     """A model counterexample of mutant ``flag`` guided through impl with the catalogue
     mutant applied (the same property must fail) and without it (nothing may fail):
-    (verdict, the replay line or why not)."""
+    (verdict, the replay line, or why not and the model's replay line)."""
     from aioctx_verify.stress.explore import FromModelError, replay_model_path
 
     try:
         r = replay_model_path(flag, path)
     except FromModelError as e:
-        return "not mirrored", str(e)
-    if r.verdict == "reproduced":
-        left = "" if r.complete else f" (after {r.matched} of {r.path_length} steps guided)"
-        return r.verdict, f"{r.expected} on impl{left}, correct impl clean | {r.replay}"
-    return r.verdict, r.reason
+        why = str(e)
+        verdict = "not mirrored"
+    else:
+        if r.verdict == "reproduced":
+            left = "" if r.complete else f" (after {r.matched} of {r.path_length} steps guided)"
+            return r.verdict, f"{r.expected} on impl{left}, correct impl clean | {r.replay}"
+        why, verdict = r.reason, r.verdict
+    # impl cannot replay it (no counterpart, or the path leaves impl): the model's own line
+    return verdict, f"{why} | aioctx-verify replay 'model:bug={flag}'"
 
 
 def barrier_rows(budget: str, jobs: int = 1,

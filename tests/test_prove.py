@@ -223,6 +223,24 @@ def test_prove_checks_qemus_aio_notify_protocols_and_replays_on_impl(tmp_path: P
     assert again.exit_code == 1 and "property: P1" in again.output, again.output
 
 
+@pytest.mark.parametrize(("flag", "verdict"), [
+    ("dispatching-flag-shared", "not mirrored"),  # a GSource: impl has no counterpart
+    ("bh-nonatomic-test-and-set", "not reproduced"),  # the model's path leaves impl
+])
+def test_a_counterexample_impl_cannot_replay_prints_the_models_replay_line(
+    flag: str, verdict: str
+) -> None:
+    from aioctx_verify._prove_cmd import _on_impl
+
+    got, text = _on_impl(flag, None)
+    assert got == verdict, text
+    why, line = text.rsplit(" | ", 1)
+    assert why and line == f"aioctx-verify replay 'model:bug={flag}'"
+    again = CliRunner().invoke(main, ["replay", line.split("'")[1]])
+    assert again.exit_code == 1, again.output
+    assert "property: " in again.output and "via model" in again.output, again.output
+
+
 def test_a_protocol_off_spins_verdict_fails_the_command() -> None:
     from aioctx_verify._prove_cmd import protocols_as_expected
 
