@@ -218,7 +218,7 @@ def _csv(choices: tuple[str, ...]) -> Any:
     type=click.IntRange(min=0),
     default=2,
     show_default=True,
-    help="DFS preemption bound.",
+    help="DFS and DPOR preemption bound.",
 )
 @click.option(
     "--json",

@@ -44,7 +44,9 @@ PROPERTY_NAMES: tuple[PropertyName, ...] = get_args(PropertyName)
 #: pytest plugin's marker, generated programs and the campaign take their names from here,
 #: a leaf module, so that naming them (the plugin, at every pytest start) imports no
 #: scheduler.
-STRATEGY_NAMES: tuple[str, ...] = ("random", "pct", "dfs", "conflict", "pct-auto", "portfolio")
+STRATEGY_NAMES: tuple[str, ...] = (
+    "random", "pct", "dfs", "conflict", "pct-auto", "portfolio", "dpor",
+)
 #: The strategies a search runs when it is given none (every generated program, a campaign).
 DEFAULT_STRATEGIES: tuple[str, ...] = ("random", "pct", "dfs", "conflict")
 

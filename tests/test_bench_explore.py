@@ -41,6 +41,10 @@ EXPECTED = [
     "ttff_lost_update",
     "ttff_abba_deadlock",
     "ttff_notify_order",
+    *(f"dpor_{n}" for n in ("atomic_increment", "notify_no_fence_sc", "notify_fenced_tso",
+                            "notify_fenced_pso", "mp_no_wmb_tso", "mp_wmb_pso",
+                            "iothread_acquire", "bh_cross_thread", "bh_cross_thread_tso",
+                            "timer_virtual_time")),
 ]
 FRONTRUN_ROWS = {"explore_schedules_per_s", "ttff_lost_update", "ttff_abba_deadlock",
                  "ttff_notify_order"}  # fmt: skip
@@ -220,6 +224,16 @@ def test_counting_platform_counts_a_plain_run() -> None:
     ops = bx._real_ops(bx.corpus_by_name()[bx.THROUGHPUT_PROGRAM], 1)
     assert ops > 10
     assert live_iothreads() == []
+
+
+def test_dpor_rows_count_schedules_to_exhaust(bench: ExploreBench) -> None:
+    rows = {r.name: r for r in bench.results if r.name.startswith("dpor_")}
+    assert rows and all(r.unit == "schedules" and str(r.target) == "<= 0.2"
+                        for r in rows.values())
+    for r in rows.values():  # DPOR never needs more runs than every schedule of the bound
+        assert r.ours.is_integer() and r.peer.is_integer() and 0 < r.ours <= r.peer, r
+    assert any(n.startswith("  atomic_increment: ") for n in bench.notes)
+    assert "dpor" in bx.STRATEGY_TTFF
 
 
 def test_sizes() -> None:

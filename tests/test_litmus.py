@@ -8,8 +8,9 @@ own reads) are written once in a tiny instruction language, then both
 * run by :func:`allowed`, a brute-force operational model in this module that enumerates
   every interleaving of an abstract machine, sharing no code with the platform.
 
-Exhaustive strategies (DFS with and without state pruning) must produce *exactly* the
-outcomes the reference allows; sampling strategies (random, PCT) a subset of them.
+Exhaustive strategies (DFS with and without state pruning, DPOR unbounded and at the test's
+bound) must produce *exactly* the outcomes the reference allows; sampling strategies
+(random, PCT) a subset of them.
 
 The reference machines:
 
@@ -60,7 +61,12 @@ from typing import Any, TypeVar
 import pytest
 
 from aioctx_verify.impl import Fence, Ordering
-from aioctx_verify.stress.controlled import ControlledPlatform, DFSStrategy, RandomStrategy
+from aioctx_verify.stress.controlled import (
+    ControlledPlatform,
+    DFSStrategy,
+    DPORStrategy,
+    RandomStrategy,
+)
 from aioctx_verify.stress.explore import Budget, ExploreResult, Program, explore
 
 MODELS = ("sc", "tso", "pso")
@@ -559,6 +565,19 @@ def test_exhaustive_dfs_produces_exactly_the_allowed_outcomes(name: str, model: 
         got, res = produced(test, model, DFSStrategy(test.bound, prune=prune), Budget(100_000, 60))
         assert res.exhausted, f"{name}/{model} prune={prune}: {res.summary()}"
         assert got == want, f"{name}/{model} DFS prune={prune}: {_diff(test, want, got)}"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_exhaustive_dpor_produces_exactly_the_allowed_outcomes(name: str, model: str) -> None:
+    test = CASES[name]
+    want = allowed(test, model)
+    for bound in (None, test.bound):
+        strat = DPORStrategy(bound)
+        got, res = produced(test, model, strat, Budget(100_000, 10**6))
+        assert res.exhausted and strat.exhausted, f"{name}/{model} bound={bound}: {res.summary()}"
+        assert got == want, f"{name}/{model} DPOR bound={bound}: {_diff(test, want, got)}"
+        assert strat.classes + strat.blocked == res.schedules + res.pruned
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -36,7 +36,16 @@ time to the first failure against frontrun's on the same small buggy programs.
   above and ``request_wakeup``, a three-thread lost wake-up two preemptions deep written for
   this table, not taken from the corpus), the median over ``seeds`` searches, each bounded
   by ``strategy_schedules`` runs (work, not time: a search that ends without the bug counts
-  as not found).  DFS is deterministic and searched once.
+  as not found).  DFS and DPOR (at bound 2) are deterministic and searched once.
+
+* ``dpor_<program>``: schedules (runs, sleep-set-blocked ones included) that
+  :class:`~stress.controlled.DPORStrategy` at preemption bound 2 needs to exhaust each safe
+  corpus program of :data:`DPOR_PROGRAMS`, against a DFS at the same bound without state
+  pruning (every schedule within the bound); target: at most a fifth.  The notes add DFS
+  with pruning and unbounded DPOR (where it exhausts within :data:`DPOR_UNBOUNDED_CAP`
+  schedules), for information.  Counts, not times: computed once per process, the same every
+  repetition.  ``stop_the_world`` is left out: neither search exhausts it at bound 2
+  within the cap.
 
 The rows are opt-in (``--explore``) so that ``aioctx-verify bench`` keeps its 17 rows.
 
@@ -98,7 +107,7 @@ from aioctx_verify.impl._platform import (
     Tracer,
 )
 
-from ..controlled import ControlledPlatform, RandomStrategy
+from ..controlled import ControlledPlatform, DFSStrategy, DPORStrategy, RandomStrategy
 from ..explore import Budget, Program, corpus_by_name, explore, run_schedule
 from ._loop import BenchError, BenchResult, Target
 
@@ -126,7 +135,22 @@ TTFF_PROGRAMS: tuple[str, ...] = ("lost_update", "abba_deadlock", "notify_order"
 #: Every buggy program of the per-strategy table, in order.
 STRATEGY_PROGRAMS: tuple[str, ...] = (*TTFF_PROGRAMS, "request_wakeup")
 #: The strategies of the per-strategy table (``pct`` at its default depth 3).
-STRATEGY_TTFF: tuple[str, ...] = ("random", "pct", "pct-auto", "portfolio", "dfs", "conflict")
+STRATEGY_TTFF: tuple[str, ...] = (
+    "random", "pct", "pct-auto", "portfolio", "dfs", "conflict", "dpor",
+)
+#: Deterministic strategies: one search each in the per-strategy table.
+_DETERMINISTIC = ("dfs", "dpor")
+#: The safe corpus programs whose exhaustion at bound 2 DPOR and DFS are compared on.
+DPOR_PROGRAMS: tuple[str, ...] = (
+    "atomic_increment", "notify_no_fence_sc", "notify_fenced_tso", "notify_fenced_pso",
+    "mp_no_wmb_tso", "mp_wmb_pso", "iothread_acquire", "bh_cross_thread",
+    "bh_cross_thread_tso", "timer_virtual_time",
+)
+#: Preemption bound of the DPOR rows, and the cap on each of their searches.
+DPOR_BOUND = 2
+DPOR_CAP = 20_000
+#: Cap of the unbounded DPOR search of the notes (the impl programs do not exhaust).
+DPOR_UNBOUNDED_CAP = 300
 #: frontrun's strategies tried on each program; the faster one is the peer.
 FRONTRUN_STRATEGIES: tuple[str, ...] = ("dpor", "random")
 
@@ -135,6 +159,7 @@ EXPLORE_BENCHMARK_NAMES: tuple[str, ...] = (
     "explore_schedules_per_s",
     "explore_overhead",
     *(f"ttff_{name}" for name in TTFF_PROGRAMS),
+    *(f"dpor_{name}" for name in DPOR_PROGRAMS),
 )
 
 #: The line of the frontrun child's stdout that carries its figures.
@@ -829,7 +854,7 @@ def _strategy_table(
     for name, prog in progs.items():
         cells = []
         for strat in STRATEGY_TTFF:
-            seeds = range(1 if strat == "dfs" else sizes.seeds)
+            seeds = range(1 if strat in _DETERMINISTIC else sizes.seeds)
             runs = [_ours_ttff(prog, strat, sd, cap, False) for sd in seeds]
             hit = sum(math.isfinite(r.seconds) for r in runs)
             sched = _median([float(r.schedules) if math.isfinite(r.seconds) else math.inf
@@ -841,6 +866,65 @@ def _strategy_table(
             cells.append(f"{cell:>{width}}")
         lines.append(f"  {name:<16}" + "".join(cells))
     return lines
+
+
+@dataclass(frozen=True)
+class _Exhaust:
+    """Schedules each search needed to exhaust one program (None: not within the cap)."""
+
+    dpor: int | None
+    dfs: int | None
+    dfs_pruned: int | None
+    dpor_unbounded: int | None
+    classes: int  # unbounded DPOR's classes (complete runs not sleep-set blocked)
+
+
+def _exhaust_count(program: Program, strategy: Any, cap: int = DPOR_CAP) -> int | None:
+    r = explore(program, strategy=strategy, budget=Budget(cap, 1e9), do_shrink=False)
+    if r.verdict != "pass":
+        why = r.reason or (r.failure.message if r.failure is not None else "")
+        raise BenchError(f"{program.name}: {strategy.name} ended {r.verdict}: {why}")
+    return r.schedules + r.pruned if r.exhausted else None
+
+
+@functools.cache
+def _exhaust(name: str) -> _Exhaust:
+    """The DPOR rows' counts for corpus program ``name`` (deterministic: once a process)."""
+    prog = corpus_by_name()[name]
+    free = DPORStrategy()
+    unbounded = _exhaust_count(prog, free, DPOR_UNBOUNDED_CAP)
+    return _Exhaust(
+        _exhaust_count(prog, DPORStrategy(DPOR_BOUND)),
+        _exhaust_count(prog, DFSStrategy(DPOR_BOUND, prune=False)),
+        _exhaust_count(prog, DFSStrategy(DPOR_BOUND)),
+        unbounded,
+        free.classes,
+    )
+
+
+def _dpor_rows(say: Callable[[str], None]) -> tuple[list[BenchResult], list[str]]:
+    say(f"explore: DPOR vs DFS, exhausting {len(DPOR_PROGRAMS)} safe programs at bound "
+        f"{DPOR_BOUND}")
+    rows: list[BenchResult] = []
+    notes = [f"explore: schedules to exhaust at preemption bound {DPOR_BOUND} (cap "
+             f"{DPOR_CAP}): dpor / dfs unpruned (the row) / dfs pruned / dpor unbounded, cap "
+             f"{DPOR_UNBOUNDED_CAP} (its classes)"]
+    for name in DPOR_PROGRAMS:
+        e = _exhaust(name)
+        ours = math.nan if e.dpor is None else float(e.dpor)
+        peer = math.nan if e.dfs is None else float(e.dfs)
+        rows.append(BenchResult(
+            f"dpor_{name}", ours, peer, "schedules", Target("<=", 0.2),
+            f"DFS at bound {DPOR_BOUND} without state pruning (every schedule within the "
+            "bound), schedules to exhaust; ours: DPOR at the same bound",
+        ))
+
+        def show(v: int | None) -> str:
+            return "not exhausted" if v is None else str(v)
+
+        notes.append(f"  {name}: {show(e.dpor)} / {show(e.dfs)} / {show(e.dfs_pruned)} / "
+                     f"{show(e.dpor_unbounded)} ({e.classes})")
+    return rows, notes
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -1081,6 +1165,9 @@ def run_explore_benchmarks(
         "consistent): notify_no_fence_tso, notify_no_fence_pso, mp_no_wmb_pso"
     )
     notes.extend(_strategy_table(sizes, say))
+    dpor_rows, dpor_notes = _dpor_rows(say)
+    results.extend(dpor_rows)
+    notes.extend(dpor_notes)
     if not compared:
         notes.append(f"explore: frontrun rows have no peer: {fr_error}")
     elif not sched_ok:

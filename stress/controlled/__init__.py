@@ -5,11 +5,13 @@ race detector for plain fields (the seam's rule: a shared word accessed without 
 atomic cell).
 """
 
+from ._dpor import DPORStrategy
 from ._platform import (
     Abort,
     Choice,
     ControlledPlatform,
     Decision,
+    Event,
     RunOutcome,
     Step,
     Strategy,
@@ -67,8 +69,10 @@ __all__ = [
     "Conflicts",
     "FieldAccess",
     "DFSStrategy",
+    "DPORStrategy",
     "DataStrategy",
     "Decision",
+    "Event",
     "InvalidScheduleError",
     "PCTStrategy",
     "PostponeStrategy",

@@ -68,6 +68,13 @@ How a run works:
   cell's chain, so the fingerprint also fixes which write each load read from; under
   ``c11`` the write a load read is an event on its cell's chain, and SC fences are events
   on one chain of their own (their order decides the global view).
+* Events (for dynamic partial-order reduction, :mod:`._dpor`): a strategy with a true
+  ``needs_events`` gets, for every step of a run, an :class:`Event`: the *process* that
+  moved (a thread ``("t", i)``; a store buffer ``("b", i)`` under ``tso``, one per cell
+  ``("b", i, cell)`` under ``pso``; virtual time ``("clock",)``), the processes that could
+  have moved instead, and the objects the step read and wrote (memory cells, locks,
+  conditions, notifiers, pollers, and pseudo-objects for store buffers, thread lifecycles,
+  object creation and virtual time).  Other strategies pay one ``is None`` test per hook.
 * Ids are small integers in creation order and nothing depends on thread idents, hash seeds
   or dict order, so a schedule (the list of choices) reproduces a run exactly.
 """
@@ -110,6 +117,7 @@ __all__ = [
     "Choice",
     "ControlledPlatform",
     "Decision",
+    "Event",
     "RunOutcome",
     "Step",
     "Strategy",
@@ -182,6 +190,11 @@ class Decision:
     #: thread index -> (operation, object id) it performs when chosen (only
     #: conflict-directed search reads it)
     pending_fn: Callable[[int], tuple[str, int]] | None = None
+    #: Only for a strategy with ``needs_events`` (DPOR): the events of the run so far (the
+    #: platform's live list: read it during :meth:`Strategy.choose` only) and the process
+    #: of each option (:attr:`Event.proc`).
+    events: Sequence[Event] | None = None
+    procs: tuple[tuple[Any, ...], ...] | None = None
 
     @property
     def fingerprint(self) -> int:
@@ -218,6 +231,43 @@ class Step:
     def where(self) -> str:
         """``file:line (function)`` of the code that called the platform."""
         return _format_where(self.code, self.line)
+
+
+class Event:
+    """One step of a run as dynamic partial-order reduction sees it (recorded only for a
+    strategy with ``needs_events``).
+
+    ``proc`` is the process that moved: ``("t", i)`` thread ``i`` (its pending operation,
+    then its local code up to its next operation), ``("b", i)`` a flush of thread ``i``'s
+    store buffer (tso), ``("b", i, cell)`` a flush of its buffer for one cell (pso),
+    ``("clock",)`` virtual time jumping while every thread is blocked.  ``enabled`` is
+    every process that could have moved at this point (the options; empty for the clock).
+    ``acc`` maps each object the step touched to True when it wrote it (a read otherwise);
+    ``glob`` marks a step that depends on every other (time jumps, a yield); ``epoch`` is a
+    pso flush's store-store barrier epoch (flushes of one thread in different epochs are
+    ordered)."""
+
+    __slots__ = ("acc", "enabled", "epoch", "glob", "proc")
+
+    def __init__(
+        self, proc: tuple[Any, ...], enabled: tuple[tuple[Any, ...], ...], glob: bool = False
+    ) -> None:
+        self.proc = proc
+        self.enabled = enabled
+        self.acc: dict[Any, bool] = {}
+        self.glob = glob
+        self.epoch: int | None = None
+
+    def read(self, key: Any) -> None:
+        if key not in self.acc:
+            self.acc[key] = False
+
+    def write(self, key: Any) -> None:
+        self.acc[key] = True
+
+    def __repr__(self) -> str:
+        acc = ",".join(f"{'W' if w else 'R'}{k}" for k, w in self.acc.items())
+        return f"<event {self.proc} {'glob ' if self.glob else ''}{acc}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +518,15 @@ class ControlledPlatform:
         self._sc_view: dict[int, int] = {}  # c11: the view every SC fence joins and extends
         # Per-object access chains feed the DFS state fingerprint; other strategies skip them.
         self._track_chains = bool(getattr(strategy, "needs_fingerprint", False))
+        # Events for partial-order reduction (Event); None unless the strategy needs them.
+        self._ev: list[Event] | None = None
+        self._cur: Event | None = None  # the event being executed (accesses go there)
+        self._ev_started: set[int] = set()
+        if getattr(strategy, "needs_events", False):
+            self._ev = []
+            begin = getattr(strategy, "events_begin", None)
+            if begin is not None:
+                begin(self.memory.value)  # may refuse the memory model (ValueError)
         self._trace_hash = 0
         #: Objects whose representation invariants the state oracle checks whenever every
         #: thread is blocked (:meth:`watch_state`).
@@ -522,6 +581,17 @@ class ControlledPlatform:
         race = self._race
         if race is not None:
             race.begin(self)
+        inner_tracer = self.tracer
+        if self._ev is not None and inner_tracer is not None:
+            # The monitors see trace events in execution order: steps that emit one are
+            # ordered like writes of one shared object, so DPOR keeps every order of them.
+            def tracer(ev: Any, inner: Tracer = inner_tracer) -> None:
+                cur = self._cur
+                if cur is not None:
+                    cur.write(("mon",))
+                inner(ev)
+
+            self.tracer = tracer
         try:
             main = self._new_thread(lambda: program(self), "main")
             main.state = _State.RUNNABLE
@@ -540,7 +610,15 @@ class ControlledPlatform:
         finally:
             if race is not None:
                 race.end()
+            if self._ev is not None:
+                self.tracer = inner_tracer
         f = self._failure
+        if self._ev is not None:
+            end = getattr(self._strategy, "events_end", None)
+            if end is not None:
+                # No process can move after a run that ended by itself or got stuck.
+                final = f is None or f.kind in ("deadlock", "lost_wakeup")
+                end(self._ev, final)
         verdict, kind, message = ("pass", "", "") if f is None else (f.verdict, f.kind, f.message)
         prop = "LIVE" if kind in ("deadlock", "lost_wakeup") else ""
         return RunOutcome(
@@ -661,6 +739,8 @@ class ControlledPlatform:
 
     def _thread_done(self, t: _CThread) -> None:
         self._drain(t)
+        if self._cur is not None:
+            self._cur.write(("thr", t.idx))  # joiners read it
         if self._race is not None:
             self._race.unbind()
         t.state = _State.DONE
@@ -678,6 +758,7 @@ class ControlledPlatform:
         if self._race is not None:
             self._race.stop()
         self._aborting = True
+        self._cur = None  # what threads do while unwinding is no step of the run
 
     # ------------------------------------------------------------------------------------
     # Scheduling
@@ -802,6 +883,10 @@ class ControlledPlatform:
                     if t.state is _State.BLOCKED and t.deadline is not None
                 ]
                 if timed:
+                    if self._ev is not None:
+                        self._cur = Event(("clock",), (), glob=True)
+                        self._ev.append(self._cur)
+                        self._cur.write(("time",))
                     self._now = max(self._now, min(timed))
                     continue
                 self._deadlock()
@@ -817,6 +902,8 @@ class ControlledPlatform:
                     default = 0
                     costs = [0] * nrun + [1] * (len(options) - nrun)
                 pick = self._decide(me, options, default, tuple(costs), yielded)
+            if self._ev is not None:
+                self._ev_pick(options, pick, len(options) == 1)
             choice = options[pick]
             if choice.kind == "flush":
                 self._flush(self._threads[choice.thread], choice.slot)
@@ -853,9 +940,11 @@ class ControlledPlatform:
         self._abort_all()
 
     def _block(
-        self, me: _CThread, waiting: str, ready: Callable[[], bool], deadline: int | None
+        self, me: _CThread, waiting: str, ready: Callable[[], bool], deadline: int | None,
+        on: tuple[Any, ...] = (),
     ) -> bool:
-        """Park until ``ready()`` (True) or virtual ``deadline`` passes (False)."""
+        """Park until ``ready()`` (True) or virtual ``deadline`` passes (False).  ``on``: the
+        objects ``ready`` reads (a resumption writes them, for DPOR's events)."""
         while not ready():
             if deadline is not None and self._now >= deadline:
                 return False
@@ -876,6 +965,12 @@ class ControlledPlatform:
             # Chosen while blocked: resuming is an event of its own (the lock is taken, the
             # wait returns), so schedules that differ only here have different traces.
             self._record(me, "resume", -5000 - me.idx, waiting)
+            cur = self._cur
+            if cur is not None:
+                for key in on:
+                    cur.write(key)
+                if deadline is not None:
+                    cur.read(("time",))
             if self.memory is Memory.C11:
                 self._sc_fence(me)  # what woke it (an unlock, a set, an exit) is seen
         return True
@@ -890,11 +985,17 @@ class ControlledPlatform:
             self._sc_fence(t)
             return
         race = self._race
+        cur = self._cur
+        if cur is not None and self.memory is not Memory.SC:
+            cur.write(("bufall", t.idx))  # it disables every pending flush of t
         for cell, v, _ in t.buffer:
             cell.value = v
             if race is not None:
                 race.flushed(t.idx, cell.oid)
             self._touch(t, "flush", cell.oid)
+            if cur is not None:
+                cur.write(cell.oid)
+                cur.write(("buf", t.idx, cell.oid))
         t.buffer.clear()
 
     def _sc_fence(self, t: _CThread) -> None:
@@ -965,6 +1066,8 @@ class ControlledPlatform:
             fingerprint_fn=self._fingerprint,
             yielding=yielding,
             pending_fn=self._pending_of,
+            events=self._ev,
+            procs=None if self._ev is None else tuple(self._proc_key(o) for o in options),
         )
         try:
             pick = self._strategy.choose(d)
@@ -1003,15 +1106,77 @@ class ControlledPlatform:
         if self._race is not None:
             self._race.flushed(t.idx, cell.oid)
         self._touch(t, "flush", cell.oid)
+        cur = self._cur
+        if cur is not None:
+            cur.read(("bufall", t.idx))
+            cur.write(("buf", t.idx, cell.oid))
+            cur.write(cell.oid)
+            if self.memory is Memory.PSO:
+                cur.epoch = barriers
 
     def _obj(self) -> int:
+        if self._cur is not None:
+            self._cur.write(("objs",))  # ids in creation order: creations are ordered
         self._objs += 1
         return self._objs
+
+    # ------------------------------------------------------------------------------------
+    # Events for partial-order reduction (only with a strategy that ``needs_events``)
+    # ------------------------------------------------------------------------------------
+    def _proc_key(self, c: Choice) -> tuple[Any, ...]:
+        """The process an option moves (see :class:`Event`)."""
+        if c.kind == "run":
+            return ("t", c.thread)
+        if self.memory is Memory.PSO:
+            return ("b", c.thread, self._slot_cell(self._threads[c.thread], c.slot))
+        return ("b", c.thread)
+
+    @staticmethod
+    def _slot_cell(t: _CThread, slot: int) -> int:
+        seen: list[int] = []
+        for cell, _, _ in t.buffer:
+            if cell.oid not in seen:
+                seen.append(cell.oid)
+                if len(seen) == slot + 1:
+                    return cell.oid
+        raise RuntimeError(f"thread {t.idx} has no buffered cell in slot {slot}")
+
+    def _ev_pick(self, options: list[Choice], pick: int, forced: bool) -> None:
+        """A step starts: record its event (a forced step may be refused by the strategy:
+        DPOR's sleep set, and then the run ends as pruned)."""
+        assert self._ev is not None
+        procs = tuple(self._proc_key(o) for o in options)
+        proc = procs[pick]
+        if forced:
+            allow = getattr(self._strategy, "forced", None)
+            try:
+                ok = allow is None or allow(self._ev, proc)
+            except _Failure as f:
+                self._fail(f.verdict, f.kind, f.message)
+                self._abort_all()
+                raise Abort from None
+            if not ok:
+                self._fail("pruned", "pruned", "sleep set: an equivalent run was explored")
+                self._abort_all()
+                raise Abort
+        ev = Event(proc, procs)
+        c = options[pick]
+        if c.kind == "run":
+            t = self._threads[c.thread]
+            if t.pending[0] == "yield":
+                ev.glob = True  # enabled again by whatever ran since it yielded
+            if c.thread not in self._ev_started:
+                self._ev_started.add(c.thread)
+                ev.read(("thr", c.thread))  # after the spawn that made it
+        self._ev.append(ev)
+        self._cur = ev
 
     # ------------------------------------------------------------------------------------
     # Platform API
     # ------------------------------------------------------------------------------------
     def new_id(self) -> int:
+        if self._cur is not None:
+            self._cur.write(("ids",))
         self._ids += 1
         return self._ids
 
@@ -1022,6 +1187,9 @@ class ControlledPlatform:
         # concurrent spawns like any other pair of dependent operations.
         self._point(me, "spawn", -999, f"thread {len(self._threads)} ({name})")
         idx = len(self._threads)
+        if self._cur is not None:
+            self._cur.write(("spawn",))  # the thread table: spawns are ordered
+            self._cur.write(("thr", idx))
         self._drain(me)
         if self._race is not None:
             self._race.spawn(me.idx, idx)
@@ -1089,6 +1257,8 @@ class ControlledPlatform:
         elif kind is Fence.MB:
             self._drain(me)
         elif kind is Fence.WMB and self.memory is Memory.PSO:
+            if self._cur is not None:
+                self._cur.write(("bufall", me.idx))  # whether it takes effect: buffer empty?
             me.store_barrier()
 
     def notifier(self) -> RawNotifier:
@@ -1102,6 +1272,8 @@ class ControlledPlatform:
 
     def fd_is_open(self, fd: int) -> bool:
         if fd >= FAKE_FD_BASE:
+            if self._cur is not None:
+                self._cur.read(("objs",))
             return fd in self._fds and not self._fds[fd].closed
         try:
             os.fstat(fd)
@@ -1112,11 +1284,15 @@ class ControlledPlatform:
     def monotonic_ns(self) -> int:
         me = self._me()
         self._point(me, "clock", 0, "clock")
+        if self._cur is not None:
+            self._cur.read(("time",))
         return self._now
 
     def wall_ns(self) -> int:
         me = self._me()
         self._point(me, "clock", 0, "clock")
+        if self._cur is not None:
+            self._cur.read(("time",))
         return EPOCH_NS + self._now
 
 
@@ -1131,9 +1307,13 @@ class _CHandle:
         me = p._me()
         p._point(me, "join", -1000 - self._t.idx, f"thread {self._t.idx}")
         p._drain(me)
+        key = ("thr", self._t.idx)
+        if p._cur is not None:
+            p._cur.read(key)
         deadline = None if timeout is None else p._now + int(timeout * 1e9)
         done = p._block(
-            me, f"join thread {self._t.idx}", lambda: self._t.state is _State.DONE, deadline
+            me, f"join thread {self._t.idx}", lambda: self._t.state is _State.DONE, deadline,
+            (key,),
         )
         if done and p._race is not None:
             p._race.joined(me.idx, self._t.idx)
@@ -1176,6 +1356,12 @@ class _CCell(Generic[T]):
         p._point(me, "load", self.oid, self._label())
         if p.memory is Memory.C11:
             return p._read_from(me, self, order)
+        cur = p._cur
+        if cur is not None:
+            if p.memory is not Memory.SC:
+                cur.read(("buf", me.idx, self.oid))  # forwarded or not: own flushes decide
+            if not any(cell is self for cell, _, _ in me.buffer):
+                cur.read(self.oid)
         if me.buffer:
             for cell, v, _ in reversed(me.buffer):
                 if cell is self:
@@ -1194,13 +1380,20 @@ class _CCell(Generic[T]):
         if mem is Memory.C11:
             p._write(me, self, value, order)
             return
+        cur = p._cur
         if mem is Memory.SC:
+            if cur is not None:
+                cur.write(self.oid)
             self.value = value
             return
         if mem is Memory.PSO and order in (Ordering.RELEASE, Ordering.ACQ_REL):
             # Release = store-store barrier, then the store: it cannot become visible before
             # the stores issued before it, but it does not wait for them (no drain).
+            if cur is not None:
+                cur.write(("bufall", me.idx))
             me.store_barrier()
+        if cur is not None:
+            cur.write(("buf", me.idx, self.oid))  # its flush comes after it
         me.buffer.append((self, value, me.barriers))
         if order is Ordering.SEQ_CST:
             p._drain(me)
@@ -1218,6 +1411,8 @@ class _CCell(Generic[T]):
             _join(me.view if order in _ACQUIRING else me.acq_pend, self.hist[-1][1])
             return self.value
         p._drain(me)
+        if p._cur is not None:
+            p._cur.write(self.oid)  # a failed compare-exchange too (conservative)
         old = self.value
         if p._race is not None:  # a failed compare-exchange writes nothing
             p._race.rmw(me.idx, self.oid, order, not cas or old == expected)
@@ -1270,6 +1465,8 @@ class _CMutex:
 
     def _take(self, me: _CThread, blocking: bool = True, timeout: float = -1) -> bool:
         p = self._p
+        if p._cur is not None:
+            p._cur.write(self.oid)  # taken, or found held (every lock step is ordered)
         if self.owner is None:
             self.owner = me
             if p._race is not None:
@@ -1288,6 +1485,7 @@ class _CMutex:
             f"lock {self._label()} (held by thread {self.owner.idx})",
             lambda: self.owner is None,
             deadline,
+            (self.oid,),
         )
         if ok:
             self.owner = me
@@ -1306,8 +1504,13 @@ class _CMutex:
         if p._race is not None:
             p._race.mutex_released(me.idx, self.oid)
         self.owner = None
+        cur = p._cur
+        if cur is not None:
+            cur.write(self.oid)
         hook = p.on_unlock
         if hook is not None and not p._aborting:
+            if cur is not None:
+                cur.write(("mon",))  # the state oracle checks what the mutex guards
             hook(self)
 
     def __enter__(self) -> bool:
@@ -1343,12 +1546,20 @@ class _CCond:
             p._race.mutex_released(me.idx, m.oid)
         m.owner = None
         p._touch(me, "unlock", m.oid)
+        cur = p._cur
+        if cur is not None:
+            cur.write(self.oid)
+            cur.write(m.oid)
         hook = p.on_unlock
         if hook is not None and not p._aborting:
+            if cur is not None:
+                cur.write(("mon",))
             hook(m)
         deadline = None if timeout is None else p._now + max(0, int(timeout * 1e9))
         try:
-            ok = p._block(me, f"wait {self._label()}", lambda: slot[0], deadline)
+            ok = p._block(
+                me, f"wait {self._label()}", lambda: slot[0], deadline, (self.oid,)
+            )
             if slot[0] and p._race is not None:
                 p._race.woken(me.idx, slot)
         finally:
@@ -1366,6 +1577,8 @@ class _CCond:
                 f"thread {me.idx} notified {self._label()} without holding its mutex"
             )
         p._point(me, "notify", self.oid, self._label())
+        if p._cur is not None:
+            p._cur.write(self.oid)
         if p._race is not None:
             p._race.signalled(me.idx, self._waiters[:n])
         for slot in self._waiters[:n]:
@@ -1396,6 +1609,8 @@ class _CNotifier:
         me = p._me()
         p._point(me, "notifier_set", self.oid, f"notifier#{self.oid}")
         p._drain(me)
+        if p._cur is not None:
+            p._cur.write(self.oid)
         if p._race is not None:
             p._race.notifier_set(me.idx, self.oid)
         self.value = True
@@ -1405,6 +1620,8 @@ class _CNotifier:
         me = p._me()
         p._point(me, "notifier_clear", self.oid, f"notifier#{self.oid}")
         p._drain(me)
+        if p._cur is not None:
+            p._cur.write(self.oid)
         v = self.value
         if v and p._race is not None:
             p._race.notifier_read(me.idx, self.oid, clear=True)
@@ -1412,6 +1629,10 @@ class _CNotifier:
         return v
 
     def close(self) -> None:
+        cur = self._p._cur
+        if cur is not None:
+            cur.write(self.oid)
+            cur.write(("objs",))
         self.closed = True
         self._p._fds.pop(self.read_fd, None)
 
@@ -1423,10 +1644,19 @@ class _CPoller:
         self._fds: dict[int, int] = {}
 
     def register(self, fd: int, events: int) -> None:
+        if self._p._cur is not None:
+            self._p._cur.write(self.oid)
         self._fds[fd] = events
 
     def unregister(self, fd: int) -> None:
+        if self._p._cur is not None:
+            self._p._cur.write(self.oid)
         self._fds.pop(fd, None)
+
+    def _keys(self) -> tuple[Any, ...]:
+        """What a poll reads: this poller's registrations and every registered notifier."""
+        fds = self._p._fds
+        return (self.oid, ("objs",), *(fds[fd].oid for fd in self._fds if fd in fds))
 
     def _ready(self) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
@@ -1452,12 +1682,17 @@ class _CPoller:
         me = p._me()
         p._point(me, "poll", self.oid, f"poll#{self.oid}({'block' if timeout_ns else 'nonblock'})")
         p._drain(me)
+        cur = p._cur
+        if cur is not None:
+            for key in self._keys():
+                cur.read(key)
         ready = self._peek(me)
         if ready or timeout_ns == 0:
             return ready
         deadline = None if timeout_ns < 0 else p._now + timeout_ns
         what = "poll (no timeout)" if deadline is None else f"poll (until t={deadline} ns)"
-        p._block(me, what, lambda: bool(self._ready()), deadline)
+        p._block(me, what, lambda: bool(self._ready()), deadline,
+                 self._keys() if cur is not None else ())
         return self._peek(me)
 
     def _peek(self, me: _CThread) -> list[tuple[int, int]]:

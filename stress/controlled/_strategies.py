@@ -44,7 +44,8 @@ def make_strategy(
 ) -> Any:
     """The strategy named ``strategy`` (one of :data:`STRATEGY_NAMES`), or ``strategy``
     itself when it is already a strategy object.  ``bound`` is DFS's preemption bound (and
-    the portfolio's DFS member's), ``depth`` PCT's; ``pct-auto`` draws its depth per run.
+    the portfolio's DFS member's, and DPOR's: :class:`~._dpor.DPORStrategy` itself is
+    unbounded by default), ``depth`` PCT's; ``pct-auto`` draws its depth per run.
 
     Raises:
         ValueError: an unknown name (``known`` lists the names the caller accepts).
@@ -59,6 +60,10 @@ def make_strategy(
         return PCTStrategy(seed, depth=None, points="shared")
     if strategy == "dfs":
         return DFSStrategy(bound)
+    if strategy == "dpor":
+        from ._dpor import DPORStrategy
+
+        return DPORStrategy(bound)
     if strategy == "conflict":
         return ConflictStrategy(seed)
     if strategy == "portfolio":

@@ -1,0 +1,407 @@
+"""Dynamic partial-order reduction: source sets with sleep sets, for ``sc``, ``tso`` and ``pso``.
+
+:class:`DPORStrategy` explores one run per Mazurkiewicz class of complete runs: two runs are
+equivalent when they consist of the same events and order every pair of *dependent* events
+alike (Mazurkiewicz traces; Godefroid, "Partial-order methods for the verification of
+concurrent systems", LNCS 1032, 1996).  The algorithm is source-DPOR with sleep sets (Abdulla,
+Aronis, Jonsson and Sagonas, "Optimal dynamic partial order reduction", POPL 2014,
+Algorithm 1); wakeup trees (their optimal variant) are not used, so a few runs may end
+*sleep-set blocked* (pruned: an equivalent run was already explored), but no two complete
+runs it explores are equivalent.
+
+Processes and events (recorded by the platform, :class:`~._platform.Event`):
+
+* each program thread is a process; a step is its pending operation plus its local code up
+  to its next operation;
+* under ``tso`` each thread's store buffer is a process of its own whose events are flushes
+  of the oldest store; under ``pso`` each (thread, cell) buffer is one; a flush writes its
+  cell in memory;
+* virtual time jumping (only when every thread is blocked) is a ``clock`` event that
+  depends on everything.
+
+Two events of different processes are *dependent* when they access one object and at least
+one writes it (two reads of one cell are independent, so reads-from is part of the
+equivalence), when either is a ``glob`` event (a time jump, a yield), or when they are
+``pso`` flushes of one thread in different store-store epochs.  The platform makes every
+enabling or disabling relation a conflict on some object (pseudo-objects included):
+
+==================================  ===================================================
+step                                accesses
+==================================  ===================================================
+load of cell ``c`` by ``t``         reads ``c`` unless forwarded from ``t``'s buffer;
+                                    reads ``buf(t, c)`` (tso/pso: a flush decides
+                                    whether it is forwarded)
+store (sc)                          writes ``c``
+store (tso/pso)                     writes ``buf(t, c)`` (its flush comes after it); a
+                                    pso release store writes ``bufall(t)``
+drain (seq_cst store, RMW, fence,   writes ``bufall(t)`` (it disables every pending
+lock, notifier, poll, join, exit)   flush of ``t``), every drained cell and its ``buf``
+flush of ``t``'s store to ``c``     reads ``bufall(t)``, writes ``buf(t, c)`` and ``c``
+RMW                                 writes ``c`` (a failed compare-exchange too)
+lock / unlock / wait / resume       write the mutex (taken, found held, released);
+                                    wait and notify write the condition
+notifier set / clear / close        write the notifier
+poll, and its resumption            read (resumption: write) the poller and every
+                                    registered notifier
+spawn / exit / join                 spawn writes the thread table and ``thr(k)``, the
+                                    child's first step reads ``thr(k)``, exit writes it,
+                                    join reads it
+clock read / timed resumption       reads ``time``; a time jump is a ``glob`` event
+object creation, ``new_id``         write ``objs`` / ``ids`` (numbered in order)
+trace event, state oracle           write ``mon`` (the monitors see execution order)
+==================================  ===================================================
+
+Exploration.  Every run replays a path of the exploration tree (one node per step, the
+decisions the platform asks and the forced steps alike) and then continues with the
+non-preempting option that is not asleep.  After each run, races are looked for among the
+new steps: ``e`` races with a later ``e'`` of another process when they are dependent and no
+chain of happens-before goes from ``e`` to ``e'`` through other steps.  For each race, with
+``v`` the steps after ``e`` that do not happen after it followed by ``e'``, some initial of
+``v`` (a process whose first step in ``v`` has no predecessor in ``v``) must be in the
+backtrack set, or the sleep set, of the node before ``e``; if none is, one is added.  A race
+whose reversal cannot be executed (an initial of ``v`` is not enabled before ``e``: ``e``
+made ``e'`` possible, as an unlock its waiter's resumption) needs nothing.  The source-DPOR
+paper assumes events are never disabled; here a blocked thread's resumption is disabled
+until woken, and a drain removes pending flushes, so one more rule covers them (the classic
+rule of Flanagan and Godefroid, "Dynamic partial-order reduction for model checking
+software", POPL 2005): when a step disables another process's pending step, that process is
+added to the backtrack set of the node before it (it could have gone first).  Sleep sets:
+a node's sleep set holds the processes whose branches were explored at an ancestor (or
+earlier at the node) and that nothing since has depended on; they are not scheduled.
+
+Preemption bound.  ``bound=None`` (the default) is unbounded.  With a bound, naive DPOR is
+unsound (a reversal may need a preemption the bound forbids where it is asked for, while a
+schedule within the bound puts the switch elsewhere; Coons, Musuvathi and McKinley,
+"Bounded partial-order reduction", OOPSLA 2013).  Following them, every process added to a
+backtrack set is also added at the node where the current thread's run of steps began
+(where switching costs no new preemption; every enabled process when it is not enabled
+there), and sleep sets are switched off (a branch they skip was explored elsewhere under a
+different preemption count).  What an exhausted bounded search guarantees, and what the
+tests check against a DFS without pruning: it reaches every outcome and every failure kind
+that :class:`~._strategies.DFSStrategy` at the same bound reaches.  ``classes`` then counts
+complete runs, not classes.
+
+``c11`` is refused: a load's choice of which write it reads is a decision of its own (token
+``R<thread>.<write>``) that this event model does not make reversible; use ``dfs`` there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._platform import Decision, Event, _Failure
+
+__all__ = ["DPORStrategy"]
+
+Proc = tuple[Any, ...]
+
+_CLOCK: Proc = ("clock",)
+
+
+@dataclass(eq=False, slots=True)
+class _Node:
+    """One step of the current path: the state before it and the branches taken there."""
+
+    enabled: tuple[Proc, ...]
+    chosen: Proc
+    preemptions: int = 0
+    costs: dict[Proc, int] = field(default_factory=dict)
+    sleep: dict[Proc, Event] = field(default_factory=dict)  # asleep at entry
+    done: dict[Proc, Event] = field(default_factory=dict)  # branches fully explored
+    backtrack: set[Proc] = field(default_factory=set)
+    event: Event | None = None  # the chosen branch's step in the current run
+
+
+def dependent(a: Event, b: Event) -> bool:
+    """Whether two steps of different processes do not commute (see the module)."""
+    if a.glob or b.glob:
+        return True
+    if a.epoch is not None and b.epoch is not None and a.epoch != b.epoch \
+            and a.proc[1] == b.proc[1]:
+        return True
+    small, big = (a.acc, b.acc) if len(a.acc) <= len(b.acc) else (b.acc, a.acc)
+    for key, w in small.items():
+        other = big.get(key)
+        if other is not None and (w or other):
+            return True
+    return False
+
+
+def happens_before(evs: Sequence[Event]) -> tuple[list[int], list[list[int]]]:
+    """(hb, preds): ``hb[j]`` the set (bitmask) of steps that happen before step ``j``, and
+    ``preds[j]`` its immediate predecessors (its process's previous step, the last write of
+    each object it accesses, and when it writes, the reads of it since; every process's
+    last step for a ``glob`` step; the last ``glob`` step)."""
+    n = len(evs)
+    hb = [0] * n
+    preds: list[list[int]] = [[] for _ in range(n)]
+    last_of: dict[Proc, int] = {}
+    last_w: dict[Any, int] = {}
+    reads: dict[Any, list[int]] = {}
+    flushes: dict[int, list[int]] = {}  # pso: thread -> its flush steps
+    last_glob = -1
+    for j, e in enumerate(evs):
+        ps: set[int] = set()
+        mine = last_of.get(e.proc)
+        if mine is not None:
+            ps.add(mine)
+        if last_glob >= 0:
+            ps.add(last_glob)
+        if e.glob:
+            ps.update(last_of.values())
+        for key, w in e.acc.items():
+            lw = last_w.get(key)
+            if lw is not None:
+                ps.add(lw)
+            if w:
+                ps.update(reads.get(key, ()))
+        if e.epoch is not None:
+            for k in flushes.get(e.proc[1], ()):
+                if evs[k].epoch != e.epoch:
+                    ps.add(k)
+            flushes.setdefault(e.proc[1], []).append(j)
+        h = 0
+        for d in ps:
+            h |= hb[d] | (1 << d)
+        hb[j] = h
+        preds[j] = sorted(ps)
+        last_of[e.proc] = j
+        if e.glob:
+            last_glob = j
+        for key, w in e.acc.items():
+            if w:
+                last_w[key] = j
+                reads[key] = []
+            else:
+                reads.setdefault(key, []).append(j)
+    return hb, preds
+
+
+class DPORStrategy:
+    """Source-DPOR with sleep sets (Abdulla et al., POPL 2014); see the module docstring.
+
+    Same protocol as :class:`~._strategies.DFSStrategy`: ``next_run()`` (False once the
+    reduced space is exhausted, and then :attr:`exhausted` is True), ``choose(d)``.
+
+    Attributes:
+        bound: preemption bound (None: unbounded).
+        classes: complete runs explored that were not sleep-set blocked (unbounded: one per
+            Mazurkiewicz class of complete runs).
+        blocked: runs ended because every process they could run was asleep (pruned).
+        exhausted: the whole reduced space was explored.
+    """
+
+    name = "dpor"
+    needs_events = True
+
+    def __init__(self, bound: int | None = None) -> None:
+        if bound is not None and bound < 0:
+            raise ValueError(f"DPOR preemption bound must be >= 0 or None, got {bound}")
+        self.bound = bound
+        self.classes = 0
+        self.blocked = 0
+        self.runs = 0
+        self.exhausted = False
+        self._nodes: list[_Node] = []
+        self._started = False
+        self._branch = 0  # first node whose step is new in this run
+        self._blocked_run = False
+        self._synced = 0  # events whose nodes exist in this run
+
+    # -- platform hooks ------------------------------------------------------------------
+    def events_begin(self, memory: str) -> None:
+        if memory not in ("sc", "tso", "pso"):
+            raise ValueError(
+                f"strategy 'dpor' is sound for memory sc, tso and pso only, not {memory!r}: "
+                "under c11 a load chooses which write it reads (decision R<thread>.<write>), "
+                "a choice this partial-order reduction does not model; use strategy 'dfs' "
+                "for c11"
+            )
+
+    def next_run(self) -> bool:
+        if not self._started:
+            self._started = True
+            self._reset_run(0)
+            return True
+        nodes = self._nodes
+        while nodes:
+            k = len(nodes) - 1
+            node = nodes[k]
+            if node.event is not None:
+                node.done[node.chosen] = node.event
+            for p in node.enabled:
+                if p in node.backtrack and p not in node.done and p not in node.sleep \
+                        and self._affordable(node, p):
+                    node.chosen = p
+                    node.event = None
+                    self._reset_run(k)
+                    return True
+            nodes.pop()
+        self.exhausted = True
+        return False
+
+    def choose(self, d: Decision) -> int:
+        if d.events is None or d.procs is None:
+            raise RuntimeError("DPORStrategy needs a platform that records events")
+        self._sync(d.events)
+        k = len(d.events)
+        costs = dict(zip(d.procs, d.costs, strict=True))
+        node = self._node(k, d.procs, d.procs[d.default], d.preemptions, costs)
+        if node is None:
+            self._blocked_run = True
+            return -1
+        return d.procs.index(node.chosen)
+
+    def forced(self, events: Sequence[Event], proc: Proc) -> bool:
+        """The platform takes the only option ``proc``: False when it is asleep."""
+        self._sync(events)
+        node = self._node(len(events), (proc,), proc, -1, {proc: 0})
+        if node is None:
+            self._blocked_run = True
+            return False
+        return True
+
+    def events_end(self, events: Sequence[Event], final: bool) -> None:
+        self._sync(events)
+        del self._nodes[len(events):]
+        for node, ev in zip(self._nodes, events, strict=True):
+            node.event = ev
+        self.runs += 1
+        if self._blocked_run:
+            self.blocked += 1
+        else:
+            self.classes += 1
+        self._analyse(events, final)
+
+    # -- the path ------------------------------------------------------------------------
+    def _reset_run(self, branch: int) -> None:
+        self._branch = branch
+        self._blocked_run = False
+        self._synced = 0
+
+    def _affordable(self, node: _Node, p: Proc) -> bool:
+        if self.bound is None or node.preemptions < 0:
+            return True
+        return node.preemptions + node.costs.get(p, 0) <= self.bound
+
+    def _sync(self, events: Sequence[Event]) -> None:
+        """Nodes for the steps the platform took without asking (time jumps)."""
+        while self._synced < len(events):
+            k = self._synced
+            ev = events[k]
+            if k >= len(self._nodes):
+                if ev.proc != _CLOCK:
+                    raise RuntimeError(f"DPOR: step {k} ({ev.proc}) has no node")
+                self._new_node(k, (), _CLOCK, -1, {})
+            self._nodes[k].event = ev
+            self._synced += 1
+
+    def _node(
+        self, k: int, enabled: tuple[Proc, ...], default: Proc, pre: int, costs: dict[Proc, int]
+    ) -> _Node | None:
+        """Node ``k`` (replayed, or new with its first branch); None: all asleep."""
+        if k < len(self._nodes):
+            node = self._nodes[k]
+            if node.enabled != enabled:
+                raise _Failure(
+                    "inconclusive", "nondeterminism",
+                    f"step {k}: replayed prefix could run {list(enabled)}, the first visit "
+                    f"{list(node.enabled)}: the program is not deterministic",
+                )
+            return node
+        return self._new_node(k, enabled, default, pre, costs)
+
+    def _new_node(
+        self, k: int, enabled: tuple[Proc, ...], default: Proc, pre: int, costs: dict[Proc, int]
+    ) -> _Node | None:
+        sleep: dict[Proc, Event] = {}
+        if self.bound is None and k:
+            parent = self._nodes[k - 1]
+            ev = parent.event
+            assert ev is not None
+            for src in (parent.sleep, parent.done):
+                for q, qe in src.items():
+                    if q != parent.chosen and q not in sleep and not dependent(qe, ev):
+                        sleep[q] = qe
+        node = _Node(enabled, default, pre, costs, sleep)  # pre -1: forced, nothing to bound
+        awake = [p for p in enabled if p not in sleep and self._affordable(node, p)]
+        if enabled and not awake:
+            return None
+        if awake and default not in awake:
+            node.chosen = awake[0]
+        node.backtrack.add(node.chosen)
+        self._nodes.append(node)
+        return node
+
+    # -- races ---------------------------------------------------------------------------
+    def _analyse(self, evs: Sequence[Event], final: bool) -> None:
+        n = len(evs)
+        if n == 0:
+            return
+        hb, preds = happens_before(evs)
+        nodes = self._nodes
+        for j in range(self._branch, n):
+            e = evs[j]
+            ps = preds[j]
+            reach = 0
+            for dd in ps:
+                reach |= hb[dd]
+            for i in ps:
+                if evs[i].proc == e.proc or (reach >> i) & 1:
+                    continue
+                self._race(evs, hb, i, j)
+        # a step that disables another process's pending step: that one could go first
+        for j in range(self._branch, n):
+            after = nodes[j + 1].enabled if j + 1 < n else (() if final else None)
+            if after is None:
+                continue
+            me = evs[j].proc
+            for q in nodes[j].enabled:
+                if q != me and q not in after:
+                    self._want(j, (q,))
+
+    def _race(self, evs: Sequence[Event], hb: list[int], i: int, j: int) -> None:
+        vmask = 1 << j
+        v: list[int] = []
+        for k in range(i + 1, j):
+            if not (hb[k] >> i) & 1:
+                v.append(k)
+                vmask |= 1 << k
+        v.append(j)
+        initials: list[Proc] = []
+        seen: set[Proc] = set()
+        for k in v:
+            p = evs[k].proc
+            if p in seen:
+                continue
+            seen.add(p)
+            if not hb[k] & vmask:
+                initials.append(p)
+        enabled = self._nodes[i].enabled
+        if any(p not in enabled for p in initials):
+            return  # the reversal cannot run: e made e' possible
+        self._want(i, tuple(initials))
+
+    def _want(self, i: int, initials: tuple[Proc, ...]) -> None:
+        """Node ``i`` must explore one of ``initials`` (unless one is there or asleep)."""
+        node = self._nodes[i]
+        if not any(p in node.backtrack or p in node.sleep for p in initials):
+            node.backtrack.add(min(initials, key=lambda p: (node.costs.get(p, 0),
+                                                            node.enabled.index(p))))
+        if self.bound is None:
+            return
+        # Bounded (Coons et al.): also where the current run of steps began.
+        c = i
+        while c > 0 and self._nodes[c - 1].chosen == self._nodes[c].chosen:
+            c -= 1
+        if c == i:
+            return
+        start = self._nodes[c]
+        ok = [p for p in initials if p in start.enabled]
+        if ok:
+            if not any(p in start.backtrack for p in ok):
+                start.backtrack.add(ok[0])
+        else:
+            start.backtrack.update(start.enabled)
