@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from aioctx_verify._engine import Engine, LocalEngine, Shard, ShardResult, run_shards
 from aioctx_verify.reports import (
     BarrierRow,
     Benchmark,
@@ -150,6 +151,9 @@ class CampaignPlan:
     seed: int
     strategies: tuple[str, ...] = STRATEGIES
     jobs: int = 1
+    #: Cut the sharded steps at their work (schedules, cells), the seconds being only a
+    #: safety cap: the same seed gives the same report on any engine and number of workers.
+    by_work: bool = False
 
     def model_configs(self) -> list[ModelSize]:
         """The model sizes this budget searches (bigger budgets add bigger sizes)."""
@@ -171,6 +175,7 @@ def plan_campaign(
     properties: tuple[str, ...] | None = None,
     strategies: tuple[str, ...] | None = None,
     jobs: int | None = None,
+    by_work: bool = False,
 ) -> CampaignPlan:
     """The steps, sizes and seconds of a campaign.
 
@@ -183,7 +188,10 @@ def plan_campaign(
         strategies: which of random / pct / dfs / conflict the controlled explorer runs
             (the first three are also corpus steps of their own; conflict-directed search
             runs in the generated and races steps).
-        jobs: worker processes for the kill matrix (default: the CPU count, at most 4).
+        jobs: the parallelism a budget in seconds is sized for (default: the CPU count,
+            at most 4): the kill matrix's work per cell, the barrier audit's processes.
+        by_work: cut the sharded steps (random, pct, dfs; the kill matrix always is) at
+            their work rather than their share of the seconds.
 
     Raises:
         ValueError: an unknown budget, checker, property or strategy, or a bad number.
@@ -231,7 +239,8 @@ def plan_campaign(
             "pick a strategy among the chosen checkers"
         )
     props = tuple(_prop_of(p) for p in properties) if properties else PROPERTIES
-    return CampaignPlan(label, seconds, schedules, steps, props, seed, tuple(strats), njobs)
+    return CampaignPlan(label, seconds, schedules, steps, props, seed, tuple(strats), njobs,
+                        by_work)
 
 
 @dataclass
@@ -250,6 +259,8 @@ class _Acc:
     benchmarks: list[Benchmark] = field(default_factory=list)
     proofs: list[ProofRow] = field(default_factory=list)
     barriers: list[BarrierRow] = field(default_factory=list)
+    #: Shards retried, cut off at their deadline or lost (:meth:`EngineRun.notes`).
+    shard_notes: list[str] = field(default_factory=list)
 
     def verdict(self, plan: CampaignPlan, checker: str, failed: dict[PropertyName, str],
                 runs: int, seconds: float, *, inconclusive: str = "", note: str = "") -> None:
@@ -485,38 +496,77 @@ def _step_prove(
                 inconclusive=unsure)
 
 
+#: With ``by_work``, a corpus exploration's seconds are only a safety cap: this many times
+#: its share, and at least :data:`_WORK_MIN_CAP` seconds.
+_WORK_CAP_FACTOR = 10.0
+_WORK_MIN_CAP = 60.0
+
+
+def explore_shard(name: str, strategy: str, schedules: int, seconds: float,
+                  seed: int) -> Any:
+    """One shard of a corpus step: corpus program ``name`` under ``strategy`` (a pure
+    function of its arguments, but for a wall-time cut-off)."""
+    from aioctx_verify.stress import Budget, corpus_by_name, explore
+
+    r = explore(corpus_by_name()[name], strategy=strategy, budget=Budget(schedules, seconds),
+                seed=seed)
+    r._hashes.clear()  # the trace hashes stay here: the count is in distinct_traces
+    return r
+
+
 def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
-                  progress: Progress, stop: Stop) -> None:
-    from aioctx_verify.stress import CORPUS, Budget, explore
+                  progress: Progress, stop: Stop, engine: Engine | None = None) -> None:
+    """The safe corpus under ``strategy``: one shard per program, merged in corpus order."""
+    from aioctx_verify.stress import CORPUS
 
     safe = [p for p in CORPUS if p.expected == "safe"]
     per = seconds / max(1, len(safe))
+    cap = max(_WORK_MIN_CAP, per * _WORK_CAP_FACTOR) if plan.by_work else per
+    shards = [
+        Shard(strategy, i, explore_shard, (prog.name, strategy, plan.schedules, cap,
+                                           plan.seed + i),
+              deadline=2 * cap + 60.0, label=prog.name)
+        for i, prog in enumerate(safe)
+    ]
+    t0 = time.perf_counter()
+
+    def heard(r: ShardResult, done: int, total: int) -> None:
+        progress(f"{strategy}: {r.label} [{done}/{total} shards]", done / total)
+
+    run = run_shards(engine or LocalEngine(), strategy, shards, should_stop=stop,
+                     on_result=heard)
+    acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     runs = 0
-    t0 = time.perf_counter()
     inconclusive = ""
-    for i, prog in enumerate(safe):
-        if stop():
-            inconclusive = f"stopped after {i} of {len(safe)} programs"
-            break
-        r = explore(prog, strategy=strategy, budget=Budget(plan.schedules, per),
-                    seed=plan.seed + i)
+    for sr in run.ordered():
+        prog = safe[sr.index]
+        if sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            inconclusive = f"{prog.name}: shard {sr.status}: {sr.error.splitlines()[-1:]}"
+            continue
+        r = sr.value
         runs += r.schedules
         acc.schedules += r.schedules
         acc.traces += r.distinct_traces
         acc.steps += r.steps
         acc.explore_seconds += r.seconds
         acc.max_preemptions = max(acc.max_preemptions, r.max_preemptions)
-        progress(f"{strategy}: {prog.name}", (i + 1) / len(safe))
         if r.verdict == "inconclusive":
             inconclusive = f"{prog.name}: {r.reason}"
         if r.failure is not None:
             prop = _prop_of(r.failure.prop)
             failed.setdefault(prop, f"{prog.name}: {r.failure.kind}: {r.failure.message}")
             acc.counterexamples.append(counterexample_of(
-                r.failure, property=prop, checker=strategy, seed=plan.seed + i,
+                r.failure, property=prop, checker=strategy, seed=plan.seed + sr.index,
             ))
+    if not run.complete:
+        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
+        inconclusive = f"stopped after {ran} of {len(safe)} programs"
     acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
+    if run.interrupted:  # Ctrl-C: what finished is recorded; the campaign stops here
+        raise KeyboardInterrupt
 
 
 def _tier(plan: CampaignPlan) -> str:
@@ -744,7 +794,8 @@ _SMOKE_MUTANTS_WORK = (200, 1, 300)
 
 
 def _step_mutants(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
     try:
         from aioctx_verify.stress.mutation import (
@@ -772,7 +823,8 @@ def _step_mutants(
     elif plan.label in ("pr", "nightly"):
         budget = plan.label
     km = kill_matrix(
-        budget, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line, should_stop=stop
+        budget, seed=plan.seed, checkers=names, jobs=plan.jobs, progress=line, should_stop=stop,
+        engine=engine or LocalEngine(),
     )
     data = km.to_json()
     mutants = []
@@ -794,6 +846,10 @@ def _step_mutants(
             counterexample_steps=m["counterexample_steps"], cells=cells,
         ))
     acc.kill_matrix = KillMatrix(mutants=tuple(mutants), false_alarms=int(data["false_alarms"]))
+    if km.shards is not None:
+        acc.shard_notes.extend(km.shards.notes())
+    if km.interrupted:  # Ctrl-C: what finished is recorded; the campaign stops here
+        raise KeyboardInterrupt
 
 
 # -- the campaign ------------------------------------------------------------------------------
@@ -810,8 +866,12 @@ def run_campaign(
     *,
     progress: Callable[[str, str, float], None] | None = None,
     should_stop: Stop | None = None,
+    engine: Engine | None = None,
 ) -> CampaignResult:
     """Run ``plan`` and return its result.
+
+    ``engine`` runs the sharded steps (default: :class:`LocalEngine`, in this process);
+    the result does not depend on which engine ran them, real-thread timing aside.
 
     ``progress(step, what, fraction_of_step)`` is called as work finishes.  The campaign
     ends early, with ``complete=False``, when ``should_stop()`` turns true (checked between
@@ -839,7 +899,7 @@ def run_campaign(
             elif step == "prove":
                 _step_prove(plan, acc, share, p, stop)
             elif step in ("random", "pct", "dfs"):
-                _step_explore(plan, acc, step, share, p, stop)
+                _step_explore(plan, acc, step, share, p, stop, engine)
             elif step == "generated":
                 _step_generated(plan, acc, share, p, stop)
             elif step == "races":
@@ -849,7 +909,7 @@ def run_campaign(
             elif step == "stress":
                 _step_stress(plan, acc, share, p, stop)
             elif step == "mutants":
-                _step_mutants(plan, acc, share, p, stop)
+                _step_mutants(plan, acc, share, p, stop, engine)
         except KeyboardInterrupt:
             complete = False
             break
@@ -883,6 +943,7 @@ def run_campaign(
         stacks=tuple(acc.stacks),
         proofs=tuple(acc.proofs),
         barriers=tuple(acc.barriers),
+        shard_notes=tuple(acc.shard_notes),
     )
 
 

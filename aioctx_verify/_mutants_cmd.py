@@ -10,6 +10,10 @@ a fast machine and on a loaded one; the seconds are only a safety cap.  A cell w
 runs out before its work is done is *inconclusive* (``inc`` in the table, ``"verdict":
 "inconclusive"`` in the JSON): neither a kill nor a survival, and not a failure.
 
+Cells run as shards (:mod:`aioctx_verify._engine`): in this process by default, on a local
+Dask cluster with ``--workers N`` (or ``--jobs N``, N > 1), on an existing one with
+``--scheduler``; the matrix is the same whichever ran it.
+
 Exit status: 0 when no chosen mutant survived (each was killed by some checker, or is
 *undecided*: not killed, and some cell's cap ran out before its work was done) and the
 unmutated impl raised no false alarm; 1 otherwise; 2 for a usage error (an unknown budget,
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import click
 
+from aioctx_verify._engine_cli import engine_options, open_engine
 from aioctx_verify._paths import unwritable
 
 __all__ = ["mutants_cmd"]
@@ -92,8 +97,10 @@ def _list_catalogue() -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes.",
+    help="The parallelism a budget in seconds is sized for; more than 1 also runs the "
+    "cells on that many local Dask workers (--workers N).",
 )
+@engine_options
 @click.option(
     "--json",
     "json_path",
@@ -107,6 +114,8 @@ def mutants_cmd(
     checkers: str | None,
     mutant_names: str | None,
     jobs: int,
+    workers: int | None,
+    scheduler: str | None,
     json_path: Path | None,
     list_only: bool,
 ) -> None:
@@ -148,10 +157,14 @@ def mutants_cmd(
         if problem is not None:
             raise click.BadParameter(problem, param_hint="--json")
     t0 = time.perf_counter()
-    click.echo(
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    engine = open_engine(workers, scheduler, jobs=jobs, say=say)
+    say(
         f"mutants: budget {budget} ({resolved.cell_work} work units a cell, cap "
-        f"{resolved.cell_seconds:g} s), seed {seed}, {jobs} job(s)",
-        err=True,
+        f"{resolved.cell_seconds:g} s), seed {seed}, cells on {engine.describe()}"
     )
     try:
         km = kill_matrix(
@@ -160,11 +173,17 @@ def mutants_cmd(
             chosen_checkers,
             mutants=chosen_mutants,
             jobs=jobs,
-            progress=lambda line: click.echo(f"mutants: {line}", err=True),
+            progress=lambda line: say(f"mutants: {line}"),
+            engine=engine,
         )
     except ValueError as e:  # names and budget were checked above; keep it one line anyway
         raise click.UsageError(str(e)) from None
+    finally:
+        engine.close()
     click.echo(km.format_table())
+    if km.shards is not None:
+        for note in km.shards.notes():
+            say(f"mutants: {note}")
     for err in km.errors():
         click.echo(f"checker error: {err}", err=True)
     if json_path is not None:

@@ -14,7 +14,12 @@ Exit status:
 
 Ctrl-C once: the campaign stops after the unit of work under way (one program, workload,
 model size or mutant cell) and writes its reports.  Ctrl-C twice: stops at once (the
-reports are still written, from what finished).
+reports are still written, from what finished; shards outstanding on Dask are cancelled).
+
+Engines (:mod:`aioctx_verify._engine`): by default every shard runs in this process;
+``--workers N`` starts a local Dask cluster of N worker processes (its dashboard address is
+printed), ``--scheduler tcp://HOST:PORT`` or ``--scheduler FILE`` uses an existing one.
+Both need the dask extra (``pip install 'aioctx-verify[dask]'``); without it they exit 2.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from aioctx_verify._campaign import (
     plan_campaign,
     run_campaign,
 )
+from aioctx_verify._engine_cli import engine_options, open_engine, shard_progress
 from aioctx_verify.reports import (
     CampaignResult,
     HistoryError,
@@ -264,7 +270,16 @@ def _exit_status(result: CampaignResult) -> int:
 @click.option(
     "--jobs",
     type=click.IntRange(min=1, max=64),
-    help="Worker processes for the mutant kill matrix (default: CPUs, at most 4).",
+    help="The parallelism a budget in seconds is sized for (default: CPUs, at most 4); "
+    "more than 1 also runs the shards on that many local Dask workers (--workers N).",
+)
+@engine_options
+@click.option(
+    "--by-work",
+    is_flag=True,
+    help="Cut the sharded steps (random, pct, dfs) at their work (schedules) rather than "
+    "their share of the seconds, which become a safety cap: the same seed gives the same "
+    "report with any --workers (the kill matrix is always cut at its work).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def run_cmd(
@@ -277,6 +292,9 @@ def run_cmd(
     history: Path | None,
     no_history: bool,
     jobs: int | None,
+    workers: int | None,
+    scheduler: str | None,
+    by_work: bool,
     quiet: bool,
 ) -> int:
     """Run a verification campaign and write report.html, report.json and junit.xml."""
@@ -290,6 +308,7 @@ def run_cmd(
             properties=properties,
             strategies=strategies,
             jobs=jobs,
+            by_work=by_work,
         )
     except ValueError as e:
         raise click.UsageError(str(e)) from None
@@ -302,13 +321,18 @@ def run_cmd(
         click.echo(text, err=True)
 
     flag = _StopFlag(say)
+    engine = open_engine(workers, scheduler, jobs=jobs, say=None if quiet else say)
     if not quiet:
         say(
             f"run: {plan.label} campaign, seed {plan.seed}, steps {', '.join(plan.steps)}; "
-            f"reports in {out_dir}"
+            f"reports in {out_dir}; shards on {engine.describe()}"
         )
-    with _sigint(flag), _progress(plan, quiet) as progress:
-        result = run_campaign(plan, progress=progress, should_stop=flag)
+        engine.on_progress = shard_progress(say)
+    try:
+        with _sigint(flag), _progress(plan, quiet) as progress:
+            result = run_campaign(plan, progress=progress, should_stop=flag, engine=engine)
+    finally:
+        engine.close()
     try:
         paths = write_reports(result, out_dir, hist)
     except HistoryError as e:  # raced with another writer: reports are written

@@ -420,6 +420,17 @@ def _stacks(r: CampaignResult) -> str:
     )
 
 
+def _shard_notes(r: CampaignResult) -> str:
+    if not r.shard_notes:
+        return ""
+    items = "".join(f"<li>{esc(n)}</li>" for n in r.shard_notes)
+    return (
+        '<section id="shards"><h2>Shards</h2><p class="note">Shards retried after their '
+        "worker died (each result counted once), cut off at their deadline, or lost.</p>"
+        f"<ul>{items}</ul></section>"
+    )
+
+
 def render_html(
     r: CampaignResult, trends: Trends | None = None, *, history_error: str | None = None
 ) -> str:
@@ -439,6 +450,7 @@ def render_html(
         _trends(r, trends, history_error),
         _benchmarks(r),
         _stacks(r),
+        _shard_notes(r),
     ]
     names = {
         "regressions": "Regressions",
@@ -451,6 +463,7 @@ def render_html(
         "trends": "Trends",
         "benchmarks": "Benchmarks",
         "stacks": "Stacks",
+        "shards": "Shards",
     }
     body = "".join(sections)
     nav = "".join(

@@ -120,6 +120,7 @@ def result_to_dict(r: CampaignResult) -> Json:
              "detail": x.detail}
             for x in r.barriers
         ],
+        "shard_notes": list(r.shard_notes),
     }
 
 
@@ -372,6 +373,7 @@ def _build(d: Json) -> CampaignResult:
             )
             for x in _a(d, "barriers")
         ),
+        shard_notes=tuple(cast(list[str], d.get("shard_notes", []))),
     )
 
 

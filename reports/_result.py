@@ -498,6 +498,9 @@ class CampaignResult:
     stacks: tuple[ThreadStack, ...] = ()
     proofs: tuple[ProofRow, ...] = ()
     barriers: tuple[BarrierRow, ...] = ()
+    #: Shards that did not simply run once and answer: retried after a worker died (their
+    #: result counted once), cut off at their deadline, lost (``EngineRun.notes``).
+    shard_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         cls = "CampaignResult"
@@ -528,6 +531,7 @@ class CampaignResult:
         _tuple_of(cls, "proofs", self.proofs, ProofRow)
         _tuple_of(cls, "barriers", self.barriers, BarrierRow)
         _tuple_of(cls, "stacks", self.stacks, ThreadStack)
+        _tuple_of(cls, "shard_notes", self.shard_notes, str)
         seen: set[tuple[str, str]] = set()
         for v in self.verdicts:
             key = (v.property, v.checker)

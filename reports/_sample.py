@@ -165,4 +165,8 @@ def sample_result(*, failing: bool = True, started_at: datetime | None = None) -
             BarrierRow("_context.py:1003 (_poll_locked)", "fetch_add release: relax",
                        "not-needed-at-this-size", None, "sc, tso, pso exhausted"),
         ),
+        shard_notes=(
+            "shard mutants#41 (deleted-bh-runs x explore_pct) retried: 2 attempts, its "
+            "result counted once",
+        ),
     )

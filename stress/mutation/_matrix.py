@@ -41,14 +41,12 @@ measuring this machine.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import hashlib
 import importlib
 import math
-import multiprocessing
 import random
 import sys
 import time
@@ -56,6 +54,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aioctx_verify._engine import (
+    Engine,
+    EngineRun,
+    LocalEngine,
+    Shard,
+    ShardResult,
+    make_engine,
+    run_shards,
+)
 from aioctx_verify.impl import RealPlatform, TraceEvent
 from aioctx_verify.vocab import PROPERTY_NAMES, PropertyName
 
@@ -1027,6 +1034,9 @@ class KillMatrix:
     false_alarm_runs: list[tuple[str, int, CheckOutcome]] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False  # should_stop() ended it early: some cells never ran
+    interrupted: bool = False  # Ctrl-C cancelled the cells under way
+    #: How the cells ran as shards (retries, cut-offs); None for a matrix built by hand.
+    shards: EngineRun | None = None
 
     @property
     def false_alarms(self) -> int:
@@ -1275,11 +1285,73 @@ def _run_task(task: Task, scope: str, fn: Checker | None = None) -> CheckOutcome
     return _call(checker, check, _mutant(mutant_name), seed, budget)
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it stops the matrix cleanly)."""
-    import signal
+def cell_deadline(budget: CellBudget) -> float:
+    """A cell's deadline as a shard: far past its seconds cap (which the checkers honour
+    between runs), so only a cell that hangs is cut off."""
+    return 2.0 * budget.seconds + 60.0
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def _outcome_of(result: ShardResult) -> CheckOutcome:
+    """A shard's result as a cell's outcome (a cut-off is inconclusive: its work was not
+    done; a lost or failed shard an error)."""
+    if result.ok:
+        out = result.value
+        if not isinstance(out, CheckOutcome):
+            return CheckOutcome.error(result.seconds, f"checker error: got {out!r}")
+        return out
+    if result.status == "deadline":
+        return CheckOutcome.inconclusive(result.wall, f"cut off: {result.error}")
+    last = result.error.strip().splitlines()[-1] if result.error.strip() else result.status
+    return CheckOutcome.error(result.seconds, f"checker error: worker failed: {last}")
+
+
+def _run_cells(
+    engine: Engine,
+    tasks: list[Task],
+    scope: str,
+    *,
+    progress_of: Callable[[Task, CheckOutcome, int, int], None],
+    should_stop: Callable[[], bool] | None,
+) -> EngineRun:
+    """Every task as a shard (its index in ``tasks``), merged by index.  Checkers
+    registered after import exist only in this process: their cells run here, on a
+    :class:`LocalEngine`, the others on ``engine``."""
+    here = [i for i, t in enumerate(tasks) if t[1] not in _PORTABLE]
+    there = [i for i, t in enumerate(tasks) if t[1] in _PORTABLE]
+    if isinstance(engine, LocalEngine):
+        here, there = [], list(range(len(tasks)))
+    total = len(tasks)
+    done = [0]
+
+    def shard(i: int, local: bool) -> Shard:
+        t = tasks[i]
+        args: tuple[Any, ...] = (t, scope, _checker_for(t[1], scope)) if local else (t, scope)
+        return Shard("mutants", i, _run_task, args, deadline=cell_deadline(t[3]),
+                     label=f"{t[0]} x {t[1]}")
+
+    def heard(r: ShardResult, _d: int, _n: int) -> None:
+        done[0] += 1
+        progress_of(tasks[r.index], _outcome_of(r), done[0], total)
+
+    merged = EngineRun("mutants", total)
+    for eng, idx, local in ((LocalEngine(), here, True), (engine, there, False)):
+        if not idx or merged.interrupted:
+            continue
+        if isinstance(eng, LocalEngine) and eng is not engine:
+            eng.on_progress = engine.on_progress
+        part = run_shards(eng, "mutants", [shard(i, local) for i in idx],
+                          should_stop=should_stop, on_result=heard)
+        merged.results.update(part.results)
+        merged.seconds += part.seconds
+        merged.stopped |= part.stopped
+        merged.interrupted |= part.interrupted
+    for i in range(total):  # never started (an interrupt before their part ran)
+        if i not in merged.results:
+            t = tasks[i]
+            merged.results[i] = ShardResult("mutants", i, "cancelled", error="not started",
+                                            attempts=0, label=f"{t[0]} x {t[1]}")
+            merged.stopped = True
+    return merged
 
 
 def kill_matrix(
@@ -1292,13 +1364,18 @@ def kill_matrix(
     jobs: int = 1,
     progress: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    engine: Engine | None = None,
 ) -> KillMatrix:
     """Run every checker against every mutant, and against the unmutated impl.
 
-    ``should_stop`` is polled after every cell: once it returns True no new cell starts
-    (queued ones are cancelled, running ones finish within their budget) and the matrix
-    returns what it has, with ``stopped`` set.  Worker processes ignore SIGINT, so a
-    terminal's Ctrl-C reaches only the caller, which decides.
+    Every cell and control run is a shard (:mod:`aioctx_verify._engine`) of ``engine``:
+    in this process by default, or on Dask workers; the results are merged in the order of
+    the cells, so the matrix is the same whichever engine ran it.  ``should_stop`` is
+    polled between cells: once it returns True no new cell starts (running ones finish
+    within their budget) and the matrix returns what it has, with ``stopped`` set.  Dask
+    workers ignore SIGINT, so a terminal's Ctrl-C reaches only the caller; a
+    KeyboardInterrupt cancels the cells under way and the matrix returns what finished,
+    with ``stopped`` and ``interrupted`` set.
 
     Args:
         budget: ``smoke``, ``pr``, ``nightly``, seconds for the whole matrix, or a
@@ -1307,11 +1384,15 @@ def kill_matrix(
         checkers: names (default: :func:`available_checkers`).
         mutants: names (default: the whole catalogue).
         false_alarm_seeds: overrides the budget's number of control seeds (0: none).
-        jobs: worker processes (1: run in this process).
-        progress: called with one line per finished cell.
+        jobs: the parallelism a budget in seconds is sized for; without ``engine``, more
+            than one starts a local Dask cluster of that many workers for the matrix
+            (1: in this process).
+        progress: called with one line per finished cell (``[done/total] ...``).
+        engine: where the cells run (default: see ``jobs``); the caller closes it.
 
     Raises:
         ValueError: an unknown budget, checker or mutant name.
+        EngineUnavailable: ``jobs`` > 1 without an engine and without the Dask extra.
     """
     names = list(checkers) if checkers is not None else available_checkers()
     unknown = [c for c in names if c not in available_checkers()]
@@ -1340,10 +1421,9 @@ def kill_matrix(
     cells: list[Task] = [(m, c, seed, b.cell) for m in chosen for c in names]
     t0 = time.perf_counter()
 
-    def record(task: Task, out: CheckOutcome) -> None:
+    def record(task: Task, out: CheckOutcome, done: str) -> None:
         m, c, s, _ = task
         if m == NO_MUTANT.name:
-            km.false_alarm_runs.append((c, s, out))
             what = f"control seed {s}"
             verdict = (
                 "FALSE ALARM" if out.killed
@@ -1352,7 +1432,6 @@ def kill_matrix(
                 else "clean"
             )
         else:
-            km.cells[(m, c)] = out
             what = m
             verdict = (
                 f"killed in {out.seconds:.2f}s ({out.killed_by_property or '?'}, {out.via})"
@@ -1361,44 +1440,32 @@ def kill_matrix(
                 else ("n/a" if not out.applicable else "survived")
             )
         if progress is not None:
-            progress(f"{what} x {c}: {verdict}")
+            progress(f"{done}{what} x {c}: {verdict}")
 
     tasks = control + cells
     _load_lazy()
-    stop = should_stop or (lambda: False)
-    local = [t for t in tasks if jobs <= 1 or t[1] not in _PORTABLE]
-    remote = [t for t in tasks if t not in local]
-    if remote:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint
-        ) as pool:
-            futures = {pool.submit(_run_task, t, b.scope): t for t in remote}
-            for t in local:
-                if stop():
-                    break
-                record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
-            for fut in concurrent.futures.as_completed(futures):
-                if stop():
-                    km.stopped = True
-                    for f in futures:
-                        f.cancel()
-                    if fut.cancelled():
-                        continue
-                try:
-                    out = fut.result()
-                except Exception as e:  # a worker died (BrokenProcessPool) or did not pickle
-                    out = CheckOutcome.error(
-                        0.0, f"checker error: worker process failed: {type(e).__name__}: {e}"
-                    )
-                record(futures[fut], out)
-    else:
-        for t in local:
-            if stop():
-                break
-            record(t, _run_task(t, b.scope, _checker_for(t[1], b.scope)))
-    if stop():
-        km.stopped = True
+    own: Engine | None = None
+    if engine is None:
+        engine = own = make_engine(jobs) if jobs > 1 else LocalEngine()
+    try:
+        run = _run_cells(engine, tasks, b.scope, progress_of=lambda t, out, d, n: record(
+            t, out, f"[{d}/{n}] "), should_stop=should_stop)
+    finally:
+        if own is not None:
+            own.close()
+    km.shards = run
+    for i, t in enumerate(tasks):
+        r = run.results.get(i)
+        if r is None or r.status == "cancelled":
+            continue
+        m, c, s, _ = t
+        out = _outcome_of(r)
+        if m == NO_MUTANT.name:
+            km.false_alarm_runs.append((c, s, out))
+        else:
+            km.cells[(m, c)] = out
+    km.stopped = run.stopped or run.interrupted or (should_stop is not None and should_stop())
+    km.interrupted = run.interrupted
     km.false_alarm_runs.sort(key=lambda r: (r[1], names.index(r[0])))
     km.seconds = time.perf_counter() - t0
     return km
