@@ -75,11 +75,34 @@ schedule within the bound puts the switch elsewhere; Coons, Musuvathi and McKinl
 "Bounded partial-order reduction", OOPSLA 2013).  Following them, every process added to a
 backtrack set is also added at the node where the current thread's run of steps began
 (where switching costs no new preemption; every enabled process when it is not enabled
-there), and sleep sets are switched off (a branch they skip was explored elsewhere under a
-different preemption count).  What an exhausted bounded search guarantees, and what the
-tests check against a DFS without pruning: it reaches every outcome and every failure kind
-that :class:`~._strategies.DFSStrategy` at the same bound reaches.  ``classes`` then counts
-complete runs, not classes.
+there), and at the node where the run of steps before the race point began (the thread
+that the reversal would preempt); and when no initial is affordable at the race point, at
+the latest earlier node where one is affordable and its process has not moved since (flushes
+always cost a preemption, so the free switch points above may not afford them).  These are
+extra branches only: they cost runs, never soundness.
+
+Sleep sets under a bound.  A sleeper ``q`` at node ``n`` entered the sleep set at the node
+``s`` (its *origin*) where its branch was explored, and every step ``r1 .. rk`` from ``s``
+to ``n`` is independent of it.  Leaving ``q`` out at ``n`` is sound when every run
+``A = path(n) q w`` within the bound has an equivalent run ``B = path(s) q r1 .. rk w``
+within the bound too: ``B`` is covered by the exploration of ``q`` at ``s``.  Costs (the
+platform's rule: a switch away from a runnable thread costs one, a flush always costs one,
+continuing costs nothing): ``A``'s prefix cost is known exactly (the preemptions spent
+before ``n`` plus ``q``'s cost there).  ``B``'s prefix is bounded above by ``q``'s cost at
+``s`` plus, along ``r1 .. rk`` replayed after ``q``, one for every flush and every step of
+a thread other than the one that ran last (it may be runnable).  Both prefixes end in the
+same state (Mazurkiewicz: same events, dependent ones in the same order) but possibly with
+a different thread having run last, and the platform charges a step of ``w`` only by that
+thread and the state: ``w`` costs the same after both, except its first thread step, which
+may cost one more after ``B`` when the last threads differ (each cost is 0 or 1).  So ``q``
+is left out at ``n`` (it is in :attr:`_Node.asleep`) only when
+``cost(B prefix) + [last threads differ] <= cost(A prefix)``; otherwise it is explored
+like any awake process (it stays in the sleep set for deeper nodes, where the same test is
+made against its origin).  Unbounded, every sleeper is left out.  What an exhausted bounded
+search guarantees, and what the tests check against a DFS without pruning: it reaches
+every outcome, every failure kind and monitor verdict, and every Mazurkiewicz class of a
+run that :class:`~._strategies.DFSStrategy` at the same bound reaches.  ``classes`` then
+counts complete runs, not classes.
 
 ``c11`` is refused: a load's choice of which write it reads is a decision of its own (token
 ``R<thread>.<write>``) that this event model does not make reversible; use ``dfs`` there.
@@ -109,6 +132,10 @@ class _Node:
     preemptions: int = 0
     costs: dict[Proc, int] = field(default_factory=dict)
     sleep: dict[Proc, Event] = field(default_factory=dict)  # asleep at entry
+    origin: dict[Proc, int] = field(default_factory=dict)  # sleep entry -> node it was done at
+    asleep: frozenset[Proc] = frozenset()  # the enabled sleepers not scheduled here
+    spent: int = 0  # preemptions before this step (forced and clock nodes too)
+    cur: int = 0  # the thread that ran last before this step (the one deciding)
     done: dict[Proc, Event] = field(default_factory=dict)  # branches fully explored
     backtrack: set[Proc] = field(default_factory=set)
     event: Event | None = None  # the chosen branch's step in the current run
@@ -232,7 +259,7 @@ class DPORStrategy:
             if node.event is not None:
                 node.done[node.chosen] = node.event
             for p in node.enabled:
-                if p in node.backtrack and p not in node.done and p not in node.sleep \
+                if p in node.backtrack and p not in node.done and p not in node.asleep \
                         and self._affordable(node, p):
                     node.chosen = p
                     node.event = None
@@ -317,16 +344,23 @@ class DPORStrategy:
         self, k: int, enabled: tuple[Proc, ...], default: Proc, pre: int, costs: dict[Proc, int]
     ) -> _Node | None:
         sleep: dict[Proc, Event] = {}
-        if self.bound is None and k:
+        origin: dict[Proc, int] = {}
+        spent = cur = 0
+        if k:
             parent = self._nodes[k - 1]
             ev = parent.event
             assert ev is not None
-            for src in (parent.sleep, parent.done):
+            spent = parent.spent + parent.costs.get(parent.chosen, 0)
+            cur = parent.chosen[1] if parent.chosen[0] == "t" else parent.cur
+            for src, own in ((parent.sleep, False), (parent.done, True)):
                 for q, qe in src.items():
                     if q != parent.chosen and q not in sleep and not dependent(qe, ev):
                         sleep[q] = qe
-        node = _Node(enabled, default, pre, costs, sleep)  # pre -1: forced, nothing to bound
-        awake = [p for p in enabled if p not in sleep and self._affordable(node, p)]
+                        origin[q] = k - 1 if own else parent.origin[q]
+        node = _Node(enabled, default, pre, costs, sleep, origin, spent=spent, cur=cur)
+        # pre -1: forced, nothing to bound
+        node.asleep = frozenset(p for p in enabled if p in sleep and self._covered(k, node, p))
+        awake = [p for p in enabled if p not in node.asleep and self._affordable(node, p)]
         if enabled and not awake:
             return None
         if awake and default not in awake:
@@ -334,6 +368,30 @@ class DPORStrategy:
         node.backtrack.add(node.chosen)
         self._nodes.append(node)
         return node
+
+    def _covered(self, k: int, node: _Node, q: Proc) -> bool:
+        """Whether sleeper ``q`` may be left out at node ``k`` (see the module: with a
+        bound, only when moving ``q`` back to where it was explored costs no more)."""
+        if self.bound is None:
+            return True
+        o = node.origin[q]
+        s = self._nodes[o]
+        # A: this path, then q, then any w.  B: q at node o, then the same steps, then w.
+        a = node.spent + node.costs.get(q, 0)
+        b = s.spent + s.costs.get(q, 0)
+        c = q[1] if q[0] == "t" else s.cur
+        for m in range(o, k):
+            r = self._nodes[m].chosen
+            if r[0] == "t":
+                if r[1] != c:
+                    b += 1
+                c = r[1]
+            else:
+                b += 1  # a flush (a time jump depends on q: it never gets here)
+        end_a = q[1] if q[0] == "t" else node.cur
+        if c != end_a:
+            b += 1  # w's first switch may cost one more after B than after A
+        return b <= a
 
     # -- races ---------------------------------------------------------------------------
     def _analyse(self, evs: Sequence[Event], final: bool) -> None:
@@ -387,21 +445,37 @@ class DPORStrategy:
     def _want(self, i: int, initials: tuple[Proc, ...]) -> None:
         """Node ``i`` must explore one of ``initials`` (unless one is there or asleep)."""
         node = self._nodes[i]
-        if not any(p in node.backtrack or p in node.sleep for p in initials):
+        if not any(p in node.backtrack or p in node.asleep for p in initials):
             node.backtrack.add(min(initials, key=lambda p: (node.costs.get(p, 0),
                                                             node.enabled.index(p))))
         if self.bound is None:
             return
-        # Bounded (Coons et al.): also where the current run of steps began.
-        c = i
-        while c > 0 and self._nodes[c - 1].chosen == self._nodes[c].chosen:
-            c -= 1
-        if c == i:
+        # Bounded (Coons et al.): also where the current run of steps began, and where
+        # the run of steps before node i began (the thread node i preempts).
+        starts: list[int] = []
+        for c in (i, i - 1):
+            while c > 0 and self._nodes[c - 1].chosen == self._nodes[c].chosen:
+                c -= 1
+            if 0 <= c < i and c not in starts:
+                starts.append(c)
+        for c in starts:
+            start = self._nodes[c]
+            ok = [p for p in initials if p in start.enabled]
+            if ok:
+                if not any(p in start.backtrack for p in ok):
+                    start.backtrack.add(ok[0])
+            else:
+                start.backtrack.update(start.enabled)
+        # An initial too dear at node i: also at the latest node before it where one is
+        # affordable and its process has not moved since (an earlier switch point).
+        if any(self._affordable(node, p) for p in initials if p in node.enabled):
             return
-        start = self._nodes[c]
-        ok = [p for p in initials if p in start.enabled]
-        if ok:
-            if not any(p in start.backtrack for p in ok):
-                start.backtrack.add(ok[0])
-        else:
-            start.backtrack.update(start.enabled)
+        for c in range(i - 1, -1, -1):
+            at = self._nodes[c]
+            if at.chosen in initials:
+                break
+            ok = [p for p in initials if p in at.enabled and self._affordable(at, p)]
+            if ok:
+                if not any(p in at.backtrack for p in ok):
+                    at.backtrack.add(ok[0])
+                break
