@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from aioctx_verify._engine import Engine, LocalEngine, Shard, ShardResult, run_shards
+from aioctx_verify.engine import Engine, LocalEngine, Shard, ShardResult, run_shards
 from aioctx_verify.reports import (
     BarrierRow,
     Benchmark,

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from aioctx_verify._engine import DaskEngine, EngineRun, LocalEngine, Shard, run_shards
+from aioctx_verify.engine import DaskEngine, EngineRun, LocalEngine, Shard, run_shards
 
 __all__ = ["bench_shards", "main"]
 

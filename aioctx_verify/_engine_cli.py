@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from aioctx_verify._engine import (
+from aioctx_verify.engine import (
     Engine,
     EngineError,
     EngineUnavailable,

@@ -10,7 +10,7 @@ a fast machine and on a loaded one; the seconds are only a safety cap.  A cell w
 runs out before its work is done is *inconclusive* (``inc`` in the table, ``"verdict":
 "inconclusive"`` in the JSON): neither a kill nor a survival, and not a failure.
 
-Cells run as shards (:mod:`aioctx_verify._engine`): in this process by default, on a local
+Cells run as shards (:mod:`aioctx_verify.engine`): in this process by default, on a local
 Dask cluster with ``--workers N`` (or ``--jobs N``, N > 1), on an existing one with
 ``--scheduler``; the matrix is the same whichever ran it.
 

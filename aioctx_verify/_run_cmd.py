@@ -16,7 +16,7 @@ Ctrl-C once: the campaign stops after the unit of work under way (one program, w
 model size or mutant cell) and writes its reports.  Ctrl-C twice: stops at once (the
 reports are still written, from what finished; shards outstanding on Dask are cancelled).
 
-Engines (:mod:`aioctx_verify._engine`): by default every shard runs in this process;
+Engines (:mod:`aioctx_verify.engine`): by default every shard runs in this process;
 ``--workers N`` starts a local Dask cluster of N worker processes (its dashboard address is
 printed), ``--scheduler tcp://HOST:PORT`` or ``--scheduler FILE`` uses an existing one.
 Both need the dask extra (``pip install 'aioctx-verify[dask]'``); without it they exit 2.

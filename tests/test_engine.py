@@ -1,4 +1,4 @@
-"""The shard engines (aioctx_verify._engine): the same merged results in this process and
+"""The shard engines (aioctx_verify.engine): the same merged results in this process and
 on a Dask LocalCluster, a killed worker's shard retried and counted once, a hanging shard cut
 off at its deadline, Ctrl-C, the missing Dask extra and the engine flags.
 
@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from aioctx_verify._engine import (
+from aioctx_verify.cli import main
+from aioctx_verify.engine import (
     DASK_INSTALL,
     DaskEngine,
     Engine,
@@ -38,7 +39,6 @@ from aioctx_verify._engine import (
     make_engine,
     run_shards,
 )
-from aioctx_verify.cli import main
 from aioctx_verify.stress.mutation._matrix import MatrixBudget, kill_matrix
 
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -65,13 +65,11 @@ def _value(seed: int, i: int) -> dict[str, Any]:
 
 
 def _gated(seed: int, i: int, gate: str | None) -> dict[str, Any]:
-    """Shard 0 finishes only after shard 1 did (when ``gate`` is given): out of order."""
+    """Shard 0 finishes only after the client has received shard 1's result (when
+    ``gate`` is given: the client writes ``1.seen``), so results arrive out of order."""
     if gate is not None and i == 0:
-        _wait_for(Path(gate) / "1.done", seconds=30)
-    v = _value(seed, i)
-    if gate is not None:
-        (Path(gate) / f"{i}.done").write_text("")
-    return v
+        _wait_for(Path(gate) / "1.seen", seconds=30)
+    return _value(seed, i)
 
 
 def _killable(i: int, where: str) -> int:
@@ -145,11 +143,17 @@ def test_dask_merges_by_index_whatever_the_completion_order(
     local = run_shards(LocalEngine(), "t", [Shard("t", i, _gated, (3, i, None))
                                             for i in range(6)])
     seen: list[int] = []
+
+    def heard(r: ShardResult, _done: int, _total: int) -> None:
+        seen.append(r.index)
+        if r.index == 1:
+            (tmp_path / "1.seen").write_text("")
+
     remote = run_shards(
         dask2, "t", [Shard("t", i, _gated, (3, i, str(tmp_path))) for i in range(6)],
-        on_result=lambda r, _d, _n: seen.append(r.index),
+        on_result=heard,
     )
-    assert seen.index(1) < seen.index(0), seen  # shard 0 waited for shard 1
+    assert seen.index(1) < seen.index(0), seen  # shard 0 waited for shard 1's result
     assert _values(remote.ordered()) == _values(local.ordered())
     assert remote.complete and remote.notes() == []
     assert all(not r.worker.endswith(f":{os.getpid()}") for r in remote.ordered())

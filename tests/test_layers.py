@@ -4,7 +4,8 @@ Read from the installed package's source with :mod:`ast` (no module of it is exe
 ``importlib.util.find_spec`` locates each folder).  Every ``import`` counts, also one inside
 a function or under ``if TYPE_CHECKING:``; relative imports are resolved.  The rules:
 
-* the leaf modules :mod:`aioctx_verify.vocab` and :mod:`aioctx_verify.files` import nothing
+* the leaf modules :mod:`aioctx_verify.vocab`, :mod:`aioctx_verify.files` and
+  :mod:`aioctx_verify.engine` (campaign shards, in this process or on Dask) import nothing
   of the project;
 * each layer imports only the layers :data:`MATRIX` allows: impl, model and reports only
   the vocabulary and the file writer, properties also the model, stress nothing above it
@@ -30,15 +31,16 @@ STRESS = f"{ROOT}.stress"
 #: Who may import whom: ``x`` allowed, ``-`` forbidden, ``.`` the layer itself (always
 #: allowed).  ``cli`` is the root folder's other modules (the command line and campaign).
 MATRIX = """
-importer     vocab  files  impl  model  properties  reports  stress  cli
-vocab          .      -     -      -        -          -        -     -
-files          -      .     -      -        -          -        -     -
-impl           x      x     .      -        -          -        -     -
-model          x      x     -      .        -          -        -     -
-properties     x      x     -      x        .          -        -     -
-reports        x      x     -      -        -          .        -     -
-stress         x      x     x      x        x          -        .     -
-cli            x      x     x      x        x          x        x     .
+importer     vocab  files  engine  impl  model  properties  reports  stress  cli
+vocab          .      -      -      -      -        -          -        -     -
+files          -      .      -      -      -        -          -        -     -
+engine         -      -      .      -      -        -          -        -     -
+impl           x      x      -      .      -        -          -        -     -
+model          x      x      -      -      .        -          -        -     -
+properties     x      x      -      -      x        .          -        -     -
+reports        x      x      -      -      -        -          .        -     -
+stress         x      x      x      x      x        x          -        .     -
+cli            x      x      x      x      x        x          x        x     .
 """
 
 
@@ -129,8 +131,8 @@ def import_edges(packages: Mapping[str, pathlib.Path]) -> list[Edge]:
 
 
 def layer(module: str) -> str:
-    """``vocab``, ``files``, ``impl``, ``model``, ``properties``, ``reports``, ``stress`` or
-    ``cli`` (the root folder's other modules: the command line)."""
+    """``vocab``, ``files``, ``engine``, ``impl``, ``model``, ``properties``, ``reports``,
+    ``stress`` or ``cli`` (the root folder's other modules: the command line)."""
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ALLOWED and parts[1] != "cli":
         return parts[1]
@@ -180,6 +182,8 @@ def test_the_scan_sees_the_whole_tree() -> None:
         ("reports", "vocab"),
         ("reports", "files"),
         ("stress", "impl"),
+        ("stress", "engine"),
+        ("cli", "engine"),
         ("cli", "reports"),
         ("cli", "stress"),
     ]:

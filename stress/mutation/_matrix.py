@@ -54,7 +54,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aioctx_verify._engine import (
+from aioctx_verify.engine import (
     Engine,
     EngineRun,
     LocalEngine,
@@ -1368,7 +1368,7 @@ def kill_matrix(
 ) -> KillMatrix:
     """Run every checker against every mutant, and against the unmutated impl.
 
-    Every cell and control run is a shard (:mod:`aioctx_verify._engine`) of ``engine``:
+    Every cell and control run is a shard (:mod:`aioctx_verify.engine`) of ``engine``:
     in this process by default, or on Dask workers; the results are merged in the order of
     the cells, so the matrix is the same whichever engine ran it.  ``should_stop`` is
     polled between cells: once it returns True no new cell starts (running ones finish
