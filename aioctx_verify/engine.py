@@ -35,6 +35,8 @@ command prints.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -75,6 +77,13 @@ ShardStatus = Literal["ok", "error", "deadline", "lost", "cancelled"]
 
 #: ``(step, shards done, shards in all, seconds left estimated or None)``.
 ShardProgress = Callable[[str, int, int, "float | None"], None]
+
+
+#: What a timed-out wait raises: before Python 3.11, asyncio's and concurrent.futures'
+#: TimeoutError are classes of their own (Dask's waits raise asyncio's on 3.10).
+_TIMEOUTS: tuple[type[BaseException], ...] = (
+    TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError,
+)
 
 
 class EngineUnavailable(RuntimeError):
@@ -451,7 +460,7 @@ class DaskEngine(Engine):
             else:
                 self.client = distributed.Client(address, timeout=connect_timeout)
                 self._where = f"the cluster at {address}"
-        except (OSError, TimeoutError) as e:
+        except (OSError, *_TIMEOUTS) as e:
             self.close()
             what = address or scheduler_file or "a local cluster"
             raise EngineError(
@@ -528,7 +537,7 @@ class DaskEngine(Engine):
                 try:
                     done, _ = distributed.wait(list(flying), timeout=tick,
                                                return_when="FIRST_COMPLETED")
-                except TimeoutError:
+                except _TIMEOUTS:
                     done = set()
                 finished = [f for f in done if f in flying]
                 lost = {}
