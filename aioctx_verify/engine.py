@@ -84,6 +84,8 @@ ShardProgress = Callable[[str, int, int, "float | None"], None]
 _TIMEOUTS: tuple[type[BaseException], ...] = (
     TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError,
 )
+#: What a failed connection to a scheduler raises.
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, *_TIMEOUTS)
 
 
 class EngineUnavailable(RuntimeError):
@@ -460,7 +462,7 @@ class DaskEngine(Engine):
             else:
                 self.client = distributed.Client(address, timeout=connect_timeout)
                 self._where = f"the cluster at {address}"
-        except (OSError, *_TIMEOUTS) as e:
+        except _CONNECT_ERRORS as e:
             self.close()
             what = address or scheduler_file or "a local cluster"
             raise EngineError(
