@@ -619,30 +619,35 @@ def _set_event(ev: threading.Event) -> None:
     ev.set()
 
 
+def _round_trips(
+    kick: Callable[[], object], ev: threading.Event, rounds: int, what: str
+) -> float:
+    """Round trips per second: ``kick`` then wait for the far side to set ``ev``."""
+    t0 = time.perf_counter_ns()
+    for _ in repeat(None, rounds):
+        ev.clear()
+        kick()
+        if not ev.wait(WAIT):
+            raise BenchError(f"{what}: no reply within {WAIT} s")
+    return rounds / ((time.perf_counter_ns() - t0) / 1e9)
+
+
 def _pingpong(rig: _Rig, rounds: int, ours_first: bool) -> tuple[float, float]:
     ctx, loop = rig.io.ctx, rig.aio.loop
-
-    def round_trips(kick: Callable[[], object], ev: threading.Event, what: str) -> float:
-        t0 = time.perf_counter_ns()
-        for _ in repeat(None, rounds):
-            ev.clear()
-            kick()
-            if not ev.wait(WAIT):
-                raise BenchError(f"bh_pingpong ({what}): no reply within {WAIT} s")
-        return rounds / ((time.perf_counter_ns() - t0) / 1e9)
 
     def ours() -> float:
         ev = threading.Event()
         bh = ctx.bh_new(_set_event, ev)
         try:
-            return round_trips(bh.schedule, ev, "ours")
+            return _round_trips(bh.schedule, ev, rounds, "bh_pingpong (ours)")
         finally:
             with ctx.acquired(timeout=WAIT):
                 bh.delete()
 
     def peer() -> float:
         ev = threading.Event()
-        return round_trips(partial(loop.call_soon_threadsafe, _set_event, ev), ev, "asyncio")
+        return _round_trips(partial(loop.call_soon_threadsafe, _set_event, ev), ev, rounds,
+                            "bh_pingpong (asyncio)")
 
     return _pair(ours, peer, ours_first)
 
@@ -888,23 +893,16 @@ def _bare_pingpong(rig: _Rig, rounds: int, ours_first: bool) -> tuple[float, flo
     loop's thread is started for the figure), so compare it with its own peer only."""
     loop = rig.aio.loop
 
-    def round_trips(kick: Callable[[], object], ev: threading.Event, what: str) -> float:
-        t0 = time.perf_counter_ns()
-        for _ in repeat(None, rounds):
-            ev.clear()
-            kick()
-            if not ev.wait(WAIT):
-                raise BenchError(f"bare_pingpong ({what}): no reply within {WAIT} s")
-        return rounds / ((time.perf_counter_ns() - t0) / 1e9)
-
     def ours() -> float:
         ev = threading.Event()
         with _BareLoop() as bare:
-            return round_trips(partial(bare.schedule, _set_event, ev), ev, "bare loop")
+            return _round_trips(partial(bare.schedule, _set_event, ev), ev, rounds,
+                                "bare_pingpong (bare loop)")
 
     def peer() -> float:
         ev = threading.Event()
-        return round_trips(partial(loop.call_soon_threadsafe, _set_event, ev), ev, "asyncio")
+        return _round_trips(partial(loop.call_soon_threadsafe, _set_event, ev), ev, rounds,
+                            "bare_pingpong (asyncio)")
 
     return _pair(ours, peer, ours_first)
 
