@@ -343,11 +343,42 @@ def counterexample_of(
 
 
 # -- steps ---------------------------------------------------------------------------------
+#: With ``by_work``, a sharded step's seconds are only a safety cap: this many times
+#: its share, and at least :data:`_WORK_MIN_CAP` seconds.
+_WORK_CAP_FACTOR = 10.0
+_WORK_MIN_CAP = 60.0
+
+
+def model_shard(size: ModelSize, max_states: int) -> Any:
+    """One shard of the model step: the explicit search of one configuration, to at most
+    ``max_states`` states (a pure function of its arguments)."""
+    from aioctx_verify.model import ModelConfig, search
+
+    return search(ModelConfig(**size), max_states=max_states)
+
+
+def _deadline(seconds: float, plan: CampaignPlan) -> float:
+    """A shard's deadline: generous over its share (a safety net, not its budget)."""
+    cap = max(_WORK_MIN_CAP, seconds * _WORK_CAP_FACTOR) if plan.by_work else seconds
+    return 2 * cap + 60.0
+
+
+def _share_spent(plan: CampaignPlan, stop: Stop, t0: float, seconds: float) -> Stop:
+    """The should-stop of a step's shards: the user's stop, or (unless the plan is cut at
+    its work) the step's share of the seconds spent: no new shard starts after it."""
+    if plan.by_work:
+        return stop
+    return lambda: stop() or time.perf_counter() - t0 > seconds
+
+
 def _step_model(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
+    """Every model configuration of the budget, one shard each, to a state bound that is
+    a function of the step's share alone (work, not time: the same on any engine)."""
     try:
-        from aioctx_verify.model import ModelConfig, search
+        from aioctx_verify.model import ModelConfig
     except ImportError as e:
         acc.skipped(plan, "model", f"model package unavailable: {e}")
         return
@@ -356,33 +387,55 @@ def _step_model(
 
     sizes = plan.model_configs()
     configs = [ModelConfig(**kw) for kw in sizes]
+    cap = max(5_000, int(seconds * 8_000))
     t0 = time.perf_counter()
+    shards = [Shard("model", i, model_shard, (size, cap), deadline=_deadline(seconds, plan),
+                    label=str(configs[i])) for i, size in enumerate(sizes)]
+
+    def heard(r: ShardResult, done: int, total: int) -> None:
+        what = r.value.summary() if r.ok else f"{r.label}: shard {r.status}"
+        progress(f"model {what}", done / total)
+
+    run = run_shards(engine or LocalEngine(), "model", shards,
+                     should_stop=_share_spent(plan, stop, t0, seconds), on_result=heard)
+    acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     states = 0
     incomplete = ""
-    for i, cfg in enumerate(configs):
-        left = seconds - (time.perf_counter() - t0)
-        if left <= 0 or stop():
-            incomplete = f"budget spent after {i} of {len(configs)} configurations"
-            break
-        r = search(cfg, max_states=max(5_000, int(left * 8_000)))
+    for sr in run.ordered():
+        cfg = configs[sr.index]
+        if sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            incomplete = incomplete or f"{cfg}: shard {sr.status}: {_last_line(sr.error)}"
+            continue
+        r = sr.value
         states += r.states
-        progress(f"model {r.summary()}", (i + 1) / len(configs))
         if r.violation is not None:
             prop = _prop_of(r.violation)
             failed.setdefault(
                 prop, f"{r.violation} violated in {cfg} after {len(r.path or ())} steps"
             )
             acc.counterexamples.append(Counterexample(
-                property=prop, checker="model", kind="model", message=failed[prop],
+                property=prop, checker="model", kind="model",
+                message=f"{r.violation} violated in {cfg} after {len(r.path or ())} steps",
                 schedule=None, seed=None,
-                replay_command=replay_line(model_replay_spec(sizes[i])),
+                replay_command=replay_line(model_replay_spec(sizes[sr.index])),
             ))
         elif not r.complete:
-            incomplete = f"{cfg}: state space not exhausted ({r.states} states)"
-            break
+            incomplete = incomplete or f"{cfg}: state space not exhausted ({r.states} states)"
+    if not run.complete and not incomplete:
+        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
+        incomplete = f"budget spent after {ran} of {len(configs)} configurations"
     acc.states = states
     acc.verdict(plan, "model", failed, states, time.perf_counter() - t0, inconclusive=incomplete)
+    if run.interrupted:
+        raise KeyboardInterrupt
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no message)"
 
 
 #: z3 proofs per budget: how many of the model step's configurations (None: all), the
@@ -424,34 +477,87 @@ def _proof_detail(row: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def prove_shard(size: ModelSize, depth: int, live_depth: int, live_states: int) -> Any:
+    """One shard of the prove step: P1, P2, P3 and LIVE at one model configuration."""
+    from aioctx_verify._prove_cmd import ConfigSpec, prove_one
+
+    spec = ConfigSpec(sizes=tuple(sorted((k, int(str(v))) for k, v in size.items())))
+    return prove_one(spec, depth, 3, live_depth, live_states)
+
+
+def protocol_shard(proto: str) -> Any:
+    """One shard of the prove step: one of QEMU's aio_notify protocols under every
+    memory model and property."""
+    from aioctx_verify._prove_cmd import protocol_rows_of
+
+    return protocol_rows_of(proto)
+
+
 def _step_prove(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
     """P1, P2, P3 proven with z3 over the model (``aioctx-verify prove``): Houdini over the
-    stated strengthening invariants, BMC, k-induction; configurations smallest first."""
+    stated strengthening invariants, BMC, k-induction; one shard per configuration, then
+    one per aio_notify protocol, then (nightly) the barrier audit on the same engine."""
     try:
-        from aioctx_verify._prove_cmd import ConfigSpec, prove_one
+        from aioctx_verify._prove_cmd import protocol_names, protocols_as_expected
     except ImportError as e:  # z3-solver missing
         acc.skipped(plan, "prove", f"z3 prover unavailable: {e}")
         return
     from aioctx_verify._replay_cmd import model_replay_spec
     from aioctx_verify.stress.explore import replay_line
 
-    label = plan.label if plan.label in _PROVE_SIZES else (
-        "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly")
+    eng = engine or LocalEngine()
+    label = _tier(plan)
     count, depth, live_depth, live_states = _PROVE_SIZES[label]
     sizes = plan.model_configs()[:count]
+    protos = protocol_names(_PROVE_PROTOCOLS[label])
     t0 = time.perf_counter()
+    shards = [Shard("prove", i, prove_shard, (size, depth, live_depth, live_states),
+                    deadline=_deadline(seconds, plan), label=str(size))
+              for i, size in enumerate(sizes)]
+    protocol_shards = [Shard("prove", len(sizes) + j, protocol_shard, (proto,),
+                             deadline=_deadline(seconds, plan), label=proto)
+                       for j, proto in enumerate(protos)]
+
+    def heard(r: ShardResult, done: int, total: int) -> None:
+        if not r.ok:
+            what = f"{r.label}: shard {r.status}"
+        elif r.index < len(sizes):
+            verdicts = ", ".join(f"{x['property']} {x['verdict']}" for x in r.value.rows)
+            what = f"{r.value.model}: {verdicts}"
+        else:
+            what = f"{r.label}: {len(r.value)} protocol verdicts"
+        progress(f"prove {what}", done / total)
+
+    # The share cuts the configurations (no new one starts once it is spent), never the
+    # protocols, which take seconds: they run after the configurations, as a second batch.
+    run = run_shards(eng, "prove", shards, should_stop=_share_spent(plan, stop, t0, seconds),
+                     on_result=heard)
+    if not run.interrupted:
+        more = run_shards(eng, "prove", protocol_shards, should_stop=stop, on_result=heard)
+        run.results.update(more.results)
+        run.total += more.total
+        run.interrupted = more.interrupted
+        run.stopped = run.stopped or more.stopped
+    acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     unsure = ""
-    for i, size in enumerate(sizes):
-        if stop() or (i and time.perf_counter() - t0 > seconds):
-            unsure = f"budget spent after {i} of {len(sizes)} configurations"
-            break
-        spec = ConfigSpec(sizes=tuple(sorted((k, int(str(v))) for k, v in size.items())))
-        pc = prove_one(spec, depth, 3, live_depth, live_states)
-        verdicts = ", ".join(f"{r['property']} {r['verdict']}" for r in pc.rows)
-        progress(f"prove {pc.model}: {verdicts}", (i + 1) / len(sizes))
+    rows: list[dict[str, Any]] = []
+    ran = 0
+    for sr in run.ordered():
+        if sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
+            continue
+        if sr.index >= len(sizes):
+            rows.extend(sr.value)
+            continue
+        ran += 1
+        pc = sr.value
+        size = sizes[sr.index]
         for row in pc.rows:
             acc.proofs.append(_proof_row(row))
             # The lasso search cannot close: LIVE bounded is its verdict when it finds
@@ -461,9 +567,10 @@ def _step_prove(
                 unsure = f"{pc.model}: {row['property']} holds to depth {row['depth']} only"
         for prop_name, path in pc.paths:
             prop = _prop_of(prop_name)
-            failed.setdefault(prop, f"{prop_name} refuted in {pc.model} after {len(path)} steps")
+            msg = f"{prop_name} refuted in {pc.model} after {len(path)} steps"
+            failed.setdefault(prop, msg)
             acc.counterexamples.append(Counterexample(
-                property=prop, checker="prove", kind="model", message=failed[prop],
+                property=prop, checker="prove", kind="model", message=msg,
                 schedule=None, seed=None,
                 # A refutation is confirmed on the explicit model before it is reported, so
                 # the explicit search of the same size finds a violation again.
@@ -474,32 +581,30 @@ def _step_prove(
                     for j, (t, role, action, events) in enumerate(path)
                 ),
             ))
-    if not stop():
-        from aioctx_verify._prove_cmd import protocol_rows, protocols_as_expected
-
-        rows = protocol_rows(_PROVE_PROTOCOLS[label])
-        progress(f"prove: {len(rows)} verdicts of QEMU's aio_notify protocols", 1.0)
-        for row in rows:
-            acc.proofs.append(_proof_row(row))
-        for proto in protocols_as_expected(rows):
-            failed.setdefault("LIVE", f"QEMU's {proto} protocol refuted: "
-                              + next(r["counterexample"][:200] for r in rows
-                                     if r["protocol"] == proto and r["verdict"] == "refuted"))
+    if ran < len(sizes) and not unsure:
+        unsure = f"budget spent after {ran} of {len(sizes)} configurations"
+    for row in rows:
+        acc.proofs.append(_proof_row(row))
+    for proto in protocols_as_expected(rows):
+        failed.setdefault("LIVE", f"QEMU's {proto} protocol refuted: "
+                          + next(r["counterexample"][:200] for r in rows
+                                 if r["protocol"] == proto and r["verdict"] == "refuted"))
+    if run.interrupted:
+        acc.verdict(plan, "prove", failed, ran, time.perf_counter() - t0,
+                    inconclusive="stopped early")
+        raise KeyboardInterrupt
     audit = _PROVE_BARRIERS.get(label)
     if audit is not None and not stop():
         from aioctx_verify._prove_cmd import barrier_rows
 
         progress(f"prove: barrier audit ({audit} budget)", 1.0)
-        for row in barrier_rows(audit, plan.jobs):
+        # On a cluster the audit's searches are shards of it; in this process they keep
+        # the audit's own pool of ``jobs`` processes (the local engine runs one at a time).
+        cluster = None if isinstance(eng, LocalEngine) else eng
+        for row in barrier_rows(audit, plan.jobs, engine=cluster):
             acc.barriers.append(BarrierRow(**row))
-    acc.verdict(plan, "prove", failed, len(sizes), time.perf_counter() - t0,
+    acc.verdict(plan, "prove", failed, ran, time.perf_counter() - t0,
                 inconclusive=unsure)
-
-
-#: With ``by_work``, a corpus exploration's seconds are only a safety cap: this many times
-#: its share, and at least :data:`_WORK_MIN_CAP` seconds.
-_WORK_CAP_FACTOR = 10.0
-_WORK_MIN_CAP = 60.0
 
 
 def explore_shard(name: str, strategy: str, schedules: int, seconds: float,
@@ -544,7 +649,7 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
         if sr.status == "cancelled":
             continue
         if not sr.ok:
-            inconclusive = f"{prog.name}: shard {sr.status}: {sr.error.splitlines()[-1:]}"
+            inconclusive = f"{prog.name}: shard {sr.status}: {_last_line(sr.error)}"
             continue
         r = sr.value
         runs += r.schedules
@@ -576,28 +681,106 @@ def _tier(plan: CampaignPlan) -> str:
     return "smoke" if plan.seconds < 120 else "pr" if plan.seconds < 1800 else "nightly"
 
 
+def generated_shard(seed: int, budget: Any, strategies: tuple[str, ...], first: int) -> Any:
+    """One shard of the generated step: programs ``first .. first + budget.programs - 1``
+    of ``seed``, its failure (the first) left unshrunk for :func:`generated_shrink_shard`."""
+    from aioctx_verify.stress.explore import search_generated
+
+    return search_generated(seed, budget, strategies=strategies, first=first, do_shrink=False)
+
+
+def generated_shrink_shard(seed: int, failure: Any, strategies: tuple[str, ...],
+                           shrink_seconds: float) -> Any:
+    """The shrinking of the generated step's first failure, as a shard of its own."""
+    from aioctx_verify.stress.explore import shrink_found
+
+    return shrink_found(seed, failure, strategies=strategies, shrink_seconds=shrink_seconds)
+
+
+#: Programs per shard of the generated step: at least this many, and at most
+#: :data:`_GEN_SHARDS` shards.
+_GEN_CHUNK = 10
+_GEN_SHARDS = 200
+
+
 def _step_generated(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
     """Generated programs (:func:`aioctx_verify.stress.explore.search_generated`) of the
     plan's seed under its strategies and every memory model, for the budget's number of
-    programs or ``seconds``, whichever ends first."""
+    programs or ``seconds``, whichever ends first.
+
+    Shards are consecutive ranges of programs, each with its part of the seconds.  Once a
+    shard finds a failure no new shard starts, and the step counts the shards up to the
+    first failing one only: every shard before it was started (shards start in order), so
+    the count and the failure are the same on any engine.  That failure is then shrunk in
+    a shard of its own."""
     import dataclasses
 
-    from aioctx_verify.stress.explore import GEN_BUDGETS, GenSearchResult, search_generated
+    from aioctx_verify.stress.explore import GEN_BUDGETS, GenSearchResult
 
+    eng = engine or LocalEngine()
     base = GEN_BUDGETS[_tier(plan)]
-    budget = dataclasses.replace(
-        base, seconds=seconds, shrink_seconds=min(base.shrink_seconds, max(2.0, seconds / 2))
-    )
+    total = base.programs
+    chunk = max(_GEN_CHUNK, -(-total // _GEN_SHARDS))
+    starts = list(range(0, total, chunk))
+    shrink_seconds = (base.shrink_seconds * _WORK_CAP_FACTOR if plan.by_work
+                      else min(base.shrink_seconds, max(2.0, seconds / 2)))
+    shards = []
+    for k, first in enumerate(starts):
+        n = min(chunk, total - first)
+        mine = seconds * n / total  # the shard's part of the share
+        part = dataclasses.replace(base, programs=n, seconds=max(
+            _WORK_MIN_CAP, mine * _WORK_CAP_FACTOR) if plan.by_work else mine)
+        shards.append(Shard("generated", k, generated_shard,
+                            (plan.seed, part, plan.strategies, first),
+                            deadline=2 * part.seconds + 60.0,
+                            label=f"programs {first}-{first + n - 1}"))
     t0 = time.perf_counter()
+    failing: list[int] = []
 
-    def step(_index: int, r: GenSearchResult) -> None:
-        progress(f"generated: {r.programs} programs, {r.runs} runs",
-                 min(1.0, r.programs / max(1, budget.programs)))
+    def heard(r: ShardResult, done: int, total_shards: int) -> None:
+        if r.ok and r.value.verdict == "fail":
+            failing.append(r.index)
+        what = (f"{r.label}: {r.value.programs} programs, {r.value.runs} runs" if r.ok
+                else f"{r.label}: shard {r.status}")
+        progress(f"generated: {what}", done / total_shards)
 
-    r = search_generated(plan.seed, budget, strategies=plan.strategies, should_stop=stop,
-                         progress=step)
+    run = run_shards(eng, "generated", shards, on_result=heard,
+                     should_stop=lambda: stop() or bool(failing))
+    acc.shard_notes.extend(run.notes())
+    last = min(failing) if failing else len(shards) - 1
+    r = GenSearchResult(plan.seed)
+    hashes: set[int] = set()
+    unsure = ""
+    for sr in run.ordered():
+        if sr.index > last or sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
+            continue
+        v: GenSearchResult = sr.value
+        for name in ("programs", "complete", "runs", "steps", "seconds", "inconclusive_runs",
+                     "ops"):
+            setattr(r, name, getattr(r, name) + getattr(v, name))
+        r.max_preemptions = max(r.max_preemptions, v.max_preemptions)
+        hashes |= v.trace_hashes
+        if v.verdict == "inconclusive" and not unsure and v.failure is None:
+            unsure = f"{sr.label}: {v.reason}"
+        if v.verdict == "fail" and r.failure is None:
+            r.verdict, r.failure, r.found_at = "fail", v.failure, v.found_at
+    r.distinct_traces = len(hashes)
+    if r.failure is not None and not run.interrupted:
+        shrunk = run_shards(eng, "generated", [Shard(
+            "generated", len(shards), generated_shrink_shard,
+            (plan.seed, r.failure, plan.strategies, shrink_seconds),
+            deadline=2 * shrink_seconds + 60.0, label="shrinking its failure",
+        )], should_stop=stop)
+        acc.shard_notes.extend(shrunk.notes())
+        done = shrunk.ordered()[0]
+        if done.ok:
+            r.failure = done.value
     acc.schedules += r.runs
     acc.traces += r.distinct_traces
     acc.steps += r.steps
@@ -610,56 +793,90 @@ def _step_generated(
         acc.counterexamples.append(counterexample_of(
             r.failure, property=prop, checker="generated", seed=plan.seed,
         ))
-    unsure = "stopped early" if stop() else r.reason if r.verdict == "inconclusive" else ""
+    elif stop() or run.interrupted:
+        unsure = "stopped early"
     # A pass says how much of its work the step explored when its time share ran out first
     # (a loaded machine explores fewer programs: the pass covers less).
-    short = "" if r.complete >= budget.programs else (
-        f"explored {r.complete} of {budget.programs} programs whole within its "
-        f"{seconds:.0f} s share")
-    acc.verdict(plan, "generated", failed, r.runs, time.perf_counter() - t0, inconclusive=unsure,
-                note=short)
+    short = "" if r.complete >= total else (
+        f"explored {r.complete} of {total} programs whole within its {seconds:.0f} s share")
+    acc.verdict(plan, "generated", failed, r.runs, time.perf_counter() - t0,
+                inconclusive=unsure, note=short)
+    if run.interrupted:
+        raise KeyboardInterrupt
 
 
 #: Generated programs the races step searches after the corpus, by budget tier.
 RACE_PROGRAMS = {"smoke": 8, "pr": 40, "nightly": 400}
 
 
+def races_shard(program: str | tuple[int, int], strategy: str, schedules: int,
+                seconds: float, seed: int) -> Any:
+    """One shard of the races step: corpus program ``program`` (a name), or generated
+    program ``(seed, index)``, under ``strategy`` with the race detector on."""
+    from aioctx_verify.stress import corpus_by_name
+    from aioctx_verify.stress.controlled import find_races
+    from aioctx_verify.stress.explore import generate, generated_program
+
+    prog: Any = (corpus_by_name()[program] if isinstance(program, str)
+                 else generated_program(generate(*program)))
+    return find_races(prog, strategy=strategy, schedules=schedules, seconds=seconds, seed=seed)
+
+
 def _step_races(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
-    """Every safe corpus program under each chosen strategy with the race detector on.
+    """Every safe corpus program under each chosen strategy with the race detector on, one
+    shard per program and strategy.
 
     A race is a P3 failure (two threads touch one field of impl with no happens-before: the
     accesses are not mutually excluded); the counterexample holds both accesses and the
     schedule, which :func:`aioctx_verify.stress.controlled.replay_races` reruns.
     """
     from aioctx_verify.stress import CORPUS
-    from aioctx_verify.stress.controlled import find_races
-    from aioctx_verify.stress.explore import generate, generated_program, replay_line
+    from aioctx_verify.stress.explore import replay_line
 
-    safe: list[Any] = [p for p in CORPUS if p.expected == "safe"]
+    names: list[str | tuple[int, int]] = [p.name for p in CORPUS if p.expected == "safe"]
     # Then generated programs of the plan's seed: the whole API, dataplane and thread pool
     # included, where the corpus has a handful of fixed shapes.
     n_gen = RACE_PROGRAMS[_tier(plan)]
-    n_corpus = len(safe)
-    safe += [generated_program(generate(plan.seed, i)) for i in range(n_gen)]
-    units = [(s, i, prog) for s in plan.strategies for i, prog in enumerate(safe)]
+    n_corpus = len(names)
+    names += [(plan.seed, i) for i in range(n_gen)]
+    units = [(s, i, prog) for s in plan.strategies for i, prog in enumerate(names)]
     per = seconds / max(1, len(units))
+    cap = max(_WORK_MIN_CAP, per * _WORK_CAP_FACTOR) if plan.by_work else per
+    shards = [
+        # A generated program is a few times longer than a corpus one: fewer schedules each.
+        Shard("races", k, races_shard,
+              (prog, strategy, plan.schedules if i < n_corpus else max(2, plan.schedules // 4),
+               cap, plan.seed + i),
+              deadline=2 * cap + 60.0,
+              label=f"{strategy}: " + (prog if isinstance(prog, str)
+                                       else f"gen s{prog[0]} i{prog[1]}"))
+        for k, (strategy, i, prog) in enumerate(units)
+    ]
+    t0 = time.perf_counter()
+
+    def heard(r: ShardResult, done: int, total: int) -> None:
+        progress(f"races ({r.label})", done / total)
+
+    run = run_shards(engine or LocalEngine(), "races", shards, should_stop=stop,
+                     on_result=heard)
+    acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     runs = 0
-    t0 = time.perf_counter()
-    stopped = ""
-    for k, (strategy, i, prog) in enumerate(units):
-        if stop():
-            stopped = f"stopped after {k} of {len(units)} programs"
-            break
-        # A generated program is a few times longer than a corpus one: fewer schedules each.
-        n = plan.schedules if i < n_corpus else max(2, plan.schedules // 4)
-        r = find_races(prog, strategy=strategy, schedules=n, seconds=per, seed=plan.seed + i)
+    unsure = ""
+    for sr in run.ordered():
+        if sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
+            continue
+        r = sr.value
+        seed = shards[sr.index].args[-1]
         runs += r.schedules
-        progress(f"races ({strategy}): {prog.name}", (k + 1) / len(units))
         for race in r.races:
-            failed.setdefault("P3", f"{prog.name}: {race.message}")
+            failed.setdefault("P3", f"{r.program}: {race.message}")
             steps = tuple(
                 TraceStep(index=a.step, thread=a.thread, thread_name=a.thread_name,
                           op=a.kind, obj=race.field, where=" <- ".join(a.stack))
@@ -668,49 +885,102 @@ def _step_races(
             acc.counterexamples.append(Counterexample(
                 property="P3", checker="races", kind="data_race",
                 message=race.report()[:2000],
-                schedule=race.schedule, seed=plan.seed + i,
+                schedule=race.schedule, seed=seed,
                 replay_command=replay_line(f"race:{race.schedule}"),
                 steps=steps, failing_step=1,
             ))
-    acc.verdict(plan, "races", failed, runs, time.perf_counter() - t0, inconclusive=stopped)
+    if not run.complete:
+        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
+        unsure = unsure or f"stopped after {ran} of {len(units)} programs"
+    acc.verdict(plan, "races", failed, runs, time.perf_counter() - t0, inconclusive=unsure)
+    if run.interrupted:
+        raise KeyboardInterrupt
+
+
+def hypothesis_shard(kind: str, seconds: float, seed: int, max_examples: int | None) -> Any:
+    """One shard of the hypothesis step: the single-thread lockstep search (``kind``
+    ``single``) or the multi-thread one (``multi``, under sc and tso) with ``seed``, for
+    ``max_examples`` programs (None: ``seconds``)."""
+    import dataclasses
+
+    from aioctx_verify.stress import stateful
+
+    if kind == "single":
+        r = stateful.search_single(seconds=seconds, seed=seed, max_examples=max_examples)
+        return dataclasses.replace(r, worker=None)  # a thread does not travel
+    return stateful.search_multi(seconds=seconds, seed=seed, max_examples=max_examples,
+                                 memories=("sc", "tso"))
+
+
+#: Shards of the hypothesis step per budget tier: (single-thread lockstep searches,
+#: multi-thread searches), each with a seed of its own (the plan's seed, plus 1, ...).
+_HYPOTHESIS_SHARDS: dict[str, tuple[int, int]] = {
+    "smoke": (1, 1), "pr": (1, 2), "nightly": (4, 8),
+}
 
 
 def _step_hypothesis(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
     """Both Hypothesis stateful searches: impl against the single-thread reference in
     lockstep (a third of the share), then multi-thread scripts with Hypothesis choosing the
-    interleaving on the controlled scheduler (the rest)."""
-    from aioctx_verify.stress import stateful
+    interleaving on the controlled scheduler (the rest); each cut into searches of seeds of
+    their own, one shard each.  By work, a search runs for the examples its share pays for
+    at the nominal cost of one (:data:`~aioctx_verify.stress.mutation.WORK_UNIT_SECONDS`)."""
     from aioctx_verify.stress.explore import replay_line
+    from aioctx_verify.stress.mutation import WORK_UNIT_SECONDS
+    from aioctx_verify.stress.stateful import EXAMPLE_WORK, PROGRAM_WORK
 
+    n_single, n_multi = _HYPOTHESIS_SHARDS[_tier(plan)]
+    kinds = [("single", k, seconds / 3 / n_single, PROGRAM_WORK) for k in range(n_single)]
+    kinds += [("multi", k, seconds * 2 / 3 / n_multi, EXAMPLE_WORK) for k in range(n_multi)]
+    shards = []
+    for i, (kind, k, share, cost) in enumerate(kinds):
+        examples = max(1, int(share / (cost * WORK_UNIT_SECONDS))) if plan.by_work else None
+        cap = max(_WORK_MIN_CAP, share * _WORK_CAP_FACTOR) if plan.by_work else share
+        shards.append(Shard("hypothesis", i, hypothesis_shard,
+                            (kind, cap, plan.seed + k, examples),
+                            # shrinking and the give-up bound come on top of the seconds
+                            deadline=3 * cap + 90.0, label=f"{kind} seed {plan.seed + k}"))
     t0 = time.perf_counter()
+
+    def heard(r: ShardResult, done: int, total: int) -> None:
+        what = f"{r.value.runs} runs" if r.ok else f"shard {r.status}"
+        progress(f"hypothesis: {r.label}, {what}", done / total)
+
+    run = run_shards(engine or LocalEngine(), "hypothesis", shards, should_stop=stop,
+                     on_result=heard)
+    acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     runs = 0
     unsure = ""
-    if not stop():
-        single = stateful.search_single(seconds=seconds / 3, seed=plan.seed)
-        if single.inconclusive:
-            unsure = "single-thread lockstep: the search outlived its bound (machine too slow)"
-        runs += single.runs
-        progress(f"hypothesis: single-thread lockstep, {single.runs} programs", 0.33)
-        f1 = single.found
-        if f1 is not None:
-            prop = _prop_of(f1.prop or "P2")
-            failed[prop] = (
-                f"single-thread lockstep ({f1.via}): {f1.message} "
-                f"[{f1.steps} steps: {', '.join(f1.program)}]"
-            )
-            acc.counterexamples.append(Counterexample(
-                property=prop, checker="hypothesis", kind="stateful",
-                message=failed[prop][:2000], schedule=None, seed=plan.seed,
-                replay_command=replay_line(f"single:seed={plan.seed}"),
-            ))
-    left = max(0.5, seconds - (time.perf_counter() - t0))
-    if not stop():
-        res = stateful.search_multi(seconds=left, seed=plan.seed, memories=("sc", "tso"))
+    for sr in run.ordered():
+        if sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
+            continue
+        kind, _k, _share, _cost = kinds[sr.index]
+        seed = shards[sr.index].args[2]
+        res = sr.value
         runs += res.runs
-        progress("hypothesis: multi-thread interleavings", 1.0)
+        if kind == "single":
+            if res.inconclusive:
+                unsure = unsure or ("single-thread lockstep: the search outlived its bound "
+                                    "(machine too slow)")
+            f1 = res.found
+            if f1 is not None:
+                prop = _prop_of(f1.prop or "P2")
+                msg = (f"single-thread lockstep ({f1.via}): {f1.message} "
+                       f"[{f1.steps} steps: {', '.join(f1.program)}]")
+                failed.setdefault(prop, msg)
+                acc.counterexamples.append(Counterexample(
+                    property=prop, checker="hypothesis", kind="stateful",
+                    message=msg[:2000], schedule=None, seed=seed,
+                    replay_command=replay_line(f"single:seed={seed}"),
+                ))
+            continue
         found = res.found
         if found is not None:
             prop = _prop_of(found.prop)
@@ -718,36 +988,71 @@ def _step_hypothesis(
             failed.setdefault(prop, msg)
             acc.counterexamples.append(Counterexample(
                 property=prop, checker="hypothesis", kind=found.kind or "stateful",
-                message=msg[:2000], schedule=found.schedule, seed=plan.seed,
+                message=msg[:2000], schedule=found.schedule, seed=seed,
                 replay_command=found.replay_command() or None,
             ))
+    if not run.complete:
+        unsure = unsure or "stopped early"
     acc.verdict(plan, "hypothesis", failed, runs, time.perf_counter() - t0,
-                inconclusive="stopped early" if stop() else unsure)
+                inconclusive=unsure)
+    if run.interrupted:
+        raise KeyboardInterrupt
+
+
+def stress_shard(name: str, seconds: float, seed: int) -> Any:
+    """One shard of the stress step: real-thread workload ``name`` for ``seconds``."""
+    import dataclasses
+    import types
+
+    from aioctx_verify.stress.real import run_workload
+
+    r = run_workload(name, seconds=seconds, seed=seed, noise=True)
+    # Its read-only mappings as dicts: a shard's value travels back pickled.
+    plain: dict[str, Any] = {
+        f.name: dict(getattr(r, f.name)) for f in dataclasses.fields(r)
+        if isinstance(getattr(r, f.name), types.MappingProxyType)
+    }
+    return dataclasses.replace(r, **plain)
 
 
 def _step_stress(
-    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop
+    plan: CampaignPlan, acc: _Acc, seconds: float, progress: Progress, stop: Stop,
+    engine: Engine | None = None,
 ) -> None:
+    """Every real-thread workload, one shard each for its part of the share (time is what
+    real-thread stress is made of: its trials are not the same from run to run)."""
     try:
-        from aioctx_verify.stress.real import WORKLOADS, result_replay_line, run_workload
+        from aioctx_verify.stress.real import WORKLOADS, result_replay_line
     except ImportError as e:
         acc.skipped(plan, "stress", f"stress workloads unavailable: {e}")
         return
     names = [n for n in WORKLOADS if not n.startswith("test")]
     per = seconds / max(1, len(names))
+    shards = [Shard("stress", i, stress_shard, (name, per, plan.seed + i),
+                    deadline=4 * per + 120.0, label=name)
+              for i, name in enumerate(names)]
+    t0 = time.perf_counter()
+
+    def heard(r: ShardResult, done: int, total: int) -> None:
+        progress(f"stress: {r.label}" + ("" if r.ok else f" (shard {r.status})"), done / total)
+
+    run = run_shards(engine or LocalEngine(), "stress", shards, should_stop=stop,
+                     on_result=heard)
+    acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     trials = 0
-    t0 = time.perf_counter()
     stopped = ""
     unsure = 0
-    for i, name in enumerate(names):
-        if stop():
-            stopped = f"stopped after {i} of {len(names)} workloads"
-            break
-        r = run_workload(name, seconds=per, seed=plan.seed + i, noise=True)
+    for sr in run.ordered():
+        name = names[sr.index]
+        if sr.status == "cancelled":
+            continue
+        if not sr.ok:
+            stopped = stopped or f"{name}: shard {sr.status}: {_last_line(sr.error)}"
+            continue
+        r = sr.value
         trials += r.trials
         unsure += r.inconclusive
-        progress(f"stress: {name}", (i + 1) / len(names))
         acc.histograms.append(Histogram(
             workload=name, counts=dict(r.histogram),
             grades={k: _GRADES[v.value] for k, v in r.grades.items()},
@@ -762,12 +1067,17 @@ def _step_stress(
             acc.counterexamples.append(Counterexample(
                 property=props[0] if props else "LIVE", checker="stress",
                 kind="hang" if r.stacks else ("property" if props else "forbidden_outcome"),
-                message=f"{name}: {text}"[:2000], schedule=None, seed=plan.seed + i,
+                message=f"{name}: {text}"[:2000], schedule=None, seed=shards[sr.index].args[2],
                 replay_command=result_replay_line(r),
             ))
+    if not run.complete:
+        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
+        stopped = stopped or f"stopped after {ran} of {len(names)} workloads"
     if not stopped and trials and unsure == trials:
         stopped = f"all {trials} trials inconclusive (waits ran out, nothing seen stuck)"
     acc.verdict(plan, "stress", failed, trials, time.perf_counter() - t0, inconclusive=stopped)
+    if run.interrupted:
+        raise KeyboardInterrupt
 
 
 #: Checkers of the kill matrix per budget: smoke keeps the fast, deterministic ones.
@@ -895,19 +1205,19 @@ def run_campaign(
         report(step, "starting", 0.0)
         try:
             if step == "model":
-                _step_model(plan, acc, share, p, stop)
+                _step_model(plan, acc, share, p, stop, engine)
             elif step == "prove":
-                _step_prove(plan, acc, share, p, stop)
+                _step_prove(plan, acc, share, p, stop, engine)
             elif step in ("random", "pct", "dfs"):
                 _step_explore(plan, acc, step, share, p, stop, engine)
             elif step == "generated":
-                _step_generated(plan, acc, share, p, stop)
+                _step_generated(plan, acc, share, p, stop, engine)
             elif step == "races":
-                _step_races(plan, acc, share, p, stop)
+                _step_races(plan, acc, share, p, stop, engine)
             elif step == "hypothesis":
-                _step_hypothesis(plan, acc, share, p, stop)
+                _step_hypothesis(plan, acc, share, p, stop, engine)
             elif step == "stress":
-                _step_stress(plan, acc, share, p, stop)
+                _step_stress(plan, acc, share, p, stop, engine)
             elif step == "mutants":
                 _step_mutants(plan, acc, share, p, stop, engine)
         except KeyboardInterrupt:

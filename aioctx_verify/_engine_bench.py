@@ -1,8 +1,13 @@
 """The engine's benchmark: a fixed-work campaign on 1 and 2 local Dask workers.
 
 Run it as ``python3 -m aioctx_verify._engine_bench [--schedules N] [--workers 1,2]``
-(needs the dask extra).  The campaign is the corpus steps cut at their work: every safe
-corpus program under random, PCT and DFS for ``--schedules`` schedules each, one shard per
+(needs the dask extra); ``--campaign SECONDS`` times a whole campaign instead: every step
+whose work is not wall time (model, prove, random, pct, dfs, generated, races, hypothesis),
+cut at its work (``--by-work``) for a budget of SECONDS, and checks that its report is the
+same on every engine (timing fields aside).
+
+Without it, the campaign is the corpus steps cut at their work: every safe corpus program
+under random, PCT and DFS for ``--schedules`` schedules each, one shard per
 (program, strategy).  For each worker count it prints the shards, the wall time of the
 campaign (the cluster's start apart), shards per second, the speed-up over the first count,
 and the scheduling overhead per shard: the engine's time for a shard (handed out to result
@@ -19,11 +24,63 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from aioctx_verify.engine import DaskEngine, EngineRun, LocalEngine, Shard, run_shards
+from aioctx_verify.engine import (
+    DaskEngine,
+    Engine,
+    EngineRun,
+    LocalEngine,
+    Shard,
+    ShardResult,
+    run_shards,
+)
 
-__all__ = ["bench_shards", "main"]
+__all__ = ["bench_campaign", "bench_shards", "main"]
+
+#: The campaign steps whose work is not wall time (stress is; the kill matrix has its own
+#: determinism test and dwarfs the rest).
+CAMPAIGN_STEPS = ("model", "prove", "random", "pct", "dfs", "generated", "races", "hypothesis")
+#: Report fields that measure time.
+_TIMING = {"seconds", "started_at", "machine", "steps_per_second", "schedules_per_second"}
+
+
+class _Recording(Engine):
+    """An engine that runs shards on another and keeps every result (for the overhead)."""
+
+    def __init__(self, inner: Engine) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+        self.workers = inner.workers
+        self.results: list[ShardResult] = []
+
+    def imap(
+        self, shards: Sequence[Shard], should_stop: Callable[[], bool] | None = None
+    ) -> Generator[ShardResult, None, None]:
+        for r in self.inner.imap(shards, should_stop):
+            self.results.append(r)
+            yield r
+
+
+def _strip(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _strip(v) for k, v in d.items() if k not in _TIMING}
+    if isinstance(d, list):
+        return [_strip(x) for x in d]
+    return d
+
+
+def bench_campaign(seconds: float, engine: Engine, seed: int = 0) -> tuple[Any, list[ShardResult]]:
+    """A campaign of :data:`CAMPAIGN_STEPS` cut at its work on ``engine``: its report (timing
+    fields stripped) and every shard's result."""
+    from aioctx_verify._campaign import plan_campaign, run_campaign
+
+    rec = _Recording(engine)
+    plan = plan_campaign(seconds, seed=seed, checkers=CAMPAIGN_STEPS, by_work=True)
+    report = run_campaign(plan, engine=rec).to_dict()
+    return _strip(report), rec.results
 
 
 def bench_shards(schedules: int, seed: int = 0) -> list[Shard]:
@@ -56,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedules", type=int, default=300)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--local", action="store_true", help="also time the in-process engine")
+    ap.add_argument("--campaign", type=float, metavar="SECONDS",
+                    help="time a whole campaign of that budget, cut at its work")
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    if args.campaign is not None:
+        return _campaign_main(args.campaign, counts, args.local)
     shards = bench_shards(args.schedules)
     print(f"engine bench: {len(shards)} shards (safe corpus x random, pct, dfs; "
           f"{args.schedules} schedules each)")
@@ -93,6 +154,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<9} {start:>8.2f} {wall:>8.2f} {rate:>9.2f} {base / wall:>8.2f}x "
               f"{med:>15.3f} {over * 1000:>18.1f} {100 * over / med if med else 0:>10.1f}%")
     print(f"same merged results on every engine: {'yes' if same else 'NO'}")
+    return 0 if same else 1
+
+
+def _campaign_main(seconds: float, counts: list[int], local: bool) -> int:
+    print(f"engine bench: a campaign of {seconds:g} s cut at its work "
+          f"({', '.join(CAMPAIGN_STEPS)})")
+    rows: list[tuple[str, float, float, int, float, float]] = []
+    ref: Any = None
+    same = True
+
+    def measure(label: str, engine: Engine, start: float) -> None:
+        nonlocal ref, same
+        t0 = time.perf_counter()
+        report, results = bench_campaign(seconds, engine)
+        wall = time.perf_counter() - t0
+        if ref is None:
+            ref = report
+        same = same and report == ref
+        own = [r.seconds for r in results]
+        over = [max(0.0, r.wall - r.seconds) for r in results]
+        rows.append((label, start, wall, len(results), statistics.median(own),
+                     statistics.median(over)))
+
+    if local:
+        measure("local", LocalEngine(), 0.0)
+    for n in counts:
+        t0 = time.perf_counter()
+        with DaskEngine(n) as engine:
+            start = time.perf_counter() - t0
+            measure(f"dask x{n}", engine, start)
+    base = next((r[2] for r in rows if r[0] == f"dask x{counts[0]}"), rows[0][2])
+    print(f"{'engine':<9} {'start s':>8} {'wall s':>8} {'shards':>7} {'shards/s':>9} "
+          f"{'speed-up':>9} {'median shard s':>15} {'overhead/shard ms':>18} {'overhead %':>11}")
+    for label, start, wall, n_shards, med, over in rows:
+        print(f"{label:<9} {start:>8.2f} {wall:>8.2f} {n_shards:>7} {n_shards / wall:>9.2f} "
+              f"{base / wall:>8.2f}x {med:>15.3f} {over * 1000:>18.1f} "
+              f"{100 * over / med if med else 0:>10.1f}%")
+    print(f"same report on every engine (timing aside): {'yes' if same else 'NO'}")
     return 0 if same else 1
 
 

@@ -41,11 +41,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aioctx_verify._paths import check_json_path
+
+if TYPE_CHECKING:
+    from aioctx_verify.engine import Engine
 
 __all__ = ["ConfigSpec", "ProvedConfig", "parse_config", "prove_cmd", "prove_one"]
 
@@ -239,14 +242,16 @@ def _on_impl(flag: str, path: Any) -> tuple[str, str]:
 
 
 def barrier_rows(budget: str, jobs: int = 1,
-                 progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                 progress: Callable[[str], None] | None = None,
+                 engine: Engine | None = None) -> list[dict[str, Any]]:
     """The barrier audit (:func:`aioctx_verify.stress.mutation._barriers.audit_barriers`)
     as plain rows: site, change, verdict, memory, detail (the reason, and the replay line
-    of a necessary barrier's counterexample)."""
+    of a necessary barrier's counterexample).  ``engine``: run its searches as shards
+    there (a campaign's engine) rather than in ``jobs`` processes."""
     from aioctx_verify.stress.mutation import audit_barriers
 
     rows = []
-    for v in audit_barriers(budget, jobs=jobs, progress=progress):
+    for v in audit_barriers(budget, jobs=jobs, progress=progress, engine=engine):
         detail = v.reason
         if v.counterexample is not None:
             detail += f" | {v.counterexample.replay}"
@@ -271,37 +276,46 @@ PROTOCOL_SETS = ("none", "smoke", "fixed", "all")
 PROTOCOL_Z3_DEPTH = 6
 
 
+def protocol_names(which: str) -> list[str]:
+    """The protocols a set of :data:`PROTOCOL_SETS` names, in order."""
+    from aioctx_verify.model._notify import PROTOCOLS
+
+    if which == "none":
+        return []
+    if which == "smoke":
+        return ["aio_notify_accept"]
+    return [p for p in PROTOCOLS if which == "all" or "/" not in p]
+
+
 def protocol_rows(which: str, depth: int = PROTOCOL_Z3_DEPTH) -> list[dict[str, Any]]:
     """Verdicts of QEMU's aio_notify protocols under sc, tso and pso, as rows of the
     ``prove`` JSON plus ``expected`` (a fixed protocol holds; a bug variant is refuted for
     some property and memory model, checked per variant by :func:`protocols_as_expected`)
     and ``counterexample`` (its text)."""
+    return [row for proto in protocol_names(which) for row in protocol_rows_of(proto, depth)]
+
+
+def protocol_rows_of(proto: str, depth: int = PROTOCOL_Z3_DEPTH) -> list[dict[str, Any]]:
+    """The rows of :func:`protocol_rows` for one protocol (a campaign's shard)."""
     from aioctx_verify.model._notify import (
         MEMORY_MODELS,
         PROPERTIES,
-        PROTOCOLS,
         check_protocol,
         replay_line,
     )
 
-    if which == "none":
-        return []
-    chosen = [p for p in PROTOCOLS if which == "all" or "/" not in p]
-    if which == "smoke":
-        chosen = ["aio_notify_accept"]
     rows = []
-    for proto in chosen:
-        for prop in PROPERTIES[proto.split("/")[0]]:
-            for mem in MEMORY_MODELS:
-                v = check_protocol(proto, mem, prop, confirm_depth=depth)
-                rows.append({
-                    "model": v.model, "memory": mem, "property": v.property,
-                    "verdict": v.verdict, "depth": v.depth, "seconds": round(v.seconds, 3),
-                    "counterexample_steps": v.counterexample_steps, "witness": None,
-                    "states": v.states,
-                    "replay": replay_line(v) if v.verdict == "refuted" else None,
-                    "protocol": proto, "counterexample": v.counterexample,
-                })
+    for prop in PROPERTIES[proto.split("/")[0]]:
+        for mem in MEMORY_MODELS:
+            v = check_protocol(proto, mem, prop, confirm_depth=depth)
+            rows.append({
+                "model": v.model, "memory": mem, "property": v.property,
+                "verdict": v.verdict, "depth": v.depth, "seconds": round(v.seconds, 3),
+                "counterexample_steps": v.counterexample_steps, "witness": None,
+                "states": v.states,
+                "replay": replay_line(v) if v.verdict == "refuted" else None,
+                "protocol": proto, "counterexample": v.counterexample,
+            })
     return rows
 
 

@@ -238,7 +238,15 @@ def _execute_blob(blob: bytes) -> _Outcome:
     shard = cloudpickle.loads(blob)
     if not isinstance(shard, Shard):
         raise TypeError(f"expected a Shard, got {type(shard).__name__}")
-    return _execute(shard)
+    out = _execute(shard)
+    try:  # the value travels back pickled: a value that cannot is the shard's error
+        cloudpickle.dumps(out.value)
+    except Exception as e:
+        return _Outcome("error", None,
+                        f"{shard.name}: its value ({type(out.value).__name__}) does not pickle: "
+                        f"{type(e).__name__}: {e}; a shard must return plain data",
+                        out.seconds, out.worker)
+    return out
 
 
 @contextlib.contextmanager

@@ -168,6 +168,19 @@ def test_an_exception_is_a_value_on_both_engines(dask2: DaskEngine) -> None:
         assert run.notes() == ["shard t#2 raised: ValueError: shard 2 refuses"]
 
 
+def _unpicklable(i: int) -> Any:
+    return threading.Lock() if i == 1 else i
+
+
+def test_a_value_that_does_not_pickle_is_the_shards_error(dask2: DaskEngine) -> None:
+    """On a cluster a value travels back pickled: one that cannot is that shard's error,
+    named, and the other shards' values come back."""
+    run = run_shards(dask2, "t", [Shard("t", i, _unpicklable, (i,)) for i in range(3)])
+    assert [r.status for r in run.ordered()] == ["ok", "error", "ok"]
+    assert "t#1: its value (lock) does not pickle" in run.results[1].error
+    assert "a shard must return plain data" in run.results[1].error
+
+
 def test_the_kill_matrix_is_the_same_on_every_engine(dask2: DaskEngine) -> None:
     """Cells are work-budgeted: their verdicts, counterexample sizes and details do not
     depend on the engine or the number of workers (timings aside).  The seconds caps are
@@ -356,24 +369,140 @@ def test_an_unreachable_scheduler_is_an_engine_error() -> None:
 
 
 # -- a campaign's sharded steps --------------------------------------------------------------
-def test_a_campaign_by_work_is_the_same_on_every_engine(dask2: DaskEngine) -> None:
-    """The corpus steps cut at their work: verdicts, counterexamples, coverage counts and
-    the rest of report.json are identical in this process and on two workers (timing
-    fields aside)."""
+#: Report fields that measure time (the rest must be identical on every engine).
+_TIMING = {"seconds", "started_at", "machine", "steps_per_second", "schedules_per_second"}
+#: Every step of a campaign whose work is not wall time: all but real-thread stress (its
+#: trials are timing) and the kill matrix (its own test above).
+_WORK_STEPS = ("model", "prove", "random", "pct", "dfs", "generated", "races", "hypothesis")
+#: Of those, the steps that run impl (the model and the proofs do not).
+_IMPL_STEPS = ("random", "generated", "races", "hypothesis")
+
+
+def _strip(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _strip(v) for k, v in d.items() if k not in _TIMING}
+    if isinstance(d, list):
+        return [_strip(x) for x in d]
+    return d
+
+
+def _differ(a: Any, b: Any, where: str = "report") -> list[str]:
+    """Where two reports differ (paths and the two values, shortened)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differ(a.get(k), b.get(k), f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in _differ(x, y, f"{where}[{i}]")]
+    return [] if a == b else [f"{where}: {str(a)[:200]} != {str(b)[:200]}"]
+
+
+@pytest.fixture
+def fewer_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The smoke tier's generated step at 30 programs (the client cuts the shards, so
+    the workers need no patch)."""
+    import dataclasses
+
+    from aioctx_verify.stress.explore import GEN_BUDGETS
+
+    monkeypatch.setitem(GEN_BUDGETS, "smoke",
+                        dataclasses.replace(GEN_BUDGETS["smoke"], programs=30))
+
+
+def _campaign(engine: Engine, strategies: tuple[str, ...] = ("random", "dfs"),
+              checkers: tuple[str, ...] = _WORK_STEPS) -> Any:
     from aioctx_verify._campaign import plan_campaign, run_campaign
 
-    timing = {"seconds", "started_at", "machine", "steps_per_second", "schedules_per_second"}
+    plan = plan_campaign(10, checkers=checkers, strategies=strategies, by_work=True)
+    return _strip(run_campaign(plan, engine=engine).to_dict())
 
-    def strip(d: Any) -> Any:
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k not in timing}
-        if isinstance(d, list):
-            return [strip(x) for x in d]
-        return d
 
-    plan = plan_campaign(10, checkers=("random", "pct", "dfs"), by_work=True)
-    local = strip(run_campaign(plan, engine=LocalEngine()).to_dict())
-    two = strip(run_campaign(plan, engine=dask2).to_dict())
-    assert two == local
+def _sharded_steps(engine: Engine) -> set[str]:
+    """The steps whose shards ``engine`` ran (its ``on_progress`` hears every shard)."""
+    heard: set[str] = set()
+    engine.on_progress = lambda step, done, total, eta: heard.add(step)
+    return heard
+
+
+@pytest.mark.timeout(600)  # a hang guard: the test's bounds are its work
+@pytest.mark.usefixtures("fewer_programs")
+def test_a_campaign_by_work_is_the_same_on_every_engine(dask2: DaskEngine) -> None:
+    """Every step but stress cut at its work, each one sharded: verdicts, counterexamples,
+    proofs, coverage counts and the rest of report.json are identical in this process and on
+    two workers (timing fields aside)."""
+    local_engine = LocalEngine()
+    ran_here = _sharded_steps(local_engine)
+    local = _campaign(local_engine)
+    ran_there = _sharded_steps(dask2)
+    try:
+        two = _campaign(dask2)
+    finally:
+        dask2.on_progress = None
+    assert two == local, _differ(local, two)[:5]
     assert local["complete"] and local["coverage"]["schedules"] > 0
-    assert {v["checker"] for v in local["verdicts"]} == {"random", "pct", "dfs"}
+    assert {v["checker"] for v in local["verdicts"]} == {
+        "model", "prove", "random", "dfs", "generated", "races", "hypothesis"}
+    assert local["proofs"] and local["coverage"]["states"] > 0
+    # every step ran as shards, on both engines
+    assert ran_here == ran_there == {"model", "prove", "random", "dfs", "generated", "races",
+                                     "hypothesis"}
+
+
+class _MutatedWorkers:
+    """A Dask worker plugin that applies a catalogue mutant in every worker (and takes it
+    back on teardown), as the campaign's process applies it with ``Mutant.apply()``."""
+
+    name = "aioctx-test-mutant"
+
+    def __init__(self, mutant: str) -> None:
+        self.mutant = mutant
+        self._applied: Any = None
+
+    def setup(self, worker: Any) -> None:
+        from aioctx_verify.stress.mutation import CATALOGUE
+
+        self._applied = next(m for m in CATALOGUE if m.name == self.mutant).apply()
+        self._applied.__enter__()
+
+    def teardown(self, worker: Any) -> None:
+        if self._applied is not None:
+            self._applied.__exit__(None, None, None)
+
+
+@pytest.mark.timeout(900)  # a hang guard: the test's bounds are its work
+def test_a_campaign_is_the_same_on_one_two_and_four_workers() -> None:
+    """With a mutant that the generated programs and the Hypothesis search catch: the same
+    report (counterexamples, shrunk, included) in this process and on LocalClusters of two
+    and four workers whose processes apply the mutant too."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    from aioctx_verify.stress.mutation import CATALOGUE
+
+    plugin_class = type("MutatedWorkers", (_MutatedWorkers, WorkerPlugin), {})
+    mutant = next(m for m in CATALOGUE if m.name == "deleted-bh-runs")
+    with mutant.apply():
+        local = _campaign(LocalEngine(), ("random",), _IMPL_STEPS)
+    assert any(c["checker"] == "generated" for c in local["counterexamples"])
+    assert any(c["checker"] == "hypothesis" for c in local["counterexamples"])
+    for n in (2, 4):
+        with DaskEngine(n) as engine:
+            engine.client.register_plugin(plugin_class("deleted-bh-runs"))
+            there = _campaign(engine, ("random",), _IMPL_STEPS)
+            assert there == local, (n, _differ(local, there)[:5])
+
+
+def _a_failure_trace() -> Any:
+    """A controlled run's trace (its steps hold code objects) made on a worker."""
+    from aioctx_verify.impl import _iothread
+    from aioctx_verify.stress.controlled._platform import Step
+
+    return Step(1, 0, "lock", "iothread-registry#3", _iothread.main_context.__code__, 53)
+
+
+def test_a_trace_from_a_worker_keeps_its_file_names(dask2: DaskEngine) -> None:
+    """A counterexample's steps name impl's file and line also when the failure was found
+    on a worker (a pickled code object would read ``<dynamic-code>``)."""
+    local = run_shards(LocalEngine(), "t", [Shard("t", 0, _a_failure_trace)])
+    there = run_shards(dask2, "t", [Shard("t", 0, _a_failure_trace)])
+    assert local.results[0].value.where == "impl/_iothread.py:53 (main_context)"
+    assert there.results[0].value.where == local.results[0].value.where

@@ -217,6 +217,17 @@ class Strategy(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeRef:
+    """What a trace keeps of a code object once it leaves its process (a shard's failure
+    travels pickled): its file, function and first line.  Pickling a code object itself
+    would rename its file (cloudpickle writes ``<dynamic-code>``)."""
+
+    co_filename: str
+    co_name: str
+    co_firstlineno: int
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One scheduling point of a run, for traces."""
 
@@ -224,13 +235,21 @@ class Step:
     thread: int
     op: str
     obj: str
-    code: CodeType | None  # code object of the first frame outside this module
+    #: code object of the first frame outside this module (a :class:`CodeRef` once the
+    #: step has been pickled)
+    code: CodeType | CodeRef | None
     line: int
 
     @property
     def where(self) -> str:
         """``file:line (function)`` of the code that called the platform."""
         return _format_where(self.code, self.line)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        code = self.code
+        if isinstance(code, CodeType):
+            code = CodeRef(code.co_filename, code.co_name, code.co_firstlineno)
+        return (Step, (self.index, self.thread, self.op, self.obj, code, self.line))
 
 
 class Event:
@@ -1719,7 +1738,7 @@ def _outside_frame() -> FrameType | None:
     return f
 
 
-def _format_where(code: CodeType | None, line: int) -> str:
+def _format_where(code: CodeType | CodeRef | None, line: int) -> str:
     if code is None:
         return "(not started)"
     return f"{_short(code.co_filename)}:{line} ({code.co_name})"

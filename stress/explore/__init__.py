@@ -46,6 +46,7 @@ from ._generated import (
     replay_generated,
     run_real,
     search_generated,
+    shrink_found,
     shrink_program,
 )
 from ._lines import REPLAY_PREFIX, replay_line
@@ -92,6 +93,7 @@ __all__ = [
     "run_real",
     "run_schedule",
     "search_generated",
+    "shrink_found",
     "shrink",
     "shrink_program",
 ]

@@ -314,6 +314,8 @@ class GenSearchResult:
     ops: int = 0
     failure: GenFailure | None = None
     found_at: tuple[int, str, str] | None = None  # program index, strategy, memory
+    #: the distinct traces' hashes (for merging searches of disjoint program ranges)
+    trace_hashes: frozenset[int] = field(default=frozenset(), repr=False, compare=False)
 
     @property
     def programs_per_second(self) -> float:
@@ -422,9 +424,34 @@ def search_generated(
             break
     res.seconds = time.perf_counter() - t0
     res.distinct_traces = len(hashes)
+    res.trace_hashes = frozenset(hashes)
     if res.verdict == "pass" and res.runs and res.inconclusive_runs == res.runs:
         res.verdict, res.reason = "inconclusive", "every run hit the step budget"
     return res
+
+
+def shrink_found(
+    seed: int,
+    failure: GenFailure,
+    *,
+    strategies: tuple[str, ...] = STRATEGIES,
+    memories: tuple[str, ...] = MEMORIES,
+    shrink_seconds: float = 20.0,
+) -> GenFailure:
+    """The shrunk form of a failure that :func:`search_generated` found with
+    ``do_shrink=False`` (same ``seed``, ``strategies`` and ``memories``): what it would have
+    reported with shrinking on.  Deterministic but for the wall-time bound of shrinking."""
+    if failure.program is None or failure.program.seed != seed:
+        raise ValueError("shrink_found: the failure is not of a program of this seed")
+    i = failure.program.index
+    prog = generate(seed, i)
+    combos = [(s, m) for s in strategies for m in memories]
+    j = combos.index((failure.strategy, failure.memory))
+    raised: list[BaseException] = []
+    program = generated_program(prog, failure.memory, raised)
+    found = _reproduce(program, failure.schedule)
+    return finish_failure(prog, found, failure.memory, strategy=failure.strategy,
+                          seed=(seed * 1_000_003 + i) * 16 + j, shrink_seconds=shrink_seconds)
 
 
 # ------------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
+from aioctx_verify.engine import Engine, Shard, run_shards
+
 # The stages live in sibling modules (budgets and results, sites and programs, searches);
 # their public names, and the helpers tests use, are re-exported here.
 from ._barrier_search import _control_task, _site_task, _SiteTask
@@ -126,12 +128,28 @@ _R = TypeVar("_R")
 
 
 def _each(
-    pool: concurrent.futures.Executor | None, fn: Callable[[_T], _R], items: Sequence[_T]
+    pool: concurrent.futures.Executor | Engine | None, fn: Callable[[_T], _R],
+    items: Sequence[_T],
 ) -> Iterator[tuple[_T, _R]]:
-    """``(item, fn(item))`` for every item: here in order, or in ``pool`` as they end."""
+    """``(item, fn(item))`` for every item: here in order, in ``pool`` as they end, or as
+    shards of an engine (a campaign's: the results in item order)."""
     if pool is None:
         for item in items:
             yield item, fn(item)
+        return
+    if isinstance(pool, Engine):
+        run = run_shards(pool, "barriers", [
+            Shard("barriers", i, fn, (item,), label=str(item)[:60])
+            for i, item in enumerate(items)
+        ])
+        if run.interrupted:
+            raise KeyboardInterrupt
+        for r in run.ordered():
+            if not r.ok:
+                raise RuntimeError(
+                    f"barrier audit: shard {r.name} ({r.label}) {r.status}: {r.error}"
+                )
+            yield items[r.index], r.value
         return
     futures = {pool.submit(fn, item): item for item in items}
     for fut in concurrent.futures.as_completed(futures):
@@ -145,6 +163,7 @@ def audit_barriers(
     memories: Sequence[str] = MEMORIES,
     jobs: int = 1,
     progress: Callable[[str], None] | None = None,
+    engine: Engine | None = None,
 ) -> list[BarrierVerdict]:
     """Audit every barrier change of impl (:func:`barrier_sites`), or the ``names`` ones.
 
@@ -163,6 +182,8 @@ def audit_barriers(
         jobs: worker processes (1: everything in this process).  Profiling, controls and
             sites are spread over them; each result is computed whole by one process.
         progress: called with one line per phase, finished control and finished site.
+        engine: run the profiles, controls and sites as shards on it (a campaign's
+            engine: in this process, or on a Dask cluster); ``jobs`` is then unused.
 
     Raises:
         ValueError: an unknown budget, memory model, program key or mutant name.
@@ -188,7 +209,9 @@ def audit_barriers(
     say = progress or (lambda _line: None)
     controls: dict[tuple[str, str], tuple[SearchRecord, str]] = {}
     verdicts: dict[str, BarrierVerdict] = {}
-    with _executor(jobs) as pool:
+    with _executor(1 if engine is not None else jobs) as procs:
+        pool: concurrent.futures.Executor | Engine | None = (
+            engine if engine is not None else procs)
         say(f"{b.describe()}; profiling {len(keys)} program(s) on the unmutated impl")
         todo = [k for k in keys if k not in _PROFILES]
         _PROFILES.update(_each(pool, _profile, todo))

@@ -4,6 +4,7 @@ kill-matrix hooks return :class:`aioctx_verify.stress.mutation.CheckOutcome`.
 """
 
 from ._multi import (
+    EXAMPLE_WORK,
     MAX_THREADS,
     Op,
     OpKind,
@@ -30,6 +31,7 @@ from ._single import (
     MAX_BHS,
     MAX_NOTIFIERS,
     MAX_TIMERS,
+    PROGRAM_WORK,
     Effects,
     Lockstep,
     LockstepFailure,
@@ -42,6 +44,7 @@ from ._single import search as search_single
 
 __all__ = [
     "EFFECT_KINDS",
+    "EXAMPLE_WORK",
     "Effects",
     "Lockstep",
     "LockstepFailure",
@@ -51,6 +54,7 @@ __all__ = [
     "MAX_THREADS",
     "MAX_TIMERS",
     "Op",
+    "PROGRAM_WORK",
     "OpKind",
     "OutcomeFailure",
     "PreemptionStrategy",
