@@ -190,8 +190,9 @@ def plan_campaign(
             runs in the generated and races steps).
         jobs: the parallelism a budget in seconds is sized for (default: the CPU count,
             at most 4): the kill matrix's work per cell, the barrier audit's processes.
-        by_work: cut the sharded steps (random, pct, dfs; the kill matrix always is) at
-            their work rather than their share of the seconds.
+        by_work: cut every step but stress (real threads) at its work rather than its
+            share of the seconds (the kill matrix always is; the model step's state bound
+            is a function of its share either way).
 
     Raises:
         ValueError: an unknown budget, checker, property or strategy, or a bad number.
@@ -533,9 +534,12 @@ def _step_prove(
 
     # The share cuts the configurations (no new one starts once it is spent), never the
     # protocols, which take seconds: they run after the configurations, as a second batch.
+    # Cut at its work, the step is one batch (its shards run side by side).
+    if plan.by_work:
+        shards, protocol_shards = shards + protocol_shards, []
     run = run_shards(eng, "prove", shards, should_stop=_share_spent(plan, stop, t0, seconds),
                      on_result=heard)
-    if not run.interrupted:
+    if protocol_shards and not run.interrupted:
         more = run_shards(eng, "prove", protocol_shards, should_stop=stop, on_result=heard)
         run.results.update(more.results)
         run.total += more.total
@@ -607,13 +611,30 @@ def _step_prove(
                 inconclusive=unsure)
 
 
-def explore_shard(name: str, strategy: str, schedules: int, seconds: float,
+def _program_ref(prog: Any) -> Any:
+    """What a shard is given to name a corpus program: its name when the corpus has it
+    (workers look it up), else the program itself (one a caller put in the corpus; it
+    travels by value)."""
+    from aioctx_verify.stress import corpus_by_name
+
+    name: str = prog.name
+    return name if corpus_by_name().get(name) is prog else prog
+
+
+def _program_of(ref: Any) -> Any:
+    """The program a :func:`_program_ref` names."""
+    from aioctx_verify.stress import corpus_by_name
+
+    return corpus_by_name()[ref] if isinstance(ref, str) else ref
+
+
+def explore_shard(name: Any, strategy: str, schedules: int, seconds: float,
                   seed: int) -> Any:
     """One shard of a corpus step: corpus program ``name`` under ``strategy`` (a pure
     function of its arguments, but for a wall-time cut-off)."""
-    from aioctx_verify.stress import Budget, corpus_by_name, explore
+    from aioctx_verify.stress import Budget, explore
 
-    r = explore(corpus_by_name()[name], strategy=strategy, budget=Budget(schedules, seconds),
+    r = explore(_program_of(name), strategy=strategy, budget=Budget(schedules, seconds),
                 seed=seed)
     r._hashes.clear()  # the trace hashes stay here: the count is in distinct_traces
     return r
@@ -628,7 +649,7 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
     per = seconds / max(1, len(safe))
     cap = max(_WORK_MIN_CAP, per * _WORK_CAP_FACTOR) if plan.by_work else per
     shards = [
-        Shard(strategy, i, explore_shard, (prog.name, strategy, plan.schedules, cap,
+        Shard(strategy, i, explore_shard, (_program_ref(prog), strategy, plan.schedules, cap,
                                            plan.seed + i),
               deadline=2 * cap + 60.0, label=prog.name)
         for i, prog in enumerate(safe)
@@ -809,16 +830,15 @@ def _step_generated(
 RACE_PROGRAMS = {"smoke": 8, "pr": 40, "nightly": 400}
 
 
-def races_shard(program: str | tuple[int, int], strategy: str, schedules: int,
-                seconds: float, seed: int) -> Any:
-    """One shard of the races step: corpus program ``program`` (a name), or generated
-    program ``(seed, index)``, under ``strategy`` with the race detector on."""
-    from aioctx_verify.stress import corpus_by_name
+def races_shard(program: Any, strategy: str, schedules: int, seconds: float,
+                seed: int) -> Any:
+    """One shard of the races step: corpus program ``program`` (see :func:`_program_ref`),
+    or generated program ``(seed, index)``, under ``strategy`` with the race detector on."""
     from aioctx_verify.stress.controlled import find_races
     from aioctx_verify.stress.explore import generate, generated_program
 
-    prog: Any = (corpus_by_name()[program] if isinstance(program, str)
-                 else generated_program(generate(*program)))
+    prog: Any = (generated_program(generate(*program)) if isinstance(program, tuple)
+                 else _program_of(program))
     return find_races(prog, strategy=strategy, schedules=schedules, seconds=seconds, seed=seed)
 
 
@@ -836,7 +856,7 @@ def _step_races(
     from aioctx_verify.stress import CORPUS
     from aioctx_verify.stress.explore import replay_line
 
-    names: list[str | tuple[int, int]] = [p.name for p in CORPUS if p.expected == "safe"]
+    names: list[Any] = [_program_ref(p) for p in CORPUS if p.expected == "safe"]
     # Then generated programs of the plan's seed: the whole API, dataplane and thread pool
     # included, where the corpus has a handful of fixed shapes.
     n_gen = RACE_PROGRAMS[_tier(plan)]
@@ -851,8 +871,8 @@ def _step_races(
               (prog, strategy, plan.schedules if i < n_corpus else max(2, plan.schedules // 4),
                cap, plan.seed + i),
               deadline=2 * cap + 60.0,
-              label=f"{strategy}: " + (prog if isinstance(prog, str)
-                                       else f"gen s{prog[0]} i{prog[1]}"))
+              label=f"{strategy}: " + (f"gen s{prog[0]} i{prog[1]}" if isinstance(prog, tuple)
+                                       else getattr(prog, "name", prog)))
         for k, (strategy, i, prog) in enumerate(units)
     ]
     t0 = time.perf_counter()
@@ -915,7 +935,7 @@ def hypothesis_shard(kind: str, seconds: float, seed: int, max_examples: int | N
 #: Shards of the hypothesis step per budget tier: (single-thread lockstep searches,
 #: multi-thread searches), each with a seed of its own (the plan's seed, plus 1, ...).
 _HYPOTHESIS_SHARDS: dict[str, tuple[int, int]] = {
-    "smoke": (1, 1), "pr": (1, 2), "nightly": (4, 8),
+    "smoke": (1, 2), "pr": (1, 2), "nightly": (4, 8),
 }
 
 

@@ -277,9 +277,10 @@ def _exit_status(result: CampaignResult) -> int:
 @click.option(
     "--by-work",
     is_flag=True,
-    help="Cut the sharded steps (random, pct, dfs) at their work (schedules) rather than "
-    "their share of the seconds, which become a safety cap: the same seed gives the same "
-    "report with any --workers (the kill matrix is always cut at its work).",
+    help="Cut every step but stress at its work (states, schedules, programs, examples) "
+    "rather than its share of the seconds, which become a safety cap per shard: the same "
+    "seed gives the same report with any --workers, real-thread stress aside (the kill "
+    "matrix is always cut at its work).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def run_cmd(

@@ -4,10 +4,7 @@ off at its deadline, Ctrl-C, the missing Dask extra and the engine flags.
 
 One two-worker LocalCluster serves the module (starting one costs seconds).  Shard
 functions here travel to the workers by value (cloudpickle), since the workers cannot import
-this test module.  The kill matrix's determinism is checked on mutants whose kills shrink
-quickly: shrinking a counterexample is bounded by wall time (it sizes the counterexample,
-never the verdict), so a slow shrink under load may report a longer schedule.  Every wait is
-bounded; a shard that must hang waits on a file that the
+this test module.  Every wait is bounded; a shard that must hang waits on a file that the
 test creates once it is done with the shard, so no worker stays busy after a test.
 """
 
@@ -184,8 +181,8 @@ def test_a_value_that_does_not_pickle_is_the_shards_error(dask2: DaskEngine) -> 
 def test_the_kill_matrix_is_the_same_on_every_engine(dask2: DaskEngine) -> None:
     """Cells are work-budgeted: their verdicts, counterexample sizes and details do not
     depend on the engine or the number of workers (timings aside).  The seconds caps are
-    wide, so that a loaded test machine does the same work; the mutants' kills shrink
-    quickly (a kill's shrinking is bounded by wall time, see the module docstring)."""
+    wide, so that a loaded test machine does the same work, and an explorer's kill shrinks
+    for a fixed number of replays (SHRINK_REPLAYS), its wall-time bound being only a cap."""
     budget = MatrixBudget("t", 40, 1, 20, "targeted", 60.0, 60.0)
     args: dict[str, Any] = {
         "checkers": ["model", "explore_random", "explore_pct", "explore_dfs"],
@@ -506,3 +503,19 @@ def test_a_trace_from_a_worker_keeps_its_file_names(dask2: DaskEngine) -> None:
     there = run_shards(dask2, "t", [Shard("t", 0, _a_failure_trace)])
     assert local.results[0].value.where == "impl/_iothread.py:53 (main_context)"
     assert there.results[0].value.where == local.results[0].value.where
+
+
+def test_stress_runs_one_shard_per_workload() -> None:
+    """Real-thread stress is sharded too (one workload a shard); its trials are timing, so
+    only its shape is compared: every workload reported, once."""
+    from aioctx_verify._campaign import plan_campaign, run_campaign
+    from aioctx_verify.stress.real import WORKLOADS
+
+    engine = LocalEngine()
+    heard: list[tuple[str, int, int]] = []
+    engine.on_progress = lambda step, done, total, eta: heard.append((step, done, total))
+    result = run_campaign(plan_campaign(3, checkers=("stress",)), engine=engine)
+    names = [n for n in WORKLOADS if not n.startswith("test")]
+    assert [h.workload for h in result.histograms] == names
+    assert heard[-1] == ("stress", len(names), len(names))
+    assert all(v.runs > 0 for v in result.verdicts)

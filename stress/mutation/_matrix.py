@@ -18,8 +18,9 @@ slow to do the work in time:
   mutant's probe programs (:mod:`stress.mutation._probes`), monitors on, under the probe's
   memory model (TSO for the weak-memory mutants); work -> schedules, one per unit, shared
   among the probes (what a probe leaves, e.g. an exhausted DFS, goes to the next); failures
-  are shrunk by :func:`aioctx_verify.stress.explore.shrink` under a wall-time bound (it
-  sizes the counterexample, never the verdict);
+  are shrunk by :func:`aioctx_verify.stress.explore.shrink`, for :data:`SHRINK_REPLAYS`
+  replays in a work-budgeted cell (the same counterexample on any machine), else under a
+  wall-time bound (it sizes the counterexample, never the verdict);
 * ``stress_real``: the same probes on real threads (:class:`impl.RealPlatform`), every wait
   bounded, a small random switch interval as noise, alternately with the monitors attached
   and without them (untraced runs exercise the fast paths that tracing turns off); work ->
@@ -297,7 +298,8 @@ def _explorer(strategy: str, scope: str = "targeted") -> Checker:
                 )
                 spent += r.seconds
                 if r.verdict == "fail" and r.failure is not None:
-                    f = _shrunk(program, r.failure, shrink_seconds(cell.nominal_seconds))
+                    f = _shrunk(program, r.failure, shrink_seconds(cell.nominal_seconds),
+                                max_replays=SHRINK_REPLAYS if cell.work_bound else None)
                     prop, via = _classify(probe, f)
                     detail = (
                         f"{probe.name} [{r.memory}] after {r.schedules} schedule(s): {f.kind}: "
@@ -332,10 +334,20 @@ def shrink_seconds(cell_seconds: float) -> float:
     return min(3.0, max(0.5, cell_seconds * 0.5))
 
 
-def _shrunk(program: Program, failure: Failure, seconds: float) -> Failure:
+#: Replays a work-budgeted cell's kill may spend shrinking its counterexample: the same
+#: shrunk counterexample on any machine and engine (its wall-time bound is then only a cap,
+#: :data:`SHRINK_CAP_FACTOR` times :func:`shrink_seconds`).
+SHRINK_REPLAYS = 300
+SHRINK_CAP_FACTOR = 10.0
+
+
+def _shrunk(program: Program, failure: Failure, seconds: float, *,
+            max_replays: int | None = None) -> Failure:
     """``failure`` shrunk by :func:`aioctx_verify.stress.explore.shrink` for at most
-    ``seconds``: its first two passes (shortest failing prefix, single preemptions
-    dropped), without the bounded DFS, as a cell's kill should not wait for a search.
+    ``seconds``, or (``max_replays`` given) for at most that many replays with ``seconds``
+    times :data:`SHRINK_CAP_FACTOR` as a cap: its first two passes (shortest failing
+    prefix, single preemptions dropped), without the bounded DFS, as a cell's kill should
+    not wait for a search.
 
     A livelocking mutant makes every shrinking run one to the step budget, hence the wall
     time bound.  A failure that its schedule does not reproduce is reported unshrunk.
@@ -344,6 +356,9 @@ def _shrunk(program: Program, failure: Failure, seconds: float) -> Failure:
     found = run_schedule(program, ReplayStrategy(sched.tokens), sched.memory)
     if found.verdict != "fail" or found.kind != failure.kind:
         return failure
+    if max_replays is not None:
+        return shrink(program, found, sched.memory, search_runs=0, max_replays=max_replays,
+                      seconds=seconds * SHRINK_CAP_FACTOR)
     return shrink(program, found, sched.memory, search_runs=0, seconds=seconds)
 
 
