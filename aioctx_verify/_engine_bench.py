@@ -37,7 +37,7 @@ from aioctx_verify.engine import (
     run_shards,
 )
 
-__all__ = ["bench_campaign", "bench_shards", "main"]
+__all__ = ["bench_campaign", "bench_shards", "campaign_table", "main"]
 
 #: The campaign steps whose work is not wall time (stress is; the kill matrix has its own
 #: determinism test and dwarfs the rest).
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.campaign is not None:
-        return _campaign_main(args.campaign, counts, args.local)
+        return campaign_table(args.campaign, counts, args.local)
     shards = bench_shards(args.schedules)
     print(f"engine bench: {len(shards)} shards (safe corpus x random, pct, dfs; "
           f"{args.schedules} schedules each)")
@@ -157,8 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if same else 1
 
 
-def _campaign_main(seconds: float, counts: list[int], local: bool) -> int:
-    print(f"engine bench: a campaign of {seconds:g} s cut at its work "
+#: The issue's targets: two workers at least this many times one; scheduling per shard
+#: under this share of a median shard.
+SPEEDUP_TARGET = 1.7
+OVERHEAD_TARGET = 0.05
+
+
+def campaign_table(seconds: float, counts: list[int], local: bool,
+                   out: Callable[[str], None] = print) -> int:
+    """Time a campaign of ``seconds`` cut at its work on each engine, print the table with
+    the targets, and return 0 when every engine gave the same report (1 otherwise)."""
+    out(f"engine bench: a campaign of {seconds:g} s cut at its work "
           f"({', '.join(CAMPAIGN_STEPS)})")
     rows: list[tuple[str, float, float, int, float, float]] = []
     ref: Any = None
@@ -185,13 +194,24 @@ def _campaign_main(seconds: float, counts: list[int], local: bool) -> int:
             start = time.perf_counter() - t0
             measure(f"dask x{n}", engine, start)
     base = next((r[2] for r in rows if r[0] == f"dask x{counts[0]}"), rows[0][2])
-    print(f"{'engine':<9} {'start s':>8} {'wall s':>8} {'shards':>7} {'shards/s':>9} "
+    out(f"{'engine':<9} {'start s':>8} {'wall s':>8} {'shards':>7} {'shards/s':>9} "
           f"{'speed-up':>9} {'median shard s':>15} {'overhead/shard ms':>18} {'overhead %':>11}")
     for label, start, wall, n_shards, med, over in rows:
-        print(f"{label:<9} {start:>8.2f} {wall:>8.2f} {n_shards:>7} {n_shards / wall:>9.2f} "
+        out(f"{label:<9} {start:>8.2f} {wall:>8.2f} {n_shards:>7} {n_shards / wall:>9.2f} "
               f"{base / wall:>8.2f}x {med:>15.3f} {over * 1000:>18.1f} "
               f"{100 * over / med if med else 0:>10.1f}%")
-    print(f"same report on every engine (timing aside): {'yes' if same else 'NO'}")
+    out(f"same report on every engine (timing aside): {'yes' if same else 'NO'}")
+    by = dict((r[0], r) for r in rows)
+    one, two = by.get("dask x1"), by.get("dask x2")
+    if one is not None and two is not None:
+        ratio = one[2] / two[2]
+        out(f"two workers over one: {ratio:.2f}x (target >= {SPEEDUP_TARGET}: "
+            f"{'met' if ratio >= SPEEDUP_TARGET else 'NOT met'})")
+    for label, _start, _wall, _n, med, over in rows:
+        if label.startswith("dask") and med:
+            out(f"{label}: scheduling {100 * over / med:.1f}% of a median shard (target < "
+                f"{100 * OVERHEAD_TARGET:.0f}%: "
+                f"{'met' if over / med < OVERHEAD_TARGET else 'NOT met'})")
     return 0 if same else 1
 
 

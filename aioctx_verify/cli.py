@@ -118,14 +118,28 @@ def main(ctx: click.Context) -> None:
     help="Also measure the controlled scheduler (steps/s, schedules/s, overhead over the real "
     "platform, time to first failure against frontrun when it is installed); its rows follow.",
 )
+@click.option(
+    "--engine",
+    is_flag=True,
+    help="Also time a campaign cut at its work in this process and on 1 and 2 local Dask "
+    "workers (shards/s, speed-up, scheduling per shard; needs the dask extra).",
+)
 def bench(
-    quick: bool, json_path: Path | None, scale: float, reps: int | None, explore: bool
+    quick: bool, json_path: Path | None, scale: float, reps: int | None, explore: bool,
+    engine: bool,
 ) -> None:
     """Benchmark impl's hot paths, each against its peer in the same run.
 
     Prints name, ours, peer, unit, ratio (ours / peer), target and whether it is met;
     every figure is the median of the repetitions.
     """
+    if engine:
+        try:
+            import distributed  # noqa: F401 - only whether it is there
+        except ImportError:
+            raise click.UsageError(
+                "--engine needs Dask: pip install 'aioctx-verify[dask]'"
+            ) from None
     mode = "quick" if quick else "full"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     header = f"aioctx-verify bench: {mode}, scale {scale:g}, load average {load} at start"
@@ -155,6 +169,14 @@ def bench(
         click.echo("")
     for note in notes:
         click.echo(note)
+    if engine:
+        from aioctx_verify._engine_bench import campaign_table
+
+        click.echo("")
+        # A campaign of 30 s of nominal work (about a minute a run): smaller ones have
+        # shards of a few ms, where the scheduling per shard is what is measured.
+        if campaign_table(30.0, [1, 2], local=True, out=click.echo):
+            raise click.ClickException("the engines gave different reports for one campaign")
     if json_path is not None:
         try:
             write_json(results, json_path)

@@ -337,6 +337,7 @@ def test_bad_engine_flags_exit_2_on_one_line(
         ["run", "--scheduler", "tcp://127.0.0.1:1", "--no-history"],
         ["mutants", "--workers", "2", "--mutants", "deleted-bh-runs"],
         ["mutants", "--jobs", "2", "--mutants", "deleted-bh-runs"],
+        ["bench", "--engine", "--quick"],
     ],
 )
 def test_the_missing_dask_extra_exits_2_naming_it(args: list[str], tmp_path: Path) -> None:
