@@ -358,10 +358,15 @@ def model_shard(size: ModelSize, max_states: int) -> Any:
     return search(ModelConfig(**size), max_states=max_states)
 
 
+def _cap(plan: CampaignPlan, seconds: float) -> float:
+    """The seconds a shard whose part of its step's share is ``seconds`` may run: that part,
+    or with ``by_work`` a safety cap over it (the work is the bound)."""
+    return max(_WORK_MIN_CAP, seconds * _WORK_CAP_FACTOR) if plan.by_work else seconds
+
+
 def _deadline(seconds: float, plan: CampaignPlan) -> float:
     """A shard's deadline: generous over its share (a safety net, not its budget)."""
-    cap = max(_WORK_MIN_CAP, seconds * _WORK_CAP_FACTOR) if plan.by_work else seconds
-    return 2 * cap + 60.0
+    return 2 * _cap(plan, seconds) + 60.0
 
 
 def _share_spent(plan: CampaignPlan, stop: Stop, t0: float, seconds: float) -> Stop:
@@ -402,14 +407,9 @@ def _step_model(
     acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     states = 0
-    incomplete = ""
-    for sr in run.ordered():
+    incomplete = run.problem()
+    for sr in run.answered():
         cfg = configs[sr.index]
-        if sr.status == "cancelled":
-            continue
-        if not sr.ok:
-            incomplete = incomplete or f"{cfg}: shard {sr.status}: {_last_line(sr.error)}"
-            continue
         r = sr.value
         states += r.states
         if r.violation is not None:
@@ -426,17 +426,11 @@ def _step_model(
         elif not r.complete:
             incomplete = incomplete or f"{cfg}: state space not exhausted ({r.states} states)"
     if not run.complete and not incomplete:
-        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
-        incomplete = f"budget spent after {ran} of {len(configs)} configurations"
+        incomplete = f"budget spent after {run.ran} of {len(configs)} configurations"
     acc.states = states
     acc.verdict(plan, "model", failed, states, time.perf_counter() - t0, inconclusive=incomplete)
     if run.interrupted:
         raise KeyboardInterrupt
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no message)"
 
 
 #: z3 proofs per budget: how many of the model step's configurations (None: all), the
@@ -547,15 +541,10 @@ def _step_prove(
         run.stopped = run.stopped or more.stopped
     acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
-    unsure = ""
+    unsure = run.problem()
     rows: list[dict[str, Any]] = []
     ran = 0
-    for sr in run.ordered():
-        if sr.status == "cancelled":
-            continue
-        if not sr.ok:
-            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
-            continue
+    for sr in run.answered():
         if sr.index >= len(sizes):
             rows.extend(sr.value)
             continue
@@ -647,7 +636,7 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
 
     safe = [p for p in CORPUS if p.expected == "safe"]
     per = seconds / max(1, len(safe))
-    cap = max(_WORK_MIN_CAP, per * _WORK_CAP_FACTOR) if plan.by_work else per
+    cap = _cap(plan, per)
     shards = [
         Shard(strategy, i, explore_shard, (_program_ref(prog), strategy, plan.schedules, cap,
                                            plan.seed + i),
@@ -670,7 +659,7 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
         if sr.status == "cancelled":
             continue
         if not sr.ok:
-            inconclusive = f"{prog.name}: shard {sr.status}: {_last_line(sr.error)}"
+            inconclusive = sr.problem
             continue
         r = sr.value
         runs += r.schedules
@@ -688,8 +677,7 @@ def _step_explore(plan: CampaignPlan, acc: _Acc, strategy: str, seconds: float,
                 r.failure, property=prop, checker=strategy, seed=plan.seed + sr.index,
             ))
     if not run.complete:
-        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
-        inconclusive = f"stopped after {ran} of {len(safe)} programs"
+        inconclusive = f"stopped after {run.ran} of {len(safe)} programs"
     acc.verdict(plan, strategy, failed, runs, time.perf_counter() - t0, inconclusive=inconclusive)
     if run.interrupted:  # Ctrl-C: what finished is recorded; the campaign stops here
         raise KeyboardInterrupt
@@ -752,8 +740,7 @@ def _step_generated(
     for k, first in enumerate(starts):
         n = min(chunk, total - first)
         mine = seconds * n / total  # the shard's part of the share
-        part = dataclasses.replace(base, programs=n, seconds=max(
-            _WORK_MIN_CAP, mine * _WORK_CAP_FACTOR) if plan.by_work else mine)
+        part = dataclasses.replace(base, programs=n, seconds=_cap(plan, mine))
         shards.append(Shard("generated", k, generated_shard,
                             (plan.seed, part, plan.strategies, first),
                             deadline=2 * part.seconds + 60.0,
@@ -774,13 +761,8 @@ def _step_generated(
     last = min(failing) if failing else len(shards) - 1
     r = GenSearchResult(plan.seed)
     hashes: set[int] = set()
-    unsure = ""
-    for sr in run.ordered():
-        if sr.index > last or sr.status == "cancelled":
-            continue
-        if not sr.ok:
-            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
-            continue
+    unsure = run.problem(upto=last)
+    for sr in run.answered(upto=last):
         v: GenSearchResult = sr.value
         for name in ("programs", "complete", "runs", "steps", "seconds", "inconclusive_runs",
                      "ops"):
@@ -864,7 +846,7 @@ def _step_races(
     names += [(plan.seed, i) for i in range(n_gen)]
     units = [(s, i, prog) for s in plan.strategies for i, prog in enumerate(names)]
     per = seconds / max(1, len(units))
-    cap = max(_WORK_MIN_CAP, per * _WORK_CAP_FACTOR) if plan.by_work else per
+    cap = _cap(plan, per)
     shards = [
         # A generated program is a few times longer than a corpus one: fewer schedules each.
         Shard("races", k, races_shard,
@@ -885,13 +867,8 @@ def _step_races(
     acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     runs = 0
-    unsure = ""
-    for sr in run.ordered():
-        if sr.status == "cancelled":
-            continue
-        if not sr.ok:
-            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
-            continue
+    unsure = run.problem()
+    for sr in run.answered():
         r = sr.value
         seed = shards[sr.index].args[-1]
         runs += r.schedules
@@ -910,8 +887,7 @@ def _step_races(
                 steps=steps, failing_step=1,
             ))
     if not run.complete:
-        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
-        unsure = unsure or f"stopped after {ran} of {len(units)} programs"
+        unsure = unsure or f"stopped after {run.ran} of {len(units)} programs"
     acc.verdict(plan, "races", failed, runs, time.perf_counter() - t0, inconclusive=unsure)
     if run.interrupted:
         raise KeyboardInterrupt
@@ -958,7 +934,7 @@ def _step_hypothesis(
     shards = []
     for i, (kind, k, share, cost) in enumerate(kinds):
         examples = max(1, int(share / (cost * WORK_UNIT_SECONDS))) if plan.by_work else None
-        cap = max(_WORK_MIN_CAP, share * _WORK_CAP_FACTOR) if plan.by_work else share
+        cap = _cap(plan, share)
         shards.append(Shard("hypothesis", i, hypothesis_shard,
                             (kind, cap, plan.seed + k, examples),
                             # shrinking and the give-up bound come on top of the seconds
@@ -974,13 +950,8 @@ def _step_hypothesis(
     acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     runs = 0
-    unsure = ""
-    for sr in run.ordered():
-        if sr.status == "cancelled":
-            continue
-        if not sr.ok:
-            unsure = unsure or f"{sr.label}: shard {sr.status}: {_last_line(sr.error)}"
-            continue
+    unsure = run.problem()
+    for sr in run.answered():
         kind, _k, _share, _cost = kinds[sr.index]
         seed = shards[sr.index].args[2]
         res = sr.value
@@ -1061,15 +1032,10 @@ def _step_stress(
     acc.shard_notes.extend(run.notes())
     failed: dict[PropertyName, str] = {}
     trials = 0
-    stopped = ""
     unsure = 0
-    for sr in run.ordered():
+    stopped = run.problem()
+    for sr in run.answered():
         name = names[sr.index]
-        if sr.status == "cancelled":
-            continue
-        if not sr.ok:
-            stopped = stopped or f"{name}: shard {sr.status}: {_last_line(sr.error)}"
-            continue
         r = sr.value
         trials += r.trials
         unsure += r.inconclusive
@@ -1091,8 +1057,7 @@ def _step_stress(
                 replay_command=result_replay_line(r),
             ))
     if not run.complete:
-        ran = sum(1 for r in run.ordered() if r.status != "cancelled")
-        stopped = stopped or f"stopped after {ran} of {len(names)} workloads"
+        stopped = stopped or f"stopped after {run.ran} of {len(names)} workloads"
     if not stopped and trials and unsure == trials:
         stopped = f"all {trials} trials inconclusive (waits ran out, nothing seen stuck)"
     acc.verdict(plan, "stress", failed, trials, time.perf_counter() - t0, inconclusive=stopped)

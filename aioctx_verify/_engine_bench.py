@@ -37,7 +37,7 @@ from aioctx_verify.engine import (
     run_shards,
 )
 
-__all__ = ["bench_campaign", "bench_shards", "campaign_table", "main"]
+__all__ = ["bench_campaign", "bench_shards", "campaign_table", "main", "strip_timing"]
 
 #: The campaign steps whose work is not wall time (stress is; the kill matrix has its own
 #: determinism test and dwarfs the rest).
@@ -64,11 +64,13 @@ class _Recording(Engine):
             yield r
 
 
-def _strip(d: Any) -> Any:
+def strip_timing(d: Any) -> Any:
+    """A report's JSON without the fields that measure time (what must not depend on the
+    engine is what is left)."""
     if isinstance(d, dict):
-        return {k: _strip(v) for k, v in d.items() if k not in _TIMING}
+        return {k: strip_timing(v) for k, v in d.items() if k not in _TIMING}
     if isinstance(d, list):
-        return [_strip(x) for x in d]
+        return [strip_timing(x) for x in d]
     return d
 
 
@@ -80,7 +82,7 @@ def bench_campaign(seconds: float, engine: Engine, seed: int = 0) -> tuple[Any, 
     rec = _Recording(engine)
     plan = plan_campaign(seconds, seed=seed, checkers=CAMPAIGN_STEPS, by_work=True)
     report = run_campaign(plan, engine=rec).to_dict()
-    return _strip(report), rec.results
+    return strip_timing(report), rec.results
 
 
 def bench_shards(schedules: int, seed: int = 0) -> list[Shard]:
@@ -120,41 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.campaign is not None:
         return campaign_table(args.campaign, counts, args.local)
     shards = bench_shards(args.schedules)
-    print(f"engine bench: {len(shards)} shards (safe corpus x random, pct, dfs; "
-          f"{args.schedules} schedules each)")
-    rows: list[tuple[str, float, float, float, float, float]] = []
-    ref: list[tuple[int, str, int, int]] | None = None
-    same = True
 
-    def measure(label: str, engine: Any, start: float) -> None:
-        nonlocal ref, same
-        t0 = time.perf_counter()
+    def corpus(engine: Engine) -> tuple[Any, list[ShardResult]]:
         run = run_shards(engine, "bench", shards)
-        wall = time.perf_counter() - t0
-        got = _summary(run)
-        if ref is None:
-            ref = got
-        same = same and got == ref
-        own = [r.seconds for r in run.ordered()]
-        over = [max(0.0, r.wall - r.seconds) for r in run.ordered()]
-        rows.append((label, start, wall, len(shards) / wall, statistics.median(own),
-                     statistics.median(over)))
+        return _summary(run), run.ordered()
 
-    if args.local:
-        measure("local", LocalEngine(), 0.0)
-    for n in counts:
-        t0 = time.perf_counter()
-        with DaskEngine(n) as engine:
-            start = time.perf_counter() - t0
-            measure(f"dask x{n}", engine, start)
-    base = next((r[2] for r in rows if r[0] == f"dask x{counts[0]}"), rows[0][2])
-    print(f"{'engine':<9} {'start s':>8} {'wall s':>8} {'shards/s':>9} {'speed-up':>9} "
-          f"{'median shard s':>15} {'overhead/shard ms':>18} {'overhead %':>11}")
-    for label, start, wall, rate, med, over in rows:
-        print(f"{label:<9} {start:>8.2f} {wall:>8.2f} {rate:>9.2f} {base / wall:>8.2f}x "
-              f"{med:>15.3f} {over * 1000:>18.1f} {100 * over / med if med else 0:>10.1f}%")
-    print(f"same merged results on every engine: {'yes' if same else 'NO'}")
-    return 0 if same else 1
+    return _table(f"engine bench: {len(shards)} shards (safe corpus x random, pct, dfs; "
+                  f"{args.schedules} schedules each)", corpus, counts, args.local,
+                  "same merged results on every engine")
 
 
 #: The issue's targets: two workers at least this many times one; scheduling per shard
@@ -167,8 +142,19 @@ def campaign_table(seconds: float, counts: list[int], local: bool,
                    out: Callable[[str], None] = print) -> int:
     """Time a campaign of ``seconds`` cut at its work on each engine, print the table with
     the targets, and return 0 when every engine gave the same report (1 otherwise)."""
-    out(f"engine bench: a campaign of {seconds:g} s cut at its work "
-          f"({', '.join(CAMPAIGN_STEPS)})")
+    return _table(f"engine bench: a campaign of {seconds:g} s cut at its work "
+                  f"({', '.join(CAMPAIGN_STEPS)})",
+                  lambda engine: bench_campaign(seconds, engine), counts, local,
+                  "same report on every engine (timing aside)", out)
+
+
+def _table(title: str, work: Callable[[Engine], tuple[Any, list[ShardResult]]],
+           counts: list[int], local: bool, same_what: str,
+           out: Callable[[str], None] = print) -> int:
+    """Run ``work`` (what must not depend on the engine, and every shard's result) in this
+    process (``local``) and on a LocalCluster of each of ``counts`` workers; print the
+    table, whether ``work`` gave the same on every engine, and the targets; 0 when it did."""
+    out(title)
     rows: list[tuple[str, float, float, int, float, float]] = []
     ref: Any = None
     same = True
@@ -176,11 +162,11 @@ def campaign_table(seconds: float, counts: list[int], local: bool,
     def measure(label: str, engine: Engine, start: float) -> None:
         nonlocal ref, same
         t0 = time.perf_counter()
-        report, results = bench_campaign(seconds, engine)
+        got, results = work(engine)
         wall = time.perf_counter() - t0
         if ref is None:
-            ref = report
-        same = same and report == ref
+            ref = got
+        same = same and got == ref
         own = [r.seconds for r in results]
         over = [max(0.0, r.wall - r.seconds) for r in results]
         rows.append((label, start, wall, len(results), statistics.median(own),
@@ -195,13 +181,13 @@ def campaign_table(seconds: float, counts: list[int], local: bool,
             measure(f"dask x{n}", engine, start)
     base = next((r[2] for r in rows if r[0] == f"dask x{counts[0]}"), rows[0][2])
     out(f"{'engine':<9} {'start s':>8} {'wall s':>8} {'shards':>7} {'shards/s':>9} "
-          f"{'speed-up':>9} {'median shard s':>15} {'overhead/shard ms':>18} {'overhead %':>11}")
+        f"{'speed-up':>9} {'median shard s':>15} {'overhead/shard ms':>18} {'overhead %':>11}")
     for label, start, wall, n_shards, med, over in rows:
         out(f"{label:<9} {start:>8.2f} {wall:>8.2f} {n_shards:>7} {n_shards / wall:>9.2f} "
-              f"{base / wall:>8.2f}x {med:>15.3f} {over * 1000:>18.1f} "
-              f"{100 * over / med if med else 0:>10.1f}%")
-    out(f"same report on every engine (timing aside): {'yes' if same else 'NO'}")
-    by = dict((r[0], r) for r in rows)
+            f"{base / wall:>8.2f}x {med:>15.3f} {over * 1000:>18.1f} "
+            f"{100 * over / med if med else 0:>10.1f}%")
+    out(f"{same_what}: {'yes' if same else 'NO'}")
+    by = {r[0]: r for r in rows}
     one, two = by.get("dask x1"), by.get("dask x2")
     if one is not None and two is not None:
         ratio = one[2] / two[2]

@@ -151,6 +151,12 @@ class ShardResult:
     def name(self) -> str:
         return f"{self.step}#{self.index}"
 
+    @property
+    def problem(self) -> str:
+        """``LABEL: shard STATUS: the last line of its error`` (for a verdict's detail)."""
+        lines = [ln for ln in self.error.strip().splitlines() if ln.strip()]
+        return f"{self.label}: shard {self.status}: {lines[-1] if lines else '(no message)'}"
+
 
 @dataclass
 class EngineRun:
@@ -173,6 +179,23 @@ class EngineRun:
         return len(self.results) == self.total and not any(
             r.status == "cancelled" for r in self.results.values()
         )
+
+    @property
+    def ran(self) -> int:
+        """Shards that ran (not cancelled)."""
+        return sum(1 for r in self.results.values() if r.status != "cancelled")
+
+    def answered(self, upto: int | None = None) -> list[ShardResult]:
+        """The results with a value (``ok``), in shard order (up to index ``upto``)."""
+        return [r for r in self.ordered() if r.ok and (upto is None or r.index <= upto)]
+
+    def problem(self, upto: int | None = None) -> str:
+        """``LABEL: shard STATUS: the last line of its error`` for the first shard (up to
+        index ``upto``) that ran and gave no value; ``""`` when there is none."""
+        for r in self.ordered():
+            if r.status not in ("ok", "cancelled") and (upto is None or r.index <= upto):
+                return r.problem
+        return ""
 
     @property
     def retried(self) -> list[ShardResult]:
@@ -230,23 +253,24 @@ def _execute(shard: Shard) -> _Outcome:
     return _Outcome("ok", value, "", time.perf_counter() - t0, _where())
 
 
-def _execute_blob(blob: bytes) -> _Outcome:
+def _execute_blob(blob: bytes) -> bytes:
     """Worker side of :class:`DaskEngine`: the shard arrives cloudpickled (so functions of
-    modules registered by value travel with it)."""
+    modules registered by value travel with it), and its outcome goes back cloudpickled, by
+    this function: pickled once, and a value that cannot be is the shard's error."""
     import cloudpickle
 
     shard = cloudpickle.loads(blob)
     if not isinstance(shard, Shard):
         raise TypeError(f"expected a Shard, got {type(shard).__name__}")
     out = _execute(shard)
-    try:  # the value travels back pickled: a value that cannot is the shard's error
-        cloudpickle.dumps(out.value)
+    try:
+        return bytes(cloudpickle.dumps(out))
     except Exception as e:
-        return _Outcome("error", None,
-                        f"{shard.name}: its value ({type(out.value).__name__}) does not pickle: "
-                        f"{type(e).__name__}: {e}; a shard must return plain data",
-                        out.seconds, out.worker)
-    return out
+        return bytes(cloudpickle.dumps(_Outcome(
+            "error", None,
+            f"{shard.name}: its value ({type(out.value).__name__}) does not pickle: "
+            f"{type(e).__name__}: {e}; a shard must return plain data",
+            out.seconds, out.worker)))
 
 
 @contextlib.contextmanager
@@ -600,7 +624,9 @@ class DaskEngine(Engine):
         attempts = flight.attempts + 1 + lost
         wall = time.perf_counter() - flight.submitted
         if fut.status == "finished":
-            out: _Outcome = fut.result()
+            import cloudpickle
+
+            out: _Outcome = cloudpickle.loads(fut.result())
             return ShardResult(
                 shard.step, shard.index, out.status,
                 value=out.value if out.status == "ok" else None, error=out.error,

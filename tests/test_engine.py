@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from aioctx_verify._engine_bench import CAMPAIGN_STEPS, strip_timing
 from aioctx_verify.cli import main
 from aioctx_verify.engine import (
     DASK_INSTALL,
@@ -367,21 +368,11 @@ def test_an_unreachable_scheduler_is_an_engine_error() -> None:
 
 
 # -- a campaign's sharded steps --------------------------------------------------------------
-#: Report fields that measure time (the rest must be identical on every engine).
-_TIMING = {"seconds", "started_at", "machine", "steps_per_second", "schedules_per_second"}
 #: Every step of a campaign whose work is not wall time: all but real-thread stress (its
 #: trials are timing) and the kill matrix (its own test above).
-_WORK_STEPS = ("model", "prove", "random", "pct", "dfs", "generated", "races", "hypothesis")
+_WORK_STEPS = CAMPAIGN_STEPS
 #: Of those, the steps that run impl (the model and the proofs do not).
 _IMPL_STEPS = ("random", "generated", "races", "hypothesis")
-
-
-def _strip(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _strip(v) for k, v in d.items() if k not in _TIMING}
-    if isinstance(d, list):
-        return [_strip(x) for x in d]
-    return d
 
 
 def _differ(a: Any, b: Any, where: str = "report") -> list[str]:
@@ -412,7 +403,7 @@ def _campaign(engine: Engine, strategies: tuple[str, ...] = ("random", "dfs"),
     from aioctx_verify._campaign import plan_campaign, run_campaign
 
     plan = plan_campaign(10, checkers=checkers, strategies=strategies, by_work=True)
-    return _strip(run_campaign(plan, engine=engine).to_dict())
+    return strip_timing(run_campaign(plan, engine=engine).to_dict())
 
 
 def _sharded_steps(engine: Engine) -> set[str]:
