@@ -7,6 +7,7 @@ optional: the tests pass with it installed (the comparison runs) and without it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -32,6 +33,9 @@ from aioctx_verify.stress.bench._explore import (
     run_explore_benchmarks,
     run_frontrun,
 )
+from aioctx_verify.stress.controlled import DPORStrategy
+from aioctx_verify.stress.explore import Program
+from aioctx_verify.stress.explore._explore import replay
 
 #: Spelled out independently of the module under test.
 EXPECTED = [
@@ -41,20 +45,32 @@ EXPECTED = [
     "ttff_lost_update",
     "ttff_abba_deadlock",
     "ttff_notify_order",
+    "ttff_dpor_lost_update",
+    "ttff_dpor_abba_deadlock",
+    "ttff_dpor_notify_order",
     *(f"dpor_{n}" for n in ("atomic_increment", "notify_no_fence_sc", "notify_fenced_tso",
                             "notify_fenced_pso", "mp_no_wmb_tso", "mp_wmb_pso",
                             "iothread_acquire", "bh_cross_thread", "bh_cross_thread_tso",
                             "timer_virtual_time")),
+    "bound3_notify_rounds",
 ]
 FRONTRUN_ROWS = {"explore_schedules_per_s", "ttff_lost_update", "ttff_abba_deadlock",
-                 "ttff_notify_order"}  # fmt: skip
+                 "ttff_notify_order", "ttff_dpor_lost_update", "ttff_dpor_abba_deadlock",
+                 "ttff_dpor_notify_order", "bound3_notify_rounds"}  # fmt: skip
+#: Rows whose target is absolute, on ``ours`` (in seconds).
+ABSOLUTE_ROWS = {"bound3_notify_rounds"}
 TARGET = re.compile(r"(<=|>=) (\d+(?:\.\d+)?)(?: (s|ms|us|ns))?")
 
 
 def expected_met(r: BenchResult) -> bool:
-    """``met`` recomputed from the figures: a ratio target, False on a NaN ratio."""
+    """``met`` recomputed from the figures: a ratio target, False on a NaN ratio; an
+    absolute target (the bound-3 row, in seconds) on ``ours`` alone."""
     m = TARGET.fullmatch(str(r.target))
-    assert m is not None and m[3] is None, r.target  # every explore target is on the ratio
+    assert m is not None, r.target
+    if r.name in ABSOLUTE_ROWS:
+        assert m[3] == "s" and r.unit == "s", r
+        return r.ours <= float(m[2]) if m[1] == "<=" else r.ours >= float(m[2])
+    assert m[3] is None, r.target  # every other explore target is on the ratio
     ratio, bound = r.ours / r.peer, float(m[2])
     if math.isnan(ratio):
         return False
@@ -98,9 +114,12 @@ def test_rows_are_consistent(bench: ExploreBench) -> None:
     compared = bench.frontrun is not None
     for r in bench.results:
         assert r.unit and r.peer_is
-        assert math.isfinite(r.ours) and r.ours > 0, r
+        if r.name in ABSOLUTE_ROWS:  # inf: not exhausted within a tiny run's cap
+            assert r.ours > 0 and not math.isnan(r.ours), r
+        else:
+            assert math.isfinite(r.ours) and r.ours > 0, r
         if r.name in FRONTRUN_ROWS and not compared:
-            assert math.isnan(r.peer) and not r.met, r
+            assert math.isnan(r.peer), r
             assert "NOT MEASURED" in r.peer_is
         else:
             assert r.peer > 0, r
@@ -137,7 +156,8 @@ def test_degrades_without_frontrun(no_frontrun: None) -> None:
     assert [r.name for r in got.results] == EXPECTED
     for r in got.results:
         if r.name in FRONTRUN_ROWS:
-            assert math.isnan(r.peer) and math.isnan(r.ratio) and r.met is False
+            assert math.isnan(r.peer) and math.isnan(r.ratio)
+            assert r.met is (expected_met(r) if r.name in ABSOLUTE_ROWS else False)
             assert "not installed" in r.peer_is
             assert r.to_json()["peer"] is None and r.to_json()["ratio"] is None
         else:  # the real-platform rows do not need frontrun
@@ -218,6 +238,20 @@ def test_our_comparison_programs() -> None:
     assert "lost wake-up" in bug.failure.message
     safe = explore(LOCKED_COUNTER, strategy="dfs", budget=Budget(500, 30))
     assert safe.verdict == "pass" and safe.exhausted
+
+
+def test_the_bound3_program_is_safe_and_its_swapped_variant_is_not() -> None:
+    """notify_rounds exhausts at bound 1 without a failure; with a waker's look and count
+    swapped, DPOR finds the lost wake-up and the replay line reproduces it."""
+    safe = explore(bx.NOTIFY_ROUNDS, strategy=DPORStrategy(1), budget=Budget(20_000, 600),
+                   do_shrink=False)
+    assert safe.verdict == "pass" and safe.exhausted, safe.reason
+    swapped = Program("notify_rounds_swapped",
+                      functools.partial(bx._notify_rounds, look_first=True), "bug", "sc", "")
+    bug = explore(swapped, strategy=DPORStrategy(2), budget=Budget(20_000, 600))
+    assert bug.verdict == "fail" and bug.failure is not None
+    assert "lost wake-up" in bug.failure.message
+    assert replay(bug.failure.schedule, {swapped.name: swapped}).verdict == "fail"
 
 
 def test_counting_platform_counts_a_plain_run() -> None:

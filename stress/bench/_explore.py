@@ -47,6 +47,18 @@ time to the first failure against frontrun's on the same small buggy programs.
   repetition.  ``stop_the_world`` is left out: neither search exhausts it at bound 2
   within the cap.
 
+* ``ttff_dpor_<program>``: schedules :class:`~stress.controlled.DPORStrategy` (bound 2)
+  needs to reach the first failure of each program of :data:`TTFF_PROGRAMS`, against the
+  executions frontrun's DPOR (its default preemption bound, 2) needs, the median of its
+  searches; target: no more.  Both are deterministic: counts, not times.
+
+* ``bound3_notify_rounds``: seconds our DPOR needs to exhaust :data:`BOUND3_PROGRAM` (the
+  aio_notify handshake done right, in rounds, a poller and two wakers, written for this row)
+  at preemption bound 3, against frontrun's DPOR at ``preemption_bound=3`` on the same
+  program, given ``bound3_frontrun_seconds`` (150 s; when it does not finish, its figure is
+  that time, a lower bound).  The target is absolute, on ours: at most 10 s.  The notes
+  give both sides' schedule counts and whether frontrun finished.
+
 The rows are opt-in (``--explore``) so that ``aioctx-verify bench`` keeps its 17 rows.
 
 Not compared: the weak-memory programs (``notify_no_fence_tso``/``_pso``, ``mp_no_wmb_pso``).
@@ -116,6 +128,7 @@ __all__ = [
     "FRONTRUN_DRIVER",
     "LOCKED_COUNTER",
     "NOTIFY_ORDER",
+    "NOTIFY_ROUNDS",
     "REQUEST_WAKEUP",
     "STRATEGY_PROGRAMS",
     "STRATEGY_TTFF",
@@ -151,6 +164,11 @@ DPOR_BOUND = 2
 DPOR_CAP = 20_000
 #: Cap of the unbounded DPOR search of the notes (the impl programs do not exhaust).
 DPOR_UNBOUNDED_CAP = 300
+#: The bound-3 row: the safe protocol program DPOR exhausts at preemption bound 3, and the
+#: issue's target for it (frontrun's DPOR does not finish that bound in 150 s).
+BOUND3 = 3
+BOUND3_PROGRAM = "notify_rounds"
+BOUND3_TARGET_S = 10.0
 #: frontrun's strategies tried on each program; the faster one is the peer.
 FRONTRUN_STRATEGIES: tuple[str, ...] = ("dpor", "random")
 
@@ -159,7 +177,9 @@ EXPLORE_BENCHMARK_NAMES: tuple[str, ...] = (
     "explore_schedules_per_s",
     "explore_overhead",
     *(f"ttff_{name}" for name in TTFF_PROGRAMS),
+    *(f"ttff_dpor_{name}" for name in TTFF_PROGRAMS),
     *(f"dpor_{name}" for name in DPOR_PROGRAMS),
+    f"bound{BOUND3}_{BOUND3_PROGRAM}",
 )
 
 #: The line of the frontrun child's stdout that carries its figures.
@@ -266,6 +286,65 @@ def _request_wakeup(p: ControlledPlatform) -> None:
         t.join()
 
 
+#: notify_rounds' size: one padding field, one round per waker, two wakers.
+ROUNDS_FIELDS, ROUNDS_ROUNDS, ROUNDS_WAKERS = 1, 1, 2
+
+
+def _notify_rounds(p: ControlledPlatform, look_first: bool = False) -> None:
+    """aio_notify's handshake done right, in rounds: a poller and two wakers, safe under
+    sequential consistency.  The poller announces it may sleep (``notify_me = 1``), reads the
+    kick count and then the work count; unchanged work means it would sleep, and it stops
+    there.  A waker fills in its request, counts it under the lock and then, if the poller
+    announced, kicks under the lock.  Any work published after the poller's look is followed
+    by a kick after its look, so a poller that slept with work pending was kicked.  It has
+    no condition waits, so frontrun's DPOR can run it too (written for this row, not taken
+    from the corpus).  ``look_first`` swaps a waker's two steps (it looks at ``notify_me``
+    before counting its request): the lost wake-up, for the tests."""
+    fields, rounds, wakers = ROUNDS_FIELDS, ROUNDS_ROUNDS, ROUNDS_WAKERS
+    m = p.mutex("m")
+    notify_me = p.atomic(0, "notify_me")
+    work = p.atomic(0, "work")
+    kicks = p.atomic(0, "kicks")
+    reqs = [p.atomic(0, f"req{i}") for i in range(wakers)]
+    slept: list[tuple[int, int]] = []
+
+    def poller() -> None:
+        handled = 0
+        for _ in range(wakers * rounds + 1):
+            notify_me.store(1)
+            k = kicks.load()
+            w = work.load()
+            if w == handled:
+                slept.append((w, k))  # would sleep in poll until kicked
+                return
+            notify_me.store(0)
+            for _ in range(w - handled):  # copy the new requests out
+                for f in range(fields):
+                    reqs[f % wakers].load()
+            handled = w
+
+    def waker(i: int) -> None:
+        for _ in range(rounds):
+            for f in range(fields):
+                reqs[i].store(f)
+            looked = notify_me.load() if look_first else 0
+            with m:
+                work.store(work.load() + 1)
+            if looked or (not look_first and notify_me.load()):
+                with m:
+                    kicks.store(kicks.load() + 1)
+
+    ts = [p.start_thread(poller, "poller")]
+    ts += [p.start_thread(functools.partial(waker, i), f"waker{i}") for i in range(wakers)]
+    for t in ts:
+        t.join()
+    if slept:
+        seen, kicked = slept[0]
+        assert work.load() == seen or kicks.load() > kicked, (
+            "lost wake-up: the poller slept with work pending and nobody kicked it"
+        )
+
+
 REQUEST_WAKEUP = Program(
     "request_wakeup", _request_wakeup, "bug", "sc",
     "a worker and two clients; a client looks for the idle worker before publishing its "
@@ -274,6 +353,10 @@ REQUEST_WAKEUP = Program(
 NOTIFY_ORDER = Program(
     "notify_order", _notify_order, "bug", "sc",
     "aio_notify handshake, waker checks notify_me before publishing work (SC lost wake-up)",
+)
+NOTIFY_ROUNDS = Program(
+    "notify_rounds", _notify_rounds, "safe", "sc",
+    "aio_notify handshake done right, a poller and two wakers (SC, safe)",
 )
 LOCKED_COUNTER = Program(
     "locked_counter", _locked_counter, "safe", "sc", "two threads increment under one lock"
@@ -368,7 +451,54 @@ def locked_increment(c):
         c.value = temp + 1
 
 
+FIELDS, ROUNDS, WAKERS = 1, 1, 2  # notify_rounds' size (ROUNDS_* on our side)
+
+
+class Rounds:  # notify_rounds (safe): the aio_notify handshake done right, in rounds
+    def __init__(self):
+        self.m = threading.Lock()
+        self.notify_me = 0
+        self.work = 0
+        self.kicks = 0
+        self.reqs = [0] * WAKERS
+        self.slept = None
+
+
+def poller(s):
+    handled = 0
+    for _ in range(WAKERS * ROUNDS + 1):
+        s.notify_me = 1
+        k = s.kicks
+        w = s.work
+        if w == handled:
+            s.slept = (w, k)
+            return
+        s.notify_me = 0
+        for _ in range(w - handled):
+            for f in range(FIELDS):
+                s.reqs[f % WAKERS]
+        handled = w
+
+
+def round_waker(i):
+    def run(s):
+        for _ in range(ROUNDS):
+            for f in range(FIELDS):
+                s.reqs[i] = f
+            with s.m:
+                s.work += 1
+            if s.notify_me:
+                with s.m:
+                    s.kicks += 1
+    return run
+
+
+def rounds_hold(s):
+    return s.slept is None or s.work == s.slept[0] or s.kicks > s.slept[1]
+
+
 PROGRAMS = {
+    "notify_rounds": (Rounds, [poller, round_waker(0), round_waker(1)], rounds_hold),
     "lost_update": (Counter, [increment, increment], lambda c: c.value == 2),
     "abba_deadlock": (TwoLocks, [ab, ba], lambda s: True),
     "notify_order": (Handshake, [sleeper, waker], lambda s: not (s.slept and not s.kicked)),
@@ -403,6 +533,18 @@ def main():
             out["ttff"][name][strategy] = [
                 search(name, strategy, seed, n, secs) for seed in spec["seeds"]
             ]
+    ex = spec.get("exhaust")
+    if ex:  # frontrun's DPOR at a preemption bound, until it finishes or its time is up
+        setup, workers, invariant = PROGRAMS[ex["program"]]
+        t0 = time.perf_counter()
+        r = frontrun.explore(setup=setup, workers=workers, invariant=invariant,
+                             strategy="dpor", preemption_bound=ex["bound"],
+                             reproduce_on_failure=0, total_timeout=ex["seconds"],
+                             max_executions=10**9)
+        seconds = time.perf_counter() - t0
+        out["exhaust"] = {"seconds": seconds, "holds": r.property_holds,
+                          "explored": r.num_explored,
+                          "finished": r.property_holds is True and seconds < ex["seconds"]}
     tp = spec.get("throughput")
     if tp:
         search("locked_counter", "random", -1, 5, secs)  # warm-up
@@ -444,6 +586,8 @@ class FrontrunReport:
     # ttff[program][strategy] = [{"seconds", "found", "explored"}, ...] one per seed
     ttff: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     throughput: dict[str, Any] | None = None
+    # {"seconds", "holds", "explored", "finished"}: a bounded exhaustive search
+    exhaust: dict[str, Any] | None = None
 
 
 def run_frontrun(spec: dict[str, Any], *, timeout: float) -> FrontrunReport:
@@ -482,7 +626,8 @@ def run_frontrun(spec: dict[str, Any], *, timeout: float) -> FrontrunReport:
     try:
         data = json.loads(lines[-1][len(_MARK):])
         return FrontrunReport(
-            str(data.get("version", version)), None, dict(data["ttff"]), data.get("throughput")
+            str(data.get("version", version)), None, dict(data["ttff"]), data.get("throughput"),
+            data.get("exhaust"),
         )
     except (ValueError, KeyError, TypeError) as e:
         return FrontrunReport(version, f"unreadable frontrun driver output: {e}")
@@ -741,6 +886,8 @@ class ExploreSizes:
     budget_schedules: int  # each search's cap on runs (both sides)
     budget_seconds: float  # each search's cap on wall time (both sides)
     strategy_schedules: int = 5000  # each search's cap on runs, per-strategy table
+    bound3_schedules: int = 100_000  # cap of our bound-3 search (runs)
+    bound3_frontrun_seconds: float = 150.0  # frontrun's time for the same bound
 
     @classmethod
     def for_mode(
@@ -764,6 +911,8 @@ class ExploreSizes:
             budget_schedules=1000,
             budget_seconds=20.0 if not quick else 10.0,
             strategy_schedules=n(5000, 2000, 200),
+            bound3_schedules=n(100_000, 100_000, 100),
+            bound3_frontrun_seconds=max(2.0, 150.0 * scale),
         )
 
 
@@ -927,6 +1076,57 @@ def _dpor_rows(say: Callable[[str], None]) -> tuple[list[BenchResult], list[str]
     return rows, notes
 
 
+def _bound3_row(
+    sizes: ExploreSizes, say: Callable[[str], None], no_peer: str | None
+) -> tuple[BenchResult, list[str]]:
+    """The bound-3 row: seconds for our DPOR to exhaust :data:`BOUND3_PROGRAM` at
+    preemption bound :data:`BOUND3`, against frontrun's DPOR at the same bound (given
+    ``bound3_frontrun_seconds``; when it does not finish, its figure is that time, a lower
+    bound).  Ours is infinite when it does not exhaust within ``bound3_schedules`` runs.
+    ``no_peer`` says why frontrun is not run (None: run it)."""
+    say(f"explore: exhausting {BOUND3_PROGRAM} at preemption bound {BOUND3} (DPOR; frontrun "
+        f"given {sizes.bound3_frontrun_seconds:.0f} s)")
+    t0 = time.perf_counter()
+    r = explore(NOTIFY_ROUNDS, strategy=DPORStrategy(BOUND3),
+                budget=Budget(sizes.bound3_schedules, 1e9), do_shrink=False)
+    seconds = time.perf_counter() - t0
+    if r.verdict != "pass":
+        why = r.reason or (r.failure.message if r.failure is not None else "")
+        raise BenchError(f"{BOUND3_PROGRAM}: dpor ended {r.verdict}: {why}")
+    ours = seconds if r.exhausted else math.inf
+    runs = r.schedules + r.pruned
+    note = (f"explore: {BOUND3_PROGRAM} at bound {BOUND3}: ours (dpor) "
+            + (f"exhausted in {seconds:.1f} s, {runs} schedules" if r.exhausted else
+               f"not exhausted within {runs} schedules ({seconds:.1f} s)"))
+    peer, missing = math.nan, ""
+    if no_peer is None:
+        spec = {"programs": [], "strategies": [], "seeds": [], "max_schedules": 0,
+                "max_seconds": 0.0, "exhaust": {"program": BOUND3_PROGRAM, "bound": BOUND3,
+                                                "seconds": sizes.bound3_frontrun_seconds}}
+        got = run_frontrun(spec, timeout=sizes.bound3_frontrun_seconds + 120.0)
+        ex = got.exhaust
+        try:
+            if got.error is not None:
+                raise ValueError(got.error)
+            if ex is None or ex.get("holds") is False:
+                raise ValueError(f"unexpected frontrun result {ex}")
+            peer = float(ex["seconds"])
+            note += (f"; frontrun dpor {int(ex['explored'])} interleavings in {peer:.1f} s, "
+                     + ("finished" if ex["finished"] else "NOT finished (its time was up)"))
+        except (KeyError, TypeError, ValueError) as e:
+            peer, missing = math.nan, f"; NOT MEASURED: {e}"
+            note += f"; frontrun: {e}"
+    else:
+        missing = f"; NOT MEASURED: {no_peer}"
+    row = BenchResult(
+        f"bound{BOUND3}_{BOUND3_PROGRAM}", ours, peer, "s", Target("<=", BOUND3_TARGET_S, "s"),
+        f"frontrun dpor at preemption_bound={BOUND3} on the same program, given "
+        f"{sizes.bound3_frontrun_seconds:.0f} s (its time when it does not finish); ours: "
+        f"DPOR at bound {BOUND3}, seconds to exhaust (target absolute){missing}",
+    )
+    return row, [note]
+
+
 def _median(xs: Sequence[float]) -> float:
     return float(statistics.median(xs)) if xs else math.nan
 
@@ -1017,6 +1217,8 @@ def run_explore_benchmarks(
     fr_explored: dict[str, dict[str, list[int]]] = {
         p: {s: [] for s in FRONTRUN_STRATEGIES} for p in TTFF_PROGRAMS
     }
+    # frontrun's dpor: executions to the first failure (inf where it did not find it)
+    fr_dpor_runs: dict[str, list[float]] = {p: [] for p in TTFF_PROGRAMS}
     sched_error: str | None = None  # frontrun's throughput figure alone went wrong
 
     for rep in range(sizes.reps):
@@ -1066,6 +1268,10 @@ def run_explore_benchmarks(
                             [float(g["seconds"]) if g["found"] else math.inf for g in got]
                         ))
                         fr_explored[name][strat].extend(int(g["explored"]) for g in got)
+                        if strat == "dpor":
+                            fr_dpor_runs[name].extend(
+                                float(g["explored"]) if g["found"] else math.inf for g in got
+                            )
             except (KeyError, TypeError, ValueError) as e:
                 fr_error = f"unexpected frontrun driver output ({type(e).__name__}: {e})"
                 say(f"explore: frontrun comparison dropped: {fr_error}")
@@ -1131,6 +1337,19 @@ def run_explore_benchmarks(
             )
         )
 
+    ttff_cap = Budget(sizes.strategy_schedules, 3600.0)
+    for name, prog in ttff_progs.items():  # deterministic: one search
+        got = _ours_ttff(prog, "dpor", 0, ttff_cap, False)
+        results.append(BenchResult(
+            f"ttff_dpor_{name}",
+            float(got.schedules) if math.isfinite(got.seconds) else math.inf,
+            _median(fr_dpor_runs[name]) if compared else math.nan, "schedules",
+            Target("<=", 1.0),
+            f"{fr_name} explore(strategy='dpor') (preemption bound 2), executions to the first "
+            f"failure, median of its searches; ours: DPOR at bound 2, schedules to the first "
+            f"failure (at most {ttff_cap.schedules}){missing}",
+        ))
+
     by_name = {r.name: r for r in results}
     notes = [
         f"explore: {THROUGHPUT_PROGRAM}: {_median(steps_per_run):.0f} controlled steps per "
@@ -1168,6 +1387,11 @@ def run_explore_benchmarks(
     dpor_rows, dpor_notes = _dpor_rows(say)
     results.extend(dpor_rows)
     notes.extend(dpor_notes)
+    b3_row, b3_notes = _bound3_row(
+        sizes, say, None if compared else (fr_error or "frontrun not compared")
+    )
+    results.append(b3_row)
+    notes.extend(b3_notes)
     if not compared:
         notes.append(f"explore: frontrun rows have no peer: {fr_error}")
     elif not sched_ok:
