@@ -52,10 +52,11 @@ trace event, state oracle           write ``mon`` (the monitors see execution or
 ==================================  ===================================================
 
 Exploration.  Every run replays a path of the exploration tree (one node per step, the
-decisions the platform asks and the forced steps alike) and then continues with the
-non-preempting option that is not asleep.  After each run, races are looked for among the
-new steps: ``e`` races with a later ``e'`` of another process when they are dependent and no
-chain of happens-before goes from ``e`` to ``e'`` through other steps.  For each race, with
+decisions the platform asks and the forced steps alike) to one pending branch, takes it, and
+then continues with the non-preempting option that is not asleep.  After each run, races
+are looked for among the new steps: ``e`` races with a later ``e'`` of another process when
+they are dependent and no chain of happens-before goes from ``e`` to ``e'`` through other
+steps.  For each race, with
 ``v`` the steps after ``e`` that do not happen after it followed by ``e'``, some initial of
 ``v`` (a process whose first step in ``v`` has no predecessor in ``v``) must be in the
 backtrack set, or the sleep set, of the node before ``e``; if none is, one is added.  A race
@@ -66,8 +67,35 @@ until woken, and a drain removes pending flushes, so one more rule covers them (
 rule of Flanagan and Godefroid, "Dynamic partial-order reduction for model checking
 software", POPL 2005): when a step disables another process's pending step, that process is
 added to the backtrack set of the node before it (it could have gone first).  Sleep sets:
-a node's sleep set holds the processes whose branches were explored at an ancestor (or
+a node's sleep set holds the processes whose branches were started at an ancestor (or
 earlier at the node) and that nothing since has depended on; they are not scheduled.
+
+Order.  The pending branches are a worklist over the whole tree, not a stack: the next run
+takes the branch that reverses the *earliest* race (the shallowest pending node), races on
+program objects (cells, store buffers, locks, conditions, notifiers, pollers) and on the
+monitors' view before races on bookkeeping alone (thread lifecycle, creation order, virtual
+time, a ``glob`` step), and the extra branches of the bounded mode (below) after both.  A
+depth-first search reverses the deepest race first, which on small buggy programs spends its
+first runs reordering thread exits and joins at the end of the run.  The order changes what
+is found first, never what is covered, because the correctness argument of Abdulla et al.
+for their Algorithm 1 (an induction over the nodes) uses only facts that hold in any order
+once the worklist is empty: (1) a node's sleep set is made when the node is, from its
+parent's sleep set and the parent's branches *started* before the one leading to it (with
+their steps, known since each started branch has run once); it is never changed after; a
+depth-first search gives the same sets because there a branch is started only after its
+elder siblings finished; (2) every run is analysed right after it ran, and what the analysis
+asks of a node ("one of these initials is in the backtrack set or asleep there") is
+monotone: the backtrack set only grows, the sleep set is fixed; (3) every branch added is
+eventually taken or found asleep or unaffordable, exactly as a depth-first search would find
+it when it backtracks there.  The induction's step at a node ``E`` looks at the branches of
+``E`` in the order they were *started* and at the complete exploration of each one's
+subtree; with a worklist each subtree is complete when the search ends, and the order of
+starts at ``E`` is what (1) recorded.  So every Mazurkiewicz class (and under a bound, every
+class that the bounded search covers, argued below per node, not per order) has a
+representative once the worklist is empty: "exhausted" means exhausted in any order.  Ties
+go to the branch queued first.  The tests check the classes and outcomes in a random order
+and in the depth-first one too (:meth:`DPORStrategy.priority` is the hook).  The tree keeps
+the nodes on the way to a pending branch (each points to its parent), not only one path.
 
 Preemption bound.  ``bound=None`` (the default) is unbounded.  With a bound, naive DPOR is
 unsound (a reversal may need a preemption the bound forbids where it is asked for, while a
@@ -110,6 +138,8 @@ counts complete runs, not classes.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,9 +166,12 @@ class _Node:
     asleep: frozenset[Proc] = frozenset()  # the enabled sleepers not scheduled here
     spent: int = 0  # preemptions before this step (forced and clock nodes too)
     cur: int = 0  # the thread that ran last before this step (the one deciding)
-    done: dict[Proc, Event] = field(default_factory=dict)  # branches fully explored
+    done: dict[Proc, Event] = field(default_factory=dict)  # branches started, their steps
     backtrack: set[Proc] = field(default_factory=set)
     event: Event | None = None  # the chosen branch's step in the current run
+    depth: int = 0  # index of this step in every run through it
+    parent: _Node | None = None  # the node before it (None: the first step)
+    via: Proc | None = None  # the parent's branch that leads here
 
 
 def dependent(a: Event, b: Event) -> bool:
@@ -154,6 +187,26 @@ def dependent(a: Event, b: Event) -> bool:
         if other is not None and (w or other):
             return True
     return False
+
+
+_DATA_KEYS = frozenset({"buf", "bufall", "mon"})
+
+
+def _rank(a: Event, b: Event) -> int:
+    """0 when two dependent steps conflict on a program object (a memory cell, a lock, a
+    condition, a notifier, a poller, a store buffer) or on the monitors' view, 1 when only
+    on bookkeeping (thread lifecycle, creation order, virtual time, a ``glob`` step)."""
+    if a.glob or b.glob:
+        return 1
+    for key, w in a.acc.items():
+        other = b.acc.get(key)
+        if other is not None and (w or other) and (
+            not isinstance(key, tuple) or key[0] in _DATA_KEYS
+        ):
+            return 0
+    if a.epoch is not None and b.epoch is not None:
+        return 0
+    return 1
 
 
 def happens_before(evs: Sequence[Event]) -> tuple[list[int], list[list[int]]]:
@@ -236,6 +289,9 @@ class DPORStrategy:
         self._branch = 0  # first node whose step is new in this run
         self._blocked_run = False
         self._synced = 0  # events whose nodes exist in this run
+        # the worklist: (priority, sequence, node, process), best first
+        self._pending: list[tuple[tuple[int, ...], int, _Node, Proc]] = []
+        self._seq = itertools.count()
 
     # -- platform hooks ------------------------------------------------------------------
     def events_begin(self, memory: str) -> None:
@@ -252,20 +308,25 @@ class DPORStrategy:
             self._started = True
             self._reset_run(0)
             return True
-        nodes = self._nodes
-        while nodes:
-            k = len(nodes) - 1
-            node = nodes[k]
-            if node.event is not None:
-                node.done[node.chosen] = node.event
-            for p in node.enabled:
-                if p in node.backtrack and p not in node.done and p not in node.asleep \
-                        and self._affordable(node, p):
-                    node.chosen = p
-                    node.event = None
-                    self._reset_run(k)
-                    return True
-            nodes.pop()
+        pending = self._pending
+        while pending:
+            _, _, node, p = heapq.heappop(pending)
+            if p in node.done or p in node.asleep or not self._affordable(node, p):
+                continue
+            path = [node]
+            up = node
+            while up.parent is not None:
+                assert up.via is not None
+                up.parent.chosen = up.via  # replay: each ancestor takes the way down
+                up = up.parent
+                path.append(up)
+            path.reverse()
+            node.chosen = p
+            node.event = None
+            self._nodes = path
+            self._reset_run(node.depth)
+            return True
+        self._nodes = []
         self.exhausted = True
         return False
 
@@ -295,6 +356,7 @@ class DPORStrategy:
         del self._nodes[len(events):]
         for node, ev in zip(self._nodes, events, strict=True):
             node.event = ev
+            node.done[node.chosen] = ev
         self.runs += 1
         if self._blocked_run:
             self.blocked += 1
@@ -357,7 +419,9 @@ class DPORStrategy:
                     if q != parent.chosen and q not in sleep and not dependent(qe, ev):
                         sleep[q] = qe
                         origin[q] = k - 1 if own else parent.origin[q]
-        node = _Node(enabled, default, pre, costs, sleep, origin, spent=spent, cur=cur)
+        node = _Node(enabled, default, pre, costs, sleep, origin, spent=spent, cur=cur,
+                     depth=k, parent=self._nodes[k - 1] if k else None,
+                     via=self._nodes[k - 1].chosen if k else None)
         # pre -1: forced, nothing to bound
         node.asleep = frozenset(p for p in enabled if p in sleep and self._covered(k, node, p))
         awake = [p for p in enabled if p not in node.asleep and self._affordable(node, p)]
@@ -418,7 +482,7 @@ class DPORStrategy:
             me = evs[j].proc
             for q in nodes[j].enabled:
                 if q != me and q not in after:
-                    self._want(j, (q,))
+                    self._want(j, (q,), 1)
 
     def _race(self, evs: Sequence[Event], hb: list[int], i: int, j: int) -> None:
         vmask = 1 << j
@@ -440,14 +504,28 @@ class DPORStrategy:
         enabled = self._nodes[i].enabled
         if any(p not in enabled for p in initials):
             return  # the reversal cannot run: e made e' possible
-        self._want(i, tuple(initials))
+        self._want(i, tuple(initials), _rank(evs[i], evs[j]))
 
-    def _want(self, i: int, initials: tuple[Proc, ...]) -> None:
+    def _add(self, node: _Node, p: Proc, rank: int) -> None:
+        """Branch ``p`` at ``node`` is to be explored (queued by :meth:`priority`)."""
+        if p not in node.backtrack:
+            node.backtrack.add(p)
+            heapq.heappush(self._pending, (self.priority(rank, node.depth), next(self._seq),
+                                           node, p))
+
+    def priority(self, rank: int, depth: int) -> tuple[int, ...]:
+        """Worklist order, smallest first (ties: queued first): ``rank`` 0 reverses a race on
+        a program object or the monitors' view, 1 one on bookkeeping or a disabling step,
+        2-3 the bounded mode's extra switch points; ``depth`` the node's step index.  Any
+        order is sound (see the module); tests override this to check it."""
+        return (rank, depth)
+
+    def _want(self, i: int, initials: tuple[Proc, ...], rank: int) -> None:
         """Node ``i`` must explore one of ``initials`` (unless one is there or asleep)."""
         node = self._nodes[i]
         if not any(p in node.backtrack or p in node.asleep for p in initials):
-            node.backtrack.add(min(initials, key=lambda p: (node.costs.get(p, 0),
-                                                            node.enabled.index(p))))
+            self._add(node, min(initials, key=lambda p: (node.costs.get(p, 0),
+                                                         node.enabled.index(p))), rank)
         if self.bound is None:
             return
         # Bounded (Coons et al.): also where the current run of steps began, and where
@@ -463,9 +541,10 @@ class DPORStrategy:
             ok = [p for p in initials if p in start.enabled]
             if ok:
                 if not any(p in start.backtrack for p in ok):
-                    start.backtrack.add(ok[0])
+                    self._add(start, ok[0], rank + 2)
             else:
-                start.backtrack.update(start.enabled)
+                for p in start.enabled:
+                    self._add(start, p, rank + 2)
         # An initial too dear at node i: also at the latest node before it where one is
         # affordable and its process has not moved since (an earlier switch point).
         if any(self._affordable(node, p) for p in initials if p in node.enabled):
@@ -477,5 +556,5 @@ class DPORStrategy:
             ok = [p for p in initials if p in at.enabled and self._affordable(at, p)]
             if ok:
                 if not any(p in at.backtrack for p in ok):
-                    at.backtrack.add(ok[0])
+                    self._add(at, ok[0], rank + 2)
                 break
