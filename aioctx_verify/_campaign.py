@@ -3,8 +3,10 @@
 A campaign runs, in order, each *step* it was given a share of the budget for:
 
 * ``model`` - exhaustive search of the correct model (P1, P2, P3, LIVE), states counted;
-* ``random`` / ``pct`` / ``dfs`` - controlled exploration of the safe corpus (the real impl
-  code on the controlled platform, monitors on), coverage counted, failures shrunk;
+* ``random`` / ``pct`` / ``dfs`` / ``dpor`` - controlled exploration of the safe corpus (the
+  real impl code on the controlled platform, monitors on), coverage counted, failures
+  shrunk; ``dpor`` is dynamic partial-order reduction at preemption bound 2, which kills
+  more of the mutant catalogue than DFS for the same schedules;
 * ``generated`` - seeded generated programs over impl's whole public API (2-4 threads of
   BH, timer, handler, external, thread-pool, dataplane, IOThread and stop-the-world
   operations, well-formed by construction) under the same strategies, conflict-directed
@@ -63,13 +65,14 @@ if TYPE_CHECKING:
     from aioctx_verify.stress import Failure
     from aioctx_verify.stress.mutation import MatrixBudget
 
-__all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "STRATEGIES", "CampaignPlan", "plan_campaign",
-           "run_campaign"]
+__all__ = ["BUDGETS", "CHECKERS", "PROPERTIES", "RUN_STRATEGIES", "STRATEGIES", "CampaignPlan",
+           "plan_campaign", "run_campaign"]
 
 PROPERTIES: tuple[PropertyName, ...] = PROPERTY_NAMES
 #: Step names, in the order they run.
 CHECKERS = (
-    "model", "prove", "random", "pct", "dfs", "generated", "races", "hypothesis", "stress",
+    "model", "prove", "random", "pct", "dfs", "dpor", "generated", "races", "hypothesis",
+    "stress",
     "mutants",
 )
 
@@ -83,10 +86,15 @@ BUDGETS: dict[str, tuple[float, int]] = {
 #: get the most; the kill matrix (the check of the checks, in pr and nightly) gets about
 #: as much as all of them together.
 _SHARE = {
-    "model": 0.06, "prove": 0.08, "random": 0.06, "pct": 0.06, "dfs": 0.06, "generated": 0.30,
+    "model": 0.06, "prove": 0.08, "random": 0.06, "pct": 0.06, "dfs": 0.06, "dpor": 0.06,
+    "generated": 0.30,
     "races": 0.06, "hypothesis": 0.08, "stress": 0.16, "mutants": 0.80,
 }
 
+
+#: The steps that explore the safe corpus, one per strategy (``dpor`` at bound 2: source
+#: sets and sleep sets, sound for sc, tso and pso; a c11 program gets ``dfs`` there).
+_CORPUS_STEPS = ("random", "pct", "dfs", "dpor")
 
 #: Steps a budget leaves out unless they are asked for with ``checkers``.
 _NOT_BY_DEFAULT: dict[str, tuple[str, ...]] = {"smoke": ("mutants",)}
@@ -128,6 +136,7 @@ _COVERS: dict[str, tuple[PropertyName, ...]] = {
     "random": PROPERTIES,
     "pct": PROPERTIES,
     "dfs": PROPERTIES,
+    "dpor": PROPERTIES,
     "races": ("P3",),
     "hypothesis": PROPERTIES,
     "stress": PROPERTIES,
@@ -137,6 +146,9 @@ _COVERS: dict[str, tuple[PropertyName, ...]] = {
 #: The controlled scheduler's strategies (``--strategy``): random, PCT and DFS also explore
 #: the corpus as steps of their own; all four explore the generated and races steps.
 STRATEGIES: tuple[str, ...] = DEFAULT_STRATEGIES
+#: Every strategy a campaign accepts: the defaults and DPOR (a corpus step of its own by
+#: default; in the generated and races steps only when chosen).
+RUN_STRATEGIES: tuple[str, ...] = (*STRATEGIES, "dpor")
 
 
 @dataclass(frozen=True)
@@ -185,9 +197,9 @@ def plan_campaign(
         seed: everything but real-thread timing is a function of it.
         checkers: steps to run (default: all of :data:`CHECKERS`).
         properties: properties to report (default: all of :data:`PROPERTIES`).
-        strategies: which of random / pct / dfs / conflict the controlled explorer runs
-            (the first three are also corpus steps of their own; conflict-directed search
-            runs in the generated and races steps).
+        strategies: which of random / pct / dfs / conflict / dpor the controlled explorer
+            runs (random, pct, dfs and dpor are also corpus steps of their own; the generated
+            and races steps run the chosen ones, by default all but dpor).
         jobs: the parallelism a budget in seconds is sized for (default: the CPU count,
             at most 4): the kill matrix's work per cell, the barrier audit's processes.
         by_work: cut every step but stress (real threads) at its work rather than its
@@ -200,7 +212,7 @@ def plan_campaign(
     for what, given, known in (
         ("checker", checkers, CHECKERS),
         ("property", properties, PROPERTIES),
-        ("strategy", strategies, STRATEGIES),
+        ("strategy", strategies, RUN_STRATEGIES),
     ):
         bad = [g for g in (given or ()) if g not in known]
         if bad:
@@ -233,7 +245,10 @@ def plan_campaign(
     else:
         steps = tuple(c for c in CHECKERS if c in checkers)
     strats = strategies or STRATEGIES
-    steps = tuple(s for s in steps if s not in ("random", "pct", "dfs") or s in strats)
+    # The corpus steps run the strategies chosen; DPOR's step runs unless strategies were
+    # chosen without it (it is not a default strategy of the generated and races steps).
+    corpus_strats = strategies or RUN_STRATEGIES
+    steps = tuple(s for s in steps if s not in _CORPUS_STEPS or s in corpus_strats)
     if not steps:
         raise ValueError(
             "the chosen checkers and strategies leave nothing to run; "
@@ -628,8 +643,10 @@ def explore_shard(name: Any, strategy: str, schedules: int, seconds: float,
     function of its arguments, but for a wall-time cut-off)."""
     from aioctx_verify.stress import Budget, explore
 
-    r = explore(_program_of(name), strategy=strategy, budget=Budget(schedules, seconds),
-                seed=seed)
+    prog = _program_of(name)
+    if strategy == "dpor" and prog.memory == "c11":
+        strategy = "dfs"  # DPOR does not model c11's read choices
+    r = explore(prog, strategy=strategy, budget=Budget(schedules, seconds), seed=seed)
     r._hashes.clear()  # the trace hashes stay here: the count is in distinct_traces
     return r
 
@@ -1072,7 +1089,7 @@ def _step_stress(
 
 #: Checkers of the kill matrix per budget: smoke keeps the fast, deterministic ones.
 _MUTANT_CHECKERS: dict[str, tuple[str, ...] | None] = {
-    "smoke": ("model", "explore_random", "explore_pct", "explore_dfs"),
+    "smoke": ("model", "explore_random", "explore_pct", "explore_dfs", "explore_dpor"),
     "pr": None,
     "nightly": None,
 }
@@ -1198,7 +1215,7 @@ def run_campaign(
                 _step_model(plan, acc, share, p, stop, engine)
             elif step == "prove":
                 _step_prove(plan, acc, share, p, stop, engine)
-            elif step in ("random", "pct", "dfs"):
+            elif step in _CORPUS_STEPS:
                 _step_explore(plan, acc, step, share, p, stop, engine)
             elif step == "generated":
                 _step_generated(plan, acc, share, p, stop, engine)

@@ -38,7 +38,7 @@ from aioctx_verify._campaign import (
     BUDGETS,
     CHECKERS,
     PROPERTIES,
-    STRATEGIES,
+    RUN_STRATEGIES,
     CampaignPlan,
     plan_campaign,
     run_campaign,
@@ -55,7 +55,7 @@ from aioctx_verify.reports import (
 __all__ = ["EXIT_INTERRUPTED", "run_cmd"]
 
 EXIT_INTERRUPTED = 130
-_STRATEGIES = STRATEGIES
+_STRATEGIES = RUN_STRATEGIES
 
 
 class _InputError(click.ClickException):
@@ -250,8 +250,9 @@ def _exit_status(result: CampaignResult) -> int:
     "--strategy",
     "strategies",
     callback=_csv(_STRATEGIES, "strategy"),
-    help="Controlled-scheduler strategies, comma-separated subset of random,pct,dfs,conflict"
-    " (random, pct and dfs also explore the corpus; all explore generated programs).",
+    help="Controlled-scheduler strategies, comma-separated subset of "
+    f"{','.join(RUN_STRATEGIES)} (random, pct, dfs and dpor also explore the corpus; the "
+    "chosen ones explore generated programs, by default all but dpor).",
 )
 @click.option(
     "--out",

@@ -84,7 +84,7 @@ PROPERTY_TITLES: Mapping[PropertyName, str] = {
     "LIVE": "liveness (no lost wake-up, starvation or deadlock)",
 }
 #: Checkers listed in this order first (others follow alphabetically) in tables.
-CHECKER_ORDER = ("monitor", "model", "z3", "random", "pct", "dfs", "hypothesis", "stress")
+CHECKER_ORDER = ("monitor", "model", "z3", "random", "pct", "dfs", "dpor", "hypothesis", "stress")
 
 
 def tool_version() -> str:

@@ -168,6 +168,8 @@ def find_races(
     are its exhaustive search).
     """
     mem = memory or program.memory
+    if strategy == "dpor" and mem == "c11":
+        strategy = "dfs"  # DPOR does not model c11's read choices
     strat = make_strategy(strategy, seed, bound, depth)
     res = RaceResult(program.name, getattr(strat, "name", str(strategy)), mem)
     tracked = tuple(track)
