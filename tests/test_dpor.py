@@ -197,18 +197,58 @@ def outcomes_of(threads: tuple[tuple[Op, ...], ...], memory: str,
 # ------------------------------------------------------------------------------------------
 # Mazurkiewicz classes, independently: per-object access chains
 # ------------------------------------------------------------------------------------------
+def idle_attempt(e: Event) -> bool:
+    """A step that blocked and changed nothing: it left its thread waiting for a mutex or a
+    thread's exit (``Event.parked``; a wait on a condition released its mutex, a poll is
+    not one of these) and drained no buffered store (it wrote no ``buf`` key)."""
+    return e.parked is not None and e.parked.startswith(("lock ", "join ")) and not any(
+        w and isinstance(k, tuple) and k[0] == "buf" for k, w in e.acc.items())
+
+
+def without_idle_attempts(events: Sequence[Event]) -> list[tuple[Any, dict[Any, bool], bool]]:
+    """(process, accesses, glob) of every step, an idle attempt (:func:`idle_attempt`) left
+    out and its accesses given to its thread's next step (the resumption that completes
+    it): the run where the thread tried only once the operation could complete, a step
+    that accesses what the attempt accessed, as the attempt did (a join reads the thread's
+    lifecycle; the platform's resumption writes what it waited on), and what the
+    resumption touched besides, except the clock (a timed resumption reads it: did it time
+    out?  A step that did not wait does not)."""
+    later: set[int] = set()
+    last: dict[Any, int] = {}
+    for j, e in enumerate(events):
+        if e.proc in last:
+            later.add(last[e.proc])
+        last[e.proc] = j
+    out: list[tuple[Any, dict[Any, bool], bool]] = []
+    carry: dict[Any, dict[Any, bool]] = {}
+    for j, e in enumerate(events):
+        was = carry.pop(e.proc, None)
+        acc = dict(e.acc)
+        if was is not None:
+            acc.pop(("time",), None)
+            for key, w in acc.items():
+                was.setdefault(key, w)
+            acc = was
+        if j in later and idle_attempt(e):
+            carry[e.proc] = acc
+            continue
+        out.append((e.proc, acc, e.glob))
+    return out
+
+
 def canonical(events: Sequence[Event]) -> tuple[Any, ...]:
     """The run's trace: for every object, its accesses in order, each event named (process,
     its number in the process), consecutive reads as a set; an event that depends on every
-    other (``glob``) writes one extra object that every other event reads."""
+    other (``glob``) writes one extra object that every other event reads.  An idle
+    attempt (a lock of a held mutex, a join of a live thread) is no event: its run is
+    equivalent to the one where the thread tried once it could proceed."""
     count: dict[Any, int] = {}
     chains: dict[Any, list[Any]] = {}
-    for e in events:
-        n = count.get(e.proc, 0)
-        count[e.proc] = n + 1
-        me = (e.proc, n)
-        acc = dict(e.acc)
-        acc["GLOBAL"] = e.glob
+    for proc, acc, glob in without_idle_attempts(events):
+        n = count.get(proc, 0)
+        count[proc] = n + 1
+        me = (proc, n)
+        acc["GLOBAL"] = glob
         for key, w in acc.items():
             chain = chains.setdefault(key, [])
             if w:
@@ -325,6 +365,58 @@ def test_the_checks_catch_a_dependency_left_out(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(Event, "read", lambda self, key: None)
     got, _, _ = outcomes_of(SB, "sc", DPORStrategy())
     assert got < want
+
+
+def test_the_checks_catch_a_lock_order_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blocked lock is disabled for DPOR, so when a thread reaches its lock after the
+    other took it, only the recorded takes (``Event.take``) tell DPOR the order of the two
+    critical sections: with them left out it misses the class where the late thread goes
+    first, and the class check fails (while it passes with them)."""
+    late = ((Op("st", "y"), Op("crit", lock="A", body=(Op("st", "x"),))),
+            (Op("crit", lock="A", body=(Op("ld", "x"),)),))
+    classes_check(late, "sc")
+    monkeypatch.setattr(Event, "take", property(lambda self: None, lambda self, v: None))
+    with pytest.raises(AssertionError, match="missed"):
+        classes_check(late, "sc")
+
+
+def test_the_class_check_drops_idle_attempts_and_needs_to() -> None:
+    """Unpruned DFS tries a held lock (and a live thread's join) and resumes later; without
+    dropping those idle attempts from the canonical form, DFS has classes no DPOR run has
+    (DPOR never tries while another step is possible), so the check above would fail."""
+
+    class Raw(Recording):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.idle = 0
+            self.plain: set[tuple[Any, ...]] = set()
+
+        def events_end(self, events: Sequence[Event], final: bool) -> None:
+            super().events_end(events, final)
+            self.idle += any(idle_attempt(e) for e in events)
+            self.plain.add(tuple((e.proc, tuple(sorted(e.acc.items(), key=repr)))
+                                 for e in events))
+
+    brute = Raw(DFSStrategy(ALL, prune=False))
+    outcomes_of(LOCKED, "sc", brute)
+    dpor = Raw(DPORStrategy())
+    outcomes_of(LOCKED, "sc", dpor)
+    assert brute.idle > 0 and dpor.idle == 0
+    assert set(dpor.traces) == set(brute.traces)
+    no_drop = {canonical_of_plain(t) for t in brute.plain}
+    assert no_drop != {canonical_of_plain(t) for t in dpor.plain}
+
+
+def canonical_of_plain(run: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Per-object access chains of a run given as (process, accesses), nothing dropped."""
+    count: dict[Any, int] = {}
+    chains: dict[Any, list[Any]] = {}
+    for proc, acc in run:
+        n = count.get(proc, 0)
+        count[proc] = n + 1
+        for key, w in acc:
+            chains.setdefault(repr(key), []).append((w, proc, n))
+    return tuple(sorted((k, tuple(v)) for k, v in chains.items()))
 
 
 def test_corpus_safe_programs_exhaust_and_buggy_ones_fail_and_replay() -> None:

@@ -38,11 +38,13 @@ drain (seq_cst store, RMW, fence,   writes ``bufall(t)`` (it disables every pend
 lock, notifier, poll, join, exit)   flush of ``t``), every drained cell and its ``buf``
 flush of ``t``'s store to ``c``     reads ``bufall(t)``, writes ``buf(t, c)`` and ``c``
 RMW                                 writes ``c`` (a failed compare-exchange too)
-lock / unlock / wait / resume       write the mutex (taken, found held, released);
-                                    wait and notify write the condition
+lock / unlock / wait / resume       write the mutex (taken, released; a failed try-lock
+                                    finds it held); wait and notify write the condition;
+                                    a take records the mutex (``Event.take``)
 notifier set / clear / close        write the notifier
 poll, and its resumption            read (resumption: write) the poller and every
                                     registered notifier
+blocked lock / join (disabled)      no step while another is possible (below)
 spawn / exit / join                 spawn writes the thread table and ``thr(k)``, the
                                     child's first step reads ``thr(k)``, exit writes it,
                                     join reads it
@@ -50,6 +52,35 @@ clock read / timed resumption       reads ``time``; a time jump is a ``glob`` ev
 object creation, ``new_id``         write ``objs`` / ``ids`` (numbered in order)
 trace event, state oracle           write ``mon`` (the monitors see execution order)
 ==================================  ===================================================
+
+Disabled steps.  A thread whose pending step would block without effect (a blocking lock
+of a mutex another thread holds, a join of a live thread, a woken or timed-out condition
+wait whose mutex is held; for a lock or join only with its store buffer empty, since its
+drain is an effect) is *disabled*: the platform leaves it out of :attr:`Event.enabled`
+and of the node's enabled set (``EventLog.disabled``), and DPOR never chooses it while
+another option exists; the platform's options stay the same (a schedule replays with any
+strategy).  It is enabled once the operation can complete, and then its one step takes
+the mutex or completes the join.  Why no run is lost: a blocked attempt changes nothing
+but its thread's state (the controlled mutex is not FIFO: a release wakes no one in
+particular, the blocked thread re-checks and takes it when chosen; a join or wait reads
+nothing it would not read later), so a run with an attempt at a point where it blocks,
+and the thread's resumption later, has the effect of the run without the attempt where
+the thread's first step is the resumption (tests: the canonical form of unpruned DFS's
+runs drops such attempts).  Costs agree too: the attempt is free for the thread that ran
+last, and so is switching away after it; so a switch away from a disabled thread that ran
+last costs nothing here (DPOR counts the preemptions itself; the platform's count in the
+run's outcome may be higher by those switches).  Virtual time agrees: it jumps only when
+no thread can run, and a disabled thread counts as runnable until every option would
+block, when the steps happen as without events (a deadlock, threads blocked for good,
+timed waits: the attempt parks with the same deadline, since no jump happened between).
+Races: a take of mutex ``m`` races with the previous take of ``m`` by another process
+unless its thread's previous step happens after that one; the reversal puts the take
+before the earlier take (the release between them only enabled it, and what the step
+accesses besides ``m``, e.g. the monitors' view, is reordered with everything after the
+earlier take).  A race between a step that writes ``m`` while it is held (a release, a
+failed try-lock) and a later take of ``m`` is left to that rule: the take cannot go first.
+When a take disables a thread's pending lock, the disabling rule below adds that thread
+before it too.
 
 Exploration.  Every run replays a path of the exploration tree (one node per step, the
 decisions the platform asks and the forced steps alike) to one pending branch, takes it, and
@@ -335,8 +366,20 @@ class DPORStrategy:
             raise RuntimeError("DPORStrategy needs a platform that records events")
         self._sync(d.events)
         k = len(d.events)
-        costs = dict(zip(d.procs, d.costs, strict=True))
-        node = self._node(k, d.procs, d.procs[d.default], d.preemptions, costs)
+        procs = d.procs
+        costs = dict(zip(procs, d.costs, strict=True))
+        default = procs[d.default]
+        off = getattr(d.events, "disabled", None)
+        enabled = procs
+        if off is not None:
+            on = tuple(p for p in procs if not off(p))
+            if on and len(on) < len(procs):
+                enabled = on
+                if default not in on and costs[default] == 0:
+                    # the thread that ran last would block: the platform runs its attempt
+                    # (free) and then switches freely; so switching away from it is free
+                    costs = {p: 1 if p[0] == "b" else 0 for p in procs}
+        node = self._node(k, enabled, default, d.preemptions, costs)
         if node is None:
             self._blocked_run = True
             return -1
@@ -419,7 +462,10 @@ class DPORStrategy:
                     if q != parent.chosen and q not in sleep and not dependent(qe, ev):
                         sleep[q] = qe
                         origin[q] = k - 1 if own else parent.origin[q]
-        node = _Node(enabled, default, pre, costs, sleep, origin, spent=spent, cur=cur,
+        # the preemptions spent are counted here (pre -1: forced, nothing to bound): the
+        # platform charges a switch away from a disabled thread, DPOR does not
+        node = _Node(enabled, default, spent if pre >= 0 else -1, costs, sleep, origin,
+                     spent=spent, cur=cur,
                      depth=k, parent=self._nodes[k - 1] if k else None,
                      via=self._nodes[k - 1].chosen if k else None)
         # pre -1: forced, nothing to bound
@@ -464,8 +510,14 @@ class DPORStrategy:
             return
         hb, preds = happens_before(evs)
         nodes = self._nodes
-        for j in range(self._branch, n):
+        last_take: dict[int, int] = {}
+        for j in range(n):
             e = evs[j]
+            m = e.take
+            if j < self._branch:
+                if m is not None:
+                    last_take[m] = j
+                continue
             ps = preds[j]
             reach = 0
             for dd in ps:
@@ -473,6 +525,22 @@ class DPORStrategy:
             for i in ps:
                 if evs[i].proc == e.proc or (reach >> i) & 1:
                     continue
+                if m is not None and evs[i].acc.get(m):
+                    continue  # m was held before i: the lock order is the take race below
+                self._race(evs, hb, i, j)
+            if m is None:
+                continue
+            # Lock order: a take of m races with the previous take of m by another process
+            # unless its thread's previous step happens after that one (the release between
+            # them enabled this take; reversing puts this take before that one, and before
+            # everything that happens after that one, whatever this step's own accesses
+            # besides m depend on there).
+            i = last_take.get(m, -1)
+            last_take[m] = j
+            if i < 0 or evs[i].proc == e.proc:
+                continue
+            mine = next((dd for dd in reversed(ps) if evs[dd].proc == e.proc), -1)
+            if mine < 0 or not (hb[mine] >> i) & 1:
                 self._race(evs, hb, i, j)
         # a step that disables another process's pending step: that one could go first
         for j in range(self._branch, n):

@@ -118,6 +118,7 @@ __all__ = [
     "ControlledPlatform",
     "Decision",
     "Event",
+    "EventLog",
     "RunOutcome",
     "Step",
     "Strategy",
@@ -264,9 +265,12 @@ class Event:
     ``acc`` maps each object the step touched to True when it wrote it (a read otherwise);
     ``glob`` marks a step that depends on every other (time jumps, a yield); ``epoch`` is a
     pso flush's store-store barrier epoch (flushes of one thread in different epochs are
-    ordered)."""
+    ordered).  ``enabled`` leaves out a thread whose pending operation would block
+    without effect (:meth:`ControlledPlatform._ev_disabled`) unless every option would.
+    ``take`` is the mutex (id) the step acquired; ``parked`` what the step left its thread
+    waiting on (its ``waiting`` text) when it blocked, else None."""
 
-    __slots__ = ("acc", "enabled", "epoch", "glob", "proc")
+    __slots__ = ("acc", "enabled", "epoch", "glob", "parked", "proc", "take")
 
     def __init__(
         self, proc: tuple[Any, ...], enabled: tuple[tuple[Any, ...], ...], glob: bool = False
@@ -276,6 +280,8 @@ class Event:
         self.acc: dict[Any, bool] = {}
         self.glob = glob
         self.epoch: int | None = None
+        self.take: int | None = None
+        self.parked: str | None = None
 
     def read(self, key: Any) -> None:
         if key not in self.acc:
@@ -287,6 +293,17 @@ class Event:
     def __repr__(self) -> str:
         acc = ",".join(f"{'W' if w else 'R'}{k}" for k, w in self.acc.items())
         return f"<event {self.proc} {'glob ' if self.glob else ''}{acc}>"
+
+
+class EventLog(list[Event]):
+    """The events of a run so far (``Decision.events``), and ``disabled(proc)``: whether
+    that option's step would block without effect (see :class:`Event`)."""
+
+    __slots__ = ("disabled",)
+
+    def __init__(self, disabled: Callable[[tuple[Any, ...]], bool]) -> None:
+        super().__init__()
+        self.disabled = disabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +348,7 @@ class _CThread:
         "deadline",
         "ended",
         "g",
+        "gate",
         "idx",
         "line",
         "name",
@@ -366,6 +384,9 @@ class _CThread:
         self.pending: tuple[str, int] = ("start", 0)
         self.yielding = False
         self.priming = False
+        # Only with events: True while the pending operation (or a woken wait's
+        # reacquisition) would block without effect (see ControlledPlatform._ev_disabled).
+        self.gate: Callable[[], bool] | None = None
         self.parent: _CThread | None = None
         # c11: the newest write of each cell (oid -> timestamp) this thread must read at
         # least; the views of messages its relaxed loads read (taken at an acquire fence);
@@ -542,7 +563,7 @@ class ControlledPlatform:
         self._cur: Event | None = None  # the event being executed (accesses go there)
         self._ev_started: set[int] = set()
         if getattr(strategy, "needs_events", False):
-            self._ev = []
+            self._ev = EventLog(self._ev_disabled)
             begin = getattr(strategy, "events_begin", None)
             if begin is not None:
                 begin(self.memory.value)  # may refuse the memory model (ValueError)
@@ -970,6 +991,8 @@ class ControlledPlatform:
             me.state = _State.BLOCKED
             me.waiting = waiting
             me.deadline = deadline
+            if self._cur is not None:
+                self._cur.parked = waiting  # this step left its thread waiting
             if deadline is None:
                 me.blocker = ready
             else:
@@ -1178,7 +1201,7 @@ class ControlledPlatform:
                 self._fail("pruned", "pruned", "sleep set: an equivalent run was explored")
                 self._abort_all()
                 raise Abort
-        ev = Event(proc, procs)
+        ev = Event(proc, self._ev_enabled(procs))
         c = options[pick]
         if c.kind == "run":
             t = self._threads[c.thread]
@@ -1189,6 +1212,23 @@ class ControlledPlatform:
                 ev.read(("thr", c.thread))  # after the spawn that made it
         self._ev.append(ev)
         self._cur = ev
+
+    def _ev_disabled(self, proc: tuple[Any, ...]) -> bool:
+        """Whether option ``proc``'s step would block and change nothing but its thread's
+        state: a blocking lock of a mutex another thread holds, a join of a live thread (no
+        zero timeout, the store buffer empty: a drain is an effect), or a woken wait's
+        reacquisition of a held mutex.  Such a thread is disabled for DPOR (left out of
+        :attr:`Event.enabled`) until the operation can complete."""
+        if proc[0] != "t":
+            return False
+        gate = self._threads[proc[1]].gate
+        return gate is not None and gate()
+
+    def _ev_enabled(self, procs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], ...]:
+        """The options not disabled (:meth:`_ev_disabled`); all of them when every one is
+        (a deadlock, or threads blocked for good: the step happens as without events)."""
+        on = tuple(q for q in procs if not self._ev_disabled(q))
+        return on or procs
 
     # ------------------------------------------------------------------------------------
     # Platform API
@@ -1324,7 +1364,11 @@ class _CHandle:
     def join(self, timeout: float | None = None) -> None:
         p = self._p
         me = p._me()
+        if p._ev is not None and (timeout is None or int(timeout * 1e9) > 0):
+            t = self._t
+            me.gate = lambda: t.state is not _State.DONE and not me.buffer
         p._point(me, "join", -1000 - self._t.idx, f"thread {self._t.idx}")
+        me.gate = None
         p._drain(me)
         key = ("thr", self._t.idx)
         if p._cur is not None:
@@ -1478,7 +1522,12 @@ class _CMutex:
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         p = self._p
         me = p._me()
+        if p._ev is not None and blocking and (
+            timeout is None or timeout < 0 or int(timeout * 1e9) > 0
+        ):
+            me.gate = lambda: self.owner is not None and self.owner is not me and not me.buffer
         p._point(me, "lock", self.oid, self._label())
+        me.gate = None
         p._drain(me)
         return self._take(me, blocking, timeout)
 
@@ -1491,6 +1540,8 @@ class _CMutex:
             if p._race is not None:
                 p._race.mutex_acquired(me.idx, self.oid)
             p._touch(me, "take", self.oid)
+            if p._cur is not None:
+                p._cur.take = self.oid
             return True
         if self.owner is me:
             raise RuntimeError(
@@ -1511,6 +1562,8 @@ class _CMutex:
             if p._race is not None:
                 p._race.mutex_acquired(me.idx, self.oid)
             p._touch(me, "take", self.oid)
+            if p._cur is not None:
+                p._cur.take = self.oid
         return ok
 
     def release(self) -> None:
@@ -1575,6 +1628,9 @@ class _CCond:
                 cur.write(("mon",))
             hook(m)
         deadline = None if timeout is None else p._now + max(0, int(timeout * 1e9))
+        if p._ev is not None:
+            # woken (or timed out), its resumption reacquires m: disabled while m is held
+            me.gate = lambda: m.owner is not None
         try:
             ok = p._block(
                 me, f"wait {self._label()}", lambda: slot[0], deadline, (self.oid,)
@@ -1586,6 +1642,7 @@ class _CCond:
                 self._waiters.remove(slot)
             if not p._aborting:
                 m._take(me)
+            me.gate = None
         return ok
 
     def notify(self, n: int = 1) -> None:
