@@ -522,10 +522,10 @@ class AioContext:
         self._lock.unlock()
 
     def __enter__(self) -> AioContext:
-        lock = self._lock
-        # Nested fast path: one relaxed load of the owner says whether this thread holds
-        # the lock; only then is the depth (the owner's own field) read (see RFifoLock).
-        if lock._owner == lock._me() and lock._nesting > 0 and self._p.tracer is None:
+        # Nested fast path: one relaxed load of the owner (the cell, not the two calls of
+        # RFifoLock._owner) says whether this thread holds the lock; only then the depth.
+        mine = (lock := self._lock)._owner_cell.load(_RELAXED) == lock._me()
+        if mine and lock._nesting > 0 and self._p.tracer is None:
             lock._nesting += 1
             return self
         if self._closed:
@@ -534,8 +534,8 @@ class AioContext:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        lock = self._lock
-        if lock._owner == lock._me() and lock._nesting > 1 and self._p.tracer is None:
+        mine = (lock := self._lock)._owner_cell.load(_RELAXED) == lock._me()
+        if mine and lock._nesting > 1 and self._p.tracer is None:
             lock._nesting -= 1
             return
         lock.unlock()
@@ -635,7 +635,7 @@ class AioContext:
             tr(TraceEvent("bh_schedule_begin", me, self.id, bh.id))
         with self._bh_lock:
             self._bhs.append(bh)
-            self._bh_deleted += 1
+            self._bh_deleted_cell.store(self._bh_deleted_cell.load(_RELAXED) + 1, _RELAXED)
         self.aio_notify()
         if tr is not None:
             tr(TraceEvent("bh_schedule_end", self._p.current_thread(), self.id, bh.id, "new"))

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from ._errors import LockNotHeldError, NotOwnerError
 from ._platform import AtomicCell, Ordering, Platform, ThreadId, TraceEvent
@@ -118,6 +119,9 @@ class RFifoLock:
         s = self.statistics()
         return f"<RFifoLock {self.name} owner={s.owner} depth={s.depth} waiters={s.waiters}>"
 
+    # The owner as a property, for the cold paths (statistics, a refused release) and for
+    # tools; lock, unlock and held_by_me load and store the cell themselves: the same one
+    # relaxed access, without two extra Python calls per access.
     @property
     def _owner(self) -> ThreadId | None:
         return self._owner_cell.load(_RELAXED)
@@ -129,12 +133,12 @@ class RFifoLock:
     # -- queries ---------------------------------------------------------------------------
     def held_by_me(self) -> bool:
         """Whether the calling thread owns the lock (one relaxed load, no fence)."""
-        return self._owner == self._me()
+        return self._owner_cell.load(_RELAXED) == self._me()
 
     @property
     def depth(self) -> int:
         """The calling thread's nesting depth: 0 unless it owns the lock."""
-        return self._nesting if self._owner == self._me() else 0
+        return self._nesting if self._owner_cell.load(_RELAXED) == self._me() else 0
 
     def statistics(self) -> LockStatistics:
         me = self._me()
@@ -154,72 +158,94 @@ class RFifoLock:
     def lock(self, timeout: float | None = None) -> bool:
         """Acquire (recursively).  Returns False only if ``timeout`` (seconds) ran out."""
         me = self._me()
-        if self._owner == me and self._nesting > 0:
+        if self._owner_cell.load(_RELAXED) == me and self._nesting > 0:
             self._nesting += 1
             if self._platform.tracer is not None:
                 self._trace("acquire", me, self._nesting)
             return True
-        with self._mutex:
+        # The mutex is taken by hand, not by ``with``: on CPython 3.11 a ``with`` on a C
+        # lock costs more than the lock itself, and an uncontended ``with ctx:`` takes this
+        # mutex twice; ``try``/``finally`` costs nothing until something raises.
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             ticket = self._tail
-            self._tail += 1
-            if ticket != self._head:
-                self._trace("lock_wait", me, ticket)
-                deadline = None
-                if timeout is not None:
-                    deadline = self._platform.monotonic_ns() + int(timeout * 1e9)
-                while ticket != self._head:
-                    if self._cb is not None:
-                        self._cb()
-                    if deadline is None:
-                        self._cond.wait()
-                        continue
-                    left = deadline - self._platform.monotonic_ns()
-                    if left <= 0 or not self._cond.wait(left / 1e9):
-                        if ticket == self._head:
-                            break
-                        if self._platform.monotonic_ns() >= deadline:
-                            self._abandoned.add(ticket)
-                            self._trace("lock_abandon", me, ticket)
-                            return False
-            self._owner = me
+            self._tail = ticket + 1
+            if ticket != self._head and not self._wait_turn(me, ticket, timeout):
+                return False
+            self._owner_cell.store(me, _RELAXED)
             self._nesting = 1
             # Traced while the ticket mutex is held, so the trace orders this grant
             # before any later waiter's ``lock_wait`` (the P1 FIFO rule reads that order).
             if self._platform.tracer is not None:
                 self._trace("acquire", me, 1)
+        finally:
+            mutex.release()
+        return True
+
+    def _wait_turn(self, me: ThreadId, ticket: int, timeout: float | None) -> bool:
+        """Wait, ``_mutex`` held, until ``ticket`` is served (True) or ``timeout`` ran out
+        (False, the ticket marked abandoned)."""
+        self._trace("lock_wait", me, ticket)
+        deadline = None
+        if timeout is not None:
+            deadline = self._platform.monotonic_ns() + int(timeout * 1e9)
+        while ticket != self._head:
+            if self._cb is not None:
+                self._cb()
+            if deadline is None:
+                self._cond.wait()
+                continue
+            left = deadline - self._platform.monotonic_ns()
+            if left <= 0 or not self._cond.wait(left / 1e9):
+                if ticket == self._head:
+                    break
+                if self._platform.monotonic_ns() >= deadline:
+                    self._abandoned.add(ticket)
+                    self._trace("lock_abandon", me, ticket)
+                    return False
         return True
 
     def unlock(self) -> None:
         """Release one level; the last release hands the lock to the next ticket."""
         me = self._me()
-        if self._owner != me:
-            with self._mutex:
-                owner = self._owner
-            if owner is None:
-                raise LockNotHeldError(
-                    f"cannot release {self.name}: it is not held by any thread; "
-                    "every release must match an earlier acquire"
-                )
-            raise NotOwnerError(
-                f"cannot release {self.name} from thread {me}: it is owned by thread "
-                f"{owner}; only the owner may release it"
-            )
+        if self._owner_cell.load(_RELAXED) != me:
+            self._refuse(me)
         depth = self._nesting
         if self._platform.tracer is not None:
             self._trace("release", me, depth - 1)
         if depth > 1:
             self._nesting = depth - 1
             return
-        with self._mutex:
+        mutex = self._mutex
+        mutex.acquire()  # by hand, as in lock()
+        try:
             self._nesting = 0
-            self._owner = None
+            self._owner_cell.store(None, _RELAXED)
             head = self._head + 1
-            while head in self._abandoned:
-                self._abandoned.discard(head)
-                head += 1
+            if self._abandoned:
+                while head in self._abandoned:
+                    self._abandoned.discard(head)
+                    head += 1
             self._head = head
             if self._tail != head:  # somebody holds a ticket: wake the waiters
                 self._cond.notify_all()
+        finally:
+            mutex.release()
+
+    def _refuse(self, me: ThreadId) -> NoReturn:
+        """Raise for a release by ``me``, which does not own the lock."""
+        with self._mutex:
+            owner = self._owner
+        if owner is None:
+            raise LockNotHeldError(
+                f"cannot release {self.name}: it is not held by any thread; "
+                "every release must match an earlier acquire"
+            )
+        raise NotOwnerError(
+            f"cannot release {self.name} from thread {me}: it is owned by thread "
+            f"{owner}; only the owner may release it"
+        )
 
     def _trace(self, kind: str, me: ThreadId, obj: int) -> None:
         tr = self._platform.tracer

@@ -251,6 +251,22 @@ def test_lock_move_out_moves_only_statements_that_touch_shared_state(
     assert any(m.function == "AioContext._reclaim_bhs" for m in moved)
 
 
+def test_a_critical_section_taken_by_hand_gets_lock_move_out_mutants(
+    mutants: list[GeneratedMutant],
+) -> None:
+    """``x.acquire(); try: ... finally: x.release()`` is a critical section like ``with x:``:
+    RFifoLock's lock and unlock get both variants, and the ticket read moved before the
+    mutex (two threads can draw one ticket) is killed."""
+    by_hand = {(m.function, m.variant): m for m in mutants if m.operator == "lock-move-out"
+               and m.function in ("RFifoLock.lock", "RFifoLock.unlock")}
+    assert set(by_hand) == {(f, v) for f in ("RFifoLock.lock", "RFifoLock.unlock")
+                            for v in ("first", "last")}
+    ticket = by_hand[("RFifoLock.lock", "first")]
+    assert ticket.key.endswith("-> ticket = self._tail; mutex.acquire(); try:"), ticket.key
+    r = run_mutation("smoke", names=[ticket.name], checkers=["explore_random"], control=False)
+    assert [x.status for x in r.runs] == ["killed"], r.format()
+
+
 def test_campaign_report_counts_and_score(mutants: list[GeneratedMutant]) -> None:
     """The model checker has no counterpart of a generated mutant: every one survives."""
     names = [m.name for m in _per_operator(mutants, 2) if m.key not in EQUIVALENT][:3]

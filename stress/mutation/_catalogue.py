@@ -863,7 +863,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 RFifoLock,
                 "unlock",
                 "release-by-non-owner-accepted",
-                [("if self._owner != me:", "if False:")],
+                [("if self._owner_cell.load(_RELAXED) != me:", "if False:")],
             )
         ],
         ("non_owner_release",),
@@ -926,7 +926,12 @@ CATALOGUE: tuple[Mutant, ...] = (
                 RFifoLock,
                 "lock",
                 "nested-acquire-no-owner-check",
-                [("if self._owner == me and self._nesting > 0:", "if self._nesting > 0:")],
+                [
+                    (
+                        "if self._owner_cell.load(_RELAXED) == me and self._nesting > 0:",
+                        "if self._nesting > 0:",
+                    )
+                ],
             )
         ],
         ("acquire_storm",),
@@ -998,13 +1003,13 @@ CATALOGUE: tuple[Mutant, ...] = (
                 _CTX,
                 "__enter__",
                 "nested-fastpath-no-owner-check",
-                [("lock._owner == lock._me() and lock._nesting > 0", "lock._nesting > 0")],
+                [("mine and lock._nesting > 0", "lock._nesting > 0")],
             ),
             _edit(
                 _CTX,
                 "__exit__",
                 "nested-fastpath-no-owner-check",
-                [("lock._owner == lock._me() and lock._nesting > 1", "lock._nesting > 1")],
+                [("mine and lock._nesting > 1", "lock._nesting > 1")],
             ),
         ],
         ("fastpath_exclusion",),

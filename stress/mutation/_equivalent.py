@@ -57,9 +57,8 @@ _IDLE_RELEASE = (
     "the exchange that publishes scheduled is a release RMW: it orders the idle store (and "
     "every earlier access) for whoever acquires it, before or after the fence alike"
 )
-_ENTER = (
-    "if lock._owner == lock._me() and lock._nesting > 0 and self._p.tracer is None:"
-)
+_NESTED = "if self._owner_cell.load(_RELAXED) == me and self._nesting > 0:"
+_ENTER = "if mine and lock._nesting > 0 and self._p.tracer is None:"
 _OWNER_DEPTH = (
     "the two tests differ only at depth 0 with the owner cell naming the reader, a state "
     "only the owner's own unlock passes through (depth 0, then owner None, under _mutex), "
@@ -196,7 +195,8 @@ EQUIVALENT: dict[str, str] = {
         "takes the whole ring under _vq; every request is appended before its own kick, so a "
         "request left on the ring always leaves the notifier set"
     ),
-    _swap("_lock.py", "RFifoLock.unlock", "self._nesting = 0", "self._owner = None"): (
+    _swap("_lock.py", "RFifoLock.unlock", "self._nesting = 0",
+          "self._owner_cell.store(None, _RELAXED)"): (
         "both stores are in one _mutex critical section; every unlocked reader reads the owner "
         "first and touches _nesting only as the owner, so no thread sees one without the other"
     ),
@@ -269,10 +269,10 @@ EQUIVALENT: dict[str, str] = {
         "request on the used ring under _vq; every reader takes it off the ring (or reads "
         "after the run), so after both"
     ),
-    _key("off-by-one", "_lock.py", "RFifoLock.lock", "boundary",
+    _key("off-by-one", "_lock.py", "RFifoLock._wait_turn", "boundary",
          "if left <= 0 or not self._cond.wait(left / 1e9):",
          "if left < 0 or not self._cond.wait(left / 1e9):"): _LEFT_ZERO,
-    _key("off-by-one", "_lock.py", "RFifoLock.lock", "minus1",
+    _key("off-by-one", "_lock.py", "RFifoLock._wait_turn", "minus1",
          "if left <= 0 or not self._cond.wait(left / 1e9):",
          "if left <= -1 or not self._cond.wait(left / 1e9):"): _LEFT_ZERO,
     _swap("_context.py", "AioContext._finalize", "self._handler_view.store((), _RELEASE)",
@@ -289,7 +289,8 @@ EQUIVALENT: dict[str, str] = {
         "store then that fence synchronise as an acquire would; reading False it acquires "
         "nothing, and no waker reads the False it stores (aio_notify ignores the old value)"
     ),
-    _swap("_lock.py", "RFifoLock.lock", "self._owner = me", "self._nesting = 1"): (
+    _swap("_lock.py", "RFifoLock.lock", "self._owner_cell.store(me, _RELAXED)",
+          "self._nesting = 1"): (
         "both stores are the new owner's, under _mutex: the depth is read only by the owner "
         "(its own program order) and under the mutex, and outside it the owner cell is only "
         "compared with the reader's own id, which no other thread stores"
@@ -313,6 +314,11 @@ EQUIVALENT: dict[str, str] = {
     ),
     _swap("_context.py", "BH.schedule_idle", _IDLE_WMB,
           "self.scheduled.exchange(True, _RELEASE)"): _IDLE_RELEASE,
+    # The nested path of RFifoLock.lock: the same test as `with ctx:`'s fast path below.
+    _key("off-by-one", "_lock.py", "RFifoLock.lock", "boundary", _NESTED,
+         _NESTED.replace("_nesting > 0", "_nesting >= 0")): _OWNER_DEPTH,
+    _key("off-by-one", "_lock.py", "RFifoLock.lock", "minus1", _NESTED,
+         _NESTED.replace("_nesting > 0", "_nesting > -1")): _OWNER_DEPTH,
     # The nested fast path of `with ctx:` (taken only untraced).
     _key("off-by-one", "_context.py", "AioContext.__enter__", "boundary", _ENTER,
          _ENTER.replace("_nesting > 0", "_nesting >= 0")): _OWNER_DEPTH,
@@ -351,14 +357,17 @@ EQUIVALENT: dict[str, str] = {
         "can be on any list; read inside or outside the mutex they are the same values"
     ),
     _key("lock-move-out", "_lock.py", "RFifoLock.lock", "last",
-         "[12] if self._platform.tracer is not None:; [16] self._trace(\"acquire\", me, 1)",
-         "[8] if self._platform.tracer is not None:; [12] self._trace(\"acquire\", me, 1)"): (
+         'if self._platform.tracer is not None:; self._trace("acquire", me, 1); finally:; '
+         'mutex.release()',
+         'finally:; mutex.release(); if self._platform.tracer is not None:; '
+         'self._trace("acquire", me, 1)'): (
         "only the trace call moves: the grant (owner, depth) and every wake-up stay under "
         "the mutex, so the lock behaves the same; the trace feeds the monitors, it is not "
         "the lock's behaviour"
     ),
     _key("lock-move-out", "_lock.py", "RFifoLock.unlock", "first",
-         "with self._mutex:; self._nesting = 0", "self._nesting = 0; with self._mutex:"): (
+         "mutex.acquire() # by hand, as in lock(); try:; self._nesting = 0",
+         "self._nesting = 0; mutex.acquire() # by hand, as in lock(); try:"): (
         "the owner zeroes its own depth just before taking the mutex instead of just after: "
         "it still owns the lock then (the owner cell is cleared under the mutex, and only "
         "then can a waiter be granted and write the depth), and any other thread reads the "

@@ -121,8 +121,8 @@ OPERATORS: dict[str, str] = {
     "places",
     "notify-drop": "a wake-up is dropped: aio_notify, the contention kick, a condition "
     "notify, an event / notifier set",
-    "lock-move-out": "the first or the last statement of a `with <lock>:` block moves out of "
-    "the critical section",
+    "lock-move-out": "the first or the last statement of a `with <lock>:` block (or of the "
+    "`try` of `x.acquire(); try: ... finally: x.release()`) moves out of the critical section",
     "acqrel-drop": "an acquire / release pair is dropped: a `with <lock>:` unwrapped, or an "
     "explicit acquire() ... release() pair removed",
     "off-by-one": "a counter's integer constant +1 / -1, or a comparison's boundary "
@@ -796,6 +796,57 @@ class _Finder:
             edit = self.replace_lines(s_first, s_last, moved)
             yield self.site("lock-move-out", "last", s, [edit], range(s_first, s_last + 1))
 
+    def _acquire_try(self) -> Iterator[tuple[ast.Expr, ast.Try]]:
+        """``x.acquire()`` followed at once by ``try: ... finally: x.release()`` (the same
+        receiver, no handler, no else): a critical section written without ``with``."""
+        for stmts in self.blocks():
+            for a, b in itertools.pairwise(stmts):
+                if not (isinstance(a, ast.Expr) and _method(a.value) in _ACQUIRE):
+                    continue
+                if not isinstance(b, ast.Try) or b.handlers or b.orelse or len(b.finalbody) != 1:
+                    continue
+                rel = b.finalbody[0]
+                if not (isinstance(rel, ast.Expr) and _method(rel.value) in _RELEASE):
+                    continue
+                assert isinstance(a.value, ast.Call) and isinstance(rel.value, ast.Call)
+                assert isinstance(a.value.func, ast.Attribute)
+                assert isinstance(rel.value.func, ast.Attribute)
+                if ast.dump(a.value.func.value) == ast.dump(rel.value.func.value):
+                    yield a, b
+
+    def locks_by_hand(self) -> Iterator[_Site | None]:
+        """lock-move-out for a critical section taken by hand (``_acquire_try``): the first
+        statement of the ``try`` runs before the acquire, or its last one after the
+        release, as for a ``with`` block."""
+        for acq, tr in self._acquire_try():
+            if len(tr.body) < 2 or self.whole_lines(acq) is None:
+                continue
+            fin = self.whole_lines(tr.finalbody[0])
+            if fin is None or any(self.whole_lines(x) is None for x in tr.body):
+                continue
+            first_body = tr.body[0]
+            by = _indent(self.lines[first_body.lineno - 1]) - _indent(self.lines[acq.lineno - 1])
+            if by <= 0:
+                continue
+            # (first): the lines from the acquire to the try header, after the statement
+            header = self.lines[acq.lineno - 1 : first_body.lineno - 1]
+            s = tr.body[0]
+            s_first, s_last = s.lineno, s.end_lineno or s.lineno
+            if _touches_shared(s):
+                moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
+                edit = self.replace_lines(acq.lineno, s_last, [*moved, *header])
+                yield self.site("lock-move-out", "first", acq, [edit],
+                                range(s_first, s_last + 1))
+            # (last): the statement moves after the release
+            s = tr.body[-1]
+            s_first, s_last = s.lineno, s.end_lineno or s.lineno
+            if not _touches_shared(s):
+                continue
+            moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
+            tail = self.lines[s_last : fin[1]]  # the finally header and the release
+            edit = self.replace_lines(s_first, fin[1], [*tail, *moved])
+            yield self.site("lock-move-out", "last", s, [edit], range(s_first, s_last + 1))
+
     def pairs(self) -> Iterator[_Site | None]:
         """Explicit ``x.acquire() ... x.release()`` statements, matched per receiver in
         source order (each release closes the latest open acquire of its receiver)."""
@@ -869,6 +920,7 @@ class _Finder:
             self.swaps(),
             self.notifies(),
             self.locks(),
+            self.locks_by_hand(),
             self.pairs(),
             self.counters(),
         ):
