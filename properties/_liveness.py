@@ -43,6 +43,7 @@ class LivenessMonitor(Monitor):
     """End-of-run witness: every lock wait answered (granted or abandoned)."""
 
     prop = PROP
+    batchable = True  # the event stream alone decides
 
     def __init__(self) -> None:
         super().__init__()

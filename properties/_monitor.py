@@ -11,7 +11,7 @@ after (or during) a run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -60,6 +60,10 @@ class Monitor:
 
     #: The property whose rules this monitor checks (every subclass sets it).
     prop: ClassVar[PropertyName]
+    #: Its verdicts follow from the event stream alone (it reads no platform view and no
+    #: impl state, and has no :meth:`quiescent` rule), so it may be fed the stream in a
+    #: batch, later, with the same indices (:meth:`MonitorSet.feeder`).
+    batchable: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.violations: list[Violation] = []
@@ -70,6 +74,14 @@ class Monitor:
         self._index = index
         self._event = ev
         self.on_event(ev)
+
+    def feed_batch(self, start: int, events: Sequence[TraceEvent]) -> None:
+        """:meth:`feed` of each of ``events`` in order, the first with index ``start``."""
+        on_event = self.on_event
+        for index, ev in enumerate(events, start):
+            self._index = index
+            self._event = ev
+            on_event(ev)
 
     def on_event(self, ev: TraceEvent) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -135,15 +147,58 @@ class MonitorSet:
         self._lock = threading.Lock()
         self._count = 0
         self._finished = False
+        # Events a feeder() has not given the batchable monitors yet (the last ones fed).
+        self._pending: list[TraceEvent] = []
+        self._batched: list[Monitor] = []
 
     def __call__(self, ev: TraceEvent) -> None:
         with self._lock:
+            if self._pending:
+                self._flush()
             i = self._count
             self._count += 1
             if self.events is not None:
                 self.events.append(ev)
             for m in self.monitors:
                 m.feed(i, ev)
+
+    def feeder(self) -> Callable[[TraceEvent], None]:
+        """What to call with each event instead of this set, for a producer that emits
+        from one thread at a time (a controlled run: its carrier runs one program thread at
+        a time); it takes no lock.  Monitors that read more than the event stream (a
+        platform view, impl's state) get each event at once; the :attr:`Monitor.batchable`
+        ones get the events later, in one batch, with the same indices, before anything
+        reads a verdict (:meth:`finish`, :meth:`quiescent`, :attr:`violations`, another
+        event through the set itself), so every verdict is the one feeding each event to
+        every monitor at once gives."""
+        live = [m.feed for m in self.monitors if not m.batchable]
+        self._batched = [m for m in self.monitors if m.batchable]
+        pending = self._pending
+        events = self.events
+
+        def feed(ev: TraceEvent) -> None:
+            i = self._count
+            self._count = i + 1
+            if events is not None:
+                events.append(ev)
+            pending.append(ev)
+            for f in live:
+                f(i, ev)
+
+        return feed
+
+    def flush(self) -> None:
+        """Give the batchable monitors the events a :meth:`feeder` kept for them."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if pending:
+            start = self._count - len(pending)
+            for m in self._batched:
+                m.feed_batch(start, pending)
+            pending.clear()
 
     def feed_all(self, events: Iterable[TraceEvent]) -> MonitorSet:
         for ev in events:
@@ -158,6 +213,7 @@ class MonitorSet:
         need that guarantee (a poller asleep for good with work due) run only then.
         """
         with self._lock:
+            self._flush()
             if not self._finished:
                 self._finished = True
                 for m in self.monitors:
@@ -177,6 +233,8 @@ class MonitorSet:
 
     @property
     def violations(self) -> list[Violation]:
+        if self._pending:
+            self.flush()
         out: list[Violation] = []
         for m in self.monitors:
             out.extend(m.violations)

@@ -43,6 +43,7 @@ class NestedAcquireMonitor(Monitor):
     """Runtime form of P1 over ``acquire`` / ``release`` / ``lock_wait`` / ``lock_abandon``."""
 
     prop = PROP
+    batchable = True  # the event stream alone decides
 
     def __init__(self) -> None:
         super().__init__()

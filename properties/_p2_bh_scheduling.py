@@ -66,6 +66,7 @@ class BHSchedulingMonitor(Monitor):
     """Runtime form of P2."""
 
     prop = PROP
+    batchable = True  # the event stream alone decides
 
     def __init__(self) -> None:
         super().__init__()

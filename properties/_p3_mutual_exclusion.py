@@ -34,6 +34,7 @@ class MutualExclusionMonitor(Monitor):
     """Runtime form of P3 (keeps its own lock-owner view, fed the same events)."""
 
     prop = PROP
+    batchable = True  # the event stream alone decides
 
     def __init__(self) -> None:
         super().__init__()

@@ -15,6 +15,8 @@ from ._platform import (
     RunOutcome,
     Step,
     Strategy,
+    TraceLog,
+    run_batch,
 )
 from ._portfolio import PortfolioStrategy
 from ._race import (
@@ -87,10 +89,12 @@ __all__ = [
     "Schedule",
     "Step",
     "Strategy",
+    "TraceLog",
     "decode_tokens",
     "encode_tokens",
     "field_accesses",
     "find_races",
     "impl_classes",
     "replay_races",
+    "run_batch",
 ]

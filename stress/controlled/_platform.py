@@ -88,6 +88,7 @@ import os
 import select
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import CodeType, FrameType
@@ -122,6 +123,8 @@ __all__ = [
     "RunOutcome",
     "Step",
     "Strategy",
+    "TraceLog",
+    "run_batch",
 ]
 
 T = TypeVar("T")
@@ -156,6 +159,11 @@ class Memory(enum.Enum):
     TSO = "tso"
     PSO = "pso"
     C11 = "c11"
+
+
+# The members as module globals: the hot paths compare against these (a global is cheaper
+# to read than an enum class attribute).
+_SC, _TSO, _PSO, _C11 = Memory.SC, Memory.TSO, Memory.PSO, Memory.C11
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +314,54 @@ class EventLog(list[Event]):
         self.disabled = disabled
 
 
+#: What a run records of a step while it runs (:class:`Step` without its index): thread,
+#: operation, object label, code object and line of the caller.
+_Rec = tuple[int, str, str, CodeType | None, int]
+
+
+class TraceLog:
+    """A run's steps, kept as the plain records the platform appends while it runs and made
+    :class:`Step` objects only when first read (most runs pass and nobody reads their
+    trace).  Compares, hashes and pickles as its steps."""
+
+    __slots__ = ("_raw", "_steps")
+
+    def __init__(self, raw: Sequence[_Rec] = (), steps: tuple[Step, ...] | None = None) -> None:
+        self._raw: Sequence[_Rec] | None = raw
+        self._steps = steps
+
+    def steps(self) -> tuple[Step, ...]:
+        s = self._steps
+        if s is None:
+            raw = self._raw or ()
+            s = self._steps = tuple(
+                Step(i, t, op, obj, code, line)
+                for i, (t, op, obj, code, line) in enumerate(raw, 1)
+            )
+            self._raw = None
+        return s
+
+    def __len__(self) -> int:
+        s = self._steps
+        if s is not None:
+            return len(s)
+        return len(self._raw or ())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TraceLog):
+            return NotImplemented
+        return self.steps() == other.steps()
+
+    def __hash__(self) -> int:
+        return hash(self.steps())
+
+    def __repr__(self) -> str:
+        return repr(self.steps())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TraceLog, ((), self.steps()))
+
+
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     """How one run ended."""
@@ -316,11 +372,16 @@ class RunOutcome:
     decisions: tuple[Choice, ...]
     steps: int
     preemptions: int
-    trace: tuple[Step, ...]
+    log: TraceLog  # the trace (:attr:`trace`), its Step objects made when first read
     trace_hash: int
     thread_names: tuple[str, ...]
     positions: tuple[str, ...]  # each thread's last position (for deadlocks)
     prop: str = ""  # the property that broke: P1/P2/P3 (monitor), LIVE (deadlock, lost wake-up)
+
+    @property
+    def trace(self) -> tuple[Step, ...]:
+        """Every scheduling point of the run, in order."""
+        return self.log.steps()
 
 
 class _Failure(Exception):
@@ -336,6 +397,9 @@ class _State(enum.Enum):
     RUNNABLE = "runnable"
     BLOCKED = "blocked"
     DONE = "done"
+
+
+_NEW, _RUNNABLE, _BLOCKED, _DONE = _State.NEW, _State.RUNNABLE, _State.BLOCKED, _State.DONE
 
 
 class _CThread:
@@ -359,6 +423,7 @@ class _CThread:
         "run_choice",
         "state",
         "target",
+        "tid",
         "view",
         "waiting",
         "yielding",
@@ -370,7 +435,7 @@ class _CThread:
         self.target = target
         # The greenlet the thread runs in, made on the carrier when the thread first runs.
         self.g: greenlet | None = None
-        self.state = _State.NEW
+        self.state = _NEW
         self.blocker: Callable[[], bool] | None = None
         self.deadline: int | None = None
         self.waiting = ""
@@ -378,7 +443,8 @@ class _CThread:
         self.buffer: list[tuple[_CCell[Any], Any, int]] = []
         self.barriers = 0
         self.ended = _Flag()
-        self.run_choice = Choice("run", idx)
+        self.run_choice = _run_choice(idx)
+        self.tid = ThreadId(idx)
         self.code: CodeType | None = None
         self.line = 0
         self.pending: tuple[str, int] = ("start", 0)
@@ -399,6 +465,12 @@ class _CThread:
         """A store-store barrier: stores issued from now on stay behind every buffered one."""
         if self.buffer and self.buffer[-1][2] == self.barriers:
             self.barriers += 1
+
+
+@functools.cache
+def _run_choice(idx: int) -> Choice:
+    """The option "run thread ``idx``" (immutable: one object per index, for every run)."""
+    return Choice("run", idx)
 
 
 def _pso_ready(buffer: list[tuple[_CCell[Any], Any, int]]) -> list[int]:
@@ -502,6 +574,93 @@ class _Carrier:
                 return
 
 
+class _Abandoned(BaseException):
+    """Unwinds a batch (:func:`run_batch`) its caller gave up on, in the carrier, touching
+    nothing on the way (the caller has accounted for the run that was stuck)."""
+
+
+class _Session:
+    """A batch of runs on one carrier (:func:`run_batch`): the run in progress, its
+    real-time deadline, and whether the caller gave up on the batch."""
+
+    __slots__ = ("abandoned", "current", "deadline", "fired", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: ControlledPlatform | None = None
+        self.deadline = 0.0  # time.monotonic() by which the current run must end
+        self.fired = False  # the watchdog fired on the current run
+        self.abandoned = False
+
+
+#: The batch session of the carrier thread running one (see run_batch).
+_batch = threading.local()
+
+
+def run_batch(job: Callable[[], None], on_stuck: Callable[[RunOutcome], object]) -> None:
+    """``job()``, run on a carrier thread; every :meth:`ControlledPlatform.run` it makes
+    runs there inline, so a batch of runs costs one thread round trip instead of one per
+    run (on a loaded machine a round trip can cost as much as a whole small run).
+
+    The watchdog stays per run: a run that has not ended ``real_timeout`` seconds after it
+    began is failed and aborted as :meth:`ControlledPlatform.run` does; if its carrier is
+    still inside it 5 s later (a thread blocked outside the platform), the batch is
+    abandoned: the carrier is left to it (should it ever come back it unwinds the job
+    without touching anything) and ``on_stuck`` is called in this thread with the outcome
+    :meth:`ControlledPlatform.run` would have returned.  An exception of ``job`` is
+    raised here.
+    """
+    session = _Session()
+    error: list[BaseException] = []
+
+    def body() -> None:
+        _batch.session = session
+        try:
+            job()
+        except _Abandoned:
+            pass
+        except BaseException as e:  # raised again in the caller's thread
+            error.append(e)
+        finally:
+            _batch.session = None
+
+    done = _Flag()
+    _Carrier.take().run(body, "ctl-run", done)
+    stuck: ControlledPlatform | None = None
+    try:
+        while True:
+            with session.lock:
+                plat = session.current
+                wait = 1.0 if plat is None else max(0.0, session.deadline - time.monotonic())
+            if done.wait(wait):
+                break
+            with session.lock:
+                if plat is None or session.current is not plat:
+                    continue  # the run ended meanwhile
+                if time.monotonic() < session.deadline:
+                    continue
+                if not session.fired:
+                    session.fired = True
+                    session.deadline = time.monotonic() + 5.0
+                    plat._watchdog()
+                    continue
+                session.abandoned = True  # still inside the run 5 s after its abort
+                stuck = plat
+            break
+    except BaseException:
+        with session.lock:  # interrupted: the carrier stops at the end of its run
+            session.abandoned = True
+            plat = session.current
+        if plat is not None:
+            plat._abort_all()
+        raise
+    if stuck is not None:
+        on_stuck(stuck._outcome())
+        return
+    if error:
+        raise error[0]
+
+
 class ControlledPlatform:
     """A :class:`~impl.Platform` whose every operation is a scheduling point.
 
@@ -519,11 +678,12 @@ class ControlledPlatform:
     ) -> None:
         self.tracer: Tracer | None = None
         self._cancelled = False  # see cancel()
+        self._real_timeout = 60.0  # of the run in progress in a batch (run_batch)
         # The happens-before race detector (stress.controlled._race); every hook below is
         # one ``is None`` test when it is off.
         self._race = races
         self.memory = Memory(memory)
-        if races is not None and self.memory is Memory.C11:
+        if races is not None and self.memory is _C11:
             raise ValueError(
                 "the race detector follows sc / tso / pso runs only (its clocks assume a load "
                 "reads the newest write); run it with memory sc, tso or pso"
@@ -533,6 +693,11 @@ class ControlledPlatform:
         # an ``observe(thread, op, obj, code, line)``.
         self._observe: Callable[[int, str, int, CodeType | None, int], None] | None = getattr(
             strategy, "observe", None)
+        # A strategy whose pick depends only on the number of options and the default one
+        # (random) has a ``choose_index(n, default)``: asked without a Decision object
+        # where only threads are options (see _schedule).
+        self._choose_index: Callable[[int, int], int] | None = getattr(
+            strategy, "choose_index", None)
         self._max_steps = max_steps
         self._drop_fences = drop_fences
         self._threads: list[_CThread] = []
@@ -546,7 +711,7 @@ class ControlledPlatform:
         self._ids = 0
         self._objs = 0
         self._steps = 0
-        self._trace: list[Step] = []
+        self._trace: list[_Rec] = []  # the steps as records (TraceLog)
         self._decisions: list[Choice] = []
         self._preemptions = 0
         self._failure: _Failure | None = None
@@ -582,7 +747,7 @@ class ControlledPlatform:
         after the thread's own write or RMW, that write.  None under other models (or for
         a cell this platform did not make).  Reads nothing shared, adds no scheduling
         point: what an oracle needs to tell which write a query observed."""
-        if self.memory is not Memory.C11 or not isinstance(cell, _CCell):
+        if self.memory is not _C11 or not isinstance(cell, _CCell):
             return None
         return self._me().view.get(cell.oid, 0)
 
@@ -590,7 +755,7 @@ class ControlledPlatform:
         """Under ``c11``, whether every write of ``cell`` after position ``first`` up to
         ``last`` was an RMW's: then a release write at ``first`` heads a release sequence
         that reaches ``last``, and an acquire reading ``last`` synchronises with it."""
-        if self.memory is not Memory.C11 or not isinstance(cell, _CCell):
+        if self.memory is not _C11 or not isinstance(cell, _CCell):
             return False
         return all(cell.rmw[first + 1:last + 1])
 
@@ -598,7 +763,7 @@ class ControlledPlatform:
         """Under ``c11``, the index of the thread whose write is at ``position`` of
         ``cell``'s modification order (None: the cell's initial value, another model, or a
         cell this platform did not make)."""
-        if self.memory is not Memory.C11 or not isinstance(cell, _CCell):
+        if self.memory is not _C11 or not isinstance(cell, _CCell):
             return None
         if not 0 <= position < len(cell.writers):
             return None
@@ -634,16 +799,15 @@ class ControlledPlatform:
             self.tracer = tracer
         try:
             main = self._new_thread(lambda: program(self), "main")
-            main.state = _State.RUNNABLE
-            _Carrier.take().run(self._hub_main, "ctl-run", self._finished)
-            if not self._finished.wait(real_timeout):
-                self._fail(
-                    "inconclusive",
-                    "watchdog",
-                    f"run did not end within {real_timeout} s of real time",
-                )
-                self._abort_all()
-                self._finished.wait(5.0)
+            main.state = _RUNNABLE
+            session: _Session | None = getattr(_batch, "session", None)
+            if session is not None and session.current is None:
+                self._run_inline(session, real_timeout)
+            else:
+                _Carrier.take().run(self._hub_main, "ctl-run", self._finished)
+                if not self._finished.wait(real_timeout):
+                    self._watchdog(real_timeout)
+                    self._finished.wait(5.0)
             for t in self._threads:
                 # cancel(): a thread blocked outside the platform may never end
                 t.ended.wait(0.0 if self._cancelled else 5.0)
@@ -652,6 +816,36 @@ class ControlledPlatform:
                 race.end()
             if self._ev is not None:
                 self.tracer = inner_tracer
+        return self._outcome()
+
+    def _run_inline(self, session: _Session, real_timeout: float) -> None:
+        """The hub in this thread, a carrier running a batch (:func:`run_batch`, whose
+        caller keeps the watchdog)."""
+        with session.lock:
+            session.current = self
+            session.fired = False
+            session.deadline = time.monotonic() + real_timeout
+            self._real_timeout = real_timeout
+        try:
+            self._hub_main()
+        finally:
+            with session.lock:
+                session.current = None
+                abandoned = session.abandoned
+            self._finished.set()
+        if abandoned:
+            raise _Abandoned
+
+    def _watchdog(self, real_timeout: float | None = None) -> None:
+        """The run has not ended within ``real_timeout`` s of real time: it fails, and its
+        threads are aborted at their next scheduling point."""
+        limit = self._real_timeout if real_timeout is None else real_timeout
+        self._fail("inconclusive", "watchdog", f"run did not end within {limit} s of real time")
+        self._abort_all()
+
+    def _outcome(self) -> RunOutcome:
+        """How the run ended, from the platform's state (once it has ended, or been given
+        up on)."""
         f = self._failure
         if self._ev is not None:
             end = getattr(self._strategy, "events_end", None)
@@ -668,12 +862,12 @@ class ControlledPlatform:
             decisions=tuple(self._decisions),
             steps=self._steps,
             preemptions=self._preemptions,
-            trace=tuple(self._trace),
+            log=TraceLog(tuple(self._trace)),
             trace_hash=self._trace_hash,
             thread_names=tuple(t.name for t in self._threads),
             positions=tuple(
                 f"{_format_where(t.code, t.line)} [{t.state.value}"
-                f"{': ' + t.waiting if t.state is _State.BLOCKED else ''}]"
+                f"{': ' + t.waiting if t.state is _BLOCKED else ''}]"
                 for t in self._threads
             ),
             prop=prop,
@@ -686,7 +880,7 @@ class ControlledPlatform:
         now: dict[int, str] = {}
         for t in list(self._threads):
             g = t.g
-            if g is None or g.dead or t.state is _State.DONE:
+            if g is None or g.dead or t.state is _DONE:
                 continue
             # a suspended greenlet keeps its frame; the running one is the carrier's
             f = g.gr_frame if g.gr_frame is not None else frames.get(self._carrier_ident)
@@ -698,7 +892,7 @@ class ControlledPlatform:
                 now[t.idx] = f" now at {_format_where(f.f_code, f.f_lineno)}"
         return [
             f"Thread {t.idx} ({t.name}) | {_format_where(t.code, t.line)} [{t.state.value}"
-            f"{': ' + t.waiting if t.state is _State.BLOCKED else ''}]{now.get(t.idx, '')}"
+            f"{': ' + t.waiting if t.state is _BLOCKED else ''}]{now.get(t.idx, '')}"
             for t in list(self._threads)
         ]
 
@@ -735,7 +929,7 @@ class ControlledPlatform:
                     self._abort_all()
                 nxt, self._handoff = self._handoff, None
                 if nxt is None and self._aborting:
-                    nxt = next((t for t in self._threads if t.state is not _State.DONE), None)
+                    nxt = next((t for t in self._threads if t.state is not _DONE), None)
         finally:
             self._hub = None
 
@@ -783,9 +977,9 @@ class ControlledPlatform:
             self._cur.write(("thr", t.idx))  # joiners read it
         if self._race is not None:
             self._race.unbind()
-        t.state = _State.DONE
+        t.state = _DONE
         # The hub signals the caller once every greenlet has ended (its ``ended`` set too).
-        if self._aborting or all(x.state is _State.DONE for x in self._threads):
+        if self._aborting or all(x.state is _DONE for x in self._threads):
             return
         with contextlib.suppress(Abort):
             self._schedule(t)
@@ -813,14 +1007,25 @@ class ControlledPlatform:
             ) from None
 
     def _point(self, me: _CThread, op: str, obj: int, label: str = "") -> None:
+        # The hot path of every run: one call per step, kept free of allocations beyond
+        # the trace record (see _schedule).
         if self._aborting:
             raise Abort
-        self._steps += 1
-        if self._steps > self._max_steps:
+        steps = self._steps = self._steps + 1
+        if steps > self._max_steps:
             self._fail("inconclusive", "step_budget", f"step budget of {self._max_steps} reached")
             self._abort_all()
             raise Abort
-        f = _outside_frame()
+        # The innermost frame outside this module: the code that called the seam.  Our
+        # caller is always in this module: start at its caller (sys._getframe(2) makes
+        # no frame object for the frames it skips, f_back would).
+        f: FrameType | None
+        try:
+            f = sys._getframe(2)
+        except ValueError:  # pragma: no cover - the greenlet's stack is never that short
+            f = sys._getframe(1)
+        while f is not None and f.f_code.co_filename == _HERE:
+            f = f.f_back
         if f is not None:
             me.code = f.f_code
             me.line = f.f_lineno
@@ -836,18 +1041,31 @@ class ControlledPlatform:
                 raise Abort
         else:
             self._schedule(me)
-        self._record(me, op, obj, label or f"#{obj}")
-
-    def _record(self, me: _CThread, op: str, obj: int, label: str) -> None:
-        # Granted: the operation executes now, so this is its place in the trace.
-        self._trace.append(Step(len(self._trace) + 1, me.idx, op, label, me.code, me.line))
-        self._trace_hash = hash((self._trace_hash, me.idx, op, obj))
+        # Granted: the operation executes now, so this is its place in the trace (_record,
+        # inlined).
+        idx = me.idx
+        self._trace.append((idx, op, label or f"#{obj}", me.code, me.line))
+        self._trace_hash = hash((self._trace_hash, idx, op, obj))
         if self._observe is not None:
-            self._observe(me.idx, op, obj, me.code, me.line)
+            self._observe(idx, op, obj, me.code, me.line)
         if self._track_chains:
             chains = self._chains
-            chains[obj] = hash((chains.get(obj, 0), me.idx, op))
-            tkey = -1 - me.idx
+            chains[obj] = hash((chains.get(obj, 0), idx, op))
+            tkey = -1 - idx
+            chains[tkey] = hash((chains.get(tkey, 0), op, obj))
+
+    def _record(self, me: _CThread, op: str, obj: int, label: str) -> None:
+        """A step granted to ``me`` that is not a scheduling point of its own call (a
+        blocked thread resuming): its place in the trace (as :meth:`_point` records)."""
+        idx = me.idx
+        self._trace.append((idx, op, label, me.code, me.line))
+        self._trace_hash = hash((self._trace_hash, idx, op, obj))
+        if self._observe is not None:
+            self._observe(idx, op, obj, me.code, me.line)
+        if self._track_chains:
+            chains = self._chains
+            chains[obj] = hash((chains.get(obj, 0), idx, op))
+            tkey = -1 - idx
             chains[tkey] = hash((chains.get(tkey, 0), op, obj))
 
     def _touch(self, t: _CThread, op: str, obj: int) -> None:
@@ -876,51 +1094,67 @@ class ControlledPlatform:
         )
         return hash((tuple(sorted(self._chains.items())), states, buffers, self._now))
 
-    def _options(self, me: _CThread) -> tuple[list[Choice], int, int]:
-        """(options, index of ``me``'s own or -1, how many are threads to run): the run
-        choices come first, in thread order, then the store-buffer flushes."""
-        run: list[Choice] = []
-        default = -1
-        runnable = _State.RUNNABLE
-        blocked = _State.BLOCKED
+    def _flushes(self) -> list[Choice]:
+        """The store-buffer flushes that may happen now, in thread order (under ``tso`` the
+        oldest store of each buffer, under ``pso`` each cell's oldest store not held back
+        by a store-store barrier)."""
+        out: list[Choice] = []
+        tso = self.memory is _TSO
         for t in self._threads:
-            st = t.state
-            if st is runnable or (st is blocked and t.blocker is not None and t.blocker()):
-                if t is me:
-                    default = len(run)
-                run.append(t.run_choice)
-        nrun = len(run)
-        if self.memory is not Memory.SC:
-            for t in self._threads:
-                if not t.buffer:
-                    continue
-                if self.memory is Memory.TSO:
-                    run.append(Choice("flush", t.idx))
-                else:
-                    run.extend(Choice("flush", t.idx, s) for s in _pso_ready(t.buffer))
-        return run, default, nrun
+            if not t.buffer:
+                continue
+            if tso:
+                out.append(Choice("flush", t.idx))
+            else:
+                out.extend(Choice("flush", t.idx, s) for s in _pso_ready(t.buffer))
+        return out
 
     def _schedule(self, me: _CThread) -> None:
-        """Called by the running thread at a point; returns when ``me`` may run again."""
+        """Called by the running thread at a point; returns when ``me`` may run again.
+
+        The options are the threads that can move, in thread order (runnable, or blocked
+        on a predicate that holds now), then the store-buffer flushes (:meth:`_flushes`).
+        The common case (no buffered store, no events for partial-order reduction) takes
+        the fast path: the options are the threads' own :class:`Choice` objects, a single
+        one is taken without a decision, and a strategy with a ``choose_index`` (its pick
+        depends on the number of options and the default only) is asked without building
+        a :class:`Decision`.  Both paths make the same choices and record the same
+        decisions and preemptions.
+        """
+        threads = self._threads
+        runnable = _RUNNABLE
+        blocked = _BLOCKED
+        weak = self.memory is not _SC
         while True:
             if self._aborting:
                 raise Abort
-            options, default, nrun = self._options(me)
+            run: list[_CThread] = []
+            default = -1
+            buffered = False
+            for t in threads:
+                st = t.state
+                if st is runnable or (st is blocked and t.blocker is not None and t.blocker()):
+                    if t is me:
+                        default = len(run)
+                    run.append(t)
+                if weak and t.buffer:
+                    buffered = True
+            nrun = len(run)
             yielded = False
             if me.yielding and default >= 0 and nrun > 1:
                 # Fairness: a thread that yields (impl's poller after a spurious wake-up:
                 # the waker is between writing the notifier and publishing `notified`) lets
                 # another thread move first, as a real CPU would.  Without it an unfair
                 # strategy such as PCT spins the poller until the step budget.
-                del options[default]
+                del run[default]
                 default = -1
                 nrun -= 1
                 yielded = True
             if not nrun:
                 timed = [
                     t.deadline
-                    for t in self._threads
-                    if t.state is _State.BLOCKED and t.deadline is not None
+                    for t in threads
+                    if t.state is blocked and t.deadline is not None
                 ]
                 if timed:
                     if self._ev is not None:
@@ -931,30 +1165,53 @@ class ControlledPlatform:
                     continue
                 self._deadlock()
                 raise Abort
-            if len(options) == 1:
-                pick = 0
-            else:
-                # Running another thread preempts a runnable ``me``; a flush always counts.
-                if default >= 0:
-                    costs = [1] * len(options)
-                    costs[default] = 0
+            if buffered or self._ev is not None:
+                options = [t.run_choice for t in run]
+                if buffered:
+                    options.extend(self._flushes())
+                if len(options) == 1:
+                    pick = 0
                 else:
-                    default = 0
-                    costs = [0] * nrun + [1] * (len(options) - nrun)
-                pick = self._decide(me, options, default, tuple(costs), yielded)
-            if self._ev is not None:
-                self._ev_pick(options, pick, len(options) == 1)
-            choice = options[pick]
-            if choice.kind == "flush":
-                self._flush(self._threads[choice.thread], choice.slot)
-                continue
-            nxt = self._threads[choice.thread]
+                    # Running another thread preempts a runnable ``me``; a flush always
+                    # counts.
+                    if default >= 0:
+                        costs = [1] * len(options)
+                        costs[default] = 0
+                    else:
+                        default = 0
+                        costs = [0] * nrun + [1] * (len(options) - nrun)
+                    pick = self._decide(me, options, default, tuple(costs), yielded)
+                if self._ev is not None:
+                    self._ev_pick(options, pick, len(options) == 1)
+                choice = options[pick]
+                if choice.kind == "flush":
+                    self._flush(self._threads[choice.thread], choice.slot)
+                    continue
+                nxt = self._threads[choice.thread]
+            elif nrun == 1:
+                nxt = run[0]
+            else:
+                quick = self._choose_index
+                if quick is None:
+                    if default >= 0:
+                        rcosts = [1] * nrun
+                        rcosts[default] = 0
+                        pick = self._decide(
+                            me, [t.run_choice for t in run], default, tuple(rcosts), yielded
+                        )
+                    else:
+                        pick = self._decide(
+                            me, [t.run_choice for t in run], 0, (0,) * nrun, yielded
+                        )
+                else:
+                    pick = self._quick_decide(quick, run, default)
+                nxt = run[pick]
             me.yielding = False
             if nxt is me:
-                me.state = _State.RUNNABLE
+                me.state = runnable
                 return
-            nxt.state = _State.RUNNABLE
-            if me.state is _State.DONE:
+            nxt.state = runnable
+            if me.state is _DONE:
                 self._handoff = nxt  # the hub runs it once this greenlet has ended
                 return
             self._switch(nxt)
@@ -963,8 +1220,28 @@ class ControlledPlatform:
             # Woken: we were chosen; a blocked thread re-checks its predicate itself.
             return
 
+    def _quick_decide(
+        self, quick: Callable[[int, int], int], run: list[_CThread], default: int
+    ) -> int:
+        """:meth:`_decide` for a strategy's ``choose_index`` among threads only (no
+        Decision object): the same pick, decision record and preemption count."""
+        try:
+            pick = quick(len(run), default if default >= 0 else 0)
+        except _Failure as f:
+            self._fail(f.verdict, f.kind, f.message)
+            self._abort_all()
+            raise Abort from None
+        if pick < 0:
+            self._fail("pruned", "pruned", "state already explored")
+            self._abort_all()
+            raise Abort
+        self._decisions.append(run[pick].run_choice)
+        if default >= 0 and pick != default:
+            self._preemptions += 1
+        return pick
+
     def _deadlock(self) -> None:
-        blocked = [t for t in self._threads if t.state is _State.BLOCKED]
+        blocked = [t for t in self._threads if t.state is _BLOCKED]
         lost = any(t.waiting.startswith("poll") for t in blocked)
         lines = "; ".join(
             f"thread {t.idx} ({t.name}) waits on {t.waiting} at {_format_where(t.code, t.line)}"
@@ -988,7 +1265,7 @@ class ControlledPlatform:
         while not ready():
             if deadline is not None and self._now >= deadline:
                 return False
-            me.state = _State.BLOCKED
+            me.state = _BLOCKED
             me.waiting = waiting
             me.deadline = deadline
             if self._cur is not None:
@@ -1002,8 +1279,8 @@ class ControlledPlatform:
             finally:
                 me.blocker = None
                 me.deadline = None
-                if me.state is _State.BLOCKED:
-                    me.state = _State.RUNNABLE
+                if me.state is _BLOCKED:
+                    me.state = _RUNNABLE
             # Chosen while blocked: resuming is an event of its own (the lock is taken, the
             # wait returns), so schedules that differ only here have different traces.
             self._record(me, "resume", -5000 - me.idx, waiting)
@@ -1013,7 +1290,7 @@ class ControlledPlatform:
                     cur.write(key)
                 if deadline is not None:
                     cur.read(("time",))
-            if self.memory is Memory.C11:
+            if self.memory is _C11:
                 self._sc_fence(me)  # what woke it (an unlock, a set, an exit) is seen
         return True
 
@@ -1023,12 +1300,14 @@ class ControlledPlatform:
     def _drain(self, t: _CThread) -> None:
         """Every buffered store of ``t`` reaches memory, in order (a full fence); under
         c11, an SC fence."""
-        if self.memory is Memory.C11:
+        if self.memory is _C11:
             self._sc_fence(t)
             return
+        if not t.buffer and self._cur is None:
+            return  # nothing to flush, no event to record
         race = self._race
         cur = self._cur
-        if cur is not None and self.memory is not Memory.SC:
+        if cur is not None and self.memory is not _SC:
             cur.write(("bufall", t.idx))  # it disables every pending flush of t
         for cell, v, _ in t.buffer:
             cell.value = v
@@ -1129,7 +1408,7 @@ class ControlledPlatform:
         """One buffered store of ``t`` reaches memory: the oldest (tso), or the oldest one
         to the ``slot``-th cell of the buffer in order of first appearance (pso)."""
         i = 0
-        if self.memory is Memory.PSO and slot:
+        if self.memory is _PSO and slot:
             seen: list[int] = []
             for j, (cell, _, _) in enumerate(t.buffer):
                 if cell.oid not in seen:
@@ -1153,7 +1432,7 @@ class ControlledPlatform:
             cur.read(("bufall", t.idx))
             cur.write(("buf", t.idx, cell.oid))
             cur.write(cell.oid)
-            if self.memory is Memory.PSO:
+            if self.memory is _PSO:
                 cur.epoch = barriers
 
     def _obj(self) -> int:
@@ -1253,12 +1532,12 @@ class ControlledPlatform:
         if self._race is not None:
             self._race.spawn(me.idx, idx)
         t = self._new_thread(target, name)
-        if self.memory is Memory.C11:
+        if self.memory is _C11:
             t.view = dict(me.view)
             t.rel_view = dict(me.view)
         t.priming = True
         t.parent = me
-        t.state = _State.RUNNABLE
+        t.state = _RUNNABLE
         self._switch(t)  # the child runs to its first operation, then hands back
         if self._aborting:
             raise Abort
@@ -1273,7 +1552,7 @@ class ControlledPlatform:
             self._race.published(self._me().idx, id(state), made)
 
     def current_thread(self) -> ThreadId:
-        return ThreadId(self._me().idx)
+        return self._me().tid
 
     def main_thread(self) -> ThreadId:
         return ThreadId(0)
@@ -1305,7 +1584,7 @@ class ControlledPlatform:
         self._point(me, f"fence {kind.value}", 0, kind.value)
         if self._race is not None:
             self._race.fenced(me.idx, kind)
-        if self.memory is Memory.C11:
+        if self.memory is _C11:
             if kind is Fence.MB:
                 self._sc_fence(me)
             elif kind is Fence.WMB:
@@ -1315,7 +1594,7 @@ class ControlledPlatform:
             self._touch(me, "fence", -998)
         elif kind is Fence.MB:
             self._drain(me)
-        elif kind is Fence.WMB and self.memory is Memory.PSO:
+        elif kind is Fence.WMB and self.memory is _PSO:
             if self._cur is not None:
                 self._cur.write(("bufall", me.idx))  # whether it takes effect: buffer empty?
             me.store_barrier()
@@ -1375,14 +1654,14 @@ class _CHandle:
             p._cur.read(key)
         deadline = None if timeout is None else p._now + int(timeout * 1e9)
         done = p._block(
-            me, f"join thread {self._t.idx}", lambda: self._t.state is _State.DONE, deadline,
+            me, f"join thread {self._t.idx}", lambda: self._t.state is _DONE, deadline,
             (key,),
         )
         if done and p._race is not None:
             p._race.joined(me.idx, self._t.idx)
 
     def is_alive(self) -> bool:
-        return self._t.state is not _State.DONE
+        return self._t.state is not _DONE
 
 
 class _CCell(Generic[T]):
@@ -1401,7 +1680,7 @@ class _CCell(Generic[T]):
         self.rmw: list[bool] = []  # c11: whether each write of hist was an RMW's
         self.writers: list[int] = []  # c11: the thread that made each write (-1: creation)
         self.sc_ts = 0
-        if p.memory is Memory.C11:
+        if p.memory is _C11:
             t = p._by_g.get(getcurrent())
             self.hist.append((value, dict(t.view) if t is not None else {}))
             self.rmw.append(False)
@@ -1416,12 +1695,12 @@ class _CCell(Generic[T]):
     def load(self, order: Ordering = Ordering.SEQ_CST) -> Any:
         p = self._p
         me = p._me()
-        p._point(me, "load", self.oid, self._label())
-        if p.memory is Memory.C11:
+        p._point(me, "load", self.oid, self.lbl)
+        if p.memory is _C11:
             return p._read_from(me, self, order)
         cur = p._cur
         if cur is not None:
-            if p.memory is not Memory.SC:
+            if p.memory is not _SC:
                 cur.read(("buf", me.idx, self.oid))  # forwarded or not: own flushes decide
             if not any(cell is self for cell, _, _ in me.buffer):
                 cur.read(self.oid)
@@ -1436,20 +1715,20 @@ class _CCell(Generic[T]):
     def store(self, value: Any, order: Ordering = Ordering.SEQ_CST) -> None:
         p = self._p
         me = p._me()
-        p._point(me, "store", self.oid, self._label())
+        p._point(me, "store", self.oid, self.lbl)
         mem = p.memory
         if p._race is not None:
-            p._race.stored(me.idx, self.oid, order, mem in (Memory.TSO, Memory.PSO))
-        if mem is Memory.C11:
+            p._race.stored(me.idx, self.oid, order, mem in (_TSO, _PSO))
+        if mem is _C11:
             p._write(me, self, value, order)
             return
         cur = p._cur
-        if mem is Memory.SC:
+        if mem is _SC:
             if cur is not None:
                 cur.write(self.oid)
             self.value = value
             return
-        if mem is Memory.PSO and order in (Ordering.RELEASE, Ordering.ACQ_REL):
+        if mem is _PSO and order in (Ordering.RELEASE, Ordering.ACQ_REL):
             # Release = store-store barrier, then the store: it cannot become visible before
             # the stores issued before it, but it does not wait for them (no drain).
             if cur is not None:
@@ -1464,8 +1743,8 @@ class _CCell(Generic[T]):
     def _rmw(self, op: str, order: Ordering, cas: bool = False, expected: Any = None) -> Any:
         p = self._p
         me = p._me()
-        p._point(me, op, self.oid, self._label())
-        if p.memory is Memory.C11:
+        p._point(me, op, self.oid, self.lbl)
+        if p.memory is _C11:
             # Reads the newest write (RMW atomicity), with exactly its ordering: seq_cst is
             # acquire + release + the seq_cst order (the write sets the cell's sc_ts), not
             # a fence (C11; GCC's __atomic builtins on AArch64).
@@ -1483,7 +1762,7 @@ class _CCell(Generic[T]):
 
     def _rmw_write(self, value: Any, order: Ordering) -> None:
         p = self._p
-        if p.memory is Memory.C11:
+        if p.memory is _C11:
             me = p._me()
             p._write(me, self, value, order, base=self.hist[-1][1])
             return
@@ -1526,7 +1805,7 @@ class _CMutex:
             timeout is None or timeout < 0 or int(timeout * 1e9) > 0
         ):
             me.gate = lambda: self.owner is not None and self.owner is not me and not me.buffer
-        p._point(me, "lock", self.oid, self._label())
+        p._point(me, "lock", self.oid, self.lbl)
         me.gate = None
         p._drain(me)
         return self._take(me, blocking, timeout)
@@ -1571,7 +1850,7 @@ class _CMutex:
         me = p._me()
         if self.owner is not me:
             raise RuntimeError(f"thread {me.idx} released {self._label()} that it does not hold")
-        p._point(me, "unlock", self.oid, self._label())
+        p._point(me, "unlock", self.oid, self.lbl)
         p._drain(me)
         if p._race is not None:
             p._race.mutex_released(me.idx, self.oid)
@@ -1598,9 +1877,10 @@ class _CCond:
         self._mutex = mutex
         self.oid = p._obj()
         self._waiters: list[list[bool]] = []
+        self.lbl = f"cond#{self.oid}"  # every access's trace label
 
     def _label(self) -> str:
-        return f"cond#{self.oid}"
+        return self.lbl
 
     def wait(self, timeout: float | None = None) -> bool:
         p = self._p
@@ -1610,7 +1890,7 @@ class _CCond:
             raise RuntimeError(
                 f"thread {me.idx} waited on {self._label()} without holding its mutex"
             )
-        p._point(me, "wait", self.oid, self._label())
+        p._point(me, "wait", self.oid, self.lbl)
         p._drain(me)
         slot = [False]
         self._waiters.append(slot)
@@ -1652,7 +1932,7 @@ class _CCond:
             raise RuntimeError(
                 f"thread {me.idx} notified {self._label()} without holding its mutex"
             )
-        p._point(me, "notify", self.oid, self._label())
+        p._point(me, "notify", self.oid, self.lbl)
         if p._cur is not None:
             p._cur.write(self.oid)
         if p._race is not None:
@@ -1679,11 +1959,12 @@ class _CNotifier:
         self.value = False
         self.closed = False
         self.oid = p._obj()
+        self.lbl = f"notifier#{self.oid}"  # every access's trace label
 
     def set(self) -> None:
         p = self._p
         me = p._me()
-        p._point(me, "notifier_set", self.oid, f"notifier#{self.oid}")
+        p._point(me, "notifier_set", self.oid, self.lbl)
         p._drain(me)
         if p._cur is not None:
             p._cur.write(self.oid)
@@ -1694,7 +1975,7 @@ class _CNotifier:
     def test_and_clear(self) -> bool:
         p = self._p
         me = p._me()
-        p._point(me, "notifier_clear", self.oid, f"notifier#{self.oid}")
+        p._point(me, "notifier_clear", self.oid, self.lbl)
         p._drain(me)
         if p._cur is not None:
             p._cur.write(self.oid)
@@ -1718,6 +1999,9 @@ class _CPoller:
         self._p = p
         self.oid = p._obj()
         self._fds: dict[int, int] = {}
+        # the trace labels of a blocking and a non-blocking poll
+        self._lbl_block = f"poll#{self.oid}(block)"
+        self._lbl_nonblock = f"poll#{self.oid}(nonblock)"
 
     def register(self, fd: int, events: int) -> None:
         if self._p._cur is not None:
@@ -1753,10 +2037,24 @@ class _CPoller:
             out.extend(rp.poll(0))
         return out
 
+    def _any_ready(self) -> bool:
+        """``bool(self._ready())`` without building the list (a blocked poll's predicate,
+        evaluated at every scheduling point while it sleeps)."""
+        fds = self._p._fds
+        real = False
+        for fd, ev in self._fds.items():
+            if fd >= FAKE_FD_BASE:
+                n = fds.get(fd)
+                if n is None or (n.value and ev & POLLIN):
+                    return True
+            else:
+                real = True
+        return real and bool(self._ready())
+
     def poll(self, timeout_ns: int) -> Sequence[tuple[int, int]]:
         p = self._p
         me = p._me()
-        p._point(me, "poll", self.oid, f"poll#{self.oid}({'block' if timeout_ns else 'nonblock'})")
+        p._point(me, "poll", self.oid, self._lbl_block if timeout_ns else self._lbl_nonblock)
         p._drain(me)
         cur = p._cur
         if cur is not None:
@@ -1767,17 +2065,18 @@ class _CPoller:
             return ready
         deadline = None if timeout_ns < 0 else p._now + timeout_ns
         what = "poll (no timeout)" if deadline is None else f"poll (until t={deadline} ns)"
-        p._block(me, what, lambda: bool(self._ready()), deadline,
+        p._block(me, what, self._any_ready, deadline,
                  self._keys() if cur is not None else ())
         return self._peek(me)
 
     def _peek(self, me: _CThread) -> list[tuple[int, int]]:
         """:meth:`_ready`, as a read of every registered notifier (for DFS fingerprints)."""
         p = self._p
-        for fd in self._fds:
-            n = p._fds.get(fd)
-            if n is not None:
-                p._touch(me, "peek", n.oid)
+        if p._track_chains:
+            for fd in self._fds:
+                n = p._fds.get(fd)
+                if n is not None:
+                    p._touch(me, "peek", n.oid)
         ready = self._ready()
         if ready and p._race is not None:
             for fd, _ in ready:

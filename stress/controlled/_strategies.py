@@ -91,6 +91,16 @@ class RandomStrategy:
     def choose(self, d: Decision) -> int:
         return self._rng.randrange(len(d.options))
 
+    @property
+    def choose_index(self) -> Callable[[int, int], int] | None:
+        """:meth:`choose` as a function of the number of options and the default one: the
+        platform's fast path asks it without building a Decision (None for a subclass
+        that decides otherwise)."""
+        return self._choose_index if type(self).choose is RandomStrategy.choose else None
+
+    def _choose_index(self, n: int, default: int) -> int:
+        return self._rng.randrange(n)
+
 
 class PCTStrategy:
     """Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010), depth ``d``.
@@ -595,6 +605,15 @@ class DataStrategy:
     def choose(self, d: Decision) -> int:
         v = self._draw(len(d.options))
         return (d.default + v) % len(d.options)
+
+    @property
+    def choose_index(self) -> Callable[[int, int], int] | None:
+        """:meth:`choose` as a function of the number of options and the default one (see
+        :attr:`RandomStrategy.choose_index`)."""
+        return self._choose_index if type(self).choose is DataStrategy.choose else None
+
+    def _choose_index(self, n: int, default: int) -> int:
+        return (default + self._draw(n)) % n
 
 
 def _describe(token: str) -> str:

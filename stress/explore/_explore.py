@@ -35,6 +35,7 @@ from ..controlled import (
     Schedule,
     Step,
     make_strategy,
+    run_batch,
 )
 from ._lines import replay_line
 
@@ -268,10 +269,13 @@ def run_schedule(
 
     plat = _ObservedPlatform(strategy, memory=mem, max_steps=steps, drop_fences=program.drop_fences)
     ms = MonitorSet(default_monitors(_ControlledView(plat), plat.watched))
+    # One program thread runs at a time: no lock, and the monitors that judge the event
+    # stream alone get it in one batch when the verdicts are read (MonitorSet.feeder).
+    feed = ms.feeder()
 
     def tracer(ev: TraceEvent) -> None:
         if not plat._aborting:
-            ms(ev)
+            feed(ev)
 
     plat.tracer = tracer
     plat.on_quiescent = ms.quiescent
@@ -331,29 +335,41 @@ def explore(
     res = ExploreResult(program.name, getattr(strat, "name", str(strategy)), mem, "pass")
     t0 = time.perf_counter()
     found: RunOutcome | None = None
-    while res.schedules + res.pruned < budget.schedules:
-        if time.perf_counter() - t0 > budget.seconds:
-            break
-        if not strat.next_run():
-            res.exhausted = True
-            break
-        out = run_schedule(program, strat, mem, budget.max_steps)
+
+    def account(out: RunOutcome) -> bool:
+        """Count one run; True: the exploration ends with it."""
+        nonlocal found
         res.steps += out.steps
         if out.verdict == "pruned":
             res.pruned += 1
-            continue
+            return False
         res.schedules += 1
         res._hashes.add(out.trace_hash)
         res.max_preemptions = max(res.max_preemptions, out.preemptions)
         if out.verdict == "fail":
             found = out
-            break
+            return True
         if out.verdict == "inconclusive":
             res.inconclusive_runs += 1
             if out.kind in ("nondeterminism", "watchdog"):
                 res.verdict = "inconclusive"
                 res.reason = out.message
+                return True
+        return False
+
+    def loop() -> None:
+        while res.schedules + res.pruned < budget.schedules:
+            if time.perf_counter() - t0 > budget.seconds:
                 break
+            if not strat.next_run():
+                res.exhausted = True
+                break
+            if account(run_schedule(program, strat, mem, budget.max_steps)):
+                break
+
+    # The runs follow each other on one carrier thread (one round trip for them all; the
+    # watchdog stays per run, and a run stuck outside the platform is counted here).
+    run_batch(loop, account)
     res.seconds = time.perf_counter() - t0
     res.distinct_traces = len(res._hashes)
     if found is not None:
