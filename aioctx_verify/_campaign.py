@@ -642,11 +642,11 @@ def explore_shard(name: Any, strategy: str, schedules: int, seconds: float,
     """One shard of a corpus step: corpus program ``name`` under ``strategy`` (a pure
     function of its arguments, but for a wall-time cut-off)."""
     from aioctx_verify.stress import Budget, explore
+    from aioctx_verify.stress.controlled import for_memory
 
     prog = _program_of(name)
-    if strategy == "dpor" and prog.memory == "c11":
-        strategy = "dfs"  # DPOR does not model c11's read choices
-    r = explore(prog, strategy=strategy, budget=Budget(schedules, seconds), seed=seed)
+    r = explore(prog, strategy=for_memory(strategy, prog.memory),
+                budget=Budget(schedules, seconds), seed=seed)
     r._hashes.clear()  # the trace hashes stay here: the count is in distinct_traces
     return r
 

@@ -9,6 +9,7 @@ lock's own), one relaxed store and one internal-mutex round, whatever platform r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -145,46 +146,9 @@ def test_with_ctx_goes_through_the_lock_methods(monkeypatch: pytest.MonkeyPatch)
     assert calls == ["lock", "unlock"]
 
 
-def test_a_raising_contention_callback_leaves_the_mutex_free() -> None:
-    p = RealPlatform()
-    calls = [0]
-
-    def cb() -> None:
-        calls[0] += 1
-        raise RuntimeError("kick failed")
-
-    lock = RFifoLock(p, cb, name="raising")
-    got = threading.Event()
-    go = threading.Event()
-    err: list[BaseException] = []
-
-    def owner() -> None:
-        lock.lock()
-        got.set()
-        go.wait(30)
-        lock.unlock()
-
-    t = threading.Thread(target=owner)
-    t.start()
-    assert got.wait(30)
-    try:
-        with pytest.raises(RuntimeError, match="kick failed"):
-            lock.lock(timeout=30)
-    except BaseException as e:  # pragma: no cover - reported below
-        err.append(e)
-    finally:
-        go.set()
-        t.join(30)
-    assert not err and calls[0] == 1
-    # The internal mutex is free again: statistics take it.  The waiter's ticket is
-    # still queued (it neither got the lock nor was abandoned), as before the split.
-    assert lock._mutex.acquire(blocking=False)
-    lock._mutex.release()
-
-
-def test_a_timed_out_acquire_releases_the_mutex() -> None:
-    p = RealPlatform()
-    lock = RFifoLock(p, name="timed")
+@contextlib.contextmanager
+def _held_elsewhere(lock: RFifoLock) -> Iterator[None]:
+    """``lock`` held by another thread for the duration of the block (every wait bounded)."""
     got, go = threading.Event(), threading.Event()
 
     def owner() -> None:
@@ -197,12 +161,37 @@ def test_a_timed_out_acquire_releases_the_mutex() -> None:
     t.start()
     try:
         assert got.wait(30)
-        assert lock.lock(timeout=0.01) is False
-        assert lock._mutex.acquire(blocking=False)
-        lock._mutex.release()
+        yield
     finally:
         go.set()
         t.join(30)
+
+
+def test_a_raising_contention_callback_leaves_the_mutex_free() -> None:
+    p = RealPlatform()
+    calls = [0]
+
+    def cb() -> None:
+        calls[0] += 1
+        raise RuntimeError("kick failed")
+
+    lock = RFifoLock(p, cb, name="raising")
+    with _held_elsewhere(lock), pytest.raises(RuntimeError, match="kick failed"):
+        lock.lock(timeout=30)
+    assert calls[0] == 1
+    # The internal mutex is free again: statistics take it.  The waiter's ticket is
+    # still queued (it neither got the lock nor was abandoned), as before the split.
+    assert lock._mutex.acquire(blocking=False)
+    lock._mutex.release()
+
+
+def test_a_timed_out_acquire_releases_the_mutex() -> None:
+    p = RealPlatform()
+    lock = RFifoLock(p, name="timed")
+    with _held_elsewhere(lock):
+        assert lock.lock(timeout=0.01) is False
+        assert lock._mutex.acquire(blocking=False)
+        lock._mutex.release()
     assert lock.lock(timeout=30)  # the abandoned ticket is skipped
     lock.unlock()
 

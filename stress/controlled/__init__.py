@@ -53,10 +53,12 @@ from ._strategies import (
     PrefixStrategy,
     RandomStrategy,
     ReplayStrategy,
+    for_memory,
     make_strategy,
 )
 
 __all__ = [
+    "for_memory",
     "make_strategy",
     "DEFAULT_STRATEGIES",
     "STRATEGY_NAMES",

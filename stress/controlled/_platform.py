@@ -1041,22 +1041,12 @@ class ControlledPlatform:
                 raise Abort
         else:
             self._schedule(me)
-        # Granted: the operation executes now, so this is its place in the trace (_record,
-        # inlined).
-        idx = me.idx
-        self._trace.append((idx, op, label or f"#{obj}", me.code, me.line))
-        self._trace_hash = hash((self._trace_hash, idx, op, obj))
-        if self._observe is not None:
-            self._observe(idx, op, obj, me.code, me.line)
-        if self._track_chains:
-            chains = self._chains
-            chains[obj] = hash((chains.get(obj, 0), idx, op))
-            tkey = -1 - idx
-            chains[tkey] = hash((chains.get(tkey, 0), op, obj))
+        # Granted: the operation executes now, so this is its place in the trace.
+        self._record(me, op, obj, label or f"#{obj}")
 
     def _record(self, me: _CThread, op: str, obj: int, label: str) -> None:
-        """A step granted to ``me`` that is not a scheduling point of its own call (a
-        blocked thread resuming): its place in the trace (as :meth:`_point` records)."""
+        """A step granted to ``me``: its place in the trace (a scheduling point, or a
+        blocked thread resuming), its trace hash and, for DFS, the access chains."""
         idx = me.idx
         self._trace.append((idx, op, label, me.code, me.line))
         self._trace_hash = hash((self._trace_hash, idx, op, obj))

@@ -18,7 +18,13 @@ from ._platform import ControlledPlatform, Strategy
 from ._race import BENIGN, Benign, Race, RaceDetector, _line
 from ._race_hooks import impl_classes, tracking
 from ._schedule import InvalidScheduleError, Schedule
-from ._strategies import PostponeStrategy, PrefixStrategy, ReplayStrategy, make_strategy
+from ._strategies import (
+    PostponeStrategy,
+    PrefixStrategy,
+    ReplayStrategy,
+    for_memory,
+    make_strategy,
+)
 
 __all__ = [
     "FieldAccess",
@@ -168,8 +174,8 @@ def find_races(
     are its exhaustive search).
     """
     mem = memory or program.memory
-    if strategy == "dpor" and mem == "c11":
-        strategy = "dfs"  # DPOR does not model c11's read choices
+    if isinstance(strategy, str):
+        strategy = for_memory(strategy, mem)
     strat = make_strategy(strategy, seed, bound, depth)
     res = RaceResult(program.name, getattr(strat, "name", str(strategy)), mem)
     tracked = tuple(track)

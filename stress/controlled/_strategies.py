@@ -32,10 +32,18 @@ __all__ = [
     "PrefixStrategy",
     "RandomStrategy",
     "ReplayStrategy",
+    "for_memory",
     "make_strategy",
 ]
 
 
+
+
+def for_memory(strategy: str, memory: str) -> str:
+    """The strategy a search that asked for ``strategy`` runs under ``memory``: DPOR does
+    not model c11's read choices, so a campaign's c11 turn of ``dpor`` goes to ``dfs``
+    (``explore --strategy dpor`` on c11 is refused instead, with that advice)."""
+    return "dfs" if strategy == "dpor" and memory == "c11" else strategy
 
 
 def make_strategy(

@@ -40,6 +40,7 @@ from ..controlled import (
     ReplayStrategy,
     RunOutcome,
     Schedule,
+    for_memory,
 )
 from ._explore import (
     Budget,
@@ -334,10 +335,9 @@ class GenSearchResult:
 
 
 def _combos(strategies: tuple[str, ...], memories: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Every (strategy, memory) a search takes in turn; DPOR does not model c11's read
-    choices, so under c11 its turn goes to DFS (which says so in what it finds)."""
-    return [("dfs" if s == "dpor" and m == "c11" else s, m)
-            for s in strategies for m in memories]
+    """Every (strategy, memory) a search takes in turn (:func:`for_memory`: a c11 turn of
+    DPOR goes to DFS, which says so in what it finds)."""
+    return [(for_memory(s, m), m) for s in strategies for m in memories]
 
 
 def search_generated(

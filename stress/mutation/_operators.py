@@ -777,15 +777,7 @@ class _Finder:
                             range(w.lineno, rng[1] + 1))
             if len(w.body) < 2:
                 continue
-            # lock-move-out (first): the first statement runs before the lock is taken.
-            # A statement that touches only local names (``keep = []``) moves no access to
-            # shared state: no concurrency mutant, so none is made.
-            s = w.body[0]
-            s_first, s_last = s.lineno, s.end_lineno or s.lineno
-            if _touches_shared(s):
-                moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
-                edit = self.replace_lines(w.lineno, s_last, [*moved, *header])
-                yield self.site("lock-move-out", "first", w, [edit], range(s_first, s_last + 1))
+            yield self._move_first(w, w.body, by)
             # lock-move-out (last): the last statement runs after the lock is released (the
             # mutant is named after that statement, the first line it changes).
             s = w.body[-1]
@@ -795,6 +787,20 @@ class _Finder:
             moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
             edit = self.replace_lines(s_first, s_last, moved)
             yield self.site("lock-move-out", "last", s, [edit], range(s_first, s_last + 1))
+
+    def _move_first(self, start: ast.stmt, body: list[ast.stmt], by: int) -> _Site | None:
+        """lock-move-out (first): the first statement of a critical section that begins at
+        ``start`` (a ``with`` or an acquire), its ``body`` indented by ``by``, runs before
+        the lock is taken.  A statement that touches only local names (``keep = []``)
+        moves no access to shared state: no concurrency mutant, so none is made."""
+        s = body[0]
+        s_first, s_last = s.lineno, s.end_lineno or s.lineno
+        if not _touches_shared(s):
+            return None
+        header = self.lines[start.lineno - 1 : s_first - 1]
+        moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
+        edit = self.replace_lines(start.lineno, s_last, [*moved, *header])
+        return self.site("lock-move-out", "first", start, [edit], range(s_first, s_last + 1))
 
     def _acquire_try(self) -> Iterator[tuple[ast.Expr, ast.Try]]:
         """``x.acquire()`` followed at once by ``try: ... finally: x.release()`` (the same
@@ -828,15 +834,7 @@ class _Finder:
             by = _indent(self.lines[first_body.lineno - 1]) - _indent(self.lines[acq.lineno - 1])
             if by <= 0:
                 continue
-            # (first): the lines from the acquire to the try header, after the statement
-            header = self.lines[acq.lineno - 1 : first_body.lineno - 1]
-            s = tr.body[0]
-            s_first, s_last = s.lineno, s.end_lineno or s.lineno
-            if _touches_shared(s):
-                moved = _dedent_lines(self.lines[s_first - 1 : s_last], by)
-                edit = self.replace_lines(acq.lineno, s_last, [*moved, *header])
-                yield self.site("lock-move-out", "first", acq, [edit],
-                                range(s_first, s_last + 1))
+            yield self._move_first(acq, tr.body, by)
             # (last): the statement moves after the release
             s = tr.body[-1]
             s_first, s_last = s.lineno, s.end_lineno or s.lineno
